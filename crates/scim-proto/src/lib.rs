@@ -1,0 +1,9 @@
+//! Pure SCIM 2.0 protocol logic (RFC 7643 / RFC 7644): no I/O, no async.
+
+pub mod error;
+pub mod filter;
+pub mod patch;
+pub mod project;
+pub mod schema;
+
+pub use error::{ScimError, ScimResult, ScimType};
