@@ -1,1 +1,11 @@
+//! Storage for scimd: narrow traits, the filter-to-SQL compiler shared by every
+//! backend, and the embedded SQLite backend.
 
+pub mod ddl;
+pub mod dialect;
+pub mod index;
+pub mod sql;
+pub mod sqlite;
+
+mod model;
+pub use model::*;

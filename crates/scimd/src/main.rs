@@ -1,1 +1,123 @@
-fn main() {}
+//! scimd: the one binary. Argument parsing and wiring only.
+
+mod config;
+
+use clap::{Parser, Subcommand};
+use config::{ServeArgs, Settings};
+use scim_proto::schema::SchemaRegistry;
+use scim_server::clock::SystemClock;
+use scim_server::{Protection, Service};
+use scim_store::sqlite::SqliteStore;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "scimd", version, about = "A fast, secure SCIM 2.0 identity provisioning server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the SCIM service.
+    Serve(ServeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let result = match cli.command {
+        Command::Serve(args) => Settings::resolve(args).and_then(serve),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("scimd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(settings: Settings) -> Result<(), String> {
+    match settings.protection {
+        Protection::Bypass => {
+            for _ in 0..3 {
+                tracing::warn!("PROTECTION MODE IS BYPASS: every SCIM endpoint is open to anyone who can reach {}. Use only behind your own access control.", settings.listen);
+            }
+        }
+        other => {
+            return Err(format!(
+                "protection mode '{other}' is not available in this build yet; \
+                 start with --protection bypass behind your own access control"
+            ))
+        }
+    }
+    let registry = Arc::new(SchemaRegistry::standard());
+    let store = open_store(&settings, registry.clone())?;
+    let service = Arc::new(Service {
+        registry,
+        store,
+        clock: Arc::new(SystemClock),
+        config: settings.server_config(),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&settings.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| format!("cannot read the bound address: {e}"))?;
+        tracing::info!(%addr, "scimd listening; SCIM base http://{addr}/scim/v2");
+        axum::serve(listener, scim_server::router(service))
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .map_err(|e| format!("server error: {e}"))
+    })
+}
+
+fn open_store(
+    settings: &Settings,
+    registry: Arc<SchemaRegistry>,
+) -> Result<Arc<dyn scim_store::Store>, String> {
+    let path = settings.sqlite_path()?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+    }
+    tracing::info!(path = %path.display(), "using SQLite store");
+    let store = SqliteStore::open(&path, registry)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    Ok(Arc::new(store))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,82 @@
+//! /ServiceProviderConfig, /Schemas and /ResourceTypes, generated from the schema
+//! registry and the running configuration: nothing is advertised that does not work.
+
+use crate::config::{Protection, ServerConfig};
+use crate::service::LIST_RESPONSE_SCHEMA;
+use scim_proto::schema::render::{resource_type_json, schema_json};
+use scim_proto::schema::SchemaRegistry;
+use serde_json::{json, Value};
+
+pub const SPC_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
+
+pub fn service_provider_config(cfg: &ServerConfig, base_url: &str) -> Value {
+    let schemes = match cfg.protection {
+        Protection::Bypass => json!([]),
+        _ => json!([{
+            "type": "oauthbearertoken",
+            "name": "OAuth Bearer Token",
+            "description": "Authentication with an OAuth 2.0 bearer token (RFC 6750)",
+            "specUri": "https://www.rfc-editor.org/rfc/rfc6750",
+            "primary": true
+        }]),
+    };
+    json!({
+        "schemas": [SPC_SCHEMA],
+        "documentationUri": "https://github.com/scimd/scimd",
+        "patch": {"supported": true},
+        "bulk": {
+            "supported": false,
+            "maxOperations": cfg.bulk_max_operations,
+            "maxPayloadSize": cfg.bulk_max_payload_bytes
+        },
+        "filter": {"supported": true, "maxResults": cfg.max_results},
+        "changePassword": {"supported": true},
+        "sort": {"supported": true},
+        "etag": {"supported": true},
+        "authenticationSchemes": schemes,
+        "meta": {
+            "resourceType": "ServiceProviderConfig",
+            "location": format!("{base_url}/ServiceProviderConfig")
+        }
+    })
+}
+
+fn list(resources: Vec<Value>) -> Value {
+    json!({
+        "schemas": [LIST_RESPONSE_SCHEMA],
+        "totalResults": resources.len(),
+        "itemsPerPage": resources.len(),
+        "startIndex": 1,
+        "Resources": resources,
+    })
+}
+
+pub fn schemas(registry: &SchemaRegistry, base_url: &str) -> Value {
+    list(
+        registry
+            .schemas()
+            .iter()
+            .map(|s| schema_json(s, base_url))
+            .collect(),
+    )
+}
+
+pub fn schema(registry: &SchemaRegistry, base_url: &str, urn: &str) -> Option<Value> {
+    registry.schema(urn).map(|s| schema_json(s, base_url))
+}
+
+pub fn resource_types(registry: &SchemaRegistry, base_url: &str) -> Value {
+    list(
+        registry
+            .resource_types()
+            .iter()
+            .map(|r| resource_type_json(r, base_url))
+            .collect(),
+    )
+}
+
+pub fn resource_type(registry: &SchemaRegistry, base_url: &str, name: &str) -> Option<Value> {
+    registry
+        .resource_type(name)
+        .map(|r| resource_type_json(r, base_url))
+}

@@ -1,0 +1,517 @@
+//! The service layer: protocol validation, storage, and the response form of a
+//! resource. Synchronous on purpose — the HTTP layer runs it on the blocking pool,
+//! next to the (synchronous) store.
+
+use crate::clock::Clock;
+use crate::config::ServerConfig;
+use scim_proto::filter::{parse_attr_path, parse_filter, AttrPath};
+use scim_proto::patch::apply_patch;
+use scim_proto::project::{project, Projection};
+use scim_proto::schema::validate::{validate_create, validate_replace};
+use scim_proto::schema::{ResourceTypeDef, SchemaRegistry};
+use scim_proto::{ScimError, ScimResult};
+use scim_store::{
+    Member, MemberChange, MemberView, Query, SecretChange, SortOrder, Store, StoreError,
+    StoredResource, Write,
+};
+use serde_json::{json, Map, Value};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+pub const LIST_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+pub const SEARCH_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+
+/// How often a read-modify-write is retried when another writer got in between.
+const UPDATE_ATTEMPTS: usize = 8;
+
+pub struct Service {
+    pub registry: Arc<SchemaRegistry>,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub config: ServerConfig,
+}
+
+/// Per-request context from the HTTP layer.
+#[derive(Debug, Clone, Default)]
+pub struct RequestCtx {
+    /// Absolute base of the SCIM API as the client addressed it, e.g. `http://h/scim/v2`.
+    pub base_url: String,
+    pub projection: Projection,
+    /// Gluu's `Group-Overhead-Bypass`: members are not checked and never displayed.
+    pub overhead_bypass: bool,
+}
+
+/// A resource ready to send: projected document and its version (for the ETag).
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub doc: Value,
+    pub version: i64,
+    pub location: String,
+}
+
+/// Search parameters, from the query string or a SearchRequest body.
+#[derive(Debug, Clone, Default)]
+pub struct SearchParams {
+    pub filter: Option<String>,
+    pub sort_by: Option<String>,
+    pub sort_order: Option<String>,
+    pub start_index: Option<i64>,
+    pub count: Option<i64>,
+}
+
+pub fn store_error(e: StoreError) -> ScimError {
+    match e {
+        StoreError::NotFound => ScimError::not_found("resource not found"),
+        StoreError::Uniqueness => ScimError::uniqueness("a resource with this unique value already exists"),
+        StoreError::VersionMismatch => {
+            ScimError::precondition_failed("resource version does not match If-Match")
+        }
+        StoreError::Query(e) => e,
+        StoreError::Backend(e) => {
+            tracing::error!(error = %e, "storage failure");
+            ScimError::internal("storage failure")
+        }
+    }
+}
+
+pub fn etag(version: i64) -> String {
+    format!("W/\"{version}\"")
+}
+
+/// Parse an `If-Match` / `If-None-Match` value into a version; `*` → None (any).
+pub fn parse_etag(value: &str) -> Option<Option<i64>> {
+    let v = value.trim();
+    if v == "*" {
+        return Some(None);
+    }
+    let v = v.strip_prefix("W/").unwrap_or(v).trim_matches('"');
+    v.parse().ok().map(Some)
+}
+
+impl Service {
+    pub fn resource_type(&self, endpoint: &str) -> Option<&ResourceTypeDef> {
+        self.registry.resource_type_by_endpoint(endpoint)
+    }
+
+    fn location(&self, ctx: &RequestCtx, rt: &ResourceTypeDef, id: &str) -> String {
+        format!("{}{}/{}", ctx.base_url, rt.endpoint, id)
+    }
+
+    fn is_group(rt: &ResourceTypeDef) -> bool {
+        rt.name == "Group"
+    }
+
+    fn is_user(rt: &ResourceTypeDef) -> bool {
+        rt.name == "User"
+    }
+
+    pub fn create(&self, rt: &ResourceTypeDef, body: &Value, ctx: &RequestCtx) -> ScimResult<Rendered> {
+        let mut doc = validate_create(&self.registry, rt, body)?;
+        let now = self.clock.now();
+        let id = uuid::Uuid::new_v4().to_string();
+        let secret = take_password(&mut doc)?;
+        let members = self.take_members(rt, &mut doc, ctx)?;
+        doc["id"] = json!(id);
+        doc["meta"] = json!({
+            "resourceType": rt.name,
+            "created": rfc3339(now),
+            "lastModified": rfc3339(now),
+        });
+        let write = Write {
+            id,
+            unique_key: unique_key(rt, &doc),
+            display: display_of(&doc),
+            doc,
+            created: now,
+            modified: now,
+            secret,
+            members: members.map_or(MemberChange::Keep, MemberChange::Replace),
+        };
+        let stored = self.store.create(rt, write).map_err(|e| self.uniqueness_detail(e, rt, body))?;
+        self.render(rt, stored, ctx)
+    }
+
+    fn uniqueness_detail(&self, e: StoreError, rt: &ResourceTypeDef, body: &Value) -> ScimError {
+        if e == StoreError::Uniqueness && Self::is_user(rt) {
+            let name = body.get("userName").and_then(Value::as_str).unwrap_or_default();
+            return ScimError::uniqueness(format!("userName '{name}' is already in use"));
+        }
+        store_error(e)
+    }
+
+    pub fn get(&self, rt: &ResourceTypeDef, id: &str, ctx: &RequestCtx) -> ScimResult<Rendered> {
+        let stored = self.store.get(rt, id).map_err(|e| not_found(e, rt, id))?;
+        self.render(rt, stored, ctx)
+    }
+
+    pub fn version(&self, rt: &ResourceTypeDef, id: &str) -> ScimResult<i64> {
+        Ok(self.store.get(rt, id).map_err(|e| not_found(e, rt, id))?.version)
+    }
+
+    pub fn replace(
+        &self,
+        rt: &ResourceTypeDef,
+        id: &str,
+        body: &Value,
+        if_match: Option<i64>,
+        ctx: &RequestCtx,
+    ) -> ScimResult<Rendered> {
+        self.update(rt, id, if_match, ctx, body, |full| {
+            validate_replace(&self.registry, rt, full, body)
+        })
+    }
+
+    pub fn patch(
+        &self,
+        rt: &ResourceTypeDef,
+        id: &str,
+        body: &Value,
+        if_match: Option<i64>,
+        ctx: &RequestCtx,
+    ) -> ScimResult<Rendered> {
+        self.update(rt, id, if_match, ctx, body, |full| {
+            apply_patch(&self.registry, rt, full, body)
+        })
+    }
+
+    /// Read-modify-write with optimistic concurrency: the write only lands on the
+    /// version that was read; if another writer got in between, start again, so no
+    /// concurrent update is lost. An explicit If-Match is never retried.
+    fn update(
+        &self,
+        rt: &ResourceTypeDef,
+        id: &str,
+        if_match: Option<i64>,
+        ctx: &RequestCtx,
+        body: &Value,
+        change: impl Fn(&Value) -> ScimResult<Value>,
+    ) -> ScimResult<Rendered> {
+        let full_ctx = RequestCtx {
+            projection: Projection::default(),
+            ..ctx.clone()
+        };
+        for _ in 0..UPDATE_ATTEMPTS {
+            let stored = self.store.get(rt, id).map_err(|e| not_found(e, rt, id))?;
+            if if_match.is_some_and(|v| v != stored.version) {
+                return Err(store_error(StoreError::VersionMismatch));
+            }
+            let before = self.full_doc(rt, &stored, &full_ctx, !ctx.overhead_bypass)?;
+            let mut doc = change(&before)?;
+            let secret = take_password(&mut doc)?;
+            let members = self.member_change(rt, &before, &mut doc, ctx)?;
+            let now = self.clock.now();
+            doc["id"] = json!(id);
+            if let Some(groups) = doc.as_object_mut() {
+                groups.remove("groups");
+            }
+            let created = stored.doc["meta"]["created"].clone();
+            doc["meta"] = json!({
+                "resourceType": rt.name,
+                "created": created,
+                "lastModified": rfc3339(now),
+            });
+            let write = Write {
+                id: id.to_string(),
+                unique_key: unique_key(rt, &doc),
+                display: display_of(&doc),
+                doc,
+                created: now,
+                modified: now,
+                secret,
+                members,
+            };
+            match self.store.replace(rt, write, Some(stored.version)) {
+                Ok(s) => return self.render(rt, s, ctx),
+                Err(StoreError::VersionMismatch) if if_match.is_none() => continue,
+                Err(e) => return Err(self.uniqueness_detail(e, rt, body)),
+            }
+        }
+        Err(ScimError::conflict(
+            "the resource is being modified concurrently; try again",
+        ))
+    }
+
+    pub fn delete(&self, rt: &ResourceTypeDef, id: &str, if_match: Option<i64>) -> ScimResult<()> {
+        self.store
+            .delete(rt, id, if_match)
+            .map_err(|e| not_found(e, rt, id))
+    }
+
+    pub fn search(&self, rt: &ResourceTypeDef, params: &SearchParams, ctx: &RequestCtx) -> ScimResult<Value> {
+        let query = self.query(rt, params)?;
+        let page = self.store.search(rt, &query).map_err(store_error)?;
+        let resources = page
+            .resources
+            .into_iter()
+            .map(|s| self.render(rt, s, ctx).map(|r| r.doc))
+            .collect::<ScimResult<Vec<_>>>()?;
+        Ok(json!({
+            "schemas": [LIST_RESPONSE_SCHEMA],
+            "totalResults": page.total,
+            "itemsPerPage": resources.len(),
+            "startIndex": query.start_index,
+            "Resources": resources,
+        }))
+    }
+
+    fn query(&self, rt: &ResourceTypeDef, p: &SearchParams) -> ScimResult<Query> {
+        let filter = match p.filter.as_deref().map(str::trim) {
+            Some(f) if !f.is_empty() => {
+                let f = parse_filter(f)?;
+                scim_proto::filter::eval::validate_filter(&f, &self.registry, rt)?;
+                Some(f)
+            }
+            _ => None,
+        };
+        let sort_by = match p.sort_by.as_deref().map(str::trim) {
+            Some(s) if !s.is_empty() => {
+                let path = parse_attr_path(s).map_err(|_| {
+                    ScimError::invalid_value(format!("sortBy '{s}' is not an attribute path"))
+                })?;
+                self.registry.resolve(rt, &path).map_err(|_| {
+                    ScimError::invalid_value(format!("sortBy '{s}' is not an attribute of {}", rt.name))
+                })?;
+                Some(path)
+            }
+            _ => None,
+        };
+        let sort_order = match p.sort_order.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("") | Some("ascending") => SortOrder::Ascending,
+            Some("descending") => SortOrder::Descending,
+            Some(other) => {
+                return Err(ScimError::invalid_value(format!(
+                    "sortOrder '{other}' is not 'ascending' or 'descending'"
+                )))
+            }
+        };
+        let count = p.count.unwrap_or(self.config.max_results as i64).max(0) as u64;
+        if count > self.config.max_results {
+            return Err(ScimError::too_many(format!(
+                "count {count} is above the maximum of {}",
+                self.config.max_results
+            )));
+        }
+        Ok(Query {
+            filter,
+            sort_by,
+            sort_order,
+            start_index: p.start_index.unwrap_or(1).max(1) as u64,
+            count,
+        })
+    }
+
+    /// Stored document plus what is kept elsewhere: meta.version/location, group
+    /// members, user groups. Work the projection does not need is skipped.
+    fn full_doc(
+        &self,
+        rt: &ResourceTypeDef,
+        stored: &StoredResource,
+        ctx: &RequestCtx,
+        member_display: bool,
+    ) -> ScimResult<Value> {
+        let mut doc = stored.doc.clone();
+        doc["meta"]["version"] = json!(etag(stored.version));
+        doc["meta"]["location"] = json!(self.location(ctx, rt, &stored.id));
+        let wants = |attr: &str, sub: Option<&str>| {
+            ctx.projection.wants(
+                &self.registry,
+                rt,
+                &AttrPath {
+                    urn: None,
+                    attr: attr.to_string(),
+                    sub_attr: sub.map(str::to_string),
+                },
+            )
+        };
+        if Self::is_group(rt) && wants("members", None) {
+            let display = member_display && !ctx.overhead_bypass && wants("members", Some("display"));
+            let members = self.store.members(&stored.id, display).map_err(store_error)?;
+            if !members.is_empty() {
+                doc["members"] = Value::Array(
+                    members.iter().map(|m| self.member_json(ctx, m, None)).collect(),
+                );
+            }
+        }
+        if Self::is_user(rt) && wants("groups", None) {
+            let groups = self.store.groups_of(&stored.id).map_err(store_error)?;
+            if !groups.is_empty() {
+                doc["groups"] = Value::Array(
+                    groups
+                        .iter()
+                        .map(|g| self.member_json(ctx, g, Some("direct")))
+                        .collect(),
+                );
+            }
+        }
+        Ok(doc)
+    }
+
+    fn member_json(&self, ctx: &RequestCtx, m: &MemberView, kind: Option<&str>) -> Value {
+        let endpoint = if m.kind == "Group" { "/Groups" } else { "/Users" };
+        let mut v = Map::new();
+        v.insert("value".into(), json!(m.id));
+        v.insert("$ref".into(), json!(format!("{}{endpoint}/{}", ctx.base_url, m.id)));
+        if let Some(d) = &m.display {
+            v.insert("display".into(), json!(d));
+        }
+        v.insert("type".into(), json!(kind.unwrap_or(&m.kind)));
+        Value::Object(v)
+    }
+
+    fn render(&self, rt: &ResourceTypeDef, stored: StoredResource, ctx: &RequestCtx) -> ScimResult<Rendered> {
+        let full = self.full_doc(rt, &stored, ctx, true)?;
+        Ok(Rendered {
+            doc: project(&self.registry, rt, &full, &ctx.projection),
+            version: stored.version,
+            location: self.location(ctx, rt, &stored.id),
+        })
+    }
+
+    /// Pull `members` out of a group document (they are stored relationally) and
+    /// check that each exists, unless the client asked to bypass that check.
+    fn take_members(
+        &self,
+        rt: &ResourceTypeDef,
+        doc: &mut Value,
+        ctx: &RequestCtx,
+    ) -> ScimResult<Option<Vec<Member>>> {
+        if !Self::is_group(rt) {
+            return Ok(None);
+        }
+        let listed = doc
+            .as_object_mut()
+            .and_then(|o| o.remove("members"))
+            .unwrap_or(Value::Array(vec![]));
+        let mut wanted: Vec<Member> = Vec::new();
+        let mut seen = HashSet::new();
+        for m in listed.as_array().map(Vec::as_slice).unwrap_or_default() {
+            let id = m
+                .get("value")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ScimError::invalid_value("every member needs a 'value'"))?;
+            if seen.insert(id.to_string()) {
+                let kind = m.get("type").and_then(Value::as_str).unwrap_or("User");
+                wanted.push(Member {
+                    id: id.to_string(),
+                    kind: kind.to_string(),
+                });
+            }
+        }
+        if ctx.overhead_bypass || wanted.is_empty() {
+            return Ok(Some(wanted));
+        }
+        self.checked_members(wanted, doc.get("id").and_then(Value::as_str))
+            .map(Some)
+    }
+
+    /// Resolve members against the store: each must exist; its type is what it is.
+    fn checked_members(&self, wanted: Vec<Member>, group_id: Option<&str>) -> ScimResult<Vec<Member>> {
+        let ids: Vec<String> = wanted.iter().map(|m| m.id.clone()).collect();
+        if group_id.is_some_and(|g| ids.iter().any(|i| i == g)) {
+            return Err(ScimError::invalid_value("a group cannot be a member of itself"));
+        }
+        let found = self.store.existing(&ids).map_err(store_error)?;
+        let mut out = Vec::with_capacity(wanted.len());
+        for m in wanted {
+            match found.iter().find(|f| f.id == m.id) {
+                Some(f) if f.kind == "User" || f.kind == "Group" => out.push(f.clone()),
+                _ => {
+                    return Err(ScimError::invalid_value(format!(
+                        "member '{}' is not an existing User or Group",
+                        m.id
+                    )))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The membership delta between the document before and after an update.
+    fn member_change(
+        &self,
+        rt: &ResourceTypeDef,
+        before: &Value,
+        doc: &mut Value,
+        ctx: &RequestCtx,
+    ) -> ScimResult<MemberChange> {
+        if !Self::is_group(rt) {
+            return Ok(MemberChange::Keep);
+        }
+        let ids = |v: &Value| -> HashSet<String> {
+            v.get("members")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|m| m.get("value").and_then(Value::as_str).map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let old = ids(before);
+        let with_id = {
+            let mut d = doc.clone();
+            d["id"] = before["id"].clone();
+            d
+        };
+        let mut tmp = with_id;
+        let after = self.take_members(rt, &mut tmp, &RequestCtx {
+            overhead_bypass: true,
+            ..ctx.clone()
+        })?
+        .unwrap_or_default();
+        if let Some(o) = doc.as_object_mut() {
+            o.remove("members");
+        }
+        let new_ids: HashSet<String> = after.iter().map(|m| m.id.clone()).collect();
+        let added: Vec<Member> = after.into_iter().filter(|m| !old.contains(&m.id)).collect();
+        let added = if ctx.overhead_bypass || added.is_empty() {
+            added
+        } else {
+            self.checked_members(added, before.get("id").and_then(Value::as_str))?
+        };
+        let remove: Vec<String> = old.into_iter().filter(|i| !new_ids.contains(i)).collect();
+        Ok(MemberChange::Delta { add: added, remove })
+    }
+}
+
+fn not_found(e: StoreError, rt: &ResourceTypeDef, id: &str) -> ScimError {
+    match e {
+        StoreError::NotFound => ScimError::not_found(format!("{} '{id}' not found", rt.name)),
+        other => store_error(other),
+    }
+}
+
+fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn unique_key(rt: &ResourceTypeDef, doc: &Value) -> Option<String> {
+    if rt.name != "User" {
+        return None;
+    }
+    doc.get("userName").and_then(Value::as_str).map(str::to_lowercase)
+}
+
+fn display_of(doc: &Value) -> Option<String> {
+    doc.get("displayName")
+        .or_else(|| doc.get("userName"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// Remove a clear-text password from the document and hash it (Argon2id).
+fn take_password(doc: &mut Value) -> ScimResult<SecretChange> {
+    let Some(pw) = doc.as_object_mut().and_then(|o| o.remove("password")) else {
+        return Ok(SecretChange::Keep);
+    };
+    let pw = pw
+        .as_str()
+        .ok_or_else(|| ScimError::invalid_value("password must be a string"))?;
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    use rand_core::OsRng;
+    let salt = SaltString::generate(&mut OsRng);
+    let hash = argon2::Argon2::default()
+        .hash_password(pw.as_bytes(), &salt)
+        .map_err(|_| ScimError::internal("password hashing failed"))?;
+    Ok(SecretChange::Set(hash.to_string()))
+}

@@ -1,0 +1,4 @@
+//! STUB (helper owns)
+pub trait Dialect {}
+pub struct Sqlite;
+impl Dialect for Sqlite {}

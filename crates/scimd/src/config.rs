@@ -1,0 +1,163 @@
+//! Settings for `scimd serve`: command-line flags, then SCIMD_* environment
+//! variables, then the config file (TOML), then defaults.
+
+use clap::Args;
+use scim_server::{Protection, ServerConfig};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SCIMD_LISTEN")]
+    listen: Option<String>,
+    /// Directory for the embedded SQLite database.
+    #[arg(long, env = "SCIMD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Database URL: sqlite:PATH (postgres:// comes with the PostgreSQL backend).
+    #[arg(long, env = "SCIMD_DATABASE")]
+    database: Option<String>,
+    /// API protection: oauth, uma, test or bypass.
+    #[arg(long, env = "SCIMD_PROTECTION")]
+    protection: Option<Protection>,
+    /// TOML config file with the same settings (and limits).
+    #[arg(long, env = "SCIMD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Largest request body in bytes.
+    #[arg(long, env = "SCIMD_MAX_PAYLOAD_BYTES")]
+    max_payload_bytes: Option<usize>,
+    /// Largest page size (count) of a search.
+    #[arg(long, env = "SCIMD_MAX_RESULTS")]
+    max_results: Option<u64>,
+}
+
+/// The config file; every key optional.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database: Option<String>,
+    protection: Option<String>,
+    max_payload_bytes: Option<usize>,
+    max_results: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub database: Option<String>,
+    pub protection: Protection,
+    pub max_payload_bytes: usize,
+    pub max_results: u64,
+}
+
+impl Settings {
+    pub fn resolve(args: ServeArgs) -> Result<Settings, String> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let defaults = ServerConfig::default();
+        let protection = match (args.protection, file.protection) {
+            (Some(p), _) => p,
+            (None, Some(p)) => p.parse()?,
+            (None, None) => Protection::default(),
+        };
+        Ok(Settings {
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| "127.0.0.1:8080".into()),
+            data_dir: args
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("scimd-data")),
+            database: args.database.or(file.database),
+            protection,
+            max_payload_bytes: args
+                .max_payload_bytes
+                .or(file.max_payload_bytes)
+                .unwrap_or(defaults.max_payload_bytes),
+            max_results: args
+                .max_results
+                .or(file.max_results)
+                .unwrap_or(defaults.max_results),
+        })
+    }
+
+    pub fn server_config(&self) -> ServerConfig {
+        ServerConfig {
+            protection: self.protection,
+            max_payload_bytes: self.max_payload_bytes,
+            max_results: self.max_results,
+            ..ServerConfig::default()
+        }
+    }
+
+    /// The SQLite file: from `--database sqlite:PATH`, else `DATA_DIR/scimd.db`.
+    pub fn sqlite_path(&self) -> Result<PathBuf, String> {
+        match self.database.as_deref() {
+            None => Ok(self.data_dir.join("scimd.db")),
+            Some(url) => match url.strip_prefix("sqlite:") {
+                Some(p) => Ok(PathBuf::from(p.trim_start_matches("//"))),
+                None if url.starts_with("postgres") => {
+                    Err("the PostgreSQL backend is not available in this build yet".into())
+                }
+                None => Err(format!("unsupported database URL '{url}' (expected sqlite:PATH)")),
+            },
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_defaults_fill_the_rest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("scimd.toml");
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:9000\"\nprotection = \"bypass\"\nmax-results = 50\n",
+        )
+        .expect("write");
+        let args = ServeArgs {
+            listen: Some("127.0.0.1:1".into()),
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        let s = Settings::resolve(args).expect("settings");
+        assert_eq!(s.listen, "127.0.0.1:1");
+        assert_eq!(s.protection, Protection::Bypass);
+        assert_eq!(s.max_results, 50);
+        assert_eq!(s.data_dir, PathBuf::from("scimd-data"));
+        assert_eq!(s.sqlite_path().expect("path"), PathBuf::from("scimd-data/scimd.db"));
+    }
+
+    #[test]
+    fn unknown_file_keys_and_bad_urls_are_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "lisen = \"x\"\n").expect("write");
+        let args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        assert!(Settings::resolve(args).is_err());
+        let s = Settings::resolve(ServeArgs {
+            database: Some("mysql://x".into()),
+            ..ServeArgs::default()
+        })
+        .expect("settings");
+        assert!(s.sqlite_path().is_err());
+    }
+}
