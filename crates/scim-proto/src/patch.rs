@@ -7,7 +7,9 @@
 use crate::error::{ScimError, ScimResult};
 use crate::filter::{matches_element, parse_patch_path, AttrPath, Filter, PatchPath};
 use crate::schema::validate::{coerce_value, validate_document};
-use crate::schema::{display_path, AttrType, AttributeDef, Mutability, ResourceTypeDef, SchemaRegistry};
+use crate::schema::{
+    display_path, AttrType, AttributeDef, Mutability, ResourceTypeDef, SchemaRegistry,
+};
 use serde_json::{Map, Value};
 
 pub const PATCH_OP_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -436,7 +438,9 @@ impl<'a> Engine<'a> {
         let cur = cur.filter(|v| !is_empty(v));
         let new = match (&target.filter, target.sub) {
             (None, None) => whole_attr(kind, attr, cur.clone(), value)?,
-            (None, Some(sd)) if !attr.multi_valued => single_sub(kind, attr, sd, cur.clone(), value)?,
+            (None, Some(sd)) if !attr.multi_valued => {
+                single_sub(kind, attr, sd, cur.clone(), value)?
+            }
             (filter, sub) => elements(kind, target, filter.as_ref(), sub, cur.clone(), value)?,
         };
         let new = new.filter(|v| !is_empty(v));
@@ -464,7 +468,7 @@ fn whole_attr(
     value: Option<&Value>,
 ) -> ScimResult<Option<Value>> {
     let value = match (kind, value) {
-        (OpKind::Remove, Some(v)) if attr.multi_valued && !is_empty(v) => {
+        (OpKind::Remove, Some(v)) if attr.multi_valued && !v.is_null() => {
             return remove_listed(attr, cur, v)
         }
         (OpKind::Remove, _) => return Ok(None),
@@ -500,6 +504,19 @@ fn whole_attr(
         settle_primary(attr, &mut arr, &written)?;
         Ok(Some(Value::Array(arr)))
     } else if attr.ty == AttrType::Complex {
+        // Entra ID (before its 2020 SCIM fixes, still seen in the field) sends the
+        // enterprise `manager` as the bare id string.
+        let wrapped;
+        let value = match value {
+            Value::String(id) if attr.sub("value").is_some() => {
+                wrapped = Value::Object(Map::from_iter([(
+                    "value".to_string(),
+                    Value::String(id.clone()),
+                )]));
+                &wrapped
+            }
+            other => other,
+        };
         let mut obj = into_object(cur);
         merge_subs(attr, &mut obj, value)?;
         Ok(Some(Value::Object(obj)))
@@ -562,7 +579,7 @@ fn elements(
     }
     let mut written = Vec::new();
     match (kind, sub, value) {
-        (OpKind::Remove, None, _) => {
+        (OpKind::Remove, None, _) | (OpKind::Replace, None, Some(Value::Null)) => {
             let mut i = 0;
             arr.retain(|_| {
                 let keep = !matched.contains(&i);
@@ -613,7 +630,11 @@ fn elements(
 /// Azure-style `{"op":"remove","path":"members","value":[{"value":"id"}]}`: drop
 /// the listed elements. An element matches when it agrees on every sub-attribute
 /// the listed one gives; elements that are not there are ignored (idempotent).
-fn remove_listed(attr: &AttributeDef, cur: Option<Value>, value: &Value) -> ScimResult<Option<Value>> {
+fn remove_listed(
+    attr: &AttributeDef,
+    cur: Option<Value>,
+    value: &Value,
+) -> ScimResult<Option<Value>> {
     let listed: Vec<&Value> = match value {
         Value::Array(items) => items.iter().collect(),
         other => vec![other],
@@ -630,14 +651,26 @@ fn remove_listed(attr: &AttributeDef, cur: Option<Value>, value: &Value) -> Scim
                     )))
                 }
             };
+            // `value` identifies an element (a member's id); other sub-attributes
+            // the client echoes (display) may be stale, so they only count when
+            // there is no `value` to go by.
+            let by_value: Vec<(&String, &Value)> = wanted
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case("value"))
+                .collect();
+            let criteria: Vec<(&String, &Value)> = if by_value.is_empty() {
+                wanted.iter().collect()
+            } else {
+                by_value
+            };
             arr.retain(|e| {
                 let Some(obj) = e.as_object() else {
                     return true;
                 };
-                !wanted.iter().all(|(k, v)| {
+                !criteria.iter().all(|(k, v)| {
                     find_key(obj, k)
                         .and_then(|key| obj.get(&key))
-                        .is_some_and(|have| have == v)
+                        .is_some_and(|have| have == *v)
                 })
             });
         } else {
@@ -659,11 +692,9 @@ fn merge_subs(attr: &AttributeDef, obj: &mut Map<String, Value>, value: &Value) 
         ))
     })?;
     for (key, v) in given {
+        // Same scimType as coerce_value gives unknown sub-attributes elsewhere.
         let sd = attr.sub(key).ok_or_else(|| {
-            ScimError::invalid_value(format!(
-                "unknown sub-attribute '{key}' of '{}'",
-                attr.name
-            ))
+            ScimError::invalid_syntax(format!("unknown attribute '{}.{key}'", attr.name))
         })?;
         // Server-maintained sub-attributes (e.g. a manager's displayName) are not the
         // client's to write; drop them as a create would.
@@ -697,11 +728,17 @@ fn set_sub(
     Ok(())
 }
 
-fn remove_sub(attr: &AttributeDef, sd: &AttributeDef, obj: &mut Map<String, Value>) -> ScimResult<()> {
-    let Some(cur) = take_attr(obj, &sd.name).filter(|v| !is_empty(v)) else {
+fn remove_sub(
+    attr: &AttributeDef,
+    sd: &AttributeDef,
+    obj: &mut Map<String, Value>,
+) -> ScimResult<()> {
+    let Some(key) = find_key(obj, &sd.name) else {
         return Ok(());
     };
-    let _ = cur;
+    if obj.shift_remove(&key).is_none_or(|v| is_empty(&v)) {
+        return Ok(());
+    }
     if sd.required {
         return Err(ScimError::invalid_value(format!(
             "'{}.{}' is required and cannot be removed",

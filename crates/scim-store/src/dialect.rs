@@ -1,4 +1,142 @@
-//! STUB (helper owns)
-pub trait Dialect {}
+//! The SQL differences between backends, kept out of the filter compiler.
+//!
+//! Every text comparison the compiler emits must order strings by Unicode code
+//! point, because that is how the in-memory evaluator (Rust `str` ordering)
+//! compares them. SQLite's default BINARY collation already does (memcmp on
+//! UTF-8); PostgreSQL's database collation usually does not, hence
+//! [`Dialect::text_order`].
+//!
+//! `LIKE` is deliberately not used: SQLite's `LIKE` folds ASCII case by default,
+//! which would be wrong for caseExact attributes, and escaping `%`/`_` differs in
+//! defaults between backends. Prefix and suffix tests use ranges and `substr`/`right`.
+
+use crate::sql::SqlParam;
+
+/// SQL spelling that differs between backends. Object safe, so callers can hold a
+/// `&dyn Dialect` chosen at run time.
+pub trait Dialect {
+    /// Placeholder for the `n`-th (1-based) bound parameter holding `param`.
+    /// Placeholders are always numbered so that one parameter can be referenced
+    /// several times and a fragment can be repeated (e.g. in ORDER BY) without
+    /// binding its parameters again.
+    fn placeholder(&self, n: usize, param: &SqlParam) -> String;
+
+    /// A boolean constant usable as a whole condition.
+    fn bool_literal(&self, b: bool) -> &'static str;
+
+    /// `haystack` contains `needle` (both SQL expressions). An empty needle matches.
+    fn contains(&self, haystack: &str, needle: &str) -> String;
+
+    /// `text` ends with `suffix` (both SQL expressions). An empty suffix matches.
+    fn ends_with(&self, text: &str, suffix: &str) -> String;
+
+    /// `expr` as an operand of `<`, `>=`, … or ORDER BY so that it orders by code point.
+    fn text_order(&self, expr: &str) -> String;
+
+    /// String concatenation of two SQL expressions.
+    fn concat(&self, a: &str, b: &str) -> String {
+        format!("({a} || {b})")
+    }
+}
+
+/// SQLite through rusqlite: `?NNN` placeholders, booleans stored as 0/1 integers.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Sqlite;
-impl Dialect for Sqlite {}
+
+impl Dialect for Sqlite {
+    fn placeholder(&self, n: usize, _param: &SqlParam) -> String {
+        format!("?{n}")
+    }
+
+    fn bool_literal(&self, b: bool) -> &'static str {
+        if b {
+            "1"
+        } else {
+            "0"
+        }
+    }
+
+    fn contains(&self, haystack: &str, needle: &str) -> String {
+        format!("instr({haystack}, {needle}) > 0")
+    }
+
+    fn ends_with(&self, text: &str, suffix: &str) -> String {
+        // substr(x, -0) is the whole string in SQLite, so the empty suffix needs
+        // its own arm; length() and negative substr() both count characters.
+        format!(
+            "(length({suffix}) = 0 OR substr({text}, -length({suffix})) = {suffix})"
+        )
+    }
+
+    fn text_order(&self, expr: &str) -> String {
+        expr.to_string()
+    }
+}
+
+/// PostgreSQL: `$N` placeholders (cast, so the server never has to guess a type
+/// from context such as `length($1)`), BOOLEAN and DOUBLE PRECISION columns.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Postgres;
+
+impl Dialect for Postgres {
+    fn placeholder(&self, n: usize, param: &SqlParam) -> String {
+        let ty = match param {
+            SqlParam::Text(_) => "text",
+            SqlParam::Num(_) => "double precision",
+            SqlParam::Bool(_) => "boolean",
+            SqlParam::Int(_) => "bigint",
+        };
+        format!("${n}::{ty}")
+    }
+
+    fn bool_literal(&self, b: bool) -> &'static str {
+        if b {
+            "TRUE"
+        } else {
+            "FALSE"
+        }
+    }
+
+    fn contains(&self, haystack: &str, needle: &str) -> String {
+        format!("strpos({haystack}, {needle}) > 0")
+    }
+
+    fn ends_with(&self, text: &str, suffix: &str) -> String {
+        format!("right({text}, length({suffix})) = {suffix}")
+    }
+
+    fn text_order(&self, expr: &str) -> String {
+        // The index on v_text must be declared COLLATE "C" for range scans to use it.
+        format!("{expr} COLLATE \"C\"")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders() {
+        let t = SqlParam::Text("x".into());
+        assert_eq!(Sqlite.placeholder(3, &t), "?3");
+        assert_eq!(Postgres.placeholder(3, &t), "$3::text");
+        assert_eq!(
+            Postgres.placeholder(1, &SqlParam::Num(1.0)),
+            "$1::double precision"
+        );
+        assert_eq!(
+            Postgres.placeholder(2, &SqlParam::Bool(true)),
+            "$2::boolean"
+        );
+    }
+
+    #[test]
+    fn string_functions() {
+        assert_eq!(Sqlite.contains("a", "?1"), "instr(a, ?1) > 0");
+        assert_eq!(Postgres.contains("a", "$1"), "strpos(a, $1) > 0");
+        assert_eq!(Postgres.ends_with("a", "$1"), "right(a, length($1)) = $1");
+        assert_eq!(Postgres.text_order("a"), "a COLLATE \"C\"");
+        assert_eq!(Sqlite.text_order("a"), "a");
+        assert_eq!(Sqlite.concat("a", "b"), "(a || b)");
+    }
+}
