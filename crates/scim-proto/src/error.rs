@@ -136,6 +136,9 @@ mod tests {
         assert_eq!(body["status"], "409");
         assert_eq!(body["scimType"], "uniqueness");
         assert_eq!(body["schemas"][0], ERROR_SCHEMA);
-        assert!(ScimError::not_found("x").to_json().get("scimType").is_none());
+        assert!(ScimError::not_found("x")
+            .to_json()
+            .get("scimType")
+            .is_none());
     }
 }

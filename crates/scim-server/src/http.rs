@@ -18,20 +18,39 @@ use std::sync::Arc;
 pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
 
 /// Where the SCIM API is served: the canonical base and Gluu's two prefixes.
-pub const API_PREFIXES: [&str; 3] = ["/scim/v2", "/identity/restv1/scim/v2", "/scim/restv1/scim/v2"];
+pub const API_PREFIXES: [&str; 3] = [
+    "/scim/v2",
+    "/identity/restv1/scim/v2",
+    "/scim/restv1/scim/v2",
+];
 
 type AppState = Arc<Service>;
 type Params = Query<Vec<(String, String)>>;
 
 pub fn router(service: Arc<Service>) -> Router {
     let api = Router::new()
-        .route("/ServiceProviderConfig", get(spc).fallback(method_not_allowed))
+        .route(
+            "/ServiceProviderConfig",
+            get(spc).fallback(method_not_allowed),
+        )
         .route("/Schemas", get(list_schemas).fallback(method_not_allowed))
-        .route("/Schemas/{id}", get(get_schema).fallback(method_not_allowed))
-        .route("/ResourceTypes", get(list_resource_types).fallback(method_not_allowed))
-        .route("/ResourceTypes/{id}", get(get_resource_type).fallback(method_not_allowed))
+        .route(
+            "/Schemas/{id}",
+            get(get_schema).fallback(method_not_allowed),
+        )
+        .route(
+            "/ResourceTypes",
+            get(list_resource_types).fallback(method_not_allowed),
+        )
+        .route(
+            "/ResourceTypes/{id}",
+            get(get_resource_type).fallback(method_not_allowed),
+        )
         .route("/.search", post(root_search).fallback(method_not_allowed))
-        .route("/{endpoint}", get(list).post(create).fallback(method_not_allowed))
+        .route(
+            "/{endpoint}",
+            get(list).post(create).fallback(method_not_allowed),
+        )
         .route(
             "/{endpoint}/{id}",
             get(get_one)
@@ -47,7 +66,10 @@ pub fn router(service: Arc<Service>) -> Router {
     }
     app.route("/", any(not_found))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(service.clone(), log_request))
+        .layer(axum::middleware::from_fn_with_state(
+            service.clone(),
+            log_request,
+        ))
         .with_state(service)
 }
 
@@ -143,14 +165,18 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
 fn int_param(params: &[(String, String)], name: &str) -> ScimResult<Option<i64>> {
     param(params, name)
         .map(|v| {
-            v.trim()
-                .parse::<i64>()
-                .map_err(|_| ScimError::invalid_value(format!("{name} must be an integer, got '{v}'")))
+            v.trim().parse::<i64>().map_err(|_| {
+                ScimError::invalid_value(format!("{name} must be an integer, got '{v}'"))
+            })
         })
         .transpose()
 }
 
-fn ctx(headers: &HeaderMap, uri: &OriginalUri, params: &[(String, String)]) -> ScimResult<RequestCtx> {
+fn ctx(
+    headers: &HeaderMap,
+    uri: &OriginalUri,
+    params: &[(String, String)],
+) -> ScimResult<RequestCtx> {
     let projection = Projection::parse(
         param(params, "attributes"),
         param(params, "excludedAttributes"),
@@ -170,7 +196,12 @@ async fn json_body(svc: &Service, headers: &HeaderMap, body: Body) -> ScimResult
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if !mime.is_empty() && mime != SCIM_CONTENT_TYPE && mime != "application/json" {
         return Err(ScimError::new(
             415,
@@ -189,8 +220,9 @@ async fn json_body(svc: &Service, headers: &HeaderMap, body: Body) -> ScimResult
 fn if_match(headers: &HeaderMap) -> ScimResult<Option<i64>> {
     match headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) {
         None => Ok(None),
-        Some(v) => parse_etag(v)
-            .ok_or_else(|| ScimError::precondition_failed(format!("If-Match '{v}' is not an ETag of this server"))),
+        Some(v) => parse_etag(v).ok_or_else(|| {
+            ScimError::precondition_failed(format!("If-Match '{v}' is not an ETag of this server"))
+        }),
     }
 }
 
@@ -222,11 +254,21 @@ fn resource_type(svc: &Service, endpoint: &str) -> ScimResult<scim_proto::schema
 }
 
 async fn spc(State(svc): State<AppState>, headers: HeaderMap, uri: OriginalUri) -> Response {
-    scim(StatusCode::OK, &discovery::service_provider_config(&svc.config, &base_url(&headers, &uri)))
+    scim(
+        StatusCode::OK,
+        &discovery::service_provider_config(&svc.config, &base_url(&headers, &uri)),
+    )
 }
 
-async fn list_schemas(State(svc): State<AppState>, headers: HeaderMap, uri: OriginalUri) -> Response {
-    scim(StatusCode::OK, &discovery::schemas(&svc.registry, &base_url(&headers, &uri)))
+async fn list_schemas(
+    State(svc): State<AppState>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+) -> Response {
+    scim(
+        StatusCode::OK,
+        &discovery::schemas(&svc.registry, &base_url(&headers, &uri)),
+    )
 }
 
 async fn get_schema(
@@ -240,8 +282,15 @@ async fn get_schema(
         .ok_or_else(|| ScimError::not_found(format!("schema '{id}' not found")).into())
 }
 
-async fn list_resource_types(State(svc): State<AppState>, headers: HeaderMap, uri: OriginalUri) -> Response {
-    scim(StatusCode::OK, &discovery::resource_types(&svc.registry, &base_url(&headers, &uri)))
+async fn list_resource_types(
+    State(svc): State<AppState>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+) -> Response {
+    scim(
+        StatusCode::OK,
+        &discovery::resource_types(&svc.registry, &base_url(&headers, &uri)),
+    )
 }
 
 async fn get_resource_type(
@@ -267,7 +316,11 @@ async fn create(
     let ctx = ctx(&headers, &uri, &params)?;
     let body = json_body(&svc, &headers, body).await?;
     let r = blocking(&svc, move |s| s.create(&rt, &body, &ctx)).await?;
-    Ok(with_etag(scim(StatusCode::CREATED, &r.doc), r.version, Some(&r.location)))
+    Ok(with_etag(
+        scim(StatusCode::CREATED, &r.doc),
+        r.version,
+        Some(&r.location),
+    ))
 }
 
 async fn get_one(
@@ -290,7 +343,11 @@ async fn get_one(
             return Ok(with_etag(resp, r.version, None));
         }
     }
-    Ok(with_etag(scim(StatusCode::OK, &r.doc), r.version, Some(&r.location)))
+    Ok(with_etag(
+        scim(StatusCode::OK, &r.doc),
+        r.version,
+        Some(&r.location),
+    ))
 }
 
 async fn replace(
@@ -306,7 +363,11 @@ async fn replace(
     let if_match = if_match(&headers)?;
     let body = json_body(&svc, &headers, body).await?;
     let r = blocking(&svc, move |s| s.replace(&rt, &id, &body, if_match, &ctx)).await?;
-    Ok(with_etag(scim(StatusCode::OK, &r.doc), r.version, Some(&r.location)))
+    Ok(with_etag(
+        scim(StatusCode::OK, &r.doc),
+        r.version,
+        Some(&r.location),
+    ))
 }
 
 async fn patch(
@@ -322,7 +383,11 @@ async fn patch(
     let if_match = if_match(&headers)?;
     let body = json_body(&svc, &headers, body).await?;
     let r = blocking(&svc, move |s| s.patch(&rt, &id, &body, if_match, &ctx)).await?;
-    Ok(with_etag(scim(StatusCode::OK, &r.doc), r.version, Some(&r.location)))
+    Ok(with_etag(
+        scim(StatusCode::OK, &r.doc),
+        r.version,
+        Some(&r.location),
+    ))
 }
 
 async fn delete(
@@ -371,13 +436,20 @@ fn search_request(body: &Value) -> ScimResult<(SearchParams, Option<String>, Opt
             )));
         }
     }
-    let get = |k: &str| obj.iter().find(|(key, _)| key.eq_ignore_ascii_case(k)).map(|(_, v)| v);
+    let get = |k: &str| {
+        obj.iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v)
+    };
     let text = |k: &str| -> ScimResult<Option<String>> {
         match get(k) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(Value::Array(a)) => Ok(Some(
-                a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
             )),
             Some(_) => Err(ScimError::invalid_value(format!("{k} must be a string"))),
         }
@@ -425,5 +497,10 @@ async fn search_post(
 }
 
 async fn root_search() -> Reply {
-    Err(ScimError::new(501, None, "search across all resource types is not implemented yet").into())
+    Err(ScimError::new(
+        501,
+        None,
+        "search across all resource types is not implemented yet",
+    )
+    .into())
 }

@@ -62,7 +62,9 @@ pub struct SearchParams {
 pub fn store_error(e: StoreError) -> ScimError {
     match e {
         StoreError::NotFound => ScimError::not_found("resource not found"),
-        StoreError::Uniqueness => ScimError::uniqueness("a resource with this unique value already exists"),
+        StoreError::Uniqueness => {
+            ScimError::uniqueness("a resource with this unique value already exists")
+        }
         StoreError::VersionMismatch => {
             ScimError::precondition_failed("resource version does not match If-Match")
         }
@@ -105,7 +107,12 @@ impl Service {
         rt.name == "User"
     }
 
-    pub fn create(&self, rt: &ResourceTypeDef, body: &Value, ctx: &RequestCtx) -> ScimResult<Rendered> {
+    pub fn create(
+        &self,
+        rt: &ResourceTypeDef,
+        body: &Value,
+        ctx: &RequestCtx,
+    ) -> ScimResult<Rendered> {
         let mut doc = validate_create(&self.registry, rt, body)?;
         let now = self.clock.now();
         let id = uuid::Uuid::new_v4().to_string();
@@ -127,13 +134,19 @@ impl Service {
             secret,
             members: members.map_or(MemberChange::Keep, MemberChange::Replace),
         };
-        let stored = self.store.create(rt, write).map_err(|e| self.uniqueness_detail(e, rt, body))?;
+        let stored = self
+            .store
+            .create(rt, write)
+            .map_err(|e| self.uniqueness_detail(e, rt, body))?;
         self.render(rt, stored, ctx)
     }
 
     fn uniqueness_detail(&self, e: StoreError, rt: &ResourceTypeDef, body: &Value) -> ScimError {
         if e == StoreError::Uniqueness && Self::is_user(rt) {
-            let name = body.get("userName").and_then(Value::as_str).unwrap_or_default();
+            let name = body
+                .get("userName")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             return ScimError::uniqueness(format!("userName '{name}' is already in use"));
         }
         store_error(e)
@@ -145,7 +158,11 @@ impl Service {
     }
 
     pub fn version(&self, rt: &ResourceTypeDef, id: &str) -> ScimResult<i64> {
-        Ok(self.store.get(rt, id).map_err(|e| not_found(e, rt, id))?.version)
+        Ok(self
+            .store
+            .get(rt, id)
+            .map_err(|e| not_found(e, rt, id))?
+            .version)
     }
 
     pub fn replace(
@@ -237,7 +254,12 @@ impl Service {
             .map_err(|e| not_found(e, rt, id))
     }
 
-    pub fn search(&self, rt: &ResourceTypeDef, params: &SearchParams, ctx: &RequestCtx) -> ScimResult<Value> {
+    pub fn search(
+        &self,
+        rt: &ResourceTypeDef,
+        params: &SearchParams,
+        ctx: &RequestCtx,
+    ) -> ScimResult<Value> {
         let query = self.query(rt, params)?;
         let page = self.store.search(rt, &query).map_err(store_error)?;
         let resources = page
@@ -269,13 +291,21 @@ impl Service {
                     ScimError::invalid_value(format!("sortBy '{s}' is not an attribute path"))
                 })?;
                 self.registry.resolve(rt, &path).map_err(|_| {
-                    ScimError::invalid_value(format!("sortBy '{s}' is not an attribute of {}", rt.name))
+                    ScimError::invalid_value(format!(
+                        "sortBy '{s}' is not an attribute of {}",
+                        rt.name
+                    ))
                 })?;
                 Some(path)
             }
             _ => None,
         };
-        let sort_order = match p.sort_order.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        let sort_order = match p
+            .sort_order
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("") | Some("ascending") => SortOrder::Ascending,
             Some("descending") => SortOrder::Descending,
             Some(other) => {
@@ -324,11 +354,18 @@ impl Service {
             )
         };
         if Self::is_group(rt) && wants("members", None) {
-            let display = member_display && !ctx.overhead_bypass && wants("members", Some("display"));
-            let members = self.store.members(&stored.id, display).map_err(store_error)?;
+            let display =
+                member_display && !ctx.overhead_bypass && wants("members", Some("display"));
+            let members = self
+                .store
+                .members(&stored.id, display)
+                .map_err(store_error)?;
             if !members.is_empty() {
                 doc["members"] = Value::Array(
-                    members.iter().map(|m| self.member_json(ctx, m, None)).collect(),
+                    members
+                        .iter()
+                        .map(|m| self.member_json(ctx, m, None))
+                        .collect(),
                 );
             }
         }
@@ -347,10 +384,17 @@ impl Service {
     }
 
     fn member_json(&self, ctx: &RequestCtx, m: &MemberView, kind: Option<&str>) -> Value {
-        let endpoint = if m.kind == "Group" { "/Groups" } else { "/Users" };
+        let endpoint = if m.kind == "Group" {
+            "/Groups"
+        } else {
+            "/Users"
+        };
         let mut v = Map::new();
         v.insert("value".into(), json!(m.id));
-        v.insert("$ref".into(), json!(format!("{}{endpoint}/{}", ctx.base_url, m.id)));
+        v.insert(
+            "$ref".into(),
+            json!(format!("{}{endpoint}/{}", ctx.base_url, m.id)),
+        );
         if let Some(d) = &m.display {
             v.insert("display".into(), json!(d));
         }
@@ -358,7 +402,12 @@ impl Service {
         Value::Object(v)
     }
 
-    fn render(&self, rt: &ResourceTypeDef, stored: StoredResource, ctx: &RequestCtx) -> ScimResult<Rendered> {
+    fn render(
+        &self,
+        rt: &ResourceTypeDef,
+        stored: StoredResource,
+        ctx: &RequestCtx,
+    ) -> ScimResult<Rendered> {
         let full = self.full_doc(rt, &stored, ctx, true)?;
         Ok(Rendered {
             doc: project(&self.registry, rt, &full, &ctx.projection),
@@ -405,10 +454,16 @@ impl Service {
     }
 
     /// Resolve members against the store: each must exist; its type is what it is.
-    fn checked_members(&self, wanted: Vec<Member>, group_id: Option<&str>) -> ScimResult<Vec<Member>> {
+    fn checked_members(
+        &self,
+        wanted: Vec<Member>,
+        group_id: Option<&str>,
+    ) -> ScimResult<Vec<Member>> {
         let ids: Vec<String> = wanted.iter().map(|m| m.id.clone()).collect();
         if group_id.is_some_and(|g| ids.iter().any(|i| i == g)) {
-            return Err(ScimError::invalid_value("a group cannot be a member of itself"));
+            return Err(ScimError::invalid_value(
+                "a group cannot be a member of itself",
+            ));
         }
         let found = self.store.existing(&ids).map_err(store_error)?;
         let mut out = Vec::with_capacity(wanted.len());
@@ -454,11 +509,16 @@ impl Service {
             d
         };
         let mut tmp = with_id;
-        let after = self.take_members(rt, &mut tmp, &RequestCtx {
-            overhead_bypass: true,
-            ..ctx.clone()
-        })?
-        .unwrap_or_default();
+        let after = self
+            .take_members(
+                rt,
+                &mut tmp,
+                &RequestCtx {
+                    overhead_bypass: true,
+                    ..ctx.clone()
+                },
+            )?
+            .unwrap_or_default();
         if let Some(o) = doc.as_object_mut() {
             o.remove("members");
         }
@@ -489,7 +549,9 @@ fn unique_key(rt: &ResourceTypeDef, doc: &Value) -> Option<String> {
     if rt.name != "User" {
         return None;
     }
-    doc.get("userName").and_then(Value::as_str).map(str::to_lowercase)
+    doc.get("userName")
+        .and_then(Value::as_str)
+        .map(str::to_lowercase)
 }
 
 fn display_of(doc: &Value) -> Option<String> {

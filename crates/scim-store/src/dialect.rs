@@ -63,9 +63,7 @@ impl Dialect for Sqlite {
     fn ends_with(&self, text: &str, suffix: &str) -> String {
         // substr(x, -0) is the whole string in SQLite, so the empty suffix needs
         // its own arm; length() and negative substr() both count characters.
-        format!(
-            "(length({suffix}) = 0 OR substr({text}, -length({suffix})) = {suffix})"
-        )
+        format!("(length({suffix}) = 0 OR substr({text}, -length({suffix})) = {suffix})")
     }
 
     fn text_order(&self, expr: &str) -> String {

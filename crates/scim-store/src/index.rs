@@ -11,8 +11,7 @@
 //! - integers and decimals become `f64`, booleans stay booleans.
 
 use scim_proto::schema::{
-    AttrType, AttributeDef, Mutability, ResourceTypeDef, SchemaRegistry, GROUP_SCHEMA,
-    USER_SCHEMA,
+    AttrType, AttributeDef, Mutability, ResourceTypeDef, SchemaRegistry, GROUP_SCHEMA, USER_SCHEMA,
 };
 use serde_json::{Map, Value};
 
@@ -185,7 +184,9 @@ pub fn simple_value(def: &AttributeDef, v: &Value) -> Option<IndexValue> {
         (AttrType::DateTime, Value::String(s)) => Some(IndexValue::Text(
             datetime_value(s).unwrap_or_else(|| text_value(s, def.case_exact)),
         )),
-        (AttrType::Integer | AttrType::Decimal, Value::Number(n)) => n.as_f64().map(IndexValue::Num),
+        (AttrType::Integer | AttrType::Decimal, Value::Number(n)) => {
+            n.as_f64().map(IndexValue::Num)
+        }
         (AttrType::Boolean, Value::Bool(b)) => Some(IndexValue::Bool(*b)),
         _ => None,
     }

@@ -39,7 +39,10 @@ pub enum MemberChange {
     /// Make the member set exactly this.
     Replace(Vec<Member>),
     /// Add and remove only these (cost proportional to the change, not the group).
-    Delta { add: Vec<Member>, remove: Vec<String> },
+    Delta {
+        add: Vec<Member>,
+        remove: Vec<String>,
+    },
 }
 
 /// Password hash handling on a write; the store never sees a clear-text password.

@@ -1,8 +1,799 @@
-//! STUB (helper owns)
-use scim_proto::filter::{AttrPath, Filter};
-use scim_proto::schema::{ResourceTypeDef, SchemaRegistry};
-use scim_proto::ScimResult;
-pub enum SqlParam { Text(String), Num(f64), Bool(bool), Int(i64) }
-pub struct SqlFragment { pub sql: String, pub params: Vec<SqlParam> }
-pub fn compile_filter(_d: &dyn crate::dialect::Dialect, _r: &SchemaRegistry, _rt: &ResourceTypeDef, _f: &Filter, _i: usize) -> ScimResult<SqlFragment> { todo!() }
-pub fn compile_sort(_d: &dyn crate::dialect::Dialect, _r: &SchemaRegistry, _rt: &ResourceTypeDef, _f: &AttrPath, _i: usize) -> ScimResult<SqlFragment> { todo!() }
+//! Filter and sortBy compilation to SQL over the tables of `ddl.rs`, so a search
+//! touches only the index entries it needs instead of loading every resource.
+//!
+//! The result of `compile_filter` must select exactly the resources for which the
+//! in-memory evaluator (`scim_proto::filter::eval`) says true; the differential test
+//! in `tests/sql_differential.rs` holds the two together. Semantics mirrored:
+//! - a comparison on a multi-valued attribute matches if any value matches;
+//! - `ne` is `not eq`, so a resource without the attribute matches `ne`;
+//! - `eq null` is "not present", `ne null` is "present";
+//! - caseExact=false compares `to_lowercase()` forms (the index stores them);
+//! - dateTimes compare as instants (fixed-width UTC text on both sides);
+//! - a complex attribute named without a sub-attribute compares its `value`;
+//! - a value path needs all of its conditions to hold on one element.
+//!
+//! Shape of the SQL: each positive leaf is `r.id IN (SELECT res_id FROM attr_index
+//! WHERE rtype = ? AND path = ? AND <test>)`. The subquery does not depend on `r`,
+//! so SQLite runs it once as an index search on `attr_index_text`/`_num` and then
+//! either drives primary-key lookups of `resources` from it or probes it as a set;
+//! a correlated `EXISTS` would instead be re-run per resource row. `NOT` wraps the
+//! positive form, which is never NULL, so two-valued logic holds.
+
+use crate::dialect::Dialect;
+use crate::index::{datetime_value, is_membership, path_of, text_value};
+use scim_proto::filter::eval::validate_filter;
+use scim_proto::filter::{AttrPath, CompareOp, Filter, Literal};
+use scim_proto::schema::{display_path, AttrType, AttributeDef, ResourceTypeDef, SchemaRegistry};
+use scim_proto::{ScimError, ScimResult};
+
+/// A value bound to a placeholder.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlParam {
+    Text(String),
+    Num(f64),
+    Bool(bool),
+    Int(i64),
+}
+
+/// SQL text whose placeholders number from the `first_param_index` it was compiled
+/// with; `params[k]` binds placeholder `first_param_index + k`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlFragment {
+    pub sql: String,
+    pub params: Vec<SqlParam>,
+}
+
+/// A boolean SQL expression over the resource row `r` selecting the resources that
+/// match `filter`. The caller restricts `r.rtype`. Errors are 400 invalidFilter.
+pub fn compile_filter(
+    dialect: &dyn Dialect,
+    registry: &SchemaRegistry,
+    rt: &ResourceTypeDef,
+    filter: &Filter,
+    first_param_index: usize,
+) -> ScimResult<SqlFragment> {
+    validate_filter(filter, registry, rt)?;
+    let mut c = Compiler::new(dialect, registry, rt, first_param_index);
+    let sql = c.filter(filter)?;
+    Ok(SqlFragment {
+        sql,
+        params: c.params,
+    })
+}
+
+/// An expression over `r` to ORDER BY for `sortBy=path`; NULL for resources without
+/// the attribute. A multi-valued attribute sorts by its primary element's value
+/// (RFC 7644 §3.4.2.3), else by its first element's. Errors are 400 invalidValue.
+pub fn compile_sort(
+    dialect: &dyn Dialect,
+    registry: &SchemaRegistry,
+    rt: &ResourceTypeDef,
+    path: &AttrPath,
+    first_param_index: usize,
+) -> ScimResult<SqlFragment> {
+    let mut c = Compiler::new(dialect, registry, rt, first_param_index);
+    let sql = c.sort(path)?;
+    Ok(SqlFragment {
+        sql,
+        params: c.params,
+    })
+}
+
+/// How values of an attribute are compared, and which index column holds them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text { case_exact: bool },
+    DateTime,
+    Num,
+    Bool,
+}
+
+impl Kind {
+    fn of(def: &AttributeDef) -> Option<Kind> {
+        match def.ty {
+            AttrType::String | AttrType::Reference | AttrType::Binary => Some(Kind::Text {
+                case_exact: def.case_exact,
+            }),
+            AttrType::DateTime => Some(Kind::DateTime),
+            AttrType::Integer | AttrType::Decimal => Some(Kind::Num),
+            AttrType::Boolean => Some(Kind::Bool),
+            AttrType::Complex => None,
+        }
+    }
+
+    fn index_column(self, alias: &str) -> String {
+        match self {
+            Kind::Text { .. } | Kind::DateTime => format!("{alias}.v_text"),
+            Kind::Num => format!("{alias}.v_num"),
+            Kind::Bool => format!("{alias}.v_bool"),
+        }
+    }
+
+    fn is_text(self) -> bool {
+        matches!(self, Kind::Text { .. } | Kind::DateTime)
+    }
+}
+
+/// Which side of `members` a membership attribute is seen from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// Group `members`: rows whose group_id is the resource.
+    Group,
+    /// User `groups`: rows whose member_id is the resource.
+    User,
+}
+
+impl Side {
+    fn own_column(self) -> &'static str {
+        match self {
+            Side::Group => "m.group_id",
+            Side::User => "m.member_id",
+        }
+    }
+}
+
+/// Where the values a filter leaf names are found.
+#[derive(Debug, Clone)]
+enum Target {
+    /// A NOT NULL column of the resource row (or of the `members` row in scope).
+    Column { expr: &'static str, kind: Kind },
+    /// Rows of attr_index under one path.
+    Index { path: String, kind: Kind },
+    /// A complex attribute as a whole: present when any sub-attribute has a row.
+    IndexAny { paths: Vec<String> },
+    /// Membership rows; `col` is the `members` column holding the compared value.
+    Membership {
+        side: Side,
+        col: (&'static str, Kind),
+    },
+    /// Known without looking at the data (`meta pr`).
+    Constant(bool),
+}
+
+/// What a top-level attribute path names.
+enum Named<'a> {
+    Id,
+    Meta(Option<&'a AttributeDef>),
+    Membership(Side, Option<&'a AttributeDef>),
+    Index {
+        urn: Option<&'a str>,
+        attr: &'a AttributeDef,
+        sub: Option<&'a AttributeDef>,
+    },
+}
+
+/// The element a value-path filter's leaves are relative to.
+#[derive(Clone, Copy)]
+enum Scope<'a> {
+    /// The resource row `r`.
+    Top,
+    /// One element of an indexed complex attribute; `alias` is an attr_index row of it.
+    Element {
+        urn: Option<&'a str>,
+        attr: &'a AttributeDef,
+        alias: &'static str,
+    },
+    /// One `members` row `m`.
+    Member(Side),
+    /// `meta[…]`: its sub-attributes are columns of `r`.
+    Meta,
+}
+
+struct Compiler<'a> {
+    d: &'a dyn Dialect,
+    registry: &'a SchemaRegistry,
+    rt: &'a ResourceTypeDef,
+    first: usize,
+    params: Vec<SqlParam>,
+}
+
+fn not_filterable(what: &str) -> ScimError {
+    ScimError::invalid_filter(format!("attribute '{what}' is not filterable"))
+}
+
+fn bad_literal(path: &str, want: &str) -> ScimError {
+    ScimError::invalid_filter(format!("'{path}' must be compared with {want}"))
+}
+
+/// The smallest string greater than every string that starts with `prefix`, in
+/// code point order; `None` when no such string exists (prefix of only U+10FFFF).
+fn prefix_successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last {
+            '\u{D7FF}' => Some('\u{E000}'),
+            c => char::from_u32(u32::from(c) + 1),
+        };
+        if let Some(n) = next {
+            chars.push(n);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+fn flatten_and<'f>(f: &'f Filter, out: &mut Vec<&'f Filter>) {
+    match f {
+        Filter::And(a, b) => {
+            flatten_and(a, out);
+            flatten_and(b, out);
+        }
+        other => out.push(other),
+    }
+}
+
+impl<'a> Compiler<'a> {
+    fn new(
+        d: &'a dyn Dialect,
+        registry: &'a SchemaRegistry,
+        rt: &'a ResourceTypeDef,
+        first: usize,
+    ) -> Self {
+        Compiler {
+            d,
+            registry,
+            rt,
+            first,
+            params: Vec::new(),
+        }
+    }
+
+    /// Placeholder for `p`, reusing the number of an equal parameter already bound.
+    fn bind(&mut self, p: SqlParam) -> String {
+        let i = match self.params.iter().position(|q| *q == p) {
+            Some(i) => i,
+            None => {
+                self.params.push(p);
+                self.params.len() - 1
+            }
+        };
+        self.d.placeholder(self.first + i, &self.params[i])
+    }
+
+    fn text(&mut self, s: &str) -> String {
+        self.bind(SqlParam::Text(s.to_string()))
+    }
+
+    fn rtype(&mut self) -> String {
+        let rt = self.rt;
+        self.text(&rt.name)
+    }
+
+    fn constant(&self, b: bool) -> String {
+        self.d.bool_literal(b).to_string()
+    }
+
+    fn filter(&mut self, f: &Filter) -> ScimResult<String> {
+        self.scoped(f, Scope::Top)
+    }
+
+    fn scoped(&mut self, f: &Filter, scope: Scope<'a>) -> ScimResult<String> {
+        match f {
+            Filter::And(a, b) => Ok(format!(
+                "({} AND {})",
+                self.scoped(a, scope)?,
+                self.scoped(b, scope)?
+            )),
+            Filter::Or(a, b) => Ok(format!(
+                "({} OR {})",
+                self.scoped(a, scope)?,
+                self.scoped(b, scope)?
+            )),
+            Filter::Not(inner) => Ok(format!("NOT ({})", self.scoped(inner, scope)?)),
+            Filter::Present(path) => {
+                let t = self.target(path, scope, true)?;
+                self.present(&t, scope)
+            }
+            Filter::Compare { path, op, value } => self.compare(path, *op, value, scope),
+            Filter::ValuePath { path, filter } => match scope {
+                Scope::Top => self.value_path(path, filter),
+                _ => Err(ScimError::invalid_filter(format!(
+                    "value filter '{}' cannot be nested in another",
+                    display_path(path)
+                ))),
+            },
+        }
+    }
+
+    fn compare(
+        &mut self,
+        path: &AttrPath,
+        op: CompareOp,
+        value: &Literal,
+        scope: Scope<'a>,
+    ) -> ScimResult<String> {
+        if *value == Literal::Null {
+            let t = self.target(path, scope, true)?;
+            let present = self.present(&t, scope)?;
+            return match op {
+                CompareOp::Eq => Ok(format!("NOT ({present})")),
+                CompareOp::Ne => Ok(present),
+                _ => Err(ScimError::invalid_filter(format!(
+                    "null can only be compared with eq or ne ('{}')",
+                    display_path(path)
+                ))),
+            };
+        }
+        let t = self.target(path, scope, false)?;
+        let (positive_op, negate) = match op {
+            CompareOp::Ne => (CompareOp::Eq, true),
+            other => (other, false),
+        };
+        let shown = display_path(path);
+        let sql = match t {
+            Target::Constant(_) | Target::IndexAny { .. } => {
+                return Err(ScimError::invalid_filter(format!(
+                    "'{shown}' is complex; compare one of its sub-attributes"
+                )))
+            }
+            Target::Column { expr, kind } => self.test(expr, kind, positive_op, value, &shown)?,
+            Target::Index { path: ipath, kind } => {
+                let col = kind.index_column("i");
+                let test = self.test(&col, kind, positive_op, value, &shown)?;
+                self.index_rows(scope, &ipath, Some(&test))?
+            }
+            Target::Membership {
+                side,
+                col: (col, kind),
+            } => {
+                let test = self.test(col, kind, positive_op, value, &shown)?;
+                self.membership_rows(side, scope, Some(&test))
+            }
+        };
+        Ok(if negate { format!("NOT ({sql})") } else { sql })
+    }
+
+    /// Rows of `path` in attr_index for the resource (top level) or for the element
+    /// in scope, optionally restricted by `test` on alias `i`.
+    fn index_rows(
+        &mut self,
+        scope: Scope<'a>,
+        path: &str,
+        test: Option<&str>,
+    ) -> ScimResult<String> {
+        let p = self.text(path);
+        let test = test.map(|t| format!(" AND {t}")).unwrap_or_default();
+        match scope {
+            Scope::Top => {
+                let rt = self.rtype();
+                Ok(format!(
+                    "r.id IN (SELECT i.res_id FROM attr_index i WHERE i.rtype = {rt} AND i.path = {p}{test})"
+                ))
+            }
+            Scope::Element { alias, .. } => Ok(format!(
+                "EXISTS (SELECT 1 FROM attr_index i WHERE i.res_id = {alias}.res_id AND i.path = {p} AND i.elem = {alias}.elem{test})"
+            )),
+            Scope::Member(_) | Scope::Meta => Err(ScimError::internal(
+                "indexed attribute inside a members or meta value filter",
+            )),
+        }
+    }
+
+    fn membership_rows(&mut self, side: Side, scope: Scope<'a>, test: Option<&str>) -> String {
+        match scope {
+            Scope::Member(_) => test.map_or_else(|| self.constant(true), |t| format!("({t})")),
+            _ => {
+                let own = side.own_column();
+                let test = test.map(|t| format!(" WHERE {t}")).unwrap_or_default();
+                format!("r.id IN (SELECT {own} FROM members m{test})")
+            }
+        }
+    }
+
+    fn present(&mut self, t: &Target, scope: Scope<'a>) -> ScimResult<String> {
+        match t {
+            Target::Column { .. } => Ok(self.constant(true)),
+            Target::Constant(b) => Ok(self.constant(*b)),
+            Target::Index { path, .. } => self.index_rows(scope, path, None),
+            Target::IndexAny { paths } => {
+                let list: Vec<String> = paths.iter().map(|p| self.text(p)).collect();
+                let rt = self.rtype();
+                Ok(format!(
+                    "r.id IN (SELECT i.res_id FROM attr_index i WHERE i.rtype = {rt} AND i.path IN ({}))",
+                    list.join(", ")
+                ))
+            }
+            Target::Membership { side, .. } => Ok(self.membership_rows(*side, scope, None)),
+        }
+    }
+
+    /// A condition on the SQL value `col` for `col <op> literal`, `op` not `ne`.
+    fn test(
+        &mut self,
+        col: &str,
+        kind: Kind,
+        op: CompareOp,
+        value: &Literal,
+        shown: &str,
+    ) -> ScimResult<String> {
+        let param = match (kind, value) {
+            (Kind::Text { case_exact }, Literal::String(s)) => {
+                SqlParam::Text(text_value(s, case_exact))
+            }
+            (Kind::Text { .. }, _) => return Err(bad_literal(shown, "a string")),
+            (Kind::DateTime, Literal::String(s)) => match datetime_value(s) {
+                Some(t) => SqlParam::Text(t),
+                None => return Err(bad_literal(shown, "an RFC 3339 dateTime")),
+            },
+            (Kind::DateTime, _) => return Err(bad_literal(shown, "a dateTime string")),
+            (Kind::Num, Literal::Number(n)) => match n.as_f64() {
+                Some(f) => SqlParam::Num(f),
+                None => return Err(bad_literal(shown, "a number")),
+            },
+            (Kind::Num, _) => return Err(bad_literal(shown, "a number")),
+            (Kind::Bool, Literal::Bool(b)) => SqlParam::Bool(*b),
+            (Kind::Bool, _) => return Err(bad_literal(shown, "true or false")),
+        };
+        let ordered = |d: &dyn Dialect| {
+            if kind.is_text() {
+                d.text_order(col)
+            } else {
+                col.to_string()
+            }
+        };
+        let sql = match op {
+            CompareOp::Eq | CompareOp::Ne => format!("{col} = {}", self.bind(param)),
+            CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le => {
+                if kind == Kind::Bool {
+                    return Err(ScimError::invalid_filter(format!(
+                        "'{shown}' is boolean and cannot be ordered"
+                    )));
+                }
+                let sym = match op {
+                    CompareOp::Gt => ">",
+                    CompareOp::Ge => ">=",
+                    CompareOp::Lt => "<",
+                    _ => "<=",
+                };
+                format!("{} {sym} {}", ordered(self.d), self.bind(param))
+            }
+            CompareOp::Sw | CompareOp::Co | CompareOp::Ew => {
+                let SqlParam::Text(s) = param else {
+                    return Err(ScimError::invalid_filter(format!(
+                        "'{shown}' is not a string; co, sw and ew need one"
+                    )));
+                };
+                match op {
+                    // A range rather than a function call so the index can serve it.
+                    CompareOp::Sw if s.is_empty() => format!("{col} IS NOT NULL"),
+                    CompareOp::Sw => {
+                        let lo = self.text(&s);
+                        match prefix_successor(&s) {
+                            Some(hi) => {
+                                let hi = self.text(&hi);
+                                let c = ordered(self.d);
+                                format!("{c} >= {lo} AND {c} < {hi}")
+                            }
+                            None => format!("{} >= {lo}", ordered(self.d)),
+                        }
+                    }
+                    CompareOp::Co => {
+                        let p = self.text(&s);
+                        self.d.contains(col, &p)
+                    }
+                    _ => {
+                        let p = self.text(&s);
+                        self.d.ends_with(col, &p)
+                    }
+                }
+            }
+        };
+        Ok(sql)
+    }
+
+    fn value_path(&mut self, path: &AttrPath, inner: &Filter) -> ScimResult<String> {
+        let shown = display_path(path);
+        let scope = match self.name(path)? {
+            Named::Membership(side, None) => Scope::Member(side),
+            Named::Meta(None) => Scope::Meta,
+            Named::Index {
+                urn,
+                attr,
+                sub: None,
+            } if attr.ty == AttrType::Complex => Scope::Element {
+                urn,
+                attr,
+                alias: "e",
+            },
+            _ => {
+                return Err(ScimError::invalid_filter(format!(
+                    "value filter on '{shown}', which is not a complex attribute"
+                )))
+            }
+        };
+        match scope {
+            Scope::Member(side) => {
+                let test = self.scoped(inner, scope)?;
+                Ok(self.membership_rows(side, Scope::Top, Some(&test)))
+            }
+            Scope::Meta => self.scoped(inner, scope),
+            Scope::Element { urn, attr, .. } => self.element_filter(urn, attr, inner, scope),
+            Scope::Top => Err(ScimError::internal("value path scope")),
+        }
+    }
+
+    /// `attr[inner]` on an indexed complex attribute: some element (rows of `e`
+    /// sharing res_id and elem) satisfies `inner`. When `inner` is a conjunction
+    /// with a positive comparison, that comparison picks the rows of `e` directly,
+    /// so the search starts from an index lookup rather than from every element.
+    fn element_filter(
+        &mut self,
+        urn: Option<&'a str>,
+        attr: &'a AttributeDef,
+        inner: &Filter,
+        scope: Scope<'a>,
+    ) -> ScimResult<String> {
+        let mut conjuncts = Vec::new();
+        flatten_and(inner, &mut conjuncts);
+        let rt = self.rtype();
+        let mut driver = None;
+        for (k, c) in conjuncts.iter().enumerate() {
+            if let Some(sql) = self.driving_test(c, scope)? {
+                driver = Some((k, sql));
+                break;
+            }
+        }
+        let mut parts = Vec::new();
+        match &driver {
+            Some((_, sql)) => parts.push(sql.clone()),
+            None => {
+                let list: Vec<String> = attr
+                    .sub_attributes
+                    .iter()
+                    .map(|s| path_of(urn, &attr.name, Some(&s.name)))
+                    .collect();
+                let list: Vec<String> = list.iter().map(|p| self.text(p)).collect();
+                parts.push(format!("e.path IN ({})", list.join(", ")));
+            }
+        }
+        for (k, c) in conjuncts.iter().enumerate() {
+            if driver.as_ref().is_some_and(|(d, _)| *d == k) {
+                continue;
+            }
+            parts.push(self.scoped(c, scope)?);
+        }
+        Ok(format!(
+            "r.id IN (SELECT e.res_id FROM attr_index e WHERE e.rtype = {rt} AND {})",
+            parts.join(" AND ")
+        ))
+    }
+
+    /// For a positive leaf on a sub-attribute of the element in scope: the condition
+    /// on `e` itself selecting the rows that satisfy it.
+    fn driving_test(&mut self, f: &Filter, scope: Scope<'a>) -> ScimResult<Option<String>> {
+        let (path, op, value) = match f {
+            Filter::Compare { path, op, value } => (path, Some(*op), value),
+            Filter::Present(path) => (path, None, &Literal::Null),
+            _ => return Ok(None),
+        };
+        if matches!(op, Some(CompareOp::Ne)) || (op.is_some() && *value == Literal::Null) {
+            return Ok(None);
+        }
+        let Target::Index { path: ipath, kind } = self.target(path, scope, op.is_none())? else {
+            return Ok(None);
+        };
+        let p = self.text(&ipath);
+        Ok(Some(match op {
+            None => format!("e.path = {p}"),
+            Some(op) => {
+                let col = kind.index_column("e");
+                let test = self.test(&col, kind, op, value, &display_path(path))?;
+                format!("e.path = {p} AND {test}")
+            }
+        }))
+    }
+
+    /// Resolve a top-level path and say where it lives.
+    fn name(&self, path: &AttrPath) -> ScimResult<Named<'a>> {
+        let res = self
+            .registry
+            .resolve(self.rt, path)
+            .map_err(|e| ScimError::invalid_filter(e.detail))?;
+        Ok(match res.schema {
+            None if res.attr.name.eq_ignore_ascii_case("id") => Named::Id,
+            None if res.attr.name.eq_ignore_ascii_case("meta") => Named::Meta(res.sub),
+            None => Named::Index {
+                urn: None,
+                attr: res.attr,
+                sub: res.sub,
+            },
+            Some(schema) if is_membership(schema, res.attr) => {
+                let side = if res.attr.name.eq_ignore_ascii_case("members") {
+                    Side::Group
+                } else {
+                    Side::User
+                };
+                Named::Membership(side, res.sub)
+            }
+            Some(schema) => Named::Index {
+                urn: res.extension.then_some(schema),
+                attr: res.attr,
+                sub: res.sub,
+            },
+        })
+    }
+
+    /// Where the values named by `path` (relative to `scope`) are. `presence`: the
+    /// caller asks only whether there is a value, so a complex attribute stands for
+    /// all its sub-attributes rather than for its `value`.
+    fn target(&self, path: &AttrPath, scope: Scope<'a>, presence: bool) -> ScimResult<Target> {
+        let shown = display_path(path);
+        let relative = |parent: &'a AttributeDef| -> ScimResult<&'a AttributeDef> {
+            if path.urn.is_some() || path.sub_attr.is_some() {
+                return Err(ScimError::invalid_filter(format!(
+                    "'{shown}' inside a value filter must name a sub-attribute of '{}'",
+                    parent.name
+                )));
+            }
+            parent.sub(&path.attr).ok_or_else(|| {
+                ScimError::invalid_filter(format!(
+                    "unknown attribute '{}.{}'",
+                    parent.name, path.attr
+                ))
+            })
+        };
+        match scope {
+            Scope::Top => {}
+            Scope::Element { urn, attr, .. } => {
+                let sub = relative(attr)?;
+                return index_target(urn, attr, Some(sub), presence, &shown);
+            }
+            Scope::Member(side) => {
+                let sub = relative(self.membership_def(side)?)?;
+                return membership_target(side, Some(sub), &shown);
+            }
+            Scope::Meta => {
+                let meta = self
+                    .registry
+                    .common_attributes()
+                    .iter()
+                    .find(|a| a.name == "meta")
+                    .ok_or_else(|| ScimError::internal("meta is not defined"))?;
+                return meta_target(Some(relative(meta)?), presence, &shown);
+            }
+        }
+        match self.name(path)? {
+            Named::Id => Ok(Target::Column {
+                expr: "r.id",
+                kind: Kind::Text { case_exact: true },
+            }),
+            Named::Meta(sub) => meta_target(sub, presence, &shown),
+            Named::Membership(side, sub) => membership_target(side, sub, &shown),
+            Named::Index { urn, attr, sub } => index_target(urn, attr, sub, presence, &shown),
+        }
+    }
+
+    fn membership_def(&self, side: Side) -> ScimResult<&'a AttributeDef> {
+        let name = match side {
+            Side::Group => "members",
+            Side::User => "groups",
+        };
+        self.registry
+            .schema(&self.rt.schema)
+            .and_then(|s| s.attr(name))
+            .ok_or_else(|| ScimError::internal(format!("'{name}' is not defined")))
+    }
+
+    fn sort(&mut self, path: &AttrPath) -> ScimResult<String> {
+        let shown = display_path(path);
+        let not_sortable = || ScimError::invalid_value(format!("cannot sort by '{shown}'"));
+        let named = self
+            .name(path)
+            .map_err(|_| ScimError::invalid_value(format!("unknown sortBy attribute '{shown}'")))?;
+        let (urn, attr, sub) = match named {
+            Named::Id => return Ok("r.id".to_string()),
+            Named::Meta(sub) => {
+                return match meta_target(sub, false, &shown) {
+                    Ok(Target::Column { expr, .. }) => Ok(expr.to_string()),
+                    _ => Err(not_sortable()),
+                }
+            }
+            Named::Membership(..) => return Err(not_sortable()),
+            Named::Index { urn, attr, sub } => (urn, attr, sub),
+        };
+        let sub = match sub {
+            Some(s) => Some(s),
+            None if attr.ty == AttrType::Complex && attr.multi_valued => {
+                Some(attr.sub("value").ok_or_else(not_sortable)?)
+            }
+            None if attr.ty == AttrType::Complex => return Err(not_sortable()),
+            None => None,
+        };
+        let def = sub.unwrap_or(attr);
+        let kind = Kind::of(def).ok_or_else(not_sortable)?;
+        let p = self.text(&path_of(urn, &attr.name, sub.map(|s| s.name.as_str())));
+        let col = kind.index_column("i");
+        let order = if !attr.multi_valued {
+            String::new()
+        } else {
+            let primary = attr
+                .sub("primary")
+                .filter(|p| p.ty == AttrType::Boolean && attr.ty == AttrType::Complex);
+            let first = match primary {
+                Some(pd) => {
+                    let pp = self.text(&path_of(urn, &attr.name, Some(&pd.name)));
+                    format!(
+                        "EXISTS (SELECT 1 FROM attr_index q WHERE q.res_id = i.res_id AND q.path = {pp} AND q.elem = i.elem AND q.v_bool = {}) DESC, ",
+                        self.d.bool_literal(true)
+                    )
+                }
+                None => String::new(),
+            };
+            format!(" ORDER BY {first}i.elem, {col}")
+        };
+        let sql = format!(
+            "(SELECT {col} FROM attr_index i WHERE i.res_id = r.id AND i.path = {p}{order} LIMIT 1)"
+        );
+        Ok(if kind.is_text() {
+            self.d.text_order(&sql)
+        } else {
+            sql
+        })
+    }
+}
+
+fn index_target(
+    urn: Option<&str>,
+    attr: &AttributeDef,
+    sub: Option<&AttributeDef>,
+    presence: bool,
+    shown: &str,
+) -> ScimResult<Target> {
+    let leaf = match sub {
+        Some(s) => Some(s),
+        None if attr.ty != AttrType::Complex => None,
+        None if presence => {
+            return Ok(Target::IndexAny {
+                paths: attr
+                    .sub_attributes
+                    .iter()
+                    .map(|s| path_of(urn, &attr.name, Some(&s.name)))
+                    .collect(),
+            })
+        }
+        None => Some(attr.sub("value").ok_or_else(|| {
+            ScimError::invalid_filter(format!(
+                "'{shown}' is complex; compare one of its sub-attributes"
+            ))
+        })?),
+    };
+    let def = leaf.unwrap_or(attr);
+    let kind = Kind::of(def).ok_or_else(|| not_filterable(shown))?;
+    Ok(Target::Index {
+        path: path_of(urn, &attr.name, leaf.map(|s| s.name.as_str())),
+        kind,
+    })
+}
+
+fn membership_target(side: Side, sub: Option<&AttributeDef>, shown: &str) -> ScimResult<Target> {
+    // Member and group ids are compared exactly whatever the schema says: they are
+    // server-assigned identifiers, like `id`.
+    let id = Kind::Text { case_exact: true };
+    let sub = sub.map(|s| s.name.to_ascii_lowercase());
+    let col = match (side, sub.as_deref()) {
+        (Side::Group, None | Some("value")) => ("m.member_id", id),
+        (Side::Group, Some("type")) => ("lower(m.member_type)", Kind::Text { case_exact: false }),
+        (Side::User, None | Some("value")) => ("m.group_id", id),
+        _ => return Err(not_filterable(shown)),
+    };
+    Ok(Target::Membership { side, col })
+}
+
+fn meta_target(sub: Option<&AttributeDef>, presence: bool, shown: &str) -> ScimResult<Target> {
+    let Some(sub) = sub else {
+        return if presence {
+            Ok(Target::Constant(true))
+        } else {
+            Err(ScimError::invalid_filter(format!(
+                "'{shown}' is complex; compare one of its sub-attributes"
+            )))
+        };
+    };
+    let (expr, kind) = match sub.name.as_str() {
+        "created" => ("r.created", Kind::DateTime),
+        "lastModified" => ("r.modified", Kind::DateTime),
+        "resourceType" => ("r.rtype", Kind::Text { case_exact: true }),
+        _ => return Err(not_filterable(shown)),
+    };
+    Ok(Target::Column { expr, kind })
+}

@@ -103,7 +103,11 @@ pub fn migrate(conn: &Connection) -> StoreResult<()> {
     let applied: usize = conn
         .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
         .map_err(backend)? as usize;
-    for (i, step) in crate::ddl::SQLITE_MIGRATIONS.iter().enumerate().skip(applied) {
+    for (i, step) in crate::ddl::SQLITE_MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(applied)
+    {
         conn.execute_batch(&format!(
             "BEGIN; {step}; PRAGMA user_version = {}; COMMIT;",
             i + 1
@@ -161,7 +165,8 @@ fn write_members(tx: &Transaction<'_>, group_id: &str, change: &MemberChange) ->
         )
         .map_err(backend)?;
     for m in add {
-        ins.execute(params![group_id, m.id, m.kind]).map_err(backend)?;
+        ins.execute(params![group_id, m.id, m.kind])
+            .map_err(backend)?;
     }
     Ok(())
 }

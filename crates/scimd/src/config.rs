@@ -105,7 +105,9 @@ impl Settings {
                 None if url.starts_with("postgres") => {
                     Err("the PostgreSQL backend is not available in this build yet".into())
                 }
-                None => Err(format!("unsupported database URL '{url}' (expected sqlite:PATH)")),
+                None => Err(format!(
+                    "unsupported database URL '{url}' (expected sqlite:PATH)"
+                )),
             },
         }
     }
@@ -140,7 +142,10 @@ mod tests {
         assert_eq!(s.protection, Protection::Bypass);
         assert_eq!(s.max_results, 50);
         assert_eq!(s.data_dir, PathBuf::from("scimd-data"));
-        assert_eq!(s.sqlite_path().expect("path"), PathBuf::from("scimd-data/scimd.db"));
+        assert_eq!(
+            s.sqlite_path().expect("path"),
+            PathBuf::from("scimd-data/scimd.db")
+        );
     }
 
     #[test]

@@ -12,7 +12,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "scimd", version, about = "A fast, secure SCIM 2.0 identity provisioning server")]
+#[command(
+    name = "scimd",
+    version,
+    about = "A fast, secure SCIM 2.0 identity provisioning server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

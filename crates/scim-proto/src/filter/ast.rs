@@ -59,7 +59,10 @@ pub enum Filter {
     Not(Box<Filter>),
     /// `attrPath "[" valFilter "]"`: the inner filter's paths are relative to one
     /// element of the (multi-valued complex) attribute `path` (whose `sub_attr` is None).
-    ValuePath { path: AttrPath, filter: Box<Filter> },
+    ValuePath {
+        path: AttrPath,
+        filter: Box<Filter>,
+    },
 }
 
 /// A PATCH `path` (RFC 7644 §3.5.2): `attrPath` or `valuePath ["." subAttr]`.

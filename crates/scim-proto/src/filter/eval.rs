@@ -108,7 +108,9 @@ pub fn matches(
         Filter::And(l, r) => {
             matches(l, resource, registry, rt) && matches(r, resource, registry, rt)
         }
-        Filter::Or(l, r) => matches(l, resource, registry, rt) || matches(r, resource, registry, rt),
+        Filter::Or(l, r) => {
+            matches(l, resource, registry, rt) || matches(r, resource, registry, rt)
+        }
         Filter::Not(inner) => !matches(inner, resource, registry, rt),
         Filter::ValuePath { path, filter } => match registry.resolve(rt, path) {
             Ok(r) if r.sub.is_none() => {
@@ -191,7 +193,11 @@ fn resolve<'a>(
         .map_err(|e| ScimError::invalid_filter(format!("{} in filter", e.detail)))
 }
 
-fn validate_element_filter(filter: &Filter, parent: &AttributeDef, parent_name: &str) -> ScimResult<()> {
+fn validate_element_filter(
+    filter: &Filter,
+    parent: &AttributeDef,
+    parent_name: &str,
+) -> ScimResult<()> {
     match filter {
         Filter::Compare { path, op, value } => {
             let def = element_attr_checked(path, parent, parent_name)?;
@@ -270,7 +276,12 @@ fn literal_kind(lit: &Literal) -> &'static str {
 }
 
 /// Is `target <op> literal` meaningful? `shown` names the attribute in errors.
-fn check_comparison(target: &AttributeDef, op: CompareOp, lit: &Literal, shown: &str) -> ScimResult<()> {
+fn check_comparison(
+    target: &AttributeDef,
+    op: CompareOp,
+    lit: &Literal,
+    shown: &str,
+) -> ScimResult<()> {
     let err = |msg: String| Err(ScimError::invalid_filter(msg));
     if *lit == Literal::Null {
         // `eq null` / `ne null` are presence tests, meaningful for any attribute.
@@ -294,7 +305,10 @@ fn check_comparison(target: &AttributeDef, op: CompareOp, lit: &Literal, shown: 
     } else {
         target
     };
-    let ordering = matches!(op, CompareOp::Gt | CompareOp::Lt | CompareOp::Ge | CompareOp::Le);
+    let ordering = matches!(
+        op,
+        CompareOp::Gt | CompareOp::Lt | CompareOp::Ge | CompareOp::Le
+    );
     let substring = matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew);
     let op_ok = match def.ty {
         AttrType::String | AttrType::Reference => true,
@@ -370,7 +384,11 @@ fn collect<'v>(value: Option<&'v Value>, out: &mut Vec<&'v Value>) {
 }
 
 /// The values at `attr[.sub]` inside `holder`, arrays flattened.
-fn values_at<'v>(holder: Option<&'v Value>, attr: &AttributeDef, sub: Option<&AttributeDef>) -> Vec<&'v Value> {
+fn values_at<'v>(
+    holder: Option<&'v Value>,
+    attr: &AttributeDef,
+    sub: Option<&AttributeDef>,
+) -> Vec<&'v Value> {
     let mut top = Vec::new();
     collect(holder.and_then(|h| get_ci(h, &attr.name)), &mut top);
     let Some(sub) = sub else {

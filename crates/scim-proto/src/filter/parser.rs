@@ -96,7 +96,10 @@ pub fn parse_patch_path(input: &str) -> ScimResult<PatchPath> {
         if attr.sub_attr.is_some() {
             return Err(path_err(no_filter_after_sub(rest)));
         }
-        let cx = Ctx::default().deeper(rest).map_err(filter_err)?.value_filter();
+        let cx = Ctx::default()
+            .deeper(rest)
+            .map_err(filter_err)?
+            .value_filter();
         rest = &rest[1..];
         let inner = or_expr(&mut rest, cx).map_err(filter_err)?;
         skip_ws(&mut rest);
@@ -645,7 +648,10 @@ fn split_path(token: &str) -> Result<AttrPath, (usize, &'static str)> {
         }
     } else {
         if let Some(colon) = token.find(':') {
-            return Err((colon, "unexpected ':' (a schema URN must start with 'urn:')"));
+            return Err((
+                colon,
+                "unexpected ':' (a schema URN must start with 'urn:')",
+            ));
         }
         (None, 0)
     };
@@ -811,5 +817,741 @@ impl fmt::Display for PatchPath {
             write!(f, ".{sub}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::error::ScimType;
+
+    fn p(s: &str) -> Filter {
+        parse_filter(s).unwrap_or_else(|e| panic!("{s:?}: {e}"))
+    }
+
+    fn err(s: &str) -> String {
+        let e = parse_filter(s).expect_err(s);
+        assert_eq!(e.scim_type, Some(ScimType::InvalidFilter), "{s:?}: {e}");
+        assert_eq!(e.status, 400);
+        e.detail
+    }
+
+    fn path(s: &str) -> AttrPath {
+        split_path(s).unwrap()
+    }
+
+    fn cmp(p: &str, op: CompareOp, value: Literal) -> Filter {
+        Filter::Compare {
+            path: path(p),
+            op,
+            value,
+        }
+    }
+
+    fn s(v: &str) -> Literal {
+        Literal::String(v.to_string())
+    }
+
+    fn n(v: i64) -> Literal {
+        Literal::Number(Number::from(v))
+    }
+
+    fn pr(a: &str) -> Filter {
+        Filter::Present(path(a))
+    }
+
+    fn and(a: Filter, b: Filter) -> Filter {
+        Filter::And(Box::new(a), Box::new(b))
+    }
+
+    fn or(a: Filter, b: Filter) -> Filter {
+        Filter::Or(Box::new(a), Box::new(b))
+    }
+
+    fn not(a: Filter) -> Filter {
+        Filter::Not(Box::new(a))
+    }
+
+    fn lit(s: &str) -> Literal {
+        match p(&format!("a eq {s}")) {
+            Filter::Compare { value, .. } => value,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_comparison_operator_any_case() {
+        let ops = [
+            ("eq", CompareOp::Eq),
+            ("ne", CompareOp::Ne),
+            ("co", CompareOp::Co),
+            ("sw", CompareOp::Sw),
+            ("ew", CompareOp::Ew),
+            ("gt", CompareOp::Gt),
+            ("lt", CompareOp::Lt),
+            ("ge", CompareOp::Ge),
+            ("le", CompareOp::Le),
+        ];
+        for (kw, op) in ops {
+            for spelled in [
+                kw.to_string(),
+                kw.to_uppercase(),
+                format!("{}{}", &kw[..1].to_uppercase(), &kw[1..]),
+            ] {
+                assert_eq!(
+                    p(&format!("userName {spelled} \"bjensen\"")),
+                    cmp("userName", op, s("bjensen"))
+                );
+            }
+        }
+        assert_eq!(p("title pr"), pr("title"));
+        assert_eq!(p("title PR"), pr("title"));
+    }
+
+    #[test]
+    fn rfc_examples_parse() {
+        let examples = [
+            r#"userName Eq "john""#,
+            r#"name.familyName co "O'Malley""#,
+            r#"userName sw "J""#,
+            r#"urn:ietf:params:scim:schemas:core:2.0:User:userName sw "J""#,
+            "title pr",
+            r#"meta.lastModified gt "2011-05-13T04:42:34Z""#,
+            r#"meta.lastModified ge "2011-05-13T04:42:34Z""#,
+            r#"title pr and userType eq "Employee""#,
+            r#"title pr or userType eq "Intern""#,
+            r#"schemas eq "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User""#,
+            r#"userType eq "Employee" and (emails co "example.com" or emails.value co "example.org")"#,
+            r#"userType ne "Employee" and not (emails co "example.com" or emails.value co "example.org")"#,
+            r#"userType eq "Employee" and (emails.type eq "work")"#,
+            r#"userType eq "Employee" and emails[type eq "work" and value co "@example.com"]"#,
+            r#"emails[type eq "work" and value co "@example.com"] or ims[type eq "xmpp" and value co "@foo.com"]"#,
+        ];
+        for e in examples {
+            p(e);
+        }
+    }
+
+    #[test]
+    fn precedence_and_associativity() {
+        assert_eq!(
+            p("a eq 1 or b eq 2 and c eq 3"),
+            or(
+                cmp("a", CompareOp::Eq, n(1)),
+                and(cmp("b", CompareOp::Eq, n(2)), cmp("c", CompareOp::Eq, n(3)))
+            )
+        );
+        assert_eq!(
+            p("a pr and b pr or c pr"),
+            or(and(pr("a"), pr("b")), pr("c"))
+        );
+        assert_eq!(p("a pr or b pr or c pr"), or(or(pr("a"), pr("b")), pr("c")));
+        assert_eq!(
+            p("a pr and b pr and c pr"),
+            and(and(pr("a"), pr("b")), pr("c"))
+        );
+        assert_eq!(
+            p("a pr and (b pr or c pr)"),
+            and(pr("a"), or(pr("b"), pr("c")))
+        );
+        assert_eq!(
+            p("(a pr or b pr) and c pr"),
+            and(or(pr("a"), pr("b")), pr("c"))
+        );
+        assert_eq!(p("not (a pr) and b pr"), and(not(pr("a")), pr("b")));
+        assert_eq!(
+            p("a pr or not (b pr) and c pr"),
+            or(pr("a"), and(not(pr("b")), pr("c")))
+        );
+        assert_eq!(p("NOT(a pr)"), not(pr("a")));
+        assert_eq!(
+            p("a pr AND b pr Or c pr"),
+            or(and(pr("a"), pr("b")), pr("c"))
+        );
+        assert_eq!(p("((a pr))"), pr("a"));
+        assert_eq!(p("not (not (a pr))"), not(not(pr("a"))));
+    }
+
+    #[test]
+    fn value_paths() {
+        let inner = and(
+            cmp("type", CompareOp::Eq, s("work")),
+            cmp("value", CompareOp::Co, s("@example.com")),
+        );
+        let vp = Filter::ValuePath {
+            path: path("emails"),
+            filter: Box::new(inner),
+        };
+        assert_eq!(
+            p(r#"emails[type eq "work" and value co "@example.com"]"#),
+            vp
+        );
+        assert_eq!(
+            p(r#"userType eq "E" and emails[type eq "work" and value co "@example.com"]"#),
+            and(cmp("userType", CompareOp::Eq, s("E")), vp.clone())
+        );
+        assert_eq!(
+            p(r#"emails[ type eq "work" and value co "@example.com" ] or a pr"#),
+            or(vp, pr("a"))
+        );
+        assert_eq!(
+            p(
+                r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager[value eq "x"]"#
+            ),
+            Filter::ValuePath {
+                path: path("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager"),
+                filter: Box::new(cmp("value", CompareOp::Eq, s("x"))),
+            }
+        );
+        assert_eq!(
+            p(r#"emails[not (type eq "work")]"#),
+            Filter::ValuePath {
+                path: path("emails"),
+                filter: Box::new(not(cmp("type", CompareOp::Eq, s("work"))))
+            }
+        );
+        assert!(err(r#"emails[type eq "work"].value eq "x""#).contains("only valid in PATCH paths"));
+        assert!(err(r#"emails[type eq "work" and x[y pr]]"#).contains("cannot be nested"));
+        assert!(err(r#"name.givenName[x pr]"#).contains("without sub-attribute"));
+        assert!(err(r#"emails[type eq "work""#).contains("expected 'and', 'or' or ']'"));
+        assert!(err(r#"emails[]"#).contains(EXPECTED_OPERAND));
+    }
+
+    #[test]
+    fn attribute_paths() {
+        assert_eq!(path("userName"), AttrPath::simple("userName"));
+        assert_eq!(
+            path("name.givenName"),
+            AttrPath {
+                urn: None,
+                attr: "name".into(),
+                sub_attr: Some("givenName".into())
+            }
+        );
+        assert_eq!(
+            path("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber"),
+            AttrPath {
+                urn: Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User".into()),
+                attr: "employeeNumber".into(),
+                sub_attr: None
+            }
+        );
+        assert_eq!(
+            path("URN:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value"),
+            AttrPath {
+                urn: Some("URN:ietf:params:scim:schemas:extension:enterprise:2.0:User".into()),
+                attr: "manager".into(),
+                sub_attr: Some("value".into())
+            }
+        );
+        assert_eq!(
+            path("members.$ref"),
+            AttrPath {
+                urn: None,
+                attr: "members".into(),
+                sub_attr: Some("$ref".into())
+            }
+        );
+        assert_eq!(path("x-_9"), AttrPath::simple("x-_9"));
+        assert_eq!(
+            p(r#"members.$ref eq "x""#),
+            cmp("members.$ref", CompareOp::Eq, s("x"))
+        );
+    }
+
+    #[test]
+    fn bad_attribute_paths() {
+        for (input, pos) in [
+            ("1abc pr", 0),
+            ("a.b.c pr", 3),
+            ("a. pr", 2),
+            (".a pr", 0),
+            ("foo:bar pr", 3),
+            ("urn:x pr", 5),
+            ("urn::x pr", 4),
+            ("urn:a:b: pr", 8),
+            ("a$b pr", 1),
+            ("a.$refx pr", 2),
+            ("urn:a:b:1x pr", 8),
+        ] {
+            let d = err(input);
+            assert!(
+                d.starts_with(&format!("invalid filter at position {pos}:")),
+                "{input:?}: {d}"
+            );
+        }
+    }
+
+    #[test]
+    fn string_literals_and_escapes() {
+        assert_eq!(lit(r#""""#), s(""));
+        assert_eq!(
+            lit(r#""a\"b\\c\/d\be\ff\ng\rh\ti""#),
+            s("a\"b\\c/d\u{8}e\u{c}f\ng\rh\ti")
+        );
+        assert_eq!(lit(r#""\u00e9\u00C9""#), s("éÉ"));
+        assert_eq!(lit(r#""\ud83d\ude00""#), s("😀"));
+        assert_eq!(lit(r#""\uD83D\uDE00x""#), s("😀x"));
+        assert_eq!(lit("\"Ünïcødé 😀 日本\""), s("Ünïcødé 😀 日本"));
+        assert_eq!(lit(r#""a and b or c) ( ] [""#), s("a and b or c) ( ] ["));
+        assert_eq!(lit(r#""\u0000""#), s("\u{0}"));
+
+        assert!(err(r#"a eq "\ud83d""#).contains("low surrogate"));
+        assert!(err(r#"a eq "\ud83dx""#).contains("low surrogate"));
+        assert!(err(r#"a eq "\ud83d\u0041""#).contains("low surrogate"));
+        assert!(err(r#"a eq "\ude00""#).contains("unpaired low surrogate"));
+        assert!(err(r#"a eq "\u12""#).contains("4 hex digits"));
+        assert!(err(r#"a eq "\u+123""#).contains("4 hex digits"));
+        assert!(err(r#"a eq "\x""#).contains("invalid escape"));
+        assert!(err("a eq \"ab").contains("to close the string"));
+        assert!(err("a eq \"a\u{1}b\"").contains("control characters"));
+        assert!(err("a eq \"a\\").contains("invalid escape"));
+        assert!(err(r#"a eq "é\u00""#).starts_with("invalid filter at position 8:"));
+    }
+
+    #[test]
+    fn number_literals() {
+        assert_eq!(lit("0"), n(0));
+        assert_eq!(lit("42"), n(42));
+        assert_eq!(lit("-17"), n(-17));
+        assert_eq!(lit("-0"), n(0));
+        assert_eq!(
+            lit("18446744073709551615"),
+            Literal::Number(Number::from(u64::MAX))
+        );
+        assert_eq!(
+            lit("-9223372036854775808"),
+            Literal::Number(Number::from(i64::MIN))
+        );
+        assert_eq!(
+            lit("18446744073709551616"),
+            Literal::Number(Number::from_f64(18446744073709551616.0).unwrap())
+        );
+        assert_eq!(lit("1.5"), Literal::Number(Number::from_f64(1.5).unwrap()));
+        assert_eq!(lit("2.0"), Literal::Number(Number::from_f64(2.0).unwrap()));
+        assert_eq!(
+            lit("-1.25e2"),
+            Literal::Number(Number::from_f64(-125.0).unwrap())
+        );
+        assert_eq!(
+            lit("1E+2"),
+            Literal::Number(Number::from_f64(100.0).unwrap())
+        );
+        assert_eq!(lit("5e-1"), Literal::Number(Number::from_f64(0.5).unwrap()));
+        match lit("7") {
+            Literal::Number(n) => assert!(n.is_u64()),
+            other => panic!("{other:?}"),
+        }
+
+        assert!(err("a eq 01").contains("invalid number"));
+        assert!(err("a eq 1.").contains("expected digit after '.'"));
+        assert!(err("a eq 1.x").contains("expected digit after '.'"));
+        assert!(err("a eq -").contains("expected digit"));
+        assert!(err("a eq -x").contains("expected digit"));
+        assert!(err("a eq 1e").contains("expected digit in exponent"));
+        assert!(err("a eq 1e999").contains("out of range"));
+        assert!(err("a eq 12abc").contains("invalid number"));
+        assert!(err("a eq +1").contains(EXPECTED_VALUE));
+        assert!(err("a eq .5").contains(EXPECTED_VALUE));
+    }
+
+    #[test]
+    fn keyword_literals() {
+        for (text, want) in [
+            ("true", Literal::Bool(true)),
+            ("TRUE", Literal::Bool(true)),
+            ("False", Literal::Bool(false)),
+            ("null", Literal::Null),
+            ("NULL", Literal::Null),
+        ] {
+            assert_eq!(lit(text), want);
+        }
+        assert!(err("a eq truex").contains(EXPECTED_VALUE));
+        assert!(err("a eq john").contains(EXPECTED_VALUE));
+    }
+
+    #[test]
+    fn whitespace_is_lenient() {
+        let want = and(cmp("a", CompareOp::Eq, n(1)), pr("b"));
+        for input in [
+            "a eq 1 and b pr",
+            "  a   eq\t1 \t and\n b  pr  ",
+            "(a eq 1)and(b pr)",
+            "a eq 1 and(b pr)",
+        ] {
+            assert_eq!(p(input), want, "{input:?}");
+        }
+        assert_eq!(p(r#"a eq"x""#), cmp("a", CompareOp::Eq, s("x")));
+        assert_eq!(p("not(a pr)"), not(pr("a")));
+        assert_eq!(p("not  \t (a pr)"), not(pr("a")));
+    }
+
+    #[test]
+    fn error_messages_point_at_the_problem() {
+        assert_eq!(
+            err(r#"userName eq "x" and emails zz "y""#).as_str(),
+            "invalid filter at position 27: expected comparison operator (eq, ne, co, sw, ew, gt, lt, ge, le, pr)"
+        );
+        assert_eq!(
+            err("emails.value xx 1"),
+            "invalid filter at position 13: expected comparison operator (eq, ne, co, sw, ew, gt, lt, ge, le, pr)"
+        );
+        assert_eq!(
+            err("userName eq").as_str(),
+            format!("invalid filter at position 11: {EXPECTED_VALUE}")
+        );
+        assert_eq!(
+            err("userName eq ").as_str(),
+            format!("invalid filter at position 12: {EXPECTED_VALUE}")
+        );
+        assert_eq!(
+            err(r#"userName pr "x""#),
+            "invalid filter at position 12: 'pr' does not take a value"
+        );
+        assert!(err("userName pr true").contains("'pr' does not take a value"));
+        assert!(err("userName pr 5").contains("'pr' does not take a value"));
+        assert_eq!(
+            err(""),
+            format!("invalid filter at position 0: {EXPECTED_OPERAND}")
+        );
+        assert_eq!(
+            err("   "),
+            format!("invalid filter at position 3: {EXPECTED_OPERAND}")
+        );
+        assert_eq!(
+            err("a pr and"),
+            format!("invalid filter at position 8: {EXPECTED_OPERAND}")
+        );
+        assert_eq!(
+            err("a pr )"),
+            "invalid filter at position 5: expected 'and', 'or' or end of filter"
+        );
+        assert_eq!(
+            err("a eq 1 x"),
+            "invalid filter at position 7: expected 'and', 'or' or end of filter"
+        );
+        assert_eq!(
+            err("a pr andb pr"),
+            "invalid filter at position 5: expected 'and', 'or' or end of filter"
+        );
+        assert_eq!(
+            err("(a pr"),
+            "invalid filter at position 5: expected 'and', 'or' or ')'"
+        );
+        assert_eq!(
+            err("not a pr"),
+            "invalid filter at position 4: expected '(' after 'not'"
+        );
+        assert_eq!(
+            err("a pr and not"),
+            "invalid filter at position 12: expected '(' after 'not'"
+        );
+        assert_eq!(err("userNameeq \"x\""), "invalid filter at position 11: expected comparison operator (eq, ne, co, sw, ew, gt, lt, ge, le, pr)");
+        assert_eq!(
+            err("\"x\" eq a"),
+            format!("invalid filter at position 0: {EXPECTED_OPERAND}")
+        );
+        assert_eq!(
+            err("a eq )"),
+            format!("invalid filter at position 5: {EXPECTED_VALUE}")
+        );
+        assert_eq!(
+            err("() "),
+            format!("invalid filter at position 1: {EXPECTED_OPERAND}")
+        );
+    }
+
+    #[test]
+    fn length_limit() {
+        let ok = format!("a eq \"{}\"", "x".repeat(MAX_FILTER_LEN - 7));
+        assert_eq!(ok.len(), MAX_FILTER_LEN);
+        p(&ok);
+        let long = format!("a eq \"{}\"", "x".repeat(MAX_FILTER_LEN - 6));
+        assert!(err(&long).contains("longer than 8192 bytes"));
+        let e = parse_attr_path(&"a".repeat(MAX_FILTER_LEN + 1)).unwrap_err();
+        assert_eq!(e.scim_type, Some(ScimType::InvalidPath));
+        let e = parse_patch_path(&"a".repeat(MAX_FILTER_LEN + 1)).unwrap_err();
+        assert_eq!(e.scim_type, Some(ScimType::InvalidPath));
+    }
+
+    #[test]
+    fn depth_limit() {
+        let nest = |d: usize| format!("{}a pr{}", "(".repeat(d), ")".repeat(d));
+        assert_eq!(p(&nest(MAX_FILTER_DEPTH)), pr("a"));
+        assert_eq!(
+            err(&nest(MAX_FILTER_DEPTH + 1)),
+            format!("invalid filter at position {MAX_FILTER_DEPTH}: filter nesting exceeds the maximum depth of 32")
+        );
+        let nots = |d: usize| format!("{}a pr{}", "not (".repeat(d), ")".repeat(d));
+        p(&nots(MAX_FILTER_DEPTH));
+        assert!(err(&nots(MAX_FILTER_DEPTH + 1)).contains("maximum depth"));
+        // A value path is one more level.
+        let vp = |d: usize| format!("{}x[a pr]{}", "(".repeat(d), ")".repeat(d));
+        p(&vp(MAX_FILTER_DEPTH - 1));
+        assert!(err(&vp(MAX_FILTER_DEPTH)).contains("maximum depth"));
+        // Hostile input is rejected without recursing 100k deep (and not by the length check).
+        let parens = "(".repeat(MAX_FILTER_LEN);
+        assert!(err(&parens).contains("maximum depth"));
+        assert!(err(&"(".repeat(100_000)).contains("longer than"));
+        // Long flat chains are not nesting.
+        let chain = vec!["a pr"; 500].join(" or ");
+        p(&chain);
+    }
+
+    #[test]
+    fn attr_path_api() {
+        assert_eq!(
+            parse_attr_path("userName").unwrap(),
+            AttrPath::simple("userName")
+        );
+        assert_eq!(
+            parse_attr_path(" name.givenName ").unwrap(),
+            path("name.givenName")
+        );
+        assert_eq!(
+            parse_attr_path(
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value"
+            )
+            .unwrap(),
+            path("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value")
+        );
+        for (bad, detail) in [
+            ("", "invalid path at position 0: expected attribute path"),
+            ("a.b.c", "invalid path at position 3: expected at most one sub-attribute ('attr.sub')"),
+            ("emails[type eq \"work\"]", "invalid path at position 6: expected end of path"),
+            ("a b", "invalid path at position 2: expected end of path"),
+            ("9a", "invalid path at position 0: expected attribute name (a letter, then letters, digits, '-' or '_')"),
+        ] {
+            let e = parse_attr_path(bad).unwrap_err();
+            assert_eq!(e.scim_type, Some(ScimType::InvalidPath), "{bad:?}");
+            assert_eq!(e.detail, detail, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn patch_paths() {
+        let pp = |s: &str| parse_patch_path(s).unwrap_or_else(|e| panic!("{s:?}: {e}"));
+        assert_eq!(
+            pp(r#"emails[type eq "work"].value"#),
+            PatchPath {
+                attr: path("emails"),
+                filter: Some(cmp("type", CompareOp::Eq, s("work"))),
+                sub_attr: Some("value".into())
+            }
+        );
+        assert_eq!(
+            pp(r#"members[value eq "2819c223-7f76-453a-919d-413861904646"]"#),
+            PatchPath {
+                attr: path("members"),
+                filter: Some(cmp(
+                    "value",
+                    CompareOp::Eq,
+                    s("2819c223-7f76-453a-919d-413861904646")
+                )),
+                sub_attr: None
+            }
+        );
+        for plain in [
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
+            "name.givenName",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
+            "members",
+        ] {
+            assert_eq!(
+                pp(plain),
+                PatchPath {
+                    attr: path(plain),
+                    filter: None,
+                    sub_attr: None
+                }
+            );
+        }
+        assert_eq!(
+            pp(r#"members[value eq "a" or value eq "b"].$ref"#)
+                .sub_attr
+                .as_deref(),
+            Some("$ref")
+        );
+        assert_eq!(
+            pp(r#"addresses[type eq "work" and not (primary eq true)].streetAddress"#).filter,
+            Some(and(
+                cmp("type", CompareOp::Eq, s("work")),
+                not(cmp("primary", CompareOp::Eq, Literal::Bool(true)))
+            ))
+        );
+    }
+
+    #[test]
+    fn patch_path_errors() {
+        for (bad, ty, detail) in [
+            ("", ScimType::InvalidPath, "invalid path at position 0: expected attribute path"),
+            ("emails[type eq \"work\"", ScimType::InvalidFilter, "invalid path filter at position 21: expected 'and', 'or' or ']'"),
+            ("emails[type eq]", ScimType::InvalidFilter, "invalid path filter at position 14: expected comparison value (string, number, true, false or null)"),
+            ("emails[type eq \"work\"].", ScimType::InvalidPath, "invalid path at position 23: expected sub-attribute name after '.'"),
+            ("emails[type eq \"work\"].value.x", ScimType::InvalidPath, "invalid path at position 28: expected end of path"),
+            ("emails[type eq \"work\"]x", ScimType::InvalidPath, "invalid path at position 22: expected '.' and a sub-attribute, or end of path"),
+            ("emails.value[type eq \"work\"]", ScimType::InvalidPath, "invalid path at position 12: a value filter '[...]' must follow an attribute without sub-attribute"),
+            ("emails x", ScimType::InvalidPath, "invalid path at position 7: expected '[' or end of path"),
+            ("emails[x[y pr]]", ScimType::InvalidFilter, "invalid path filter at position 8: value filters cannot be nested"),
+        ] {
+            let e = parse_patch_path(bad).unwrap_err();
+            assert_eq!(e.scim_type, Some(ty), "{bad:?}: {e}");
+            assert_eq!(e.detail, detail, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn display_examples() {
+        for (input, shown) in [
+            ("a eq 1 or b eq 2 and c eq 3", "a eq 1 or b eq 2 and c eq 3"),
+            ("(a pr or b pr) and c pr", "(a pr or b pr) and c pr"),
+            ("a pr or (b pr or c pr)", "a pr or (b pr or c pr)"),
+            ("a pr and (b pr and c pr)", "a pr and (b pr and c pr)"),
+            ("NOT ( a PR )", "not (a pr)"),
+            (
+                "userName EQ \"a\\\"b\\u0001\"",
+                "userName eq \"a\\\"b\\u0001\"",
+            ),
+            (
+                "emails[type eq \"work\" and value co \"x\"]",
+                "emails[type eq \"work\" and value co \"x\"]",
+            ),
+            (
+                "x eq 1.5 or y eq TRUE or z ne Null",
+                "x eq 1.5 or y eq true or z ne null",
+            ),
+        ] {
+            assert_eq!(p(input).to_string(), shown);
+        }
+        let pp = parse_patch_path("emails[type eq \"work\"].value").unwrap();
+        assert_eq!(pp.to_string(), "emails[type eq \"work\"].value");
+        assert_eq!(path("urn:a:b:c.d").to_string(), "urn:a:b:c.d");
+    }
+
+    mod roundtrip {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn name() -> impl Strategy<Value = String> {
+            prop_oneof![
+                9 => "[a-zA-Z][a-zA-Z0-9_-]{0,7}".prop_filter("'not' is a keyword", |s| !s.eq_ignore_ascii_case("not")),
+                1 => Just("$ref".to_string()),
+            ]
+        }
+
+        fn attr_path() -> impl Strategy<Value = AttrPath> {
+            (
+                prop::option::of("urn:[a-zA-Z0-9]{1,5}(:[a-zA-Z0-9.$_-]{1,6}){0,4}"),
+                name(),
+                prop::option::of(name()),
+            )
+                .prop_map(|(urn, attr, sub_attr)| AttrPath {
+                    urn,
+                    attr,
+                    sub_attr,
+                })
+        }
+
+        fn literal() -> impl Strategy<Value = Literal> {
+            prop_oneof![
+                any::<String>().prop_map(Literal::String),
+                any::<i64>().prop_map(|v| Literal::Number(Number::from(v))),
+                any::<u64>().prop_map(|v| Literal::Number(Number::from(v))),
+                any::<f64>()
+                    .prop_filter_map("finite", |v| Number::from_f64(v).map(Literal::Number)),
+                any::<bool>().prop_map(Literal::Bool),
+                Just(Literal::Null),
+            ]
+        }
+
+        fn op() -> impl Strategy<Value = CompareOp> {
+            prop::sample::select(vec![
+                CompareOp::Eq,
+                CompareOp::Ne,
+                CompareOp::Co,
+                CompareOp::Sw,
+                CompareOp::Ew,
+                CompareOp::Gt,
+                CompareOp::Lt,
+                CompareOp::Ge,
+                CompareOp::Le,
+            ])
+        }
+
+        fn atom() -> impl Strategy<Value = Filter> {
+            prop_oneof![
+                (attr_path(), op(), literal()).prop_map(|(path, op, value)| Filter::Compare {
+                    path,
+                    op,
+                    value
+                }),
+                attr_path().prop_map(Filter::Present),
+            ]
+        }
+
+        fn tree(leaf: BoxedStrategy<Filter>) -> impl Strategy<Value = Filter> {
+            leaf.prop_recursive(5, 24, 2, |inner| {
+                prop_oneof![
+                    (inner.clone(), inner.clone())
+                        .prop_map(|(a, b)| Filter::And(Box::new(a), Box::new(b))),
+                    (inner.clone(), inner.clone())
+                        .prop_map(|(a, b)| Filter::Or(Box::new(a), Box::new(b))),
+                    inner.prop_map(|a| Filter::Not(Box::new(a))),
+                ]
+            })
+        }
+
+        fn filter() -> impl Strategy<Value = Filter> {
+            let value_path = (attr_path(), tree(atom().boxed())).prop_map(|(mut path, f)| {
+                path.sub_attr = None;
+                Filter::ValuePath {
+                    path,
+                    filter: Box::new(f),
+                }
+            });
+            tree(prop_oneof![3 => atom(), 1 => value_path].boxed())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn filter_display_parses_back(f in filter()) {
+                let text = f.to_string();
+                prop_assert_eq!(parse_filter(&text), Ok(f), "{}", text);
+            }
+
+            #[test]
+            fn attr_path_display_parses_back(p in attr_path()) {
+                prop_assert_eq!(parse_attr_path(&p.to_string()), Ok(p));
+            }
+
+            #[test]
+            fn patch_path_display_parses_back(
+                attr in attr_path(),
+                f in prop::option::of(tree(atom().boxed())),
+                sub in prop::option::of(name()),
+            ) {
+                let pp = match f {
+                    Some(f) => PatchPath { attr: AttrPath { sub_attr: None, ..attr }, filter: Some(f), sub_attr: sub },
+                    None => PatchPath { attr, filter: None, sub_attr: None },
+                };
+                prop_assert_eq!(parse_patch_path(&pp.to_string()), Ok(pp));
+            }
+
+            #[test]
+            fn parser_never_panics(s in "\\PC{0,64}") {
+                let _ = parse_filter(&s);
+                let _ = parse_patch_path(&s);
+                let _ = parse_attr_path(&s);
+            }
+
+            #[test]
+            fn parser_never_panics_on_filter_like_input(s in "[a-z\\[\\]() \"\\\\.:$0-9eE+-]{0,48}") {
+                let _ = parse_filter(&s);
+                let _ = parse_patch_path(&s);
+            }
+        }
     }
 }

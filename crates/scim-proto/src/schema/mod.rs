@@ -109,15 +109,24 @@ impl SchemaRegistry {
         rt: &'a ResourceTypeDef,
         path: &AttrPath,
     ) -> ScimResult<Resolved<'a>> {
-        let unknown = || ScimError::invalid_path(format!("unknown attribute '{}'", display_path(path)));
+        let unknown =
+            || ScimError::invalid_path(format!("unknown attribute '{}'", display_path(path)));
         let (schema, extension, attr) = match &path.urn {
             Some(urn) if urn.eq_ignore_ascii_case(&rt.schema) => {
                 let s = self.schema(&rt.schema).ok_or_else(unknown)?;
-                (Some(s.id.as_str()), false, s.attr(&path.attr).ok_or_else(unknown)?)
+                (
+                    Some(s.id.as_str()),
+                    false,
+                    s.attr(&path.attr).ok_or_else(unknown)?,
+                )
             }
             Some(urn) => {
                 let s = self.extension_of(rt, urn).ok_or_else(unknown)?;
-                (Some(s.id.as_str()), true, s.attr(&path.attr).ok_or_else(unknown)?)
+                (
+                    Some(s.id.as_str()),
+                    true,
+                    s.attr(&path.attr).ok_or_else(unknown)?,
+                )
             }
             None => {
                 let core = self.schema(&rt.schema).and_then(|s| s.attr(&path.attr));

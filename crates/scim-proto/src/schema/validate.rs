@@ -839,6 +839,26 @@ mod tests {
         .is_ok());
     }
 
+    #[test]
+    fn read_only_input_is_ignored_unchecked() {
+        let out = create_user(json!({
+            "schemas": [USER_SCHEMA], "userName": "a",
+            "id": 5, "meta": "junk", "groups": "junk",
+            ENT: {"manager": {"value": "m", "displayName": 7}},
+        }))
+        .unwrap();
+        assert_eq!(
+            out,
+            json!({"schemas": [USER_SCHEMA, ENT], "userName": "a", ENT: {"manager": {"value": "m"}}})
+        );
+        // Unknown names are still reported inside readOnly-bearing values.
+        assert!(
+            create_user(json!({"schemas": [USER_SCHEMA], "userName": "a",
+                                   ENT: {"manager": {"bogus": 1}}}))
+            .is_err()
+        );
+    }
+
     fn stored_group() -> Value {
         json!({
             "schemas": [GROUP_SCHEMA],

@@ -27,7 +27,9 @@ fn seed_walkthrough_on_the_gluu_prefix() {
         .expect("Location header");
     let etag = resp.headers().get("etag").cloned().expect("ETag header");
     assert_eq!(
-        resp.headers().get("content-type").and_then(|v| v.to_str().ok()),
+        resp.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
         Some("application/scim+json")
     );
     let (status, user) = parts(resp);
@@ -91,10 +93,15 @@ fn seed_walkthrough_on_the_gluu_prefix() {
     });
     let (status, patched) = parts(s.patch(&format!("{GLUU}/Users/{id}"), &patch));
     assert_eq!(status, 200, "{patched}");
-    assert_eq!(patched["name"], json!({"familyName": "Smith", "givenName": "Joey"}));
+    assert_eq!(
+        patched["name"],
+        json!({"familyName": "Smith", "givenName": "Joey"})
+    );
     let emails = patched["emails"].as_array().expect("emails");
     assert_eq!(emails.len(), 2);
-    assert!(emails.iter().any(|e| e["value"] == "jsmith@foodmafia.com" && e["type"] == "work"));
+    assert!(emails
+        .iter()
+        .any(|e| e["value"] == "jsmith@foodmafia.com" && e["type"] == "work"));
     assert!(emails.iter().any(|e| e["value"] == "my@own.mail"));
     let primaries = emails.iter().filter(|e| e["primary"] == true).count();
     assert_eq!(primaries, 1, "exactly one primary email: {patched}");
@@ -107,11 +114,17 @@ fn seed_walkthrough_on_the_gluu_prefix() {
     assert_eq!(again["name"]["givenName"], "Joey");
 
     // Delete.
-    let resp = s.delete(&format!("{GLUU}/Users/{id}")).send().expect("delete");
+    let resp = s
+        .delete(&format!("{GLUU}/Users/{id}"))
+        .send()
+        .expect("delete");
     assert_eq!(resp.status().as_u16(), 204);
     let resp = s.get(&format!("{GLUU}/Users/{id}")).send().expect("get");
     assert_eq!(resp.status().as_u16(), 404);
-    let resp = s.delete(&format!("{GLUU}/Users/{id}")).send().expect("delete");
+    let resp = s
+        .delete(&format!("{GLUU}/Users/{id}"))
+        .send()
+        .expect("delete");
     assert_eq!(resp.status().as_u16(), 404);
 }
 
@@ -120,11 +133,18 @@ fn all_prefixes_serve_the_same_data() {
     let s = Server::start();
     let (_, user) = parts(s.post("/scim/v2/Users", &seed_user()));
     let id = user["id"].as_str().expect("id");
-    for prefix in ["/scim/v2", "/identity/restv1/scim/v2", "/scim/restv1/scim/v2"] {
+    for prefix in [
+        "/scim/v2",
+        "/identity/restv1/scim/v2",
+        "/scim/restv1/scim/v2",
+    ] {
         let (status, got) = parts(s.get(&format!("{prefix}/Users/{id}")).send().expect("get"));
         assert_eq!(status, 200);
         assert_eq!(got["userName"], "ajsmith");
-        assert_eq!(got["meta"]["location"], s.url(&format!("{prefix}/Users/{id}")));
+        assert_eq!(
+            got["meta"]["location"],
+            s.url(&format!("{prefix}/Users/{id}"))
+        );
     }
 }
 
@@ -140,10 +160,13 @@ fn list_paging_and_empty_results() {
         json!(["urn:ietf:params:scim:api:messages:2.0:ListResponse"])
     );
     for i in 0..7 {
-        let (st, _) = parts(s.post("/scim/v2/Users", &json!({
-            "schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],
-            "userName": format!("user{i}")
-        })));
+        let (st, _) = parts(s.post(
+            "/scim/v2/Users",
+            &json!({
+                "schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": format!("user{i}")
+            }),
+        ));
         assert_eq!(st, 201);
     }
     let (_, page) = parts(
@@ -158,7 +181,10 @@ fn list_paging_and_empty_results() {
     assert_eq!(page["Resources"][0]["userName"], "user2");
     assert_eq!(page["Resources"][1]["userName"], "user3");
     let (_, count_only) = parts(
-        s.get("/scim/v2/Users").query(&[("count", "0")]).send().expect("count"),
+        s.get("/scim/v2/Users")
+            .query(&[("count", "0")])
+            .send()
+            .expect("count"),
     );
     assert_eq!(count_only["totalResults"], 7);
     assert_eq!(count_only["Resources"], json!([]));
@@ -199,7 +225,10 @@ fn password_is_write_only_and_projection_works_on_writes() {
     let (status, user) = parts(resp);
     assert_eq!(status, 201);
     assert!(user.get("password").is_none());
-    assert!(user.get("emails").is_none(), "attributes=userName honoured: {user}");
+    assert!(
+        user.get("emails").is_none(),
+        "attributes=userName honoured: {user}"
+    );
     assert_eq!(user["userName"], "ajsmith");
     assert!(user["id"].is_string(), "id is always returned");
     let id = user["id"].as_str().expect("id");
@@ -207,9 +236,11 @@ fn password_is_write_only_and_projection_works_on_writes() {
     assert!(full.get("password").is_none());
     assert!(full.get("emails").is_some());
     let (_, excluded) = parts(
-        s.get(&format!("/scim/v2/Users/{id}?excludedAttributes=emails,name"))
-            .send()
-            .expect("get"),
+        s.get(&format!(
+            "/scim/v2/Users/{id}?excludedAttributes=emails,name"
+        ))
+        .send()
+        .expect("get"),
     );
     assert!(excluded.get("emails").is_none() && excluded.get("name").is_none());
     assert_eq!(excluded["displayName"], "Average Joe");
@@ -218,7 +249,10 @@ fn password_is_write_only_and_projection_works_on_writes() {
     let wal = std::fs::read(s.data_dir.join("scimd.db-wal")).unwrap_or_default();
     let needle = b"s3cret!";
     let contains = |h: &[u8]| h.windows(needle.len()).any(|w| w == needle);
-    assert!(!contains(&db) && !contains(&wal), "clear-text password on disk");
+    assert!(
+        !contains(&db) && !contains(&wal),
+        "clear-text password on disk"
+    );
 }
 
 #[test]
@@ -229,7 +263,11 @@ fn etags_if_match_and_if_none_match() {
     let (_, user) = parts(resp);
     let id = user["id"].as_str().expect("id");
     let path = format!("/scim/v2/Users/{id}");
-    let resp = s.get(&path).header("If-None-Match", &etag).send().expect("get");
+    let resp = s
+        .get(&path)
+        .header("If-None-Match", &etag)
+        .send()
+        .expect("get");
     assert_eq!(resp.status().as_u16(), 304);
     let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
         "Operations": [{"op": "replace", "path": "displayName", "value": "X"}]});
@@ -245,8 +283,20 @@ fn etags_if_match_and_if_none_match() {
         .send()
         .expect("patch");
     assert_eq!(resp.status().as_u16(), 200);
-    let resp = s.delete(&path).header("If-Match", &etag).send().expect("delete");
+    let resp = s
+        .delete(&path)
+        .header("If-Match", &etag)
+        .send()
+        .expect("delete");
     crate::harness::assert_scim_error(resp, 412, None);
-    let resp = s.get(&path).header("If-None-Match", &etag).send().expect("get");
-    assert_eq!(resp.status().as_u16(), 200, "changed resource is sent again");
+    let resp = s
+        .get(&path)
+        .header("If-None-Match", &etag)
+        .send()
+        .expect("get");
+    assert_eq!(
+        resp.status().as_u16(),
+        200,
+        "changed resource is sent again"
+    );
 }

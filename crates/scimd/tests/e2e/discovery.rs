@@ -10,7 +10,10 @@ fn discovery_documents() {
     assert_eq!(st, 200);
     assert_eq!(spc["patch"]["supported"], true);
     assert_eq!(spc["filter"]["maxResults"], 200);
-    assert_eq!(spc["bulk"]["supported"], false, "Bulk is not implemented yet");
+    assert_eq!(
+        spc["bulk"]["supported"], false,
+        "Bulk is not implemented yet"
+    );
     let (_, schemas) = parts(s.get("/scim/v2/Schemas").send().expect("schemas"));
     let ids: Vec<&str> = schemas["Resources"]
         .as_array()
@@ -46,17 +49,35 @@ fn discovery_documents() {
 #[test]
 fn unknown_things_are_404_and_writes_to_discovery_are_405() {
     let s = Server::start();
-    assert_scim_error(s.get("/scim/v2/Schemas/urn:nope").send().expect("get"), 404, None);
-    assert_scim_error(s.get("/scim/v2/ResourceTypes/Nope").send().expect("get"), 404, None);
+    assert_scim_error(
+        s.get("/scim/v2/Schemas/urn:nope").send().expect("get"),
+        404,
+        None,
+    );
+    assert_scim_error(
+        s.get("/scim/v2/ResourceTypes/Nope").send().expect("get"),
+        404,
+        None,
+    );
     assert_scim_error(s.get("/scim/v2/Nope").send().expect("get"), 404, None);
-    assert_scim_error(s.get("/scim/v2/Users/no-such-id").send().expect("get"), 404, None);
+    assert_scim_error(
+        s.get("/scim/v2/Users/no-such-id").send().expect("get"),
+        404,
+        None,
+    );
     assert_scim_error(s.get("/elsewhere").send().expect("get"), 404, None);
-    for path in ["/scim/v2/ServiceProviderConfig", "/scim/v2/Schemas", "/scim/v2/ResourceTypes"] {
+    for path in [
+        "/scim/v2/ServiceProviderConfig",
+        "/scim/v2/Schemas",
+        "/scim/v2/ResourceTypes",
+    ] {
         assert_scim_error(s.post(path, &json!({})), 405, None);
         assert_scim_error(s.put(path, &json!({})), 405, None);
     }
     assert_scim_error(
-        s.delete("/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:User").send().expect("delete"),
+        s.delete("/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:User")
+            .send()
+            .expect("delete"),
         405,
         None,
     );

@@ -14,9 +14,12 @@ fn acknowledged_writes_survive_sigkill() {
         handles.push(std::thread::spawn(move || {
             let mut acked = Vec::new();
             for i in 0..50 {
-                let (st, u) = parts(s.post("/scim/v2/Users", &json!({
+                let (st, u) = parts(s.post(
+                    "/scim/v2/Users",
+                    &json!({
                     "schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],
-                    "userName": format!("durable-{t}-{i}")})));
+                    "userName": format!("durable-{t}-{i}")}),
+                ));
                 if st == 201 {
                     acked.push(u["id"].as_str().expect("id").to_string());
                 }
@@ -24,7 +27,10 @@ fn acknowledged_writes_survive_sigkill() {
             acked
         }));
     }
-    let acked: Vec<String> = handles.into_iter().flat_map(|h| h.join().expect("thread")).collect();
+    let acked: Vec<String> = handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("thread"))
+        .collect();
     assert_eq!(acked.len(), 200);
     match Arc::try_unwrap(s) {
         Ok(server) => server.kill(),

@@ -1,8 +1,8 @@
 //! End-to-end tests: a real scimd process over loopback HTTP.
 
 mod crud;
+mod discovery;
 mod durability;
 mod errors;
 mod groups;
 mod harness;
-mod discovery;
