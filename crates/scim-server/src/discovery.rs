@@ -25,7 +25,7 @@ pub fn service_provider_config(cfg: &ServerConfig, base_url: &str) -> Value {
         "documentationUri": "https://github.com/scimd/scimd",
         "patch": {"supported": true},
         "bulk": {
-            "supported": false,
+            "supported": true,
             "maxOperations": cfg.bulk_max_operations,
             "maxPayloadSize": cfg.bulk_max_payload_bytes
         },

@@ -47,6 +47,7 @@ pub fn router(service: Arc<Service>) -> Router {
             get(get_resource_type).fallback(method_not_allowed),
         )
         .route("/.search", post(root_search).fallback(method_not_allowed))
+        .route("/Bulk", post(bulk).fallback(method_not_allowed))
         .route(
             "/{endpoint}",
             get(list).post(create).fallback(method_not_allowed),
@@ -192,6 +193,10 @@ fn ctx(
 /// Read and parse a JSON request body: media type checked (415), size limited (413),
 /// syntax checked (400 invalidSyntax).
 async fn json_body(svc: &Service, headers: &HeaderMap, body: Body) -> ScimResult<Value> {
+    json_body_limited(headers, body, svc.config.max_payload_bytes).await
+}
+
+async fn json_body_limited(headers: &HeaderMap, body: Body, limit: usize) -> ScimResult<Value> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -209,7 +214,6 @@ async fn json_body(svc: &Service, headers: &HeaderMap, body: Body) -> ScimResult
             format!("unsupported media type '{mime}'; use {SCIM_CONTENT_TYPE} or application/json"),
         ));
     }
-    let limit = svc.config.max_payload_bytes;
     let bytes = to_bytes(body, limit).await.map_err(|_| {
         ScimError::payload_too_large(format!("request body is larger than {limit} bytes"))
     })?;
@@ -503,4 +507,17 @@ async fn root_search() -> Reply {
         "search across all resource types is not implemented yet",
     )
     .into())
+}
+
+async fn bulk(
+    State(svc): State<AppState>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    Query(params): Params,
+    body: Body,
+) -> Reply {
+    let ctx = ctx(&headers, &uri, &params)?;
+    let body = json_body_limited(&headers, body, svc.config.bulk_max_payload_bytes).await?;
+    let v = blocking(&svc, move |s| s.bulk(&body, &ctx, &|_, _| Ok(()))).await?;
+    Ok(scim(StatusCode::OK, &v))
 }

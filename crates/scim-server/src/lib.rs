@@ -1,10 +1,12 @@
 //! The HTTP face of scimd: routes, content negotiation, SCIM errors over HTTP, and
 //! the service layer that ties protocol validation to storage.
 
+pub mod bulk;
 pub mod clock;
 pub mod config;
 pub mod discovery;
 pub mod http;
+mod members;
 pub mod service;
 
 pub use config::{Protection, ServerConfig};

@@ -4,6 +4,7 @@
 
 use crate::clock::Clock;
 use crate::config::ServerConfig;
+use crate::members;
 use scim_proto::filter::{parse_attr_path, parse_filter, AttrPath};
 use scim_proto::patch::apply_patch;
 use scim_proto::project::{project, Projection};
@@ -173,8 +174,8 @@ impl Service {
         if_match: Option<i64>,
         ctx: &RequestCtx,
     ) -> ScimResult<Rendered> {
-        self.update(rt, id, if_match, ctx, body, |full| {
-            validate_replace(&self.registry, rt, full, body)
+        self.update(rt, id, if_match, ctx, body, true, |full| {
+            validate_replace(&self.registry, rt, full, body).map(|d| (d, None))
         })
     }
 
@@ -186,8 +187,55 @@ impl Service {
         if_match: Option<i64>,
         ctx: &RequestCtx,
     ) -> ScimResult<Rendered> {
-        self.update(rt, id, if_match, ctx, body, |full| {
-            apply_patch(&self.registry, rt, full, body)
+        if Self::is_group(rt) && is_patch_op(body) {
+            if let Some(ops) = members::split(body) {
+                return self.patch_members(rt, id, &ops, if_match, ctx, body);
+            }
+        }
+        self.update(rt, id, if_match, ctx, body, true, |full| {
+            apply_patch(&self.registry, rt, full, body).map(|d| (d, None))
+        })
+    }
+
+    /// Membership-only (plus other attributes) PATCH of a group without loading its
+    /// member list.
+    fn patch_members(
+        &self,
+        rt: &ResourceTypeDef,
+        id: &str,
+        ops: &members::MemberOps,
+        if_match: Option<i64>,
+        ctx: &RequestCtx,
+        body: &Value,
+    ) -> ScimResult<Rendered> {
+        self.update(rt, id, if_match, ctx, body, false, |before| {
+            let doc = match &ops.rest {
+                Some(rest) => apply_patch(&self.registry, rt, before, rest)?,
+                None => before.clone(),
+            };
+            let present = self.store.members_among(id, &ops.remove).map_err(store_error)?;
+            if let Some(f) = ops.remove_filters.iter().find(|f| !f.iter().any(|i| present.contains(i))) {
+                return Err(ScimError::no_target(format!(
+                    "no member matches value {}",
+                    f.join(" or ")
+                )));
+            }
+            let mut seen = HashSet::new();
+            let add: Vec<Member> = ops
+                .add
+                .iter()
+                .filter(|(i, _)| seen.insert(i.clone()))
+                .map(|(i, kind)| Member {
+                    id: i.clone(),
+                    kind: kind.clone().unwrap_or_else(|| "User".into()),
+                })
+                .collect();
+            let add = if ctx.overhead_bypass || add.is_empty() {
+                add
+            } else {
+                self.checked_members(add, Some(id))?
+            };
+            Ok((doc, Some(MemberChange::Delta { add, remove: present })))
         })
     }
 
@@ -201,10 +249,18 @@ impl Service {
         if_match: Option<i64>,
         ctx: &RequestCtx,
         body: &Value,
-        change: impl Fn(&Value) -> ScimResult<Value>,
+        with_members: bool,
+        change: impl Fn(&Value) -> ScimResult<(Value, Option<MemberChange>)>,
     ) -> ScimResult<Rendered> {
         let full_ctx = RequestCtx {
-            projection: Projection::default(),
+            projection: if with_members {
+                Projection::default()
+            } else {
+                Projection {
+                    attributes: vec![],
+                    excluded: vec![AttrPath::simple("members")],
+                }
+            },
             ..ctx.clone()
         };
         for _ in 0..UPDATE_ATTEMPTS {
@@ -213,9 +269,12 @@ impl Service {
                 return Err(store_error(StoreError::VersionMismatch));
             }
             let before = self.full_doc(rt, &stored, &full_ctx, !ctx.overhead_bypass)?;
-            let mut doc = change(&before)?;
+            let (mut doc, members) = change(&before)?;
             let secret = take_password(&mut doc)?;
-            let members = self.member_change(rt, &before, &mut doc, ctx)?;
+            let members = match members {
+                Some(m) => m,
+                None => self.member_change(rt, &before, &mut doc, ctx)?,
+            };
             let now = self.clock.now();
             doc["id"] = json!(id);
             if let Some(groups) = doc.as_object_mut() {
@@ -375,7 +434,15 @@ impl Service {
                 doc["groups"] = Value::Array(
                     groups
                         .iter()
-                        .map(|g| self.member_json(ctx, g, Some("direct")))
+                        .map(|g| {
+                            let view = MemberView {
+                                id: g.id.clone(),
+                                kind: "Group".into(),
+                                display: g.display.clone(),
+                            };
+                            let kind = if g.direct { "direct" } else { "indirect" };
+                            self.member_json(ctx, &view, Some(kind))
+                        })
                         .collect(),
                 );
             }
@@ -532,6 +599,12 @@ impl Service {
         let remove: Vec<String> = old.into_iter().filter(|i| !new_ids.contains(i)).collect();
         Ok(MemberChange::Delta { add: added, remove })
     }
+}
+
+fn is_patch_op(body: &Value) -> bool {
+    body.get("schemas")
+        .and_then(Value::as_array)
+        .is_some_and(|a| a.iter().any(|s| s.as_str() == Some(scim_proto::patch::PATCH_OP_SCHEMA)))
 }
 
 fn not_found(e: StoreError, rt: &ResourceTypeDef, id: &str) -> ScimError {

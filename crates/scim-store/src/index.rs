@@ -6,8 +6,11 @@
 //! [`datetime_value`]:
 //! - caseExact=false strings are lowercased with `str::to_lowercase` (full Unicode),
 //!   the same folding the evaluator applies to both sides of a comparison;
-//! - dateTimes become fixed-width UTC text (`crate::db_time`), so text order is time
-//!   order and an offset such as `+02:00` compares equal to the same instant in `Z`;
+//! - dateTimes become fixed-width UTC text with nanoseconds, so text order is time
+//!   order and an offset such as `+02:00` compares equal to the same instant in `Z`
+//!   (nanoseconds, not the microseconds of the `created`/`modified` columns, because
+//!   the evaluator compares full RFC 3339 instants);
+//! - binary values are kept exactly (the evaluator never folds their case);
 //! - integers and decimals become `f64`, booleans stay booleans.
 
 use scim_proto::schema::{
@@ -72,9 +75,11 @@ pub fn text_value(s: &str, case_exact: bool) -> String {
 
 /// An RFC 3339 dateTime as fixed-width UTC text, or `None` if it does not parse.
 pub fn datetime_value(s: &str) -> Option<String> {
-    chrono::DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| crate::db_time(t.with_timezone(&chrono::Utc)))
+    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| {
+        t.with_timezone(&chrono::Utc)
+            .format("%Y-%m-%dT%H:%M:%S%.9fZ")
+            .to_string()
+    })
 }
 
 /// Every `attr_index` row for `doc`, a canonical document of resource type `rt`.
@@ -175,15 +180,17 @@ fn simple_rows(rows: &mut Vec<IndexRow>, path: &str, elem: i64, def: &AttributeD
 }
 
 /// The index form of one simple value; `None` for null and for values of the
-/// wrong JSON type (which a canonical document does not contain).
+/// wrong JSON type (which a canonical document does not contain). Empty strings
+/// are indexed: they satisfy `eq ""` though not `pr`.
 pub fn simple_value(def: &AttributeDef, v: &Value) -> Option<IndexValue> {
     match (def.ty, v) {
-        (AttrType::String | AttrType::Reference | AttrType::Binary, Value::String(s)) => {
+        (AttrType::String | AttrType::Reference, Value::String(s)) => {
             Some(IndexValue::Text(text_value(s, def.case_exact)))
         }
-        (AttrType::DateTime, Value::String(s)) => Some(IndexValue::Text(
-            datetime_value(s).unwrap_or_else(|| text_value(s, def.case_exact)),
-        )),
+        (AttrType::Binary, Value::String(s)) => Some(IndexValue::Text(s.clone())),
+        // An unparsable dateTime never satisfies a comparison in the evaluator; a
+        // canonical document cannot hold one, so it is simply not indexed.
+        (AttrType::DateTime, Value::String(s)) => datetime_value(s).map(IndexValue::Text),
         (AttrType::Integer | AttrType::Decimal, Value::Number(n)) => {
             n.as_f64().map(IndexValue::Num)
         }
@@ -267,11 +274,11 @@ mod tests {
     fn datetimes_are_fixed_width_utc() {
         assert_eq!(
             datetime_value("2024-03-01T01:30:00+02:00").as_deref(),
-            Some("2024-02-29T23:30:00.000000Z")
+            Some("2024-02-29T23:30:00.000000000Z")
         );
         assert_eq!(
             datetime_value("2024-03-01T01:30:00.5Z").as_deref(),
-            Some("2024-03-01T01:30:00.500000Z")
+            Some("2024-03-01T01:30:00.500000000Z")
         );
         assert_eq!(datetime_value("yesterday"), None);
     }

@@ -31,6 +31,14 @@ pub struct MemberView {
     pub display: Option<String>,
 }
 
+/// A group a resource belongs to, directly or through nested groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRef {
+    pub id: String,
+    pub display: Option<String>,
+    pub direct: bool,
+}
+
 /// Membership changes that ride along with a resource write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MemberChange {
@@ -142,8 +150,12 @@ pub trait Store: Send + Sync {
     /// Members of a group; display names joined in the same query when asked.
     fn members(&self, group_id: &str, with_display: bool) -> StoreResult<Vec<MemberView>>;
 
-    /// Groups that directly contain `member_id`, with their display names.
-    fn groups_of(&self, member_id: &str) -> StoreResult<Vec<MemberView>>;
+    /// Groups that contain `member_id` directly or through nested groups, with
+    /// their display names (RFC 7643 §4.1.2 `groups`, type direct/indirect).
+    fn groups_of(&self, member_id: &str) -> StoreResult<Vec<GroupRef>>;
+
+    /// Which of these ids are members of the group.
+    fn members_among(&self, group_id: &str, ids: &[String]) -> StoreResult<Vec<String>>;
 
     /// Which of these ids exist, and as what resource type.
     fn existing(&self, ids: &[String]) -> StoreResult<Vec<Member>>;

@@ -24,6 +24,7 @@ use crate::index::{datetime_value, is_membership, path_of, text_value};
 use scim_proto::filter::eval::validate_filter;
 use scim_proto::filter::{AttrPath, CompareOp, Filter, Literal};
 use scim_proto::schema::{display_path, AttrType, AttributeDef, ResourceTypeDef, SchemaRegistry};
+use chrono::Timelike;
 use scim_proto::{ScimError, ScimResult};
 
 /// A value bound to a placeholder.
@@ -83,7 +84,10 @@ pub fn compile_sort(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Text { case_exact: bool },
+    /// attr_index dateTimes: nanosecond fixed-width UTC text.
     DateTime,
+    /// `created`/`modified` columns: microsecond fixed-width UTC text (`db_time`).
+    ColumnTime,
     Num,
     Bool,
 }
@@ -91,9 +95,11 @@ enum Kind {
 impl Kind {
     fn of(def: &AttributeDef) -> Option<Kind> {
         match def.ty {
-            AttrType::String | AttrType::Reference | AttrType::Binary => Some(Kind::Text {
+            AttrType::String | AttrType::Reference => Some(Kind::Text {
                 case_exact: def.case_exact,
             }),
+            // The evaluator compares binary values exactly whatever caseExact says.
+            AttrType::Binary => Some(Kind::Text { case_exact: true }),
             AttrType::DateTime => Some(Kind::DateTime),
             AttrType::Integer | AttrType::Decimal => Some(Kind::Num),
             AttrType::Boolean => Some(Kind::Bool),
@@ -103,14 +109,14 @@ impl Kind {
 
     fn index_column(self, alias: &str) -> String {
         match self {
-            Kind::Text { .. } | Kind::DateTime => format!("{alias}.v_text"),
+            Kind::Text { .. } | Kind::DateTime | Kind::ColumnTime => format!("{alias}.v_text"),
             Kind::Num => format!("{alias}.v_num"),
             Kind::Bool => format!("{alias}.v_bool"),
         }
     }
 
     fn is_text(self) -> bool {
-        matches!(self, Kind::Text { .. } | Kind::DateTime)
+        matches!(self, Kind::Text { .. } | Kind::DateTime | Kind::ColumnTime)
     }
 }
 
@@ -384,6 +390,11 @@ impl<'a> Compiler<'a> {
         match t {
             Target::Column { .. } => Ok(self.constant(true)),
             Target::Constant(b) => Ok(self.constant(*b)),
+            // `""` is not present for the evaluator, though it is indexed for `eq ""`.
+            Target::Index { path, kind } if kind.is_text() => {
+                let col = kind.index_column("i");
+                self.index_rows(scope, path, Some(&format!("{col} <> ''")))
+            }
             Target::Index { path, .. } => self.index_rows(scope, path, None),
             Target::IndexAny { paths } => {
                 let list: Vec<String> = paths.iter().map(|p| self.text(p)).collect();
@@ -406,6 +417,9 @@ impl<'a> Compiler<'a> {
         value: &Literal,
         shown: &str,
     ) -> ScimResult<String> {
+        if kind == Kind::ColumnTime {
+            return self.column_time_test(col, op, value, shown);
+        }
         let param = match (kind, value) {
             (Kind::Text { case_exact }, Literal::String(s)) => {
                 SqlParam::Text(text_value(s, case_exact))
@@ -423,6 +437,7 @@ impl<'a> Compiler<'a> {
             (Kind::Num, _) => return Err(bad_literal(shown, "a number")),
             (Kind::Bool, Literal::Bool(b)) => SqlParam::Bool(*b),
             (Kind::Bool, _) => return Err(bad_literal(shown, "true or false")),
+            (Kind::ColumnTime, _) => return Err(ScimError::internal("column time literal")),
         };
         let ordered = |d: &dyn Dialect| {
             if kind.is_text() {
@@ -479,6 +494,45 @@ impl<'a> Compiler<'a> {
             }
         };
         Ok(sql)
+    }
+
+    /// A comparison with a microsecond column. A literal with a finer fraction lies
+    /// strictly between two column values, so it equals none of them and the
+    /// ordering tests round it to the microsecond below.
+    fn column_time_test(
+        &mut self,
+        col: &str,
+        op: CompareOp,
+        value: &Literal,
+        shown: &str,
+    ) -> ScimResult<String> {
+        let Literal::String(s) = value else {
+            return Err(bad_literal(shown, "a dateTime string"));
+        };
+        let t = chrono::DateTime::parse_from_rfc3339(s)
+            .map_err(|_| bad_literal(shown, "an RFC 3339 dateTime"))?
+            .with_timezone(&chrono::Utc);
+        let exact = t.nanosecond() % 1000 == 0;
+        if !exact && matches!(op, CompareOp::Eq | CompareOp::Ne) {
+            return Ok(self.constant(false));
+        }
+        let p = self.text(&crate::db_time(t));
+        let col = self.d.text_order(col);
+        Ok(match (op, exact) {
+            (CompareOp::Eq | CompareOp::Ne, _) => format!("{col} = {p}"),
+            (CompareOp::Gt, true) => format!("{col} > {p}"),
+            (CompareOp::Ge, true) => format!("{col} >= {p}"),
+            (CompareOp::Gt | CompareOp::Ge, false) => format!("{col} > {p}"),
+            (CompareOp::Lt, true) => format!("{col} < {p}"),
+            (CompareOp::Le, true) | (CompareOp::Lt | CompareOp::Le, false) => {
+                format!("{col} <= {p}")
+            }
+            (CompareOp::Co | CompareOp::Sw | CompareOp::Ew, _) => {
+                return Err(ScimError::invalid_filter(format!(
+                    "co, sw and ew are not defined for dateTime attribute '{shown}'"
+                )))
+            }
+        })
     }
 
     fn value_path(&mut self, path: &AttrPath, inner: &Filter) -> ScimResult<String> {
@@ -574,6 +628,7 @@ impl<'a> Compiler<'a> {
         };
         let p = self.text(&ipath);
         Ok(Some(match op {
+            None if kind.is_text() => format!("e.path = {p} AND {} <> ''", kind.index_column("e")),
             None => format!("e.path = {p}"),
             Some(op) => {
                 let col = kind.index_column("e");
@@ -790,8 +845,8 @@ fn meta_target(sub: Option<&AttributeDef>, presence: bool, shown: &str) -> ScimR
         };
     };
     let (expr, kind) = match sub.name.as_str() {
-        "created" => ("r.created", Kind::DateTime),
-        "lastModified" => ("r.modified", Kind::DateTime),
+        "created" => ("r.created", Kind::ColumnTime),
+        "lastModified" => ("r.modified", Kind::ColumnTime),
         "resourceType" => ("r.rtype", Kind::Text { case_exact: true }),
         _ => return Err(not_filterable(shown)),
     };

@@ -6,7 +6,7 @@ use crate::dialect::Sqlite as SqliteDialect;
 use crate::index::{index_rows, IndexValue};
 use crate::sql::{compile_filter, compile_sort, SqlParam};
 use crate::{
-    Member, MemberChange, MemberView, Page, Query, SecretChange, SortOrder, Store, StoreError,
+    GroupRef, Member, MemberChange, MemberView, Page, Query, SecretChange, SortOrder, Store, StoreError,
     StoreResult, StoredResource, Write,
 };
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension, Transaction};
@@ -17,6 +17,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 const READERS: usize = 4;
+/// How deep nested groups are followed when computing `User.groups`.
+const MAX_GROUP_NESTING: i64 = 32;
 
 pub struct SqliteStore {
     registry: Arc<SchemaRegistry>,
@@ -407,25 +409,49 @@ impl Store for SqliteStore {
         rows.collect::<Result<_, _>>().map_err(backend)
     }
 
-    fn groups_of(&self, member_id: &str) -> StoreResult<Vec<MemberView>> {
+    fn groups_of(&self, member_id: &str) -> StoreResult<Vec<GroupRef>> {
         let conn = self.reader()?;
+        // Depth-capped walk up the membership graph; UNION stops at cycles.
         let mut stmt = conn
             .prepare_cached(
-                "SELECT m.group_id, r.display FROM members m
-                 JOIN resources r ON r.id = m.group_id
-                 WHERE m.member_id = ?1 ORDER BY r.display",
+                "WITH RECURSIVE up(group_id, depth) AS (
+                     SELECT group_id, 0 FROM members WHERE member_id = ?1
+                     UNION
+                     SELECT m.group_id, up.depth + 1 FROM members m
+                     JOIN up ON m.member_id = up.group_id
+                     WHERE up.depth < ?2
+                 )
+                 SELECT up.group_id, r.display, min(up.depth) FROM up
+                 JOIN resources r ON r.id = up.group_id
+                 WHERE up.group_id <> ?1
+                 GROUP BY up.group_id, r.display
+                 ORDER BY min(up.depth), r.display",
             )
             .map_err(backend)?;
         let rows = stmt
-            .query_map([member_id], |r| {
-                Ok(MemberView {
+            .query_map(params![member_id, MAX_GROUP_NESTING], |r| {
+                Ok(GroupRef {
                     id: r.get(0)?,
-                    kind: "Group".to_string(),
                     display: r.get(1)?,
+                    direct: r.get::<_, i64>(2)? == 0,
                 })
             })
             .map_err(backend)?;
         rows.collect::<Result<_, _>>().map_err(backend)
+    }
+
+    fn members_among(&self, group_id: &str, ids: &[String]) -> StoreResult<Vec<String>> {
+        let conn = self.reader()?;
+        let mut stmt = conn
+            .prepare_cached("SELECT 1 FROM members WHERE group_id = ?1 AND member_id = ?2")
+            .map_err(backend)?;
+        let mut found = Vec::new();
+        for id in ids {
+            if stmt.exists(params![group_id, id]).map_err(backend)? {
+                found.push(id.clone());
+            }
+        }
+        Ok(found)
     }
 
     fn existing(&self, ids: &[String]) -> StoreResult<Vec<Member>> {

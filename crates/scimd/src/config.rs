@@ -29,6 +29,12 @@ pub struct ServeArgs {
     /// Largest page size (count) of a search.
     #[arg(long, env = "SCIMD_MAX_RESULTS")]
     max_results: Option<u64>,
+    /// Most operations in one Bulk request.
+    #[arg(long, env = "SCIMD_BULK_MAX_OPERATIONS")]
+    bulk_max_operations: Option<usize>,
+    /// Largest Bulk request body in bytes.
+    #[arg(long, env = "SCIMD_BULK_MAX_PAYLOAD_BYTES")]
+    bulk_max_payload_bytes: Option<usize>,
 }
 
 /// The config file; every key optional.
@@ -41,6 +47,8 @@ struct FileConfig {
     protection: Option<String>,
     max_payload_bytes: Option<usize>,
     max_results: Option<u64>,
+    bulk_max_operations: Option<usize>,
+    bulk_max_payload_bytes: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +59,8 @@ pub struct Settings {
     pub protection: Protection,
     pub max_payload_bytes: usize,
     pub max_results: u64,
+    pub bulk_max_operations: usize,
+    pub bulk_max_payload_bytes: usize,
 }
 
 impl Settings {
@@ -84,6 +94,14 @@ impl Settings {
                 .max_results
                 .or(file.max_results)
                 .unwrap_or(defaults.max_results),
+            bulk_max_operations: args
+                .bulk_max_operations
+                .or(file.bulk_max_operations)
+                .unwrap_or(defaults.bulk_max_operations),
+            bulk_max_payload_bytes: args
+                .bulk_max_payload_bytes
+                .or(file.bulk_max_payload_bytes)
+                .unwrap_or(defaults.bulk_max_payload_bytes),
         })
     }
 
@@ -92,6 +110,8 @@ impl Settings {
             protection: self.protection,
             max_payload_bytes: self.max_payload_bytes,
             max_results: self.max_results,
+            bulk_max_operations: self.bulk_max_operations,
+            bulk_max_payload_bytes: self.bulk_max_payload_bytes,
             ..ServerConfig::default()
         }
     }

@@ -1,5 +1,6 @@
 //! End-to-end tests: a real scimd process over loopback HTTP.
 
+mod bulk;
 mod crud;
 mod discovery;
 mod durability;

@@ -1,0 +1,281 @@
+//! /Bulk (RFC 7644 §3.7): operations in order, `bulkId` references resolved in
+//! paths and data, `failOnErrors`, per-operation results.
+
+use crate::service::{parse_etag, RequestCtx, Service};
+use scim_proto::{ScimError, ScimResult};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+
+pub const BULK_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
+pub const BULK_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";
+
+/// One operation as sent by the client.
+#[derive(Debug, Clone)]
+struct Op {
+    method: String,
+    bulk_id: Option<String>,
+    version: Option<String>,
+    path: String,
+    data: Option<Value>,
+}
+
+/// Decides whether the caller may run one operation (scope checks live in the
+/// protection layer; bypass mode allows everything).
+pub type Authorise<'a> = &'a (dyn Fn(&str, &str) -> Result<(), ScimError> + Sync);
+
+fn field<'a>(o: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    o.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+fn parse_ops(body: &Value, max_ops: usize) -> ScimResult<(Vec<Op>, Option<usize>)> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ScimError::invalid_syntax("BulkRequest must be a JSON object"))?;
+    let schemas_ok = field(obj, "schemas")
+        .and_then(Value::as_array)
+        .is_some_and(|a| a.iter().any(|s| s.as_str() == Some(BULK_REQUEST_SCHEMA)));
+    if !schemas_ok {
+        return Err(ScimError::invalid_syntax(format!(
+            "schemas must contain {BULK_REQUEST_SCHEMA}"
+        )));
+    }
+    let fail_on_errors = match field(obj, "failOnErrors") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| ScimError::invalid_value("failOnErrors must be a positive integer"))?
+                as usize,
+        ),
+    };
+    let ops = field(obj, "Operations")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ScimError::invalid_syntax("Operations must be an array"))?;
+    if ops.len() > max_ops {
+        return Err(ScimError::payload_too_large(format!(
+            "{} operations exceed the maximum of {max_ops}",
+            ops.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(ops.len());
+    for (i, op) in ops.iter().enumerate() {
+        let o = op
+            .as_object()
+            .ok_or_else(|| ScimError::invalid_syntax(format!("Operations[{i}] must be an object")))?;
+        let text = |k: &str| field(o, k).and_then(Value::as_str).map(str::to_string);
+        let method = text("method")
+            .ok_or_else(|| ScimError::invalid_syntax(format!("Operations[{i}] needs a method")))?
+            .to_ascii_uppercase();
+        if !matches!(method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") {
+            return Err(ScimError::invalid_syntax(format!(
+                "Operations[{i}]: method '{method}' is not POST, PUT, PATCH or DELETE"
+            )));
+        }
+        let path = text("path")
+            .ok_or_else(|| ScimError::invalid_syntax(format!("Operations[{i}] needs a path")))?;
+        let bulk_id = text("bulkId");
+        if method == "POST" && bulk_id.is_none() {
+            return Err(ScimError::invalid_syntax(format!(
+                "Operations[{i}]: POST needs a bulkId"
+            )));
+        }
+        out.push(Op {
+            method,
+            bulk_id,
+            version: text("version"),
+            path,
+            data: field(o, "data").cloned(),
+        });
+    }
+    Ok((out, fail_on_errors))
+}
+
+/// Every `bulkId:x` reference in a string or JSON value.
+fn references(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => {
+            if let Some(id) = s.strip_prefix("bulkId:") {
+                out.push(id.to_string());
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| references(x, out)),
+        Value::Object(o) => o.values().for_each(|x| references(x, out)),
+        _ => {}
+    }
+}
+
+fn op_references(op: &Op) -> Vec<String> {
+    let mut refs = Vec::new();
+    for seg in op.path.split('/') {
+        if let Some(id) = seg.strip_prefix("bulkId:") {
+            refs.push(id.to_string());
+        }
+    }
+    if let Some(d) = &op.data {
+        references(d, &mut refs);
+    }
+    refs
+}
+
+fn substitute(v: &mut Value, ids: &HashMap<String, String>) {
+    match v {
+        Value::String(s) => {
+            if let Some(real) = s.strip_prefix("bulkId:").and_then(|b| ids.get(b)) {
+                *s = real.clone();
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| substitute(x, ids)),
+        Value::Object(o) => o.values_mut().for_each(|x| substitute(x, ids)),
+        _ => {}
+    }
+}
+
+fn result(op: &Op, status: u16, location: Option<String>, version: Option<String>) -> Value {
+    let mut r = Map::new();
+    r.insert("method".into(), json!(op.method));
+    if let Some(b) = &op.bulk_id {
+        r.insert("bulkId".into(), json!(b));
+    }
+    if let Some(v) = version {
+        r.insert("version".into(), json!(v));
+    }
+    if let Some(l) = location {
+        r.insert("location".into(), json!(l));
+    }
+    r.insert("status".into(), json!(status.to_string()));
+    Value::Object(r)
+}
+
+fn failure(op: &Op, e: &ScimError) -> Value {
+    let mut r = result(op, e.status, None, None);
+    r["response"] = e.to_json();
+    r
+}
+
+impl Service {
+    /// Run a BulkRequest. Operations referring to a `bulkId` created later in the
+    /// request wait until it exists; what can never be resolved (circular or
+    /// unknown references) fails with 409.
+    pub fn bulk(&self, body: &Value, ctx: &RequestCtx, authorise: Authorise<'_>) -> ScimResult<Value> {
+        let (ops, fail_on_errors) = parse_ops(body, self.config.bulk_max_operations)?;
+        let declared: Vec<&str> = ops.iter().filter_map(|o| o.bulk_id.as_deref()).collect();
+        let mut ids: HashMap<String, String> = HashMap::new();
+        let mut results: Vec<Option<Value>> = vec![None; ops.len()];
+        let mut errors = 0usize;
+        let mut pending: Vec<usize> = (0..ops.len()).collect();
+        loop {
+            let mut progressed = false;
+            let mut still = Vec::new();
+            for i in pending {
+                if fail_on_errors.is_some_and(|n| errors >= n) {
+                    still.push(i);
+                    continue;
+                }
+                let op = &ops[i];
+                let refs = op_references(op);
+                let unknown = refs.iter().find(|r| !declared.contains(&r.as_str()));
+                if let Some(r) = unknown {
+                    let e = ScimError::conflict(format!("bulkId '{r}' is not defined in this request"));
+                    results[i] = Some(failure(op, &e));
+                    errors += 1;
+                    progressed = true;
+                    continue;
+                }
+                if refs.iter().any(|r| !ids.contains_key(r)) {
+                    still.push(i);
+                    continue;
+                }
+                let res = self.bulk_op(op, &ids, ctx, authorise);
+                progressed = true;
+                results[i] = Some(match res {
+                    Ok((status, id, location, version)) => {
+                        if let (Some(b), Some(id)) = (&op.bulk_id, id) {
+                            ids.insert(b.clone(), id);
+                        }
+                        result(op, status, location, version)
+                    }
+                    Err(e) => {
+                        errors += 1;
+                        failure(op, &e)
+                    }
+                });
+            }
+            pending = still;
+            if pending.is_empty() || !progressed || fail_on_errors.is_some_and(|n| errors >= n) {
+                break;
+            }
+        }
+        let stopped = fail_on_errors.is_some_and(|n| errors >= n);
+        for i in pending {
+            if !stopped {
+                let e = ScimError::conflict(
+                    "circular bulkId reference: the operations it depends on could not complete first",
+                );
+                results[i] = Some(failure(&ops[i], &e));
+            }
+        }
+        Ok(json!({
+            "schemas": [BULK_RESPONSE_SCHEMA],
+            "Operations": results.into_iter().flatten().collect::<Vec<_>>(),
+        }))
+    }
+
+    /// Execute one operation: (status, new id, location, version).
+    fn bulk_op(
+        &self,
+        op: &Op,
+        ids: &HashMap<String, String>,
+        ctx: &RequestCtx,
+        authorise: Authorise<'_>,
+    ) -> ScimResult<(u16, Option<String>, Option<String>, Option<String>)> {
+        let mut data = op.data.clone().unwrap_or(Value::Null);
+        substitute(&mut data, ids);
+        let segments: Vec<String> = op
+            .path
+            .trim_matches('/')
+            .split('/')
+            .map(|s| {
+                s.strip_prefix("bulkId:")
+                    .and_then(|b| ids.get(b).cloned())
+                    .unwrap_or_else(|| s.to_string())
+            })
+            .collect();
+        let endpoint = segments.first().map(String::as_str).unwrap_or_default();
+        let rt = self
+            .resource_type(endpoint)
+            .cloned()
+            .ok_or_else(|| ScimError::not_found(format!("no resource type at /{endpoint}")))?;
+        authorise(&op.method, &rt.endpoint)?;
+        let if_match = match &op.version {
+            Some(v) => parse_etag(v)
+                .ok_or_else(|| ScimError::precondition_failed(format!("version '{v}' is not an ETag")))?,
+            None => None,
+        };
+        let etag = |v: i64| Some(crate::service::etag(v));
+        match (op.method.as_str(), segments.get(1), segments.len()) {
+            ("POST", None, 1) => {
+                let r = self.create(&rt, &data, ctx)?;
+                let id = r.doc.get("id").and_then(Value::as_str).map(str::to_string);
+                Ok((201, id, Some(r.location), etag(r.version)))
+            }
+            ("PUT", Some(id), 2) => {
+                let r = self.replace(&rt, id, &data, if_match, ctx)?;
+                Ok((200, None, Some(r.location), etag(r.version)))
+            }
+            ("PATCH", Some(id), 2) => {
+                let r = self.patch(&rt, id, &data, if_match, ctx)?;
+                Ok((200, None, Some(r.location), etag(r.version)))
+            }
+            ("DELETE", Some(id), 2) => {
+                self.delete(&rt, id, if_match)?;
+                Ok((204, None, None, None))
+            }
+            _ => Err(ScimError::invalid_syntax(format!(
+                "'{} {}' is not a valid bulk operation",
+                op.method, op.path
+            ))),
+        }
+    }
+}
