@@ -41,15 +41,13 @@ fn parse_ops(body: &Value, max_ops: usize) -> ScimResult<(Vec<Op>, Option<usize>
             "schemas must contain {BULK_REQUEST_SCHEMA}"
         )));
     }
-    let fail_on_errors = match field(obj, "failOnErrors") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_u64()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| ScimError::invalid_value("failOnErrors must be a positive integer"))?
-                as usize,
-        ),
-    };
+    let fail_on_errors =
+        match field(obj, "failOnErrors") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_u64().filter(|n| *n >= 1).ok_or_else(|| {
+                ScimError::invalid_value("failOnErrors must be a positive integer")
+            })? as usize),
+        };
     let ops = field(obj, "Operations")
         .and_then(Value::as_array)
         .ok_or_else(|| ScimError::invalid_syntax("Operations must be an array"))?;
@@ -61,9 +59,9 @@ fn parse_ops(body: &Value, max_ops: usize) -> ScimResult<(Vec<Op>, Option<usize>
     }
     let mut out = Vec::with_capacity(ops.len());
     for (i, op) in ops.iter().enumerate() {
-        let o = op
-            .as_object()
-            .ok_or_else(|| ScimError::invalid_syntax(format!("Operations[{i}] must be an object")))?;
+        let o = op.as_object().ok_or_else(|| {
+            ScimError::invalid_syntax(format!("Operations[{i}] must be an object"))
+        })?;
         let text = |k: &str| field(o, k).and_then(Value::as_str).map(str::to_string);
         let method = text("method")
             .ok_or_else(|| ScimError::invalid_syntax(format!("Operations[{i}] needs a method")))?
@@ -158,7 +156,12 @@ impl Service {
     /// Run a BulkRequest. Operations referring to a `bulkId` created later in the
     /// request wait until it exists; what can never be resolved (circular or
     /// unknown references) fails with 409.
-    pub fn bulk(&self, body: &Value, ctx: &RequestCtx, authorise: Authorise<'_>) -> ScimResult<Value> {
+    pub fn bulk(
+        &self,
+        body: &Value,
+        ctx: &RequestCtx,
+        authorise: Authorise<'_>,
+    ) -> ScimResult<Value> {
         let (ops, fail_on_errors) = parse_ops(body, self.config.bulk_max_operations)?;
         let declared: Vec<&str> = ops.iter().filter_map(|o| o.bulk_id.as_deref()).collect();
         let mut ids: HashMap<String, String> = HashMap::new();
@@ -177,7 +180,8 @@ impl Service {
                 let refs = op_references(op);
                 let unknown = refs.iter().find(|r| !declared.contains(&r.as_str()));
                 if let Some(r) = unknown {
-                    let e = ScimError::conflict(format!("bulkId '{r}' is not defined in this request"));
+                    let e =
+                        ScimError::conflict(format!("bulkId '{r}' is not defined in this request"));
                     results[i] = Some(failure(op, &e));
                     errors += 1;
                     progressed = true;
@@ -249,8 +253,9 @@ impl Service {
             .ok_or_else(|| ScimError::not_found(format!("no resource type at /{endpoint}")))?;
         authorise(&op.method, &rt.endpoint)?;
         let if_match = match &op.version {
-            Some(v) => parse_etag(v)
-                .ok_or_else(|| ScimError::precondition_failed(format!("version '{v}' is not an ETag")))?,
+            Some(v) => parse_etag(v).ok_or_else(|| {
+                ScimError::precondition_failed(format!("version '{v}' is not an ETag"))
+            })?,
             None => None,
         };
         let etag = |v: i64| Some(crate::service::etag(v));

@@ -48,7 +48,10 @@ fn filter_ids(f: &Filter, out: &mut Vec<String>) -> bool {
             path,
             op: CompareOp::Eq,
             value: Literal::String(id),
-        } if path.urn.is_none() && path.sub_attr.is_none() && path.attr.eq_ignore_ascii_case("value") => {
+        } if path.urn.is_none()
+            && path.sub_attr.is_none()
+            && path.attr.eq_ignore_ascii_case("value") =>
+        {
             out.push(id.clone());
             true
         }
@@ -89,7 +92,9 @@ pub fn split(request: &Value) -> Option<MemberOps> {
                 out.remove.extend(ids.iter().cloned());
                 out.remove_filters.push(ids);
             }
-            (_, Some(p)) if p.trim_start().to_ascii_lowercase().starts_with("members") => return None,
+            (_, Some(p)) if p.trim_start().to_ascii_lowercase().starts_with("members") => {
+                return None
+            }
             (_, None) if value.and_then(|v| field(v, "members")).is_some() => return None,
             _ => rest.push(op.clone()),
         }
@@ -125,9 +130,15 @@ mod tests {
             {"op": "replace", "path": "displayName", "value": "X"}
         ]));
         let s = split(&r).expect("fast path");
-        assert_eq!(s.add, vec![("a".into(), Some("User".into())), ("b".into(), None)]);
+        assert_eq!(
+            s.add,
+            vec![("a".into(), Some("User".into())), ("b".into(), None)]
+        );
         assert_eq!(s.remove, vec!["c", "d", "e"]);
-        assert_eq!(s.rest.expect("rest")["Operations"][0]["path"], "displayName");
+        assert_eq!(
+            s.rest.expect("rest")["Operations"][0]["path"],
+            "displayName"
+        );
     }
 
     #[test]

@@ -213,8 +213,15 @@ impl Service {
                 Some(rest) => apply_patch(&self.registry, rt, before, rest)?,
                 None => before.clone(),
             };
-            let present = self.store.members_among(id, &ops.remove).map_err(store_error)?;
-            if let Some(f) = ops.remove_filters.iter().find(|f| !f.iter().any(|i| present.contains(i))) {
+            let present = self
+                .store
+                .members_among(id, &ops.remove)
+                .map_err(store_error)?;
+            if let Some(f) = ops
+                .remove_filters
+                .iter()
+                .find(|f| !f.iter().any(|i| present.contains(i)))
+            {
                 return Err(ScimError::no_target(format!(
                     "no member matches value {}",
                     f.join(" or ")
@@ -235,7 +242,13 @@ impl Service {
             } else {
                 self.checked_members(add, Some(id))?
             };
-            Ok((doc, Some(MemberChange::Delta { add, remove: present })))
+            Ok((
+                doc,
+                Some(MemberChange::Delta {
+                    add,
+                    remove: present,
+                }),
+            ))
         })
     }
 
@@ -604,7 +617,10 @@ impl Service {
 fn is_patch_op(body: &Value) -> bool {
     body.get("schemas")
         .and_then(Value::as_array)
-        .is_some_and(|a| a.iter().any(|s| s.as_str() == Some(scim_proto::patch::PATCH_OP_SCHEMA)))
+        .is_some_and(|a| {
+            a.iter()
+                .any(|s| s.as_str() == Some(scim_proto::patch::PATCH_OP_SCHEMA))
+        })
 }
 
 fn not_found(e: StoreError, rt: &ResourceTypeDef, id: &str) -> ScimError {

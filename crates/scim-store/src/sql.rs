@@ -21,10 +21,10 @@
 
 use crate::dialect::Dialect;
 use crate::index::{datetime_value, is_membership, path_of, text_value};
+use chrono::Timelike;
 use scim_proto::filter::eval::validate_filter;
 use scim_proto::filter::{AttrPath, CompareOp, Filter, Literal};
 use scim_proto::schema::{display_path, AttrType, AttributeDef, ResourceTypeDef, SchemaRegistry};
-use chrono::Timelike;
 use scim_proto::{ScimError, ScimResult};
 
 /// A value bound to a placeholder.
@@ -83,7 +83,9 @@ pub fn compile_sort(
 /// How values of an attribute are compared, and which index column holds them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
-    Text { case_exact: bool },
+    Text {
+        case_exact: bool,
+    },
     /// attr_index dateTimes: nanosecond fixed-width UTC text.
     DateTime,
     /// `created`/`modified` columns: microsecond fixed-width UTC text (`db_time`).

@@ -6,8 +6,8 @@ use crate::dialect::Sqlite as SqliteDialect;
 use crate::index::{index_rows, IndexValue};
 use crate::sql::{compile_filter, compile_sort, SqlParam};
 use crate::{
-    GroupRef, Member, MemberChange, MemberView, Page, Query, SecretChange, SortOrder, Store, StoreError,
-    StoreResult, StoredResource, Write,
+    GroupRef, Member, MemberChange, MemberView, Page, Query, SecretChange, SortOrder, Store,
+    StoreError, StoreResult, StoredResource, Write,
 };
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension, Transaction};
 use scim_proto::schema::{ResourceTypeDef, SchemaRegistry};

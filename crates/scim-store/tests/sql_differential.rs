@@ -18,10 +18,48 @@ const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:
 /// Strings chosen to collide under case folding (ASCII and not), to be prefixes,
 /// suffixes and substrings of each other, and to contain LIKE metacharacters.
 const WORDS: &[&str] = &[
-    "alice", "Alice", "ALICE", "al", "ice", "bob", "Bob", "École", "ÉCOLE", "école", "éc", "ole",
-    "STRASSE", "straße", "Straße", "strasse", "SSE", "ab", "abc", "abd", "a", "", "zoë", "ZOË",
-    "ΣΑΣ", "σας", "Σ", "x_y%z", "x%", "_", "İstanbul", "i̇stanbul", "a@x.org", "A@X.ORG", "b@y.com",
-    "@x.org", "ORG", "work", "Work", "home", "\u{10FFFF}", "a\u{10FFFF}",
+    "alice",
+    "Alice",
+    "ALICE",
+    "al",
+    "ice",
+    "bob",
+    "Bob",
+    "École",
+    "ÉCOLE",
+    "école",
+    "éc",
+    "ole",
+    "STRASSE",
+    "straße",
+    "Straße",
+    "strasse",
+    "SSE",
+    "ab",
+    "abc",
+    "abd",
+    "a",
+    "",
+    "zoë",
+    "ZOË",
+    "ΣΑΣ",
+    "σας",
+    "Σ",
+    "x_y%z",
+    "x%",
+    "_",
+    "İstanbul",
+    "i̇stanbul",
+    "a@x.org",
+    "A@X.ORG",
+    "b@y.com",
+    "@x.org",
+    "ORG",
+    "work",
+    "Work",
+    "home",
+    "\u{10FFFF}",
+    "a\u{10FFFF}",
 ];
 const TYPES: &[&str] = &["work", "Work", "home", "other", ""];
 
@@ -30,14 +68,18 @@ fn registry() -> SchemaRegistry {
 }
 
 fn user_rt(reg: &SchemaRegistry) -> ResourceTypeDef {
-    reg.resource_type("User").cloned().expect("User resource type")
+    reg.resource_type("User")
+        .cloned()
+        .expect("User resource type")
 }
 
 fn word() -> impl Strategy<Value = String> {
     prop::sample::select(WORDS).prop_map(str::to_string)
 }
 
-fn opt<T: std::fmt::Debug + Clone>(s: impl Strategy<Value = T>) -> impl Strategy<Value = Option<T>> {
+fn opt<T: std::fmt::Debug + Clone>(
+    s: impl Strategy<Value = T>,
+) -> impl Strategy<Value = Option<T>> {
     prop::option::weighted(0.7, s)
 }
 
@@ -211,12 +253,17 @@ fn string_literal() -> impl Strategy<Value = Literal> {
 /// A dateTime near the documents' times: equal, or off by less than a microsecond,
 /// and written with or without an offset.
 fn time_literal() -> impl Strategy<Value = Literal> {
-    (0u32..16, prop::sample::select(&[-1000i64, -500, -1, 0, 0, 1, 500, 1000][..]), any::<bool>())
+    (
+        0u32..16,
+        prop::sample::select(&[-1000i64, -500, -1, 0, 0, 1, 500, 1000][..]),
+        any::<bool>(),
+    )
         .prop_map(|(k, nanos, offset)| {
             let t = base_time(k) + chrono::Duration::nanoseconds(nanos);
             let s = if offset {
                 let tz = chrono::FixedOffset::east_opt(3600).expect("constant");
-                t.with_timezone(&tz).to_rfc3339_opts(chrono::SecondsFormat::Nanos, false)
+                t.with_timezone(&tz)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Nanos, false)
             } else {
                 t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
             };
@@ -275,7 +322,10 @@ fn combine(inner: BoxedStrategy<Filter>) -> BoxedStrategy<Filter> {
 fn value_path() -> impl Strategy<Value = Filter> {
     let email_inner = prop_oneof![
         element_leaf(&["value", "type", "display"]).boxed(),
-        (prop::sample::select(&[CompareOp::Eq, CompareOp::Ne][..]), any::<bool>())
+        (
+            prop::sample::select(&[CompareOp::Eq, CompareOp::Ne][..]),
+            any::<bool>()
+        )
             .prop_map(|(op, b)| compare("primary", op, Literal::Bool(b)))
             .boxed(),
     ]
@@ -328,7 +378,11 @@ impl Db {
         for (n, mut doc) in docs.into_iter().enumerate() {
             // Ids differ only in case between some resources, to check that `id`
             // is compared exactly.
-            let id = if n % 2 == 0 { format!("id{n}") } else { format!("ID{n}") };
+            let id = if n % 2 == 0 {
+                format!("id{n}")
+            } else {
+                format!("ID{n}")
+            };
             doc["id"] = json!(id);
             doc["meta"]["resourceType"] = json!("User");
             db.insert(&doc);
@@ -378,9 +432,12 @@ impl Db {
         all.extend(frag.params);
         let mut stmt = self.conn.prepare(&sql).map_err(|e| format!("{e}: {sql}"))?;
         let rows = stmt
-            .query_map(params_from_iter(all.iter().map(to_sql)), |r| r.get::<_, String>(0))
+            .query_map(params_from_iter(all.iter().map(to_sql)), |r| {
+                r.get::<_, String>(0)
+            })
             .map_err(|e| format!("{e}: {sql}"))?;
-        rows.collect::<Result<_, _>>().map_err(|e| format!("{e}: {sql}"))
+        rows.collect::<Result<_, _>>()
+            .map_err(|e| format!("{e}: {sql}"))
     }
 
     fn eval_ids(&self, f: &Filter) -> BTreeSet<String> {
@@ -392,8 +449,13 @@ impl Db {
     }
 
     fn check(&self, f: &Filter) -> Result<(), TestCaseError> {
-        let sql = self.sql_ids(f).map_err(|e| TestCaseError::fail(format!("{f}: {e}")))?;
+        let sql = self
+            .sql_ids(f)
+            .map_err(|e| TestCaseError::fail(format!("{f}: {e}")))?;
         let eval = self.eval_ids(f);
+        if std::env::var_os("SQL_DIFF_STATS").is_some() {
+            eprintln!("STAT {} {}", eval.len(), self.docs.len());
+        }
         prop_assert_eq!(sql, eval, "filter: {}", f);
         Ok(())
     }
@@ -505,7 +567,11 @@ fn invalid_filters_are_rejected_like_the_evaluator() {
         };
         let err = err.unwrap_or_else(|| panic!("{c} accepted"));
         assert_eq!(err.status, 400, "{c}");
-        assert_eq!(err.scim_type.map(|t| t.as_str()), Some("invalidFilter"), "{c}");
+        assert_eq!(
+            err.scim_type.map(|t| t.as_str()),
+            Some("invalidFilter"),
+            "{c}"
+        );
     }
 }
 
@@ -519,7 +585,9 @@ fn sort_takes_the_primary_element() {
     );
     let mut stmt = db.conn.prepare(&sql).expect("prepare");
     let ids: Vec<String> = stmt
-        .query_map(params_from_iter(frag.params.iter().map(to_sql)), |r| r.get(0))
+        .query_map(params_from_iter(frag.params.iter().map(to_sql)), |r| {
+            r.get(0)
+        })
         .expect("query")
         .map(|r| r.expect("row"))
         .collect();

@@ -27,14 +27,25 @@ fn bulk_ids_resolve_in_paths_and_data_even_forward() {
     ]));
     let (st, resp) = parts(s.post("/scim/v2/Bulk", &req));
     assert_eq!(st, 200, "{resp}");
-    assert_eq!(resp["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:BulkResponse");
+    assert_eq!(
+        resp["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
+    );
     let ops = resp["Operations"].as_array().expect("ops");
     assert_eq!(ops.len(), 3);
-    assert!(ops.iter().all(|o| o["status"] == "201" || o["status"] == "200"), "{resp}");
+    assert!(
+        ops.iter()
+            .all(|o| o["status"] == "201" || o["status"] == "200"),
+        "{resp}"
+    );
     let group_loc = ops.iter().find(|o| o["bulkId"] == "g1").expect("g1")["location"]
-        .as_str().expect("location").to_string();
+        .as_str()
+        .expect("location")
+        .to_string();
     let user_loc = ops.iter().find(|o| o["bulkId"] == "u1").expect("u1")["location"]
-        .as_str().expect("location").to_string();
+        .as_str()
+        .expect("location")
+        .to_string();
     let user_id = user_loc.rsplit('/').next().expect("id");
     let (_, group) = parts(s.client.get(&group_loc).send().expect("get"));
     assert_eq!(group["members"][0]["value"], user_id, "{group}");
@@ -79,7 +90,11 @@ fn fail_on_errors_stops_processing() {
     let (st, resp) = parts(s.post("/scim/v2/Bulk", &req));
     assert_eq!(st, 200, "{resp}");
     let ops = resp["Operations"].as_array().expect("ops");
-    assert_eq!(ops.len(), 2, "processing stops after the first error: {resp}");
+    assert_eq!(
+        ops.len(),
+        2,
+        "processing stops after the first error: {resp}"
+    );
     assert_eq!(ops[0]["status"], "201");
     assert_eq!(ops[1]["status"], "409");
     assert_eq!(ops[1]["response"]["scimType"], "uniqueness");
@@ -89,16 +104,33 @@ fn fail_on_errors_stops_processing() {
 
 #[test]
 fn limits_and_bad_requests() {
-    let s = Server::start_with(&["--bulk-max-operations", "2", "--bulk-max-payload-bytes", "2000"]);
-    let three = bulk(json!([user_op("1", "a"), user_op("2", "b"), user_op("3", "c")]));
+    let s = Server::start_with(&[
+        "--bulk-max-operations",
+        "2",
+        "--bulk-max-payload-bytes",
+        "2000",
+    ]);
+    let three = bulk(json!([
+        user_op("1", "a"),
+        user_op("2", "b"),
+        user_op("3", "c")
+    ]));
     assert_scim_error(s.post("/scim/v2/Bulk", &three), 413, None);
     let big = bulk(json!([{"method": "POST", "path": "/Users", "bulkId": "x",
         "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "x".repeat(3000)}}]));
     assert_scim_error(s.post("/scim/v2/Bulk", &big), 413, None);
-    assert_scim_error(s.post("/scim/v2/Bulk", &json!({"Operations": []})), 400, Some("invalidSyntax"));
+    assert_scim_error(
+        s.post("/scim/v2/Bulk", &json!({"Operations": []})),
+        400,
+        Some("invalidSyntax"),
+    );
     let no_bulk_id = bulk(json!([{"method": "POST", "path": "/Users",
         "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "n"}}]));
-    assert_scim_error(s.post("/scim/v2/Bulk", &no_bulk_id), 400, Some("invalidSyntax"));
+    assert_scim_error(
+        s.post("/scim/v2/Bulk", &no_bulk_id),
+        400,
+        Some("invalidSyntax"),
+    );
     let (st, resp) = parts(s.post("/scim/v2/Bulk", &bulk(json!([
         {"method": "PUT", "path": "/Users/missing", "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "m"}},
         {"method": "DELETE", "path": "/Nope/1"}]))));

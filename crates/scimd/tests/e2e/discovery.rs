@@ -10,10 +10,9 @@ fn discovery_documents() {
     assert_eq!(st, 200);
     assert_eq!(spc["patch"]["supported"], true);
     assert_eq!(spc["filter"]["maxResults"], 200);
-    assert_eq!(
-        spc["bulk"]["supported"], false,
-        "Bulk is not implemented yet"
-    );
+    assert_eq!(spc["bulk"]["supported"], true);
+    assert_eq!(spc["bulk"]["maxOperations"], 30);
+    assert_eq!(spc["bulk"]["maxPayloadSize"], 3_072_000);
     let (_, schemas) = parts(s.get("/scim/v2/Schemas").send().expect("schemas"));
     let ids: Vec<&str> = schemas["Resources"]
         .as_array()

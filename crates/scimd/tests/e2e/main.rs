@@ -1,6 +1,7 @@
 //! End-to-end tests: a real scimd process over loopback HTTP.
 
 mod bulk;
+mod concurrency;
 mod crud;
 mod discovery;
 mod durability;

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Run the scim2-tester conformance suite against a fresh scimd.
+#
+#   ./scripts/conformance.sh                 # builds (debug) scimd, then tests it
+#   SCIMD_BIN=path/to/scimd ./scripts/conformance.sh   # tests that binary, builds nothing
+#
+# Starts `scimd serve` on a free loopback port with an empty temporary data dir and
+# --protection bypass, waits (30 s max) for GET /scim/v2/ServiceProviderConfig, runs
+# scripts/conformance.py against http://127.0.0.1:PORT/scim/v2, stops the server and exits
+# with the wrapper's status. Last line: `conformance: N passed, M failed`.
+#
+# Env: SCIMD_BIN (skip the build), SCIMD_CONFORMANCE_ARGS (extra wrapper args, e.g.
+# "--trace /tmp/scim.trace"), SCIMD_CONFORMANCE_KEEP=1 (keep the data dir and log).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+"$ROOT/scripts/setup-python.sh"
+PY="$ROOT/.venv/bin/python"
+
+if [[ -n "${SCIMD_BIN:-}" ]]; then
+  BIN="$SCIMD_BIN"
+else
+  echo "conformance: cargo build -p scimd"
+  cargo build --quiet -p scimd
+  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/scimd"
+fi
+if [[ ! -x "$BIN" ]]; then
+  echo "conformance: scimd binary not found or not executable: $BIN" >&2
+  echo "conformance: 0 passed, 1 failed"
+  exit 1
+fi
+
+DATA_DIR="$(mktemp -d "${TMPDIR:-/tmp}/scimd-conformance.XXXXXX")"
+LOG="$DATA_DIR/scimd.log"
+SERVER_PID=""
+
+cleanup() {
+  local rc=$?
+  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+      kill -0 "$SERVER_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -9 "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  if [[ "${SCIMD_CONFORMANCE_KEEP:-0}" == "1" ]]; then
+    echo "conformance: kept $DATA_DIR (server log: $LOG)" >&2
+  else
+    rm -rf "$DATA_DIR"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A free port: bind port 0, read it back, release it (tiny race, fine on a test box).
+PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')"
+BASE="http://127.0.0.1:$PORT/scim/v2"
+
+echo "conformance: starting $BIN serve --listen 127.0.0.1:$PORT (data dir $DATA_DIR)"
+RUST_LOG="${RUST_LOG:-warn}" "$BIN" serve \
+  --listen "127.0.0.1:$PORT" \
+  --data-dir "$DATA_DIR" \
+  --protection bypass \
+  >"$LOG" 2>&1 &
+SERVER_PID=$!
+
+ready=0
+for _ in $(seq 1 300); do # 300 x 0.1 s = 30 s
+  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+    echo "conformance: scimd exited before answering; its log:" >&2
+    cat "$LOG" >&2 || true
+    echo "conformance: 0 passed, 1 failed"
+    exit 1
+  fi
+  code="$("$PY" - "$BASE/ServiceProviderConfig" <<'EOF' 2>/dev/null || true
+import sys, urllib.request
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=1) as r:
+        print(r.status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+except Exception:
+    print(0)
+EOF
+)"
+  if [[ "$code" == "200" ]]; then
+    ready=1
+    break
+  fi
+  sleep 0.1
+done
+if [[ "$ready" != "1" ]]; then
+  echo "conformance: scimd did not answer GET $BASE/ServiceProviderConfig with 200 within 30 s (last status: ${code:-none}); its log:" >&2
+  tail -n 50 "$LOG" >&2 || true
+  echo "conformance: 0 passed, 1 failed"
+  exit 1
+fi
+
+OUT="$DATA_DIR/conformance.out"
+set +e
+# shellcheck disable=SC2086  # word splitting of the extra args is intended
+"$PY" "$ROOT/scripts/conformance.py" "$BASE" ${SCIMD_CONFORMANCE_ARGS:-} | tee "$OUT"
+status=${PIPESTATUS[0]}
+set -e
+if [[ $status -ne 0 ]]; then
+  echo "conformance: last lines of the server log ($LOG):"
+  tail -n 20 "$LOG" | sed 's/^/  | /' || true
+  # Keep the summary as the very last line.
+  tail -n 1 "$OUT"
+fi
+exit "$status"
