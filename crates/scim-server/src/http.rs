@@ -500,13 +500,19 @@ async fn search_post(
     Ok(scim(StatusCode::OK, &v))
 }
 
-async fn root_search() -> Reply {
-    Err(ScimError::new(
-        501,
-        None,
-        "search across all resource types is not implemented yet",
-    )
-    .into())
+async fn root_search(
+    State(svc): State<AppState>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    Query(params): Params,
+    body: Body,
+) -> Reply {
+    let body = json_body(&svc, &headers, body).await?;
+    let (search, attributes, excluded) = search_request(&body)?;
+    let mut ctx = ctx(&headers, &uri, &params)?;
+    ctx.projection = Projection::parse(attributes.as_deref(), excluded.as_deref())?;
+    let v = blocking(&svc, move |s| s.search_all(&search, &ctx)).await?;
+    Ok(scim(StatusCode::OK, &v))
 }
 
 async fn bulk(

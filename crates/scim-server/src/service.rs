@@ -348,6 +348,76 @@ impl Service {
         }))
     }
 
+    /// Root `/.search` across every resource type (RFC 7644 §3.4.3). Results are
+    /// ordered by resource type (as listed in /ResourceTypes), then as a
+    /// per-type search orders them; paging runs over that concatenation. A filter
+    /// naming attributes a type does not have matches nothing of that type.
+    pub fn search_all(&self, params: &SearchParams, ctx: &RequestCtx) -> ScimResult<Value> {
+        let mut first_error = None;
+        let mut parts = Vec::new();
+        for rt in self.registry.resource_types() {
+            match self.query(rt, params) {
+                Ok(q) => parts.push((rt, q)),
+                Err(e) if e.status == 400 && e.scim_type != Some(scim_proto::ScimType::TooMany) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if parts.is_empty() {
+            return Err(first_error
+                .unwrap_or_else(|| ScimError::invalid_filter("no resource type matches")));
+        }
+        let start_index = parts[0].1.start_index;
+        let mut wanted = parts[0].1.count;
+        let mut skip = start_index - 1;
+        let mut total = 0u64;
+        let mut resources = Vec::new();
+        for (rt, q) in parts {
+            let counted = self
+                .store
+                .search(
+                    rt,
+                    &Query {
+                        count: 0,
+                        ..q.clone()
+                    },
+                )
+                .map_err(store_error)?
+                .total;
+            total += counted;
+            if skip >= counted {
+                skip -= counted;
+                continue;
+            }
+            if wanted > 0 {
+                let page = self
+                    .store
+                    .search(
+                        rt,
+                        &Query {
+                            start_index: skip + 1,
+                            count: wanted,
+                            ..q
+                        },
+                    )
+                    .map_err(store_error)?;
+                skip = 0;
+                wanted -= page.resources.len() as u64;
+                for r in page.resources {
+                    resources.push(self.render(rt, r, ctx)?.doc);
+                }
+            }
+        }
+        Ok(json!({
+            "schemas": [LIST_RESPONSE_SCHEMA],
+            "totalResults": total,
+            "itemsPerPage": resources.len(),
+            "startIndex": start_index,
+            "Resources": resources,
+        }))
+    }
+
     fn query(&self, rt: &ResourceTypeDef, p: &SearchParams) -> ScimResult<Query> {
         let filter = match p.filter.as_deref().map(str::trim) {
             Some(f) if !f.is_empty() => {

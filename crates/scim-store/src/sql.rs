@@ -336,6 +336,12 @@ impl<'a> Compiler<'a> {
             }
             Target::Column { expr, kind } => self.test(expr, kind, positive_op, value, &shown)?,
             Target::Index { path: ipath, kind } => {
+                // Bound first only so placeholders read in SQL order; `index_rows`
+                // gets the same numbers back.
+                if matches!(scope, Scope::Top) {
+                    self.rtype();
+                }
+                self.text(&ipath);
                 let col = kind.index_column("i");
                 let test = self.test(&col, kind, positive_op, value, &shown)?;
                 self.index_rows(scope, &ipath, Some(&test))?
@@ -359,6 +365,9 @@ impl<'a> Compiler<'a> {
         path: &str,
         test: Option<&str>,
     ) -> ScimResult<String> {
+        if matches!(scope, Scope::Top) {
+            self.rtype();
+        }
         let p = self.text(path);
         let test = test.map(|t| format!(" AND {t}")).unwrap_or_default();
         match scope {
@@ -853,4 +862,276 @@ fn meta_target(sub: Option<&AttributeDef>, presence: bool, shown: &str) -> ScimR
         _ => return Err(not_filterable(shown)),
     };
     Ok(Target::Column { expr, kind })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dialect::{Postgres, Sqlite};
+    use scim_proto::filter::{parse_attr_path, parse_filter};
+    use scim_proto::ScimType;
+
+    fn compile(d: &dyn Dialect, rt: &str, filter: &str, first: usize) -> ScimResult<SqlFragment> {
+        let reg = SchemaRegistry::standard();
+        let rt = reg
+            .resource_type(rt)
+            .ok_or_else(|| ScimError::internal("no such resource type"))?;
+        compile_filter(d, &reg, rt, &parse_filter(filter)?, first)
+    }
+
+    fn sql(d: &dyn Dialect, rt: &str, filter: &str) -> (String, Vec<SqlParam>) {
+        match compile(d, rt, filter, 2) {
+            Ok(f) => (f.sql, f.params),
+            Err(e) => panic!("{filter}: {e}"),
+        }
+    }
+
+    fn sort(d: &dyn Dialect, rt: &str, path: &str) -> ScimResult<SqlFragment> {
+        let reg = SchemaRegistry::standard();
+        let rt = reg
+            .resource_type(rt)
+            .ok_or_else(|| ScimError::internal("no such resource type"))?;
+        compile_sort(d, &reg, rt, &parse_attr_path(path)?, 1)
+    }
+
+    fn t(s: &str) -> SqlParam {
+        SqlParam::Text(s.to_string())
+    }
+
+    #[test]
+    fn eq_is_an_index_lookup_in_both_dialects() {
+        let (s, p) = sql(&Sqlite, "User", r#"userName eq "BJensen""#);
+        assert_eq!(
+            s,
+            "r.id IN (SELECT i.res_id FROM attr_index i WHERE i.rtype = ?2 AND i.path = ?3 AND i.v_text = ?4)"
+        );
+        assert_eq!(p, vec![t("User"), t("username"), t("bjensen")]);
+        let (s, _) = sql(&Postgres, "User", r#"userName eq "BJensen""#);
+        assert_eq!(
+            s,
+            "r.id IN (SELECT i.res_id FROM attr_index i WHERE i.rtype = $2::text AND i.path = $3::text AND i.v_text = $4::text)"
+        );
+    }
+
+    #[test]
+    fn placeholders_start_at_the_given_index_and_are_shared() {
+        let f = compile(
+            &Sqlite,
+            "User",
+            r#"userName eq "a" or displayName eq "a""#,
+            7,
+        )
+        .unwrap();
+        assert_eq!(
+            f.sql,
+            "(r.id IN (SELECT i.res_id FROM attr_index i WHERE i.rtype = ?7 AND i.path = ?8 AND i.v_text = ?9) \
+             OR r.id IN (SELECT i.res_id FROM attr_index i WHERE i.rtype = ?7 AND i.path = ?10 AND i.v_text = ?9))"
+        );
+        assert_eq!(
+            f.params,
+            vec![t("User"), t("username"), t("a"), t("displayname")]
+        );
+    }
+
+    #[test]
+    fn sw_is_a_range_and_ne_negates() {
+        let (s, p) = sql(&Sqlite, "User", r#"userName sw "AB" and emails ne "x@Y""#);
+        assert_eq!(
+            s,
+            "(r.id IN (SELECT i.res_id FROM attr_index i WHERE i.rtype = ?2 AND i.path = ?3 AND i.v_text >= ?4 AND i.v_text < ?5) \
+             AND NOT (r.id IN (SELECT i.res_id FROM attr_index i WHERE i.rtype = ?2 AND i.path = ?6 AND i.v_text = ?7)))"
+        );
+        assert_eq!(
+            p,
+            vec![
+                t("User"),
+                t("username"),
+                t("ab"),
+                t("ac"),
+                t("emails.value"),
+                t("x@y")
+            ]
+        );
+        let (s, _) = sql(&Postgres, "User", r#"userName sw "ab""#);
+        assert!(
+            s.ends_with(r#"i.v_text COLLATE "C" >= $4::text AND i.v_text COLLATE "C" < $5::text)"#),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn co_and_ew_use_dialect_functions() {
+        let (s, _) = sql(&Sqlite, "User", r#"title co "Vp" or title ew "p""#);
+        assert!(s.contains("instr(i.v_text, ?4) > 0"), "{s}");
+        assert!(
+            s.contains("(length(?5) = 0 OR substr(i.v_text, -length(?5)) = ?5)"),
+            "{s}"
+        );
+        let (s, _) = sql(&Postgres, "User", r#"title co "Vp" or title ew "p""#);
+        assert!(s.contains("strpos(i.v_text, $4::text) > 0"), "{s}");
+        assert!(
+            s.contains("right(i.v_text, length($5::text)) = $5::text"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn value_path_drives_from_a_positive_condition() {
+        let (s, p) = sql(
+            &Sqlite,
+            "User",
+            r#"emails[type eq "work" and not (value co "x")]"#,
+        );
+        assert_eq!(
+            s,
+            "r.id IN (SELECT e.res_id FROM attr_index e WHERE e.rtype = ?2 AND e.path = ?3 AND e.v_text = ?4 \
+             AND NOT (EXISTS (SELECT 1 FROM attr_index i WHERE i.res_id = e.res_id AND i.path = ?5 AND i.elem = e.elem AND instr(i.v_text, ?6) > 0)))"
+        );
+        assert_eq!(
+            p,
+            vec![
+                t("User"),
+                t("emails.type"),
+                t("work"),
+                t("emails.value"),
+                t("x")
+            ]
+        );
+        // Nothing positive to start from: every element is a candidate.
+        let (s, _) = sql(&Postgres, "User", r#"emails[type ne "work"]"#);
+        assert!(
+            s.starts_with(
+                "r.id IN (SELECT e.res_id FROM attr_index e WHERE e.rtype = $2::text AND e.path IN ($3::text, $4::text, $5::text, $6::text) AND NOT ("
+            ),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn presence_and_null() {
+        let (s, _) = sql(&Sqlite, "User", r#"nickName pr and active eq null"#);
+        assert_eq!(
+            s,
+            "(r.id IN (SELECT i.res_id FROM attr_index i WHERE i.rtype = ?2 AND i.path = ?3 AND i.v_text <> '') \
+             AND NOT (r.id IN (SELECT i.res_id FROM attr_index i WHERE i.rtype = ?2 AND i.path = ?4)))"
+        );
+        let (s, p) = sql(
+            &Sqlite,
+            "User",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager pr",
+        );
+        assert!(s.contains("i.path IN (?2, ?3, ?4)"), "{s}");
+        assert_eq!(
+            p[0],
+            t("urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:manager.value")
+        );
+    }
+
+    #[test]
+    fn columns_and_membership() {
+        let (s, p) = sql(
+            &Sqlite,
+            "User",
+            r#"id eq "AbC" and meta.lastModified ge "2024-01-01T01:00:00+01:00""#,
+        );
+        assert_eq!(s, "(r.id = ?2 AND r.modified >= ?3)");
+        assert_eq!(p, vec![t("AbC"), t("2024-01-01T00:00:00.000000Z")]);
+        // Between two microseconds: never equal, and `ge` rounds down with `>`.
+        let (s, _) = sql(
+            &Postgres,
+            "User",
+            r#"meta.created eq "2024-01-01T00:00:00.0000001Z" or meta.created ge "2024-01-01T00:00:00.0000001Z""#,
+        );
+        assert_eq!(s, r#"(FALSE OR r.created COLLATE "C" > $2::text)"#);
+        let (s, p) = sql(
+            &Sqlite,
+            "Group",
+            r#"members[value eq "u1" and type eq "User"] or members.value ne "u2""#,
+        );
+        assert_eq!(
+            s,
+            "(r.id IN (SELECT m.group_id FROM members m WHERE ((m.member_id = ?2) AND (lower(m.member_type) = ?3))) \
+             OR NOT (r.id IN (SELECT m.group_id FROM members m WHERE m.member_id = ?4)))"
+        );
+        assert_eq!(p, vec![t("u1"), t("user"), t("u2")]);
+        let (s, _) = sql(&Postgres, "User", r#"groups.value eq "g1""#);
+        assert_eq!(
+            s,
+            "r.id IN (SELECT m.member_id FROM members m WHERE m.group_id = $2::text)"
+        );
+        let (s, _) = sql(&Sqlite, "User", r#"meta.resourceType eq "User""#);
+        assert_eq!(s, "r.rtype = ?2");
+    }
+
+    #[test]
+    fn unsupported_paths_are_invalid_filters() {
+        for (rt, f) in [
+            ("User", r#"meta.version eq "x""#),
+            ("Group", r#"members.display eq "x""#),
+            ("User", r#"groups.display eq "x""#),
+            ("User", r#"title gt 3"#),
+            (
+                "User",
+                r#"emails[value eq "x"] and emails[type[value eq "y"]]"#,
+            ),
+        ] {
+            let e = compile(&Sqlite, rt, f, 1).err();
+            assert_eq!(
+                e.as_ref().map(|e| (e.status, e.scim_type)),
+                Some((400, Some(ScimType::InvalidFilter))),
+                "{f}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn sort_expressions() {
+        assert_eq!(sort(&Sqlite, "User", "id").unwrap().sql, "r.id");
+        assert_eq!(
+            sort(&Sqlite, "User", "meta.created").unwrap().sql,
+            "r.created"
+        );
+        let f = sort(&Sqlite, "User", "userName").unwrap();
+        assert_eq!(
+            f.sql,
+            "(SELECT i.v_text FROM attr_index i WHERE i.res_id = r.id AND i.path = ?1 LIMIT 1)"
+        );
+        let f = sort(&Sqlite, "User", "emails").unwrap();
+        assert_eq!(
+            f.sql,
+            "(SELECT i.v_text FROM attr_index i WHERE i.res_id = r.id AND i.path = ?1 ORDER BY \
+             EXISTS (SELECT 1 FROM attr_index q WHERE q.res_id = i.res_id AND q.path = ?2 AND q.elem = i.elem AND q.v_bool = 1) DESC, \
+             i.elem, i.v_text LIMIT 1)"
+        );
+        assert_eq!(f.params, vec![t("emails.value"), t("emails.primary")]);
+        let f = sort(&Postgres, "User", "active").unwrap();
+        assert_eq!(
+            f.sql,
+            "(SELECT i.v_bool FROM attr_index i WHERE i.res_id = r.id AND i.path = $1::text LIMIT 1)"
+        );
+        let f = sort(&Postgres, "User", "name.familyName").unwrap();
+        assert!(f.sql.ends_with(r#"LIMIT 1) COLLATE "C""#), "{}", f.sql);
+        for (rt, p) in [
+            ("User", "nope"),
+            ("User", "name"),
+            ("Group", "members"),
+            ("User", "meta.version"),
+        ] {
+            let e = sort(&Sqlite, rt, p).err();
+            assert_eq!(
+                e.as_ref().map(|e| (e.status, e.scim_type)),
+                Some((400, Some(ScimType::InvalidValue))),
+                "{p}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn prefix_successors() {
+        assert_eq!(prefix_successor("ab").as_deref(), Some("ac"));
+        assert_eq!(prefix_successor("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        assert_eq!(prefix_successor("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_successor("\u{10FFFF}"), None);
+        assert_eq!(prefix_successor(""), None);
+    }
 }

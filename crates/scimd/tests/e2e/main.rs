@@ -8,3 +8,4 @@ mod durability;
 mod errors;
 mod groups;
 mod harness;
+mod search;

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# THE test command: ./scripts/test.sh   (CI runs it through .ci/run)
+#
+#   1. PostgreSQL on 127.0.0.1:5432 with database scimd_test   (scripts/ensure-postgres.sh)
+#   2. Python venv with scim2-tester / scim2-cli                (scripts/setup-python.sh)
+#   3. cargo fmt --all -- --check
+#   4. cargo clippy --workspace --all-targets -- -D warnings
+#   5. cargo test --workspace   (SCIMD_TEST_POSTGRES_URL points at scimd_test)
+#   6. scim2-tester conformance against a fresh scimd           (scripts/conformance.sh)
+#
+# Stops at the first failing step. The last line printed is the conformance summary
+# `conformance: N passed, M failed` (cargo test prints its own `test result:` lines).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+export SCIMD_TEST_POSTGRES_URL="${SCIMD_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/scimd_test}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+
+STEP_START=0
+section() {
+  STEP_START=$SECONDS
+  echo
+  echo "==================== $* ===================="
+}
+done_step() { echo "---- ok: $1 ($((SECONDS - STEP_START)) s)"; }
+
+section "1/6 PostgreSQL (scripts/ensure-postgres.sh)"
+./scripts/ensure-postgres.sh
+done_step postgres
+
+section "2/6 Python tools (scripts/setup-python.sh)"
+./scripts/setup-python.sh
+done_step python
+
+section "3/6 cargo fmt --all -- --check"
+cargo fmt --all -- --check
+done_step fmt
+
+section "4/6 cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+done_step clippy
+
+section "5/6 cargo test --workspace"
+cargo test --workspace
+# Make sure target/debug/scimd is current, with the same features as the test build
+# (usually a no-op: the e2e tests already built it).
+cargo build --quiet --workspace --bins --tests
+done_step test
+
+section "6/6 conformance (scripts/conformance.sh, scim2-tester)"
+SCIMD_BIN="$TARGET_DIR/debug/scimd" ./scripts/conformance.sh
