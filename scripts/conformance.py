@@ -191,7 +191,7 @@ def main() -> int:
         if r.status in PASS_STATUSES:
             passed += 1
             if not args.quiet:
-                print(f"PASS  {name}: {reason}")
+                print(f"PASS  {name}" + (f": {reason}" if reason else ""))
             continue
         if r.status == Status.SKIPPED and any(p.search(r.reason or "") for p in allowed_re):
             skipped_ok += 1

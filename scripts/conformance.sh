@@ -27,7 +27,7 @@ else
   BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/scimd"
 fi
 if [[ ! -x "$BIN" ]]; then
-  echo "conformance: scimd binary not found or not executable: $BIN" >&2
+  echo "conformance: scimd binary not found or not executable: $BIN"
   echo "conformance: 0 passed, 1 failed"
   exit 1
 fi
@@ -36,6 +36,7 @@ DATA_DIR="$(mktemp -d "${TMPDIR:-/tmp}/scimd-conformance.XXXXXX")"
 LOG="$DATA_DIR/scimd.log"
 SERVER_PID=""
 
+# shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
   local rc=$?
   if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -62,7 +63,7 @@ PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pri
 BASE="http://127.0.0.1:$PORT/scim/v2"
 
 echo "conformance: starting $BIN serve --listen 127.0.0.1:$PORT (data dir $DATA_DIR)"
-RUST_LOG="${RUST_LOG:-warn}" "$BIN" serve \
+NO_COLOR=1 RUST_LOG="${RUST_LOG:-warn}" "$BIN" serve \
   --listen "127.0.0.1:$PORT" \
   --data-dir "$DATA_DIR" \
   --protection bypass \
@@ -70,17 +71,20 @@ RUST_LOG="${RUST_LOG:-warn}" "$BIN" serve \
 SERVER_PID=$!
 
 ready=0
-for _ in $(seq 1 300); do # 300 x 0.1 s = 30 s
+code=""
+deadline=$((SECONDS + 30))
+while ((SECONDS < deadline)); do
   if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-    echo "conformance: scimd exited before answering; its log:" >&2
-    cat "$LOG" >&2 || true
+    echo "conformance: scimd exited before answering; its log:"
+    sed 's/^/  | /' "$LOG" || true
     echo "conformance: 0 passed, 1 failed"
     exit 1
   fi
   code="$("$PY" - "$BASE/ServiceProviderConfig" <<'EOF' 2>/dev/null || true
 import sys, urllib.request
 try:
-    with urllib.request.urlopen(sys.argv[1], timeout=1) as r:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(sys.argv[1], timeout=1) as r:
         print(r.status)
 except urllib.error.HTTPError as e:
     print(e.code)
@@ -95,8 +99,8 @@ EOF
   sleep 0.1
 done
 if [[ "$ready" != "1" ]]; then
-  echo "conformance: scimd did not answer GET $BASE/ServiceProviderConfig with 200 within 30 s (last status: ${code:-none}); its log:" >&2
-  tail -n 50 "$LOG" >&2 || true
+  echo "conformance: scimd did not answer GET $BASE/ServiceProviderConfig with 200 within 30 s (last HTTP status: ${code:-none}, 0 = no connection); its log:"
+  tail -n 50 "$LOG" | sed 's/^/  | /' || true
   echo "conformance: 0 passed, 1 failed"
   exit 1
 fi

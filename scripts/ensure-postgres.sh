@@ -39,6 +39,7 @@ wait_ready() {
   return 1
 }
 
+# shellcheck disable=SC2012  # version directory names are plain
 cluster_version() {
   # The newest installed major version that has a "main" cluster.
   local v
@@ -51,6 +52,7 @@ start_cluster() {
   v="$(cluster_version)" || true
   if [[ -z "${v:-}" ]]; then
     if [[ -d /usr/lib/postgresql ]] && command -v pg_createcluster >/dev/null 2>&1; then
+      # shellcheck disable=SC2012
       v="$(ls /usr/lib/postgresql | sort -V | tail -n 1)"
       say "creating cluster $v/main"
       as_root pg_createcluster "$v" main >/dev/null || die "pg_createcluster $v main failed"

@@ -108,6 +108,13 @@ impl Service {
         rt.name == "User"
     }
 
+    /// Now, at the millisecond precision timestamps are shown with, so the document
+    /// and the indexed columns agree.
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        let t = self.clock.now();
+        chrono::DurationRound::duration_trunc(t, chrono::TimeDelta::milliseconds(1)).unwrap_or(t)
+    }
+
     pub fn create(
         &self,
         rt: &ResourceTypeDef,
@@ -115,7 +122,7 @@ impl Service {
         ctx: &RequestCtx,
     ) -> ScimResult<Rendered> {
         let mut doc = validate_create(&self.registry, rt, body)?;
-        let now = self.clock.now();
+        let now = self.now();
         let id = uuid::Uuid::new_v4().to_string();
         let secret = take_password(&mut doc)?;
         let members = self.take_members(rt, &mut doc, ctx)?;
@@ -288,7 +295,7 @@ impl Service {
                 Some(m) => m,
                 None => self.member_change(rt, &before, &mut doc, ctx)?,
             };
-            let now = self.clock.now();
+            let now = self.now();
             doc["id"] = json!(id);
             if let Some(groups) = doc.as_object_mut() {
                 groups.remove("groups");

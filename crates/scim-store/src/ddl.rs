@@ -5,7 +5,8 @@
 //! lives in `members`, never inside the group document.
 
 /// SQLite schema, applied in order at start. Each entry is one migration step.
-pub const SQLITE_MIGRATIONS: &[&str] = &[r#"
+pub const SQLITE_MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE IF NOT EXISTS resources (
     id          TEXT PRIMARY KEY,
     rtype       TEXT NOT NULL,
@@ -41,4 +42,37 @@ CREATE TABLE IF NOT EXISTS members (
     PRIMARY KEY (group_id, member_id)
 );
 CREATE INDEX IF NOT EXISTS members_member ON members (member_id);
-"#];
+"#,
+    // Step 2: the built-in authorization server (scim-store/src/clients.rs).
+    r#"
+CREATE TABLE IF NOT EXISTS oauth_clients (
+    id            TEXT PRIMARY KEY,
+    name          TEXT NOT NULL,
+    secret_hash   TEXT NOT NULL,
+    scopes        TEXT NOT NULL,
+    created       TEXT NOT NULL,
+    expires       TEXT,
+    disabled      INTEGER NOT NULL DEFAULT 0,
+    locked_until  TEXT,
+    origin        TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS oauth_failures (
+    client_id  TEXT NOT NULL,
+    at         TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS oauth_failures_client ON oauth_failures (client_id, at);
+CREATE TABLE IF NOT EXISTS oauth_signing_keys (
+    kid          TEXT PRIMARY KEY,
+    alg          TEXT NOT NULL,
+    private_key  BLOB NOT NULL,
+    public_jwk   TEXT NOT NULL,
+    created      TEXT NOT NULL,
+    retired      TEXT
+);
+CREATE TABLE IF NOT EXISTS server_secrets (
+    name     TEXT PRIMARY KEY,
+    value    BLOB NOT NULL,
+    created  TEXT NOT NULL
+);
+"#,
+];

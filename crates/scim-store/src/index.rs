@@ -11,7 +11,9 @@
 //!   (nanoseconds, not the microseconds of the `created`/`modified` columns, because
 //!   the evaluator compares full RFC 3339 instants);
 //! - binary values are kept exactly (the evaluator never folds their case);
-//! - integers and decimals become `f64`, booleans stay booleans.
+//! - integers and decimals become `f64` (so, unlike the evaluator, integers beyond
+//!   2^53 compare approximately; the standard schemas have no integer attributes),
+//!   booleans stay booleans.
 
 use scim_proto::schema::{
     AttrType, AttributeDef, Mutability, ResourceTypeDef, SchemaRegistry, GROUP_SCHEMA, USER_SCHEMA,

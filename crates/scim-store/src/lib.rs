@@ -1,6 +1,7 @@
 //! Storage for scimd: narrow traits, the filter-to-SQL compiler shared by every
 //! backend, and the embedded SQLite backend.
 
+pub mod clients;
 pub mod ddl;
 pub mod dialect;
 pub mod index;

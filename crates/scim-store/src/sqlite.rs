@@ -25,7 +25,12 @@ pub struct SqliteStore {
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    writes: AtomicUsize,
 }
+
+/// Statistics are refreshed after this many writes (a cheap no-op when nothing
+/// changed much).
+const OPTIMIZE_EVERY: usize = 5_000;
 
 fn backend(e: rusqlite::Error) -> StoreError {
     if let rusqlite::Error::SqliteFailure(f, _) = &e {
@@ -68,6 +73,11 @@ impl SqliteStore {
     pub fn open(path: &Path, registry: Arc<SchemaRegistry>) -> StoreResult<Self> {
         let writer = open(path, false)?;
         migrate(&writer)?;
+        // Planner statistics: without them SQLite may walk every resource of a type
+        // instead of driving a filtered search from attr_index.
+        writer
+            .execute_batch("PRAGMA optimize=0x10002;")
+            .map_err(backend)?;
         let readers = (0..READERS)
             .map(|_| open(path, true).map(Mutex::new))
             .collect::<StoreResult<Vec<_>>>()?;
@@ -76,6 +86,7 @@ impl SqliteStore {
             writer: Mutex::new(writer),
             readers,
             next_reader: AtomicUsize::new(0),
+            writes: AtomicUsize::new(0),
         })
     }
 
@@ -96,6 +107,11 @@ impl SqliteStore {
             .map_err(backend)?;
         let out = f(&tx)?;
         tx.commit().map_err(backend)?;
+        if self.writes.fetch_add(1, Ordering::Relaxed) % OPTIMIZE_EVERY == OPTIMIZE_EVERY - 1 {
+            if let Err(e) = conn.execute_batch("PRAGMA optimize;") {
+                tracing::warn!(error = %e, "PRAGMA optimize failed");
+            }
+        }
         Ok(out)
     }
 }
@@ -324,6 +340,9 @@ impl Store for SqliteStore {
         let mut params: Vec<SqlParam> = vec![SqlParam::Text(rt.name.clone())];
         let mut where_sql = String::from("r.rtype = ?1");
         if let Some(f) = &q.filter {
+            // `+` keeps the planner from walking the type's rows when the filter's
+            // index lookups are the selective part.
+            where_sql = String::from("+r.rtype = ?1");
             let frag = compile_filter(&SqliteDialect, &self.registry, rt, f, params.len() + 1)
                 .map_err(StoreError::Query)?;
             where_sql.push_str(" AND (");

@@ -1,0 +1,1 @@
+//! API protection for scimd.
