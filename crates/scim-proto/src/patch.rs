@@ -252,6 +252,11 @@ impl<'a> Engine<'a> {
         urn: Option<&str>,
     ) -> ScimResult<()> {
         for (key, value) in obj {
+            // `schemas` is derived from the content by validate_document; clients
+            // also send it inside an extension's value object.
+            if key.eq_ignore_ascii_case("schemas") {
+                continue;
+            }
             let pp = match urn {
                 Some(u) => {
                     let (attr, sub) = split_sub(key);
@@ -266,10 +271,6 @@ impl<'a> Engine<'a> {
                     }
                 }
                 None => {
-                    // `schemas` is derived from the content by validate_document.
-                    if key.eq_ignore_ascii_case("schemas") {
-                        continue;
-                    }
                     if let Some(schema) = self.schema_urn(key) {
                         match value {
                             Value::Object(inner) => {

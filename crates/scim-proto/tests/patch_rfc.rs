@@ -877,3 +877,17 @@ fn member_names_are_case_insensitive() {
     let out = apply_patch(&reg, rt, &user(), &body).unwrap();
     assert_eq!(out["title"], "T");
 }
+
+/// Conformance clients send the extension's `schemas` inside its value object.
+#[test]
+fn schemas_inside_an_extension_value_is_ignored() {
+    let urn = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    let out = patch_user(
+        &user(),
+        json!([{"op": "add", "path": urn,
+                "value": {"schemas": [urn], "employeeNumber": "42"}}]),
+    )
+    .expect("patch");
+    assert_eq!(out[urn]["employeeNumber"], "42");
+    assert!(out[urn].get("schemas").is_none());
+}

@@ -720,9 +720,10 @@ fn unique_key(rt: &ResourceTypeDef, doc: &Value) -> Option<String> {
         .map(str::to_lowercase)
 }
 
+/// What member lists show: the displayName only — a client that set none must not
+/// see a value it never sent.
 fn display_of(doc: &Value) -> Option<String> {
     doc.get("displayName")
-        .or_else(|| doc.get("userName"))
         .and_then(Value::as_str)
         .map(str::to_string)
 }

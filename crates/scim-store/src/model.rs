@@ -67,7 +67,7 @@ pub struct Write {
     pub doc: Value,
     /// The value that must be unique per resource type (lower-cased userName for Users).
     pub unique_key: Option<String>,
-    /// What member lists show for this resource (displayName, else userName).
+    /// What member lists show for this resource (its displayName).
     pub display: Option<String>,
     pub created: DateTime<Utc>,
     pub modified: DateTime<Utc>,

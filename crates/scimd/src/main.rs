@@ -51,9 +51,7 @@ fn main() -> ExitCode {
 fn serve(settings: Settings) -> Result<(), String> {
     match settings.protection {
         Protection::Bypass => {
-            for _ in 0..3 {
-                tracing::warn!("PROTECTION MODE IS BYPASS: every SCIM endpoint is open to anyone who can reach {}. Use only behind your own access control.", settings.listen);
-            }
+            tracing::warn!("PROTECTION MODE IS BYPASS: every SCIM endpoint is open to anyone who can reach {}. Use only behind your own access control.", settings.listen);
         }
         other => {
             return Err(format!(
