@@ -1,1 +1,154 @@
-//! API protection for scimd.
+//! API protection for scimd: a built-in OAuth 2.0 authorization server (client
+//! registry, client_credentials, JWT access tokens, JWKS, discovery, RFC 7591
+//! registration, UMA 2.0 tickets and RPTs), validation of tokens from an external
+//! authorization server (JWKS or RFC 7662 introspection), and the scope policy the
+//! HTTP layer enforces through [`guard::protect`].
+//!
+//! Secrets and tokens are never logged.
+
+pub mod admin;
+pub mod auth;
+pub mod clock;
+pub mod endpoints;
+pub mod external;
+pub mod guard;
+pub mod keys;
+pub mod scope;
+pub mod secrets;
+pub mod token;
+
+pub use auth::Auth;
+pub use endpoints::routes;
+pub use guard::{protect, Caller, Guard};
+pub use scope::{classify, required_scope, Access, ScopePolicy};
+pub use token::{TokenInfo, TokenKind};
+
+use scim_store::StoreError;
+use std::fmt;
+use std::time::Duration;
+
+/// How the SCIM API is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Bearer tokens with a scope per operation (Gluu's scope names).
+    #[default]
+    Oauth,
+    /// UMA 2.0: a request without a suitable RPT gets a permission ticket.
+    Uma,
+    /// Any valid token; scopes are not checked.
+    Test,
+    /// No checks at all.
+    Bypass,
+}
+
+/// A trusted external authorization server.
+#[derive(Debug, Clone, Default)]
+pub struct ExternalConfig {
+    /// `iss` of its tokens.
+    pub issuer: Option<String>,
+    /// Its JWKS, for JWT access tokens.
+    pub jwks_url: Option<String>,
+    /// RFC 7662 introspection, for opaque tokens.
+    pub introspection_url: Option<String>,
+    pub introspection_client_id: Option<String>,
+    pub introspection_client_secret: Option<String>,
+}
+
+impl ExternalConfig {
+    pub fn is_configured(&self) -> bool {
+        self.jwks_url.is_some() || self.introspection_url.is_some()
+    }
+}
+
+/// Lock-out after repeated bad client secrets.
+#[derive(Debug, Clone, Copy)]
+pub struct LockoutPolicy {
+    pub max_failures: u64,
+    pub window: Duration,
+    pub lock_for: Duration,
+}
+
+impl Default for LockoutPolicy {
+    fn default() -> Self {
+        LockoutPolicy {
+            max_failures: 10,
+            window: Duration::from_secs(300),
+            lock_for: Duration::from_secs(900),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub mode: Mode,
+    /// Public base URL of this server: `iss` of its tokens and the base of the
+    /// OAuth endpoints it advertises.
+    pub issuer: String,
+    /// `aud` of built-in tokens and the audience required of external tokens
+    /// (none required when unset; built-in tokens then carry the issuer).
+    pub audience: Option<String>,
+    pub token_lifetime: Duration,
+    pub ticket_lifetime: Duration,
+    pub scope_prefix: String,
+    pub dynamic_registration: bool,
+    /// Lifetime of clients registered through RFC 7591.
+    pub dynamic_client_lifetime: Duration,
+    pub external: ExternalConfig,
+    pub lockout: LockoutPolicy,
+    /// A new signing key is made when the active one is older than this.
+    pub key_rotation: Duration,
+    /// How long a validator trusts its cached view of a client (disable/delete
+    /// take effect within this).
+    pub client_cache_ttl: Duration,
+    /// Token requests per client id per 10 s window (in this process).
+    pub token_requests_per_window: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            mode: Mode::Oauth,
+            issuer: "http://127.0.0.1:8080".into(),
+            audience: None,
+            token_lifetime: Duration::from_secs(300),
+            ticket_lifetime: Duration::from_secs(300),
+            scope_prefix: scope::DEFAULT_SCOPE_PREFIX.into(),
+            dynamic_registration: false,
+            dynamic_client_lifetime: Duration::from_secs(86_400),
+            external: ExternalConfig::default(),
+            lockout: LockoutPolicy::default(),
+            key_rotation: Duration::from_secs(30 * 86_400),
+            client_cache_ttl: Duration::from_secs(2),
+            token_requests_per_window: 100,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum AuthError {
+    Store(StoreError),
+    Crypto(String),
+    Config(String),
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthError::Store(e) => write!(f, "client store: {e}"),
+            AuthError::Crypto(e) => write!(f, "crypto: {e}"),
+            AuthError::Config(e) => write!(f, "configuration: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
+        AuthError::Store(e)
+    }
+}
+
+pub(crate) fn to_chrono(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}

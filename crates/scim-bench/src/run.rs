@@ -303,7 +303,7 @@ pub async fn run(target: Arc<Target>, a: RunArgs) -> Result<(), String> {
         n_users,
         ids,
         large_group,
-        run: crate::common::run_id(),
+        run: run_id(),
     });
     println!(
         "{} users; {} s per scenario after {} s warm-up, {} connections",

@@ -52,6 +52,8 @@ pub struct ServerConfig {
     pub max_results: u64,
     pub bulk_max_operations: usize,
     pub bulk_max_payload_bytes: usize,
+    /// How long change-feed entries (and tombstones) are kept.
+    pub change_retention: chrono::TimeDelta,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +64,7 @@ impl Default for ServerConfig {
             max_results: 200,
             bulk_max_operations: 30,
             bulk_max_payload_bytes: 3_072_000,
+            change_retention: chrono::TimeDelta::days(7),
         }
     }
 }

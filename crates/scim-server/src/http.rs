@@ -48,6 +48,7 @@ pub fn router(service: Arc<Service>) -> Router {
         )
         .route("/.search", post(root_search).fallback(method_not_allowed))
         .route("/Bulk", post(bulk).fallback(method_not_allowed))
+        .route("/Changes", get(changes).fallback(method_not_allowed))
         .route(
             "/{endpoint}",
             get(list).post(create).fallback(method_not_allowed),
@@ -64,6 +65,16 @@ pub fn router(service: Arc<Service>) -> Router {
     let mut app = Router::new();
     for prefix in API_PREFIXES {
         app = app.nest(prefix, api.clone());
+    }
+    for path in [
+        "/scim/UpdatedUsers",
+        "/identity/restv1/scim/UpdatedUsers",
+        "/scim/restv1/scim/UpdatedUsers",
+    ] {
+        app = app.route(path, get(updated_users).fallback(method_not_allowed));
+    }
+    for path in ["/scim/resource_changes.yaml", "/identity/scim/resource_changes.yaml"] {
+        app = app.route(path, get(resource_changes_yaml).fallback(method_not_allowed));
     }
     app.route("/", any(not_found))
         .fallback(not_found)
@@ -525,5 +536,57 @@ async fn bulk(
     let ctx = ctx(&headers, &uri, &params)?;
     let body = json_body_limited(&headers, body, svc.config.bulk_max_payload_bytes).await?;
     let v = blocking(&svc, move |s| s.bulk(&body, &ctx, &|_, _| Ok(()))).await?;
+    Ok(scim(StatusCode::OK, &v))
+}
+
+/// The OpenAPI document of UpdatedUsers (JSON syntax, which is also YAML).
+pub const RESOURCE_CHANGES_YAML: &str = include_str!("resource_changes.yaml");
+
+async fn resource_changes_yaml() -> Response {
+    let mut resp = RESOURCE_CHANGES_YAML.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/yaml"),
+    );
+    resp
+}
+
+async fn updated_users(State(svc): State<AppState>, Query(params): Params) -> Reply {
+    let since = param(&params, "timeStamp")
+        .ok_or_else(|| ScimError::bad_request("Unparsable date: timeStamp is required"))
+        .and_then(crate::feed::parse_timestamp)?;
+    let bad = || ScimError::bad_request("No suitable value for 'start' or 'pageSize' params");
+    let start = match param(&params, "start") {
+        None => 0,
+        Some(v) => v.trim().parse::<u64>().map_err(|_| bad())?,
+    };
+    let page_size = match param(&params, "pageSize") {
+        None => svc.config.max_results.min(crate::feed::UPDATED_USERS_MAX_PAGE),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=crate::feed::UPDATED_USERS_MAX_PAGE).contains(n))
+            .ok_or_else(bad)?,
+    };
+    let v = blocking(&svc, move |s| s.updated_users(since, start, page_size)).await?;
+    let mut resp = (StatusCode::OK, v.to_string()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    Ok(resp)
+}
+
+async fn changes(
+    State(svc): State<AppState>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    Query(params): Params,
+) -> Reply {
+    let ctx = ctx(&headers, &uri, &params)?;
+    let cursor = param(&params, "cursor").map(str::to_string);
+    let count = int_param(&params, "count")?;
+    let v = blocking(&svc, move |s| s.changes(cursor.as_deref(), count, &ctx)).await?;
     Ok(scim(StatusCode::OK, &v))
 }

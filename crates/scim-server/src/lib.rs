@@ -5,6 +5,7 @@ pub mod bulk;
 pub mod clock;
 pub mod config;
 pub mod discovery;
+pub mod feed;
 pub mod http;
 mod members;
 pub mod service;

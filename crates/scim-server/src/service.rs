@@ -70,6 +70,7 @@ pub fn store_error(e: StoreError) -> ScimError {
             ScimError::precondition_failed("resource version does not match If-Match")
         }
         StoreError::Query(e) => e,
+        StoreError::BadCursor(d) => ScimError::invalid_value(d),
         StoreError::Backend(e) => {
             tracing::error!(error = %e, "storage failure");
             ScimError::internal("storage failure")
@@ -329,7 +330,7 @@ impl Service {
 
     pub fn delete(&self, rt: &ResourceTypeDef, id: &str, if_match: Option<i64>) -> ScimResult<()> {
         self.store
-            .delete(rt, id, if_match)
+            .delete(rt, id, if_match, self.now())
             .map_err(|e| not_found(e, rt, id))
     }
 

@@ -75,4 +75,88 @@ CREATE TABLE IF NOT EXISTS server_secrets (
     created  TEXT NOT NULL
 );
 "#,
+    // Change feed: one row per committed write, in commit order (SQLite has one
+    // writer, so the rowid order is the commit order).
+    r#"
+CREATE TABLE IF NOT EXISTS changes (
+    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+    res_id   TEXT NOT NULL,
+    rtype    TEXT NOT NULL,
+    op       TEXT NOT NULL,
+    version  INTEGER NOT NULL,
+    at       TEXT NOT NULL,
+    doc      TEXT
+);
+CREATE INDEX IF NOT EXISTS changes_at ON changes (at);
+CREATE TABLE IF NOT EXISTS feed_state (
+    name   TEXT PRIMARY KEY,
+    value  INTEGER NOT NULL
+);
+"#,
 ];
+
+/// PostgreSQL schema (also meant for CockroachDB / YugabyteDB), applied in order at
+/// start; `schema_migrations` records the steps applied. Same tables as SQLite,
+/// with these differences:
+/// - text columns that are compared or sorted are `COLLATE "C"` (code point order,
+///   as the evaluator compares; the compiler's `text_order` then matches the index);
+/// - `members.pos` orders a group's members (SQLite uses its rowid): computed per
+///   group while the group's row is locked, never from a sequence;
+/// - `changes` is keyed by the writing transaction's id, so the feed can tell which
+///   rows can no longer be overtaken by a transaction still in flight.
+pub const POSTGRES_MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE IF NOT EXISTS resources (
+    id          TEXT COLLATE "C" PRIMARY KEY,
+    rtype       TEXT COLLATE "C" NOT NULL,
+    doc         TEXT NOT NULL,
+    version     BIGINT NOT NULL,
+    created     TEXT COLLATE "C" NOT NULL,
+    modified    TEXT COLLATE "C" NOT NULL,
+    unique_key  TEXT COLLATE "C",
+    display     TEXT COLLATE "C",
+    secret      TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS resources_unique ON resources (rtype, unique_key);
+CREATE INDEX IF NOT EXISTS resources_modified ON resources (rtype, modified, id);
+CREATE INDEX IF NOT EXISTS resources_created ON resources (rtype, created, id);
+
+CREATE TABLE IF NOT EXISTS attr_index (
+    res_id  TEXT COLLATE "C" NOT NULL,
+    rtype   TEXT COLLATE "C" NOT NULL,
+    path    TEXT COLLATE "C" NOT NULL,
+    elem    BIGINT NOT NULL,
+    v_text  TEXT COLLATE "C",
+    v_num   DOUBLE PRECISION,
+    v_bool  BOOLEAN
+);
+CREATE INDEX IF NOT EXISTS attr_index_text ON attr_index (rtype, path, v_text);
+CREATE INDEX IF NOT EXISTS attr_index_num ON attr_index (rtype, path, v_num);
+CREATE INDEX IF NOT EXISTS attr_index_res ON attr_index (res_id, path);
+
+CREATE TABLE IF NOT EXISTS members (
+    group_id     TEXT COLLATE "C" NOT NULL,
+    member_id    TEXT COLLATE "C" NOT NULL,
+    member_type  TEXT NOT NULL,
+    pos          BIGINT NOT NULL,
+    PRIMARY KEY (group_id, member_id)
+);
+CREATE INDEX IF NOT EXISTS members_member ON members (member_id);
+CREATE INDEX IF NOT EXISTS members_pos ON members (group_id, pos);
+
+CREATE TABLE IF NOT EXISTS changes (
+    tx       XID8 NOT NULL DEFAULT pg_current_xact_id(),
+    id       TEXT COLLATE "C" NOT NULL,
+    res_id   TEXT NOT NULL,
+    rtype    TEXT NOT NULL,
+    op       TEXT NOT NULL,
+    version  BIGINT NOT NULL,
+    at       TEXT COLLATE "C" NOT NULL,
+    doc      TEXT,
+    PRIMARY KEY (tx, id)
+);
+CREATE INDEX IF NOT EXISTS changes_at ON changes (at);
+CREATE TABLE IF NOT EXISTS feed_state (
+    name   TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+);
+"#];

@@ -37,6 +37,12 @@ pub trait Dialect {
     fn concat(&self, a: &str, b: &str) -> String {
         format!("({a} || {b})")
     }
+
+    /// `column` in a condition that the planner should not answer from an index
+    /// (because another condition is the selective one). Plain by default.
+    fn unindexed(&self, column: &str) -> String {
+        column.to_string()
+    }
 }
 
 /// SQLite through rusqlite: `?NNN` placeholders, booleans stored as 0/1 integers.
@@ -68,6 +74,11 @@ impl Dialect for Sqlite {
 
     fn text_order(&self, expr: &str) -> String {
         expr.to_string()
+    }
+
+    fn unindexed(&self, column: &str) -> String {
+        // Unary `+` is SQLite's way to keep a column from being an index key.
+        format!("+{column}")
     }
 }
 

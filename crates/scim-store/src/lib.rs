@@ -5,6 +5,7 @@ pub mod clients;
 pub mod ddl;
 pub mod dialect;
 pub mod index;
+pub mod postgres;
 pub mod sql;
 pub mod sqlite;
 

@@ -16,7 +16,7 @@ pub struct StoredResource {
 }
 
 /// A group member row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Member {
     pub id: String,
     /// "User" or "Group".
@@ -99,6 +99,56 @@ pub struct Page {
     pub resources: Vec<StoredResource>,
 }
 
+/// What happened to a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeOp {
+    Created,
+    Updated,
+    Deleted,
+}
+
+impl ChangeOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeOp::Created => "created",
+            ChangeOp::Updated => "updated",
+            ChangeOp::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ChangeOp> {
+        match s {
+            "created" => Some(ChangeOp::Created),
+            "updated" => Some(ChangeOp::Updated),
+            "deleted" => Some(ChangeOp::Deleted),
+            _ => None,
+        }
+    }
+}
+
+/// One committed write, as the change feed reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub op: ChangeOp,
+    pub id: String,
+    pub rtype: String,
+    pub version: i64,
+    /// When the write committed (the `db_time` text form).
+    pub at: String,
+    /// The document as written; `None` for a deletion (a tombstone).
+    pub doc: Option<Value>,
+}
+
+/// A page of the change feed and the position after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangePage {
+    pub changes: Vec<Change>,
+    /// Backend position to continue from (opaque to callers).
+    pub next: String,
+    /// True when more changes were already committed past this page.
+    pub more: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreError {
     NotFound,
@@ -106,6 +156,8 @@ pub enum StoreError {
     Uniqueness,
     /// `If-Match` version did not match.
     VersionMismatch,
+    /// A change-feed position is malformed, or older than the retained changes.
+    BadCursor(String),
     /// The query could not be compiled (bad attribute for this backend, …).
     Query(scim_proto::ScimError),
     Backend(String),
@@ -117,6 +169,7 @@ impl fmt::Display for StoreError {
             StoreError::NotFound => f.write_str("not found"),
             StoreError::Uniqueness => f.write_str("unique value already taken"),
             StoreError::VersionMismatch => f.write_str("version mismatch"),
+            StoreError::BadCursor(e) => write!(f, "change feed position: {e}"),
             StoreError::Query(e) => write!(f, "query: {e}"),
             StoreError::Backend(e) => write!(f, "storage backend: {e}"),
         }
@@ -142,8 +195,15 @@ pub trait Store: Send + Sync {
         if_version: Option<i64>,
     ) -> StoreResult<StoredResource>;
 
-    /// Delete the resource and every membership row naming it.
-    fn delete(&self, rt: &ResourceTypeDef, id: &str, if_version: Option<i64>) -> StoreResult<()>;
+    /// Delete the resource and every membership row naming it; `at` stamps the
+    /// tombstone in the change feed.
+    fn delete(
+        &self,
+        rt: &ResourceTypeDef,
+        id: &str,
+        if_version: Option<i64>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
 
     fn search(&self, rt: &ResourceTypeDef, query: &Query) -> StoreResult<Page>;
 
@@ -157,12 +217,78 @@ pub trait Store: Send + Sync {
     /// Which of these ids are members of the group.
     fn members_among(&self, group_id: &str, ids: &[String]) -> StoreResult<Vec<String>>;
 
+    /// Committed changes after position `after` (None: from the oldest retained),
+    /// in commit order, at most `limit`. Every committed change appears exactly once
+    /// across consecutive pages, whatever the commit order of concurrent writers.
+    fn changes(&self, after: Option<&str>, limit: usize) -> StoreResult<ChangePage>;
+
+    /// Drop feed entries older than `before`; a position inside the dropped range is
+    /// then refused rather than silently skipping changes.
+    fn prune_changes(&self, before: chrono::DateTime<chrono::Utc>) -> StoreResult<u64>;
+
     /// Which of these ids exist, and as what resource type.
     fn existing(&self, ids: &[String]) -> StoreResult<Vec<Member>>;
+
+    /// Every resource with everything stored about it, from one consistent
+    /// snapshot, handed to `sink` one at a time (streaming: memory stays flat).
+    /// Returns how many were exported.
+    fn export(&self, sink: &mut dyn FnMut(ExportRecord) -> StoreResult<()>) -> StoreResult<u64>;
+
+    /// Store these records exactly as exported (ids, versions, timestamps, password
+    /// hashes, member order), in one transaction; a record whose id exists replaces
+    /// it, so an interrupted import can be run again.
+    fn import(&self, batch: &[ExportRecord]) -> StoreResult<()>;
+}
+
+/// One resource as `scimd export` writes it and `scimd import` reads it: the
+/// document plus the columns that are not in it. Index rows are not exported;
+/// they are derived from the document again on import.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ExportRecord {
+    pub id: String,
+    pub rtype: String,
+    pub version: i64,
+    pub created: DateTime<Utc>,
+    pub modified: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display: Option<String>,
+    /// Password hash (never a clear-text password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// A group's members, in the order the group lists them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<Member>,
+    pub doc: Value,
 }
 
 /// Timestamps in columns and in the index: UTC, fixed width, microseconds, so that
 /// text order is time order on every backend.
 pub fn db_time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// A `db_time` column value back as an instant.
+pub fn parse_db_time(s: &str) -> StoreResult<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| StoreError::Backend(format!("stored time '{s}' does not parse: {e}")))
+}
+
+/// The write an imported record amounts to, for its index and member rows.
+pub fn import_write(rec: &ExportRecord) -> Write {
+    Write {
+        id: rec.id.clone(),
+        doc: rec.doc.clone(),
+        unique_key: rec.unique_key.clone(),
+        display: rec.display.clone(),
+        created: rec.created,
+        modified: rec.modified,
+        secret: match &rec.secret {
+            Some(h) => SecretChange::Set(h.clone()),
+            None => SecretChange::Keep,
+        },
+        members: MemberChange::Replace(rec.members.clone()),
+    }
 }

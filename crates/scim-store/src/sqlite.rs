@@ -4,10 +4,10 @@
 
 use crate::dialect::Sqlite as SqliteDialect;
 use crate::index::{index_rows, IndexValue};
-use crate::sql::{compile_filter, compile_sort, SqlParam};
+use crate::sql::{search_sql, SqlParam};
 use crate::{
-    GroupRef, Member, MemberChange, MemberView, Page, Query, SecretChange, SortOrder, Store,
-    StoreError, StoreResult, StoredResource, Write,
+    Change, ChangeOp, ChangePage, GroupRef, Member, MemberChange, MemberView, Page, Query, SecretChange, Store,
+    StoreError, StoreResult, StoredResource, Write, ExportRecord,
 };
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension, Transaction};
 use scim_proto::schema::{ResourceTypeDef, SchemaRegistry};
@@ -189,6 +189,35 @@ fn write_members(tx: &Transaction<'_>, group_id: &str, change: &MemberChange) ->
     Ok(())
 }
 
+fn record_change(
+    tx: &Transaction<'_>,
+    id: &str,
+    rtype: &str,
+    op: ChangeOp,
+    version: i64,
+    at: chrono::DateTime<chrono::Utc>,
+    doc: Option<&str>,
+) -> StoreResult<()> {
+    tx.prepare_cached(
+        "INSERT INTO changes (res_id, rtype, op, version, at, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .map_err(backend)?
+    .execute(params![id, rtype, op.as_str(), version, crate::db_time(at), doc])
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn parse_position(after: Option<&str>) -> StoreResult<i64> {
+    match after {
+        None => Ok(0),
+        Some(p) => p
+            .strip_prefix("s:")
+            .and_then(|n| n.parse::<i64>().ok())
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| StoreError::BadCursor("not a position of this server".into())),
+    }
+}
+
 fn stored(id: String, rtype: String, doc: &str, version: i64) -> StoreResult<StoredResource> {
     Ok(StoredResource {
         id,
@@ -233,7 +262,7 @@ impl Store for SqliteStore {
             .map_err(backend)?;
             write_index(tx, &self.registry, rt, &w)?;
             write_members(tx, &w.id, &w.members)?;
-            Ok(())
+            record_change(tx, &w.id, &rt.name, ChangeOp::Created, 1, w.modified, Some(&doc))
         })?;
         Ok(StoredResource {
             id: w.id,
@@ -299,6 +328,7 @@ impl Store for SqliteStore {
             .map_err(backend)?;
             write_index(tx, &self.registry, rt, &w)?;
             write_members(tx, &w.id, &w.members)?;
+            record_change(tx, &w.id, &rt.name, ChangeOp::Updated, next, w.modified, Some(&doc))?;
             Ok(next)
         })?;
         Ok(StoredResource {
@@ -309,7 +339,13 @@ impl Store for SqliteStore {
         })
     }
 
-    fn delete(&self, rt: &ResourceTypeDef, id: &str, if_version: Option<i64>) -> StoreResult<()> {
+    fn delete(
+        &self,
+        rt: &ResourceTypeDef,
+        id: &str,
+        if_version: Option<i64>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()> {
         self.write(|tx| {
             let current: i64 = tx
                 .query_row(
@@ -332,75 +368,38 @@ impl Store for SqliteStore {
                 [id],
             )
             .map_err(backend)?;
-            Ok(())
+            record_change(tx, id, &rt.name, ChangeOp::Deleted, current, at, None)
         })
     }
 
     fn search(&self, rt: &ResourceTypeDef, q: &Query) -> StoreResult<Page> {
-        let mut params: Vec<SqlParam> = vec![SqlParam::Text(rt.name.clone())];
-        let mut where_sql = String::from("r.rtype = ?1");
-        if let Some(f) = &q.filter {
-            // `+` keeps the planner from walking the type's rows when the filter's
-            // index lookups are the selective part.
-            where_sql = String::from("+r.rtype = ?1");
-            let frag = compile_filter(&SqliteDialect, &self.registry, rt, f, params.len() + 1)
-                .map_err(StoreError::Query)?;
-            where_sql.push_str(" AND (");
-            where_sql.push_str(&frag.sql);
-            where_sql.push(')');
-            params.extend(frag.params);
-        }
+        let s = search_sql(&SqliteDialect, &self.registry, rt, q).map_err(StoreError::Query)?;
+        let bind = |n: usize| params_from_iter(s.params[..n].iter().map(to_sql));
         let conn = self.reader()?;
-        let count_sql = format!("SELECT count(*) FROM resources r WHERE {where_sql}");
         let total: i64 = conn
-            .prepare_cached(&count_sql)
+            .prepare_cached(&s.count_sql)
             .map_err(backend)?
-            .query_row(params_from_iter(params.iter().map(to_sql)), |r| r.get(0))
-            .map_err(backend)?;
-        if q.count == 0 {
-            return Ok(Page {
-                total: total as u64,
-                resources: vec![],
-            });
-        }
-        let dir = match q.sort_order {
-            SortOrder::Ascending => "ASC",
-            SortOrder::Descending => "DESC",
-        };
-        let order = match &q.sort_by {
-            Some(path) => {
-                let frag = compile_sort(&SqliteDialect, &self.registry, rt, path, params.len() + 1)
-                    .map_err(StoreError::Query)?;
-                params.extend(frag.params);
-                // Resources without the attribute sort last ascending (RFC 7644 §3.4.2.3).
-                format!("({s}) IS NULL, {s} {dir}, r.id", s = frag.sql)
-            }
-            None => "r.created, r.id".to_string(),
-        };
-        let limit_at = params.len() + 1;
-        params.push(SqlParam::Int(q.count as i64));
-        params.push(SqlParam::Int(q.start_index.saturating_sub(1) as i64));
-        let sql = format!(
-            "SELECT r.id, r.doc, r.version FROM resources r WHERE {where_sql} ORDER BY {order} LIMIT ?{limit_at} OFFSET ?{}",
-            limit_at + 1
-        );
-        let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
-        let rows = stmt
-            .query_map(params_from_iter(params.iter().map(to_sql)), |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })
+            .query_row(bind(s.count_params), |r| r.get(0))
             .map_err(backend)?;
         let mut resources = Vec::new();
-        for row in rows {
-            let (id, doc, version) = row.map_err(backend)?;
-            resources.push(stored(id, rt.name.clone(), &doc, version)?);
+        if let Some(page_sql) = &s.page_sql {
+            let mut stmt = conn.prepare_cached(page_sql).map_err(backend)?;
+            let rows = stmt
+                .query_map(bind(s.params.len()), |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })
+                .map_err(backend)?;
+            for row in rows {
+                let (id, doc, version) = row.map_err(backend)?;
+                resources.push(stored(id, rt.name.clone(), &doc, version)?);
+            }
         }
         Ok(Page {
-            total: total as u64,
+            total: u64::try_from(total).unwrap_or(0),
             resources,
         })
     }
@@ -473,6 +472,97 @@ impl Store for SqliteStore {
         Ok(found)
     }
 
+    fn changes(&self, after: Option<&str>, limit: usize) -> StoreResult<ChangePage> {
+        let from = parse_position(after)?;
+        let conn = self.reader()?;
+        let pruned: i64 = conn
+            .query_row(
+                "SELECT value FROM feed_state WHERE name = 'pruned_through'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?
+            .unwrap_or(0);
+        if after.is_some() && from < pruned {
+            return Err(StoreError::BadCursor(
+                "the changes after this position are no longer retained".into(),
+            ));
+        }
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT seq, res_id, rtype, op, version, at, doc FROM changes
+                 WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![from.max(pruned), limit as i64 + 1], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                ))
+            })
+            .map_err(backend)?;
+        let mut changes = Vec::new();
+        let mut last = from.max(pruned);
+        let mut more = false;
+        for row in rows {
+            let (seq, id, rtype, op, version, at, doc) = row.map_err(backend)?;
+            if changes.len() == limit {
+                more = true;
+                break;
+            }
+            last = seq;
+            changes.push(Change {
+                op: ChangeOp::parse(&op)
+                    .ok_or_else(|| StoreError::Backend(format!("unknown change op '{op}'")))?,
+                id,
+                rtype,
+                version,
+                at,
+                doc: doc
+                    .map(|d| serde_json::from_str(&d))
+                    .transpose()
+                    .map_err(json_err)?,
+            });
+        }
+        Ok(ChangePage {
+            changes,
+            next: format!("s:{last}"),
+            more,
+        })
+    }
+
+    fn prune_changes(&self, before: chrono::DateTime<chrono::Utc>) -> StoreResult<u64> {
+        self.write(|tx| {
+            let through: Option<i64> = tx
+                .query_row(
+                    "SELECT max(seq) FROM changes WHERE at < ?1",
+                    [crate::db_time(before)],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            let Some(through) = through else {
+                return Ok(0);
+            };
+            let n = tx
+                .execute("DELETE FROM changes WHERE seq <= ?1", [through])
+                .map_err(backend)?;
+            tx.execute(
+                "INSERT INTO feed_state (name, value) VALUES ('pruned_through', ?1)
+                 ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
+                [through],
+            )
+            .map_err(backend)?;
+            Ok(n as u64)
+        })
+    }
+
     fn existing(&self, ids: &[String]) -> StoreResult<Vec<Member>> {
         let conn = self.reader()?;
         let mut stmt = conn
@@ -492,5 +582,87 @@ impl Store for SqliteStore {
             }
         }
         Ok(found)
+    }
+
+    fn export(&self, sink: &mut dyn FnMut(ExportRecord) -> StoreResult<()>) -> StoreResult<u64> {
+        let mut conn = self.reader()?;
+        // One read transaction: a consistent snapshot however long the sink takes.
+        let tx = conn.transaction().map_err(backend)?;
+        let mut rows = tx
+            .prepare(
+                "SELECT id, rtype, doc, version, created, modified, unique_key, display, secret
+                 FROM resources ORDER BY rtype, created, id",
+            )
+            .map_err(backend)?;
+        let mut members = tx
+            .prepare("SELECT member_id, member_type FROM members WHERE group_id = ?1 ORDER BY rowid")
+            .map_err(backend)?;
+        let mut it = rows.query([]).map_err(backend)?;
+        let mut n = 0;
+        while let Some(r) = it.next().map_err(backend)? {
+            let id: String = r.get(0).map_err(backend)?;
+            let doc: String = r.get(2).map_err(backend)?;
+            let member_rows = members
+                .query_map([&id], |m| {
+                    Ok(Member {
+                        id: m.get(0)?,
+                        kind: m.get(1)?,
+                    })
+                })
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            sink(ExportRecord {
+                rtype: r.get(1).map_err(backend)?,
+                doc: serde_json::from_str(&doc).map_err(json_err)?,
+                version: r.get(3).map_err(backend)?,
+                created: crate::parse_db_time(&r.get::<_, String>(4).map_err(backend)?)?,
+                modified: crate::parse_db_time(&r.get::<_, String>(5).map_err(backend)?)?,
+                unique_key: r.get(6).map_err(backend)?,
+                display: r.get(7).map_err(backend)?,
+                secret: r.get(8).map_err(backend)?,
+                members: member_rows,
+                id,
+            })?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn import(&self, batch: &[ExportRecord]) -> StoreResult<()> {
+        self.write(|tx| {
+            let mut put = tx
+                .prepare_cached(
+                    "INSERT INTO resources (id, rtype, doc, version, created, modified, unique_key, display, secret)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     ON CONFLICT (id) DO UPDATE SET rtype = excluded.rtype, doc = excluded.doc,
+                        version = excluded.version, created = excluded.created,
+                        modified = excluded.modified, unique_key = excluded.unique_key,
+                        display = excluded.display, secret = excluded.secret",
+                )
+                .map_err(backend)?;
+            for rec in batch {
+                let rt = self.registry.resource_type(&rec.rtype).ok_or_else(|| {
+                    StoreError::Backend(format!("unknown resource type '{}'", rec.rtype))
+                })?;
+                let doc = serde_json::to_string(&rec.doc).map_err(json_err)?;
+                put.execute(params![
+                    rec.id,
+                    rec.rtype,
+                    doc,
+                    rec.version,
+                    crate::db_time(rec.created),
+                    crate::db_time(rec.modified),
+                    rec.unique_key,
+                    rec.display,
+                    rec.secret
+                ])
+                .map_err(backend)?;
+                let w = crate::import_write(rec);
+                write_index(tx, &self.registry, rt, &w)?;
+                write_members(tx, &rec.id, &w.members)?;
+            }
+            Ok(())
+        })
     }
 }

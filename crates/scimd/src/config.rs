@@ -35,6 +35,9 @@ pub struct ServeArgs {
     /// Largest Bulk request body in bytes.
     #[arg(long, env = "SCIMD_BULK_MAX_PAYLOAD_BYTES")]
     bulk_max_payload_bytes: Option<usize>,
+    /// Days the change feed keeps its entries (and deletion tombstones).
+    #[arg(long, env = "SCIMD_CHANGE_RETENTION_DAYS")]
+    change_retention_days: Option<u32>,
 }
 
 /// The config file; every key optional.
@@ -49,6 +52,7 @@ struct FileConfig {
     max_results: Option<u64>,
     bulk_max_operations: Option<usize>,
     bulk_max_payload_bytes: Option<usize>,
+    change_retention_days: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +65,7 @@ pub struct Settings {
     pub max_results: u64,
     pub bulk_max_operations: usize,
     pub bulk_max_payload_bytes: usize,
+    pub change_retention_days: u32,
 }
 
 impl Settings {
@@ -102,6 +107,10 @@ impl Settings {
                 .bulk_max_payload_bytes
                 .or(file.bulk_max_payload_bytes)
                 .unwrap_or(defaults.bulk_max_payload_bytes),
+            change_retention_days: args
+                .change_retention_days
+                .or(file.change_retention_days)
+                .unwrap_or(7),
         })
     }
 
@@ -112,6 +121,7 @@ impl Settings {
             max_results: self.max_results,
             bulk_max_operations: self.bulk_max_operations,
             bulk_max_payload_bytes: self.bulk_max_payload_bytes,
+            change_retention: chrono::TimeDelta::days(i64::from(self.change_retention_days)),
             ..ServerConfig::default()
         }
     }

@@ -80,6 +80,7 @@ fn serve(settings: Settings) -> Result<(), String> {
             .local_addr()
             .map_err(|e| format!("cannot read the bound address: {e}"))?;
         tracing::info!(%addr, "scimd listening; SCIM base http://{addr}/scim/v2");
+        scim_server::feed::spawn_maintenance(service.clone());
         axum::serve(listener, scim_server::router(service))
             .with_graceful_shutdown(shutdown_signal())
             .await

@@ -6,6 +6,7 @@ mod crud;
 mod discovery;
 mod durability;
 mod errors;
+mod feed;
 mod groups;
 mod harness;
 mod search;

@@ -1,0 +1,537 @@
+//! The authorization core shared by the endpoints and the protection middleware:
+//! key ring, token issuance and validation, client authentication with lock-out.
+
+use crate::clock::Clock;
+use crate::external::External;
+use crate::keys::{maintain_keys, KeySet};
+use crate::scope::ScopePolicy;
+use crate::secrets::SecretHasher;
+use crate::token::{Claims, Permission, TokenInfo, TokenKind, USE_ACCESS, USE_RPT, USE_TICKET};
+use crate::{to_chrono, AuthConfig, AuthError, Mode};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, TimeZone, Utc};
+use jsonwebtoken::{decode, decode_header, encode, Algorithm, DecodingKey, Header, Validation};
+use scim_store::clients::{ClientRecord, ClientStore};
+use scim_store::StoreResult;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// Why a token was not accepted. Details are for logs and error descriptions and
+/// never contain the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// Bad, expired, unknown or revoked token: 401 invalid_token.
+    Invalid(String),
+    /// The external authorization server could not be asked: 503.
+    Unavailable(String),
+}
+
+/// Why client authentication at the token endpoint failed.
+#[derive(Debug)]
+pub enum ClientAuthFailure {
+    /// Unknown client, wrong secret, disabled, expired or locked: all look alike.
+    Invalid,
+    Internal(AuthError),
+}
+
+/// How often a process may reload keys because it saw an unknown kid.
+const KEY_RELOAD_MIN_INTERVAL: Duration = Duration::from_secs(1);
+const CLIENT_CACHE_MAX: usize = 10_000;
+const RATE_WINDOW: Duration = Duration::from_secs(10);
+
+pub struct Auth {
+    config: AuthConfig,
+    policy: ScopePolicy,
+    store: Arc<dyn ClientStore>,
+    hasher: SecretHasher,
+    clock: Arc<dyn Clock>,
+    keys: RwLock<Arc<KeySet>>,
+    last_key_reload: Mutex<Instant>,
+    clients: Mutex<HashMap<String, (bool, Instant)>>,
+    external: Option<External>,
+    token_requests: Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+fn poisoned<T>(_: std::sync::PoisonError<T>) -> AuthError {
+    AuthError::Config("internal lock poisoned".into())
+}
+
+/// The `iss` claim of a JWT, read without verification (to pick the validator).
+pub(crate) fn peek_claim(token: &str, name: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v.get(name)?.as_str().map(str::to_string)
+}
+
+pub(crate) fn timestamp(secs: i64) -> Option<DateTime<Utc>> {
+    Utc.timestamp_opt(secs, 0).single()
+}
+
+impl Auth {
+    /// Set up from the store: loads the secret-hashing key and makes sure a
+    /// signing key exists. Blocking (call before serving or on a blocking thread).
+    pub fn new(
+        mut config: AuthConfig,
+        store: Arc<dyn ClientStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, AuthError> {
+        config.issuer = config.issuer.trim_end_matches('/').to_string();
+        if config.issuer.is_empty() {
+            return Err(AuthError::Config("the issuer must not be empty".into()));
+        }
+        let hasher = SecretHasher::load(store.as_ref())?;
+        let now = clock.now();
+        let records = maintain_keys(
+            store.as_ref(),
+            now,
+            to_chrono(config.key_rotation),
+            to_chrono(Self::keep_retired(&config)),
+        )?;
+        let external = if config.external.is_configured() {
+            Some(External::new(
+                config.external.clone(),
+                config.audience.clone(),
+            )?)
+        } else {
+            None
+        };
+        Ok(Auth {
+            policy: ScopePolicy::new(&config.scope_prefix),
+            config,
+            store,
+            hasher,
+            clock,
+            keys: RwLock::new(Arc::new(KeySet::from_records(&records))),
+            last_key_reload: Mutex::new(Instant::now()),
+            clients: Mutex::new(HashMap::new()),
+            external,
+            token_requests: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Retired keys are kept this long: every token they signed has expired by then
+    /// (a process may sign with a retired key until its next reload).
+    fn keep_retired(config: &AuthConfig) -> Duration {
+        config.token_lifetime.max(config.ticket_lifetime) + Duration::from_secs(600)
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.config.mode
+    }
+
+    pub fn config(&self) -> &AuthConfig {
+        &self.config
+    }
+
+    pub fn policy(&self) -> &ScopePolicy {
+        &self.policy
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.config.issuer
+    }
+
+    pub fn store(&self) -> &Arc<dyn ClientStore> {
+        &self.store
+    }
+
+    pub fn hasher(&self) -> &SecretHasher {
+        &self.hasher
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// `aud` of built-in tokens.
+    pub fn audience(&self) -> &str {
+        self.config
+            .audience
+            .as_deref()
+            .unwrap_or(&self.config.issuer)
+    }
+
+    pub fn keys(&self) -> Arc<KeySet> {
+        match self.keys.read() {
+            Ok(k) => k.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn ClientStore) -> StoreResult<T> + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(|_| AuthError::Config("store worker failed".into()))?
+            .map_err(AuthError::Store)
+    }
+
+    /// Periodic upkeep: pick up keys made by other processes, rotate and prune
+    /// keys, and delete expired dynamically registered clients.
+    pub async fn maintain(&self) -> Result<(), AuthError> {
+        let now = self.now();
+        let rotate = to_chrono(self.config.key_rotation);
+        let keep = to_chrono(Self::keep_retired(&self.config));
+        let store = self.store.clone();
+        let records = tokio::task::spawn_blocking(move || {
+            let records = maintain_keys(store.as_ref(), now, rotate, keep)?;
+            let pruned = store.delete_expired_dynamic_clients(now)?;
+            if pruned > 0 {
+                tracing::info!(pruned, "deleted expired dynamically registered clients");
+            }
+            Ok::<_, AuthError>(records)
+        })
+        .await
+        .map_err(|_| AuthError::Config("maintenance worker failed".into()))??;
+        self.install_keys(&records);
+        Ok(())
+    }
+
+    fn install_keys(&self, records: &[scim_store::clients::SigningKeyRecord]) {
+        let set = Arc::new(KeySet::from_records(records));
+        match self.keys.write() {
+            Ok(mut k) => *k = set,
+            Err(p) => *p.into_inner() = set,
+        }
+    }
+
+    /// Run [`Auth::maintain`] every 30 s for as long as the runtime lives.
+    pub fn spawn_maintenance(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let auth = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = auth.maintain().await {
+                    tracing::error!(error = %e, "authorization maintenance failed");
+                }
+            }
+        })
+    }
+
+    /// Reload keys from the store after seeing an unknown kid, at most once a second.
+    async fn reload_keys_rate_limited(&self) -> bool {
+        {
+            let Ok(mut last) = self.last_key_reload.lock() else {
+                return false;
+            };
+            if last.elapsed() < KEY_RELOAD_MIN_INTERVAL {
+                return false;
+            }
+            *last = Instant::now();
+        }
+        match self.blocking(|s| s.signing_keys()).await {
+            Ok(records) => {
+                self.install_keys(&records);
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reload signing keys");
+                false
+            }
+        }
+    }
+
+    fn sign(&self, claims: &Claims) -> Result<String, AuthError> {
+        let keys = self.keys();
+        let (kid, key) = keys
+            .signer()
+            .ok_or_else(|| AuthError::Crypto("no active signing key".into()))?;
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid.to_string());
+        header.typ = Some(
+            if claims.token_use == USE_TICKET {
+                "uma-ticket+jwt"
+            } else {
+                "at+jwt"
+            }
+            .into(),
+        );
+        encode(&header, claims, key).map_err(|e| AuthError::Crypto(format!("cannot sign: {e}")))
+    }
+
+    /// An access token (or RPT when `permissions` is given) for a client.
+    /// Returns the token and its lifetime in seconds.
+    pub fn issue_token(
+        &self,
+        client_id: &str,
+        scopes: &[String],
+        permissions: Option<Vec<Permission>>,
+    ) -> Result<(String, u64), AuthError> {
+        let now = self.now().timestamp();
+        let lifetime = self.config.token_lifetime.as_secs();
+        let claims = Claims {
+            iss: self.config.issuer.clone(),
+            sub: client_id.to_string(),
+            aud: self.audience().to_string(),
+            exp: now.saturating_add(i64::try_from(lifetime).unwrap_or(i64::MAX)),
+            iat: now,
+            jti: uuid::Uuid::new_v4().to_string(),
+            scope: scopes.join(" "),
+            client_id: Some(client_id.to_string()),
+            token_use: if permissions.is_some() {
+                USE_RPT
+            } else {
+                USE_ACCESS
+            }
+            .into(),
+            permissions,
+        };
+        Ok((self.sign(&claims)?, lifetime))
+    }
+
+    /// A UMA permission ticket naming the scopes a request needs: a short-lived
+    /// signed JWT, so any process on the database can redeem it.
+    pub fn issue_ticket(&self, scopes: &[String]) -> Result<String, AuthError> {
+        let now = self.now().timestamp();
+        let lifetime = i64::try_from(self.config.ticket_lifetime.as_secs()).unwrap_or(300);
+        self.sign(&Claims {
+            iss: self.config.issuer.clone(),
+            sub: String::new(),
+            aud: self.config.issuer.clone(),
+            exp: now.saturating_add(lifetime),
+            iat: now,
+            jti: uuid::Uuid::new_v4().to_string(),
+            scope: scopes.join(" "),
+            client_id: None,
+            token_use: USE_TICKET.into(),
+            permissions: None,
+        })
+    }
+
+    /// Verify a built-in JWT's signature, issuer, audience, expiry and use.
+    fn verify_builtin(
+        &self,
+        token: &str,
+        key: &DecodingKey,
+        expected_aud: &str,
+        uses: &[&str],
+    ) -> Result<Claims, Rejection> {
+        let mut v = Validation::new(Algorithm::EdDSA);
+        v.required_spec_claims.clear();
+        v.validate_exp = false;
+        v.validate_aud = false;
+        let claims = decode::<Claims>(token, key, &v)
+            .map_err(|e| Rejection::Invalid(format!("token rejected: {e}")))?
+            .claims;
+        if claims.iss != self.config.issuer {
+            return Err(Rejection::Invalid("token issuer is not this server".into()));
+        }
+        if claims.aud != expected_aud {
+            return Err(Rejection::Invalid("token audience is not this server".into()));
+        }
+        if claims.exp <= self.now().timestamp() {
+            return Err(Rejection::Invalid("token has expired".into()));
+        }
+        if !uses.contains(&claims.token_use.as_str()) {
+            return Err(Rejection::Invalid("token is not an access token".into()));
+        }
+        Ok(claims)
+    }
+
+    /// Check a UMA permission ticket and return the scopes it names.
+    pub async fn redeem_ticket(&self, ticket: &str) -> Result<Vec<String>, Rejection> {
+        let header = decode_header(ticket)
+            .map_err(|_| Rejection::Invalid("ticket is malformed".into()))?;
+        let kid = header
+            .kid
+            .ok_or_else(|| Rejection::Invalid("ticket has no key id".into()))?;
+        let key = self.own_key(&kid).await?;
+        let issuer = self.config.issuer.clone();
+        let claims = self.verify_builtin(ticket, &key, &issuer, &[USE_TICKET])?;
+        Ok(claims.scopes())
+    }
+
+    async fn own_key(&self, kid: &str) -> Result<DecodingKey, Rejection> {
+        if let Some(k) = self.keys().verifier(kid) {
+            return Ok(k.clone());
+        }
+        if self.reload_keys_rate_limited().await {
+            if let Some(k) = self.keys().verifier(kid) {
+                return Ok(k.clone());
+            }
+        }
+        Err(Rejection::Invalid("token is signed by an unknown key".into()))
+    }
+
+    /// Validate a bearer token from any trusted source.
+    pub async fn validate(&self, token: &str) -> Result<TokenInfo, Rejection> {
+        if let Ok(header) = decode_header(token) {
+            if let Some(key) = header.kid.as_deref().and_then(|k| {
+                let keys = self.keys();
+                keys.verifier(k).cloned()
+            }) {
+                return self.validate_builtin(token, &key).await;
+            }
+            let iss = peek_claim(token, "iss");
+            if let Some(ext) = &self.external {
+                if ext.validates_jwt_from(iss.as_deref()) {
+                    return ext.validate_jwt(token, &header, self.now()).await;
+                }
+            }
+            if iss.as_deref() == Some(self.config.issuer.as_str()) {
+                let kid = header
+                    .kid
+                    .ok_or_else(|| Rejection::Invalid("token has no key id".into()))?;
+                let key = self.own_key(&kid).await?;
+                return self.validate_builtin(token, &key).await;
+            }
+        }
+        if let Some(ext) = &self.external {
+            if ext.introspects() {
+                return ext.introspect(token, self.now()).await;
+            }
+        }
+        Err(Rejection::Invalid(
+            "token is not from a trusted issuer".into(),
+        ))
+    }
+
+    async fn validate_builtin(&self, token: &str, key: &DecodingKey) -> Result<TokenInfo, Rejection> {
+        let claims = self.verify_builtin(token, key, self.audience(), &[USE_ACCESS, USE_RPT])?;
+        let client_id = claims.client_id.clone().unwrap_or_else(|| claims.sub.clone());
+        if !self.client_active(&client_id).await? {
+            return Err(Rejection::Invalid(
+                "the client of this token is no longer active".into(),
+            ));
+        }
+        let (kind, scopes) = match &claims.permissions {
+            Some(perms) => {
+                let mut scopes: Vec<String> = Vec::new();
+                for p in perms {
+                    for s in &p.resource_scopes {
+                        if !scopes.contains(s) {
+                            scopes.push(s.clone());
+                        }
+                    }
+                }
+                (TokenKind::Rpt, scopes)
+            }
+            None => (TokenKind::Access, claims.scopes()),
+        };
+        Ok(TokenInfo {
+            kind,
+            client_id: Some(client_id),
+            subject: Some(claims.sub),
+            issuer: Some(claims.iss),
+            scopes,
+            expires_at: timestamp(claims.exp),
+            token_id: Some(claims.jti),
+        })
+    }
+
+    /// Is the client still registered, enabled and unexpired? Cached for a couple
+    /// of seconds so that validation stays cheap.
+    async fn client_active(&self, id: &str) -> Result<bool, Rejection> {
+        let ttl = self.config.client_cache_ttl;
+        if let Ok(cache) = self.clients.lock() {
+            if let Some((active, at)) = cache.get(id) {
+                if at.elapsed() < ttl {
+                    return Ok(*active);
+                }
+            }
+        }
+        let owned = id.to_string();
+        let record = self
+            .blocking(move |s| s.get_client(&owned))
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot read the client registry");
+                Rejection::Unavailable("client registry unavailable".into())
+            })?;
+        let now = self.now();
+        let active = record.is_some_and(|c| !c.disabled && c.expires.is_none_or(|e| e > now));
+        if let Ok(mut cache) = self.clients.lock() {
+            if cache.len() >= CLIENT_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(id.to_string(), (active, Instant::now()));
+        }
+        Ok(active)
+    }
+
+    /// Forget what this process cached about a client (after admin changes in it).
+    pub fn forget_client(&self, id: &str) {
+        if let Ok(mut cache) = self.clients.lock() {
+            cache.remove(id);
+        }
+    }
+
+    /// Fixed-window limit on token requests per client id in this process.
+    pub fn allow_token_request(&self, client_id: &str) -> bool {
+        let Ok(mut map) = self.token_requests.lock() else {
+            return false;
+        };
+        if map.len() > CLIENT_CACHE_MAX {
+            map.retain(|_, (start, _)| start.elapsed() < RATE_WINDOW);
+        }
+        let entry = map
+            .entry(client_id.to_string())
+            .or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= RATE_WINDOW {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
+        entry.1 <= self.config.token_requests_per_window
+    }
+
+    /// Authenticate a client by id and secret. Repeated bad secrets lock the client
+    /// for a while; a locked client is refused exactly like a bad secret.
+    pub async fn authenticate_client(
+        &self,
+        id: &str,
+        secret: &str,
+    ) -> Result<ClientRecord, ClientAuthFailure> {
+        let owned = id.to_string();
+        let record = self
+            .blocking(move |s| s.get_client(&owned))
+            .await
+            .map_err(ClientAuthFailure::Internal)?;
+        let now = self.now();
+        let Some(client) = record else {
+            // Same work as for a real client, so timing does not tell ids apart.
+            let _ = self.hasher.verify(secret, "");
+            return Err(ClientAuthFailure::Invalid);
+        };
+        let secret_ok = self.hasher.verify(secret, &client.secret_hash);
+        if client.locked_until.is_some_and(|t| t > now) {
+            tracing::warn!(client_id = %client.id, "token request from a locked-out client refused");
+            return Err(ClientAuthFailure::Invalid);
+        }
+        if !secret_ok {
+            let policy = self.config.lockout;
+            let window_start = now - to_chrono(policy.window);
+            let cid = client.id.clone();
+            let failures = self
+                .blocking(move |s| s.record_failure(&cid, now, window_start))
+                .await
+                .map_err(ClientAuthFailure::Internal)?;
+            tracing::warn!(client_id = %client.id, failures, "bad client secret");
+            if failures >= policy.max_failures {
+                let until = now + to_chrono(policy.lock_for);
+                let cid = client.id.clone();
+                self.blocking(move |s| s.set_locked_until(&cid, Some(until)))
+                    .await
+                    .map_err(ClientAuthFailure::Internal)?;
+                tracing::warn!(client_id = %client.id, %until, "client locked out after repeated bad secrets");
+            }
+            return Err(ClientAuthFailure::Invalid);
+        }
+        if client.disabled {
+            tracing::info!(client_id = %client.id, "token request from a disabled client refused");
+            return Err(ClientAuthFailure::Invalid);
+        }
+        if client.expires.is_some_and(|e| e <= now) {
+            tracing::info!(client_id = %client.id, "token request from an expired client refused");
+            return Err(ClientAuthFailure::Invalid);
+        }
+        Ok(client)
+    }
+}
