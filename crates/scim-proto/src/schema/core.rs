@@ -350,6 +350,68 @@ pub fn enterprise_user_schema() -> Schema {
     }
 }
 
+/// Gluu's FIDO U2F device (`…:core:2.0:FidoDevice`). Devices are enrolled by the
+/// authentication flows, so almost everything about them is immutable; an admin
+/// may relabel them or mark them compromised.
+pub fn fido_device_schema() -> Schema {
+    let fixed = |a: AttributeDef| a.immutable();
+    Schema {
+        id: super::FIDO_DEVICE_SCHEMA.to_string(),
+        name: "FidoDevice".to_string(),
+        description: "FIDO U2F device".to_string(),
+        attributes: vec![
+            fixed(string("userId").case_exact()).desc("Identifier of the user owning this device."),
+            fixed(attr("creationDate", AttrType::DateTime)).desc("When the device was enrolled."),
+            fixed(string("application")).desc("The application (origin) the device was registered for."),
+            fixed(attr("counter", AttrType::Integer)).desc("Signature counter."),
+            fixed(string("deviceData").case_exact()).desc("JSON document describing the device (platform, OS, name)."),
+            fixed(string("deviceHashCode").case_exact()).desc("Hash code of the device."),
+            fixed(string("deviceKeyHandle").case_exact()).desc("Key handle of the credential."),
+            fixed(string("deviceRegistrationConf").case_exact()).desc("Registration configuration (JSON)."),
+            fixed(attr("lastAccessTime", AttrType::DateTime)).desc("Last time the device was used."),
+            string("status").canonical(&["active", "compromised"]).desc("Device status."),
+            string("displayName").desc("Name of the device, for display."),
+            string("description").desc("Description of the device."),
+            string("nickname").desc("Nickname the user gave the device."),
+        ],
+    }
+}
+
+/// Gluu's FIDO 2 device (`…:core:2.0:Fido2Device`).
+pub fn fido2_device_schema() -> Schema {
+    Schema {
+        id: super::FIDO2_DEVICE_SCHEMA.to_string(),
+        name: "Fido2Device".to_string(),
+        description: "FIDO 2.0 (WebAuthn) device".to_string(),
+        attributes: vec![
+            string("userId").case_exact().immutable().desc("Identifier of the user owning this device."),
+            attr("creationDate", AttrType::DateTime).immutable().desc("When the device was enrolled."),
+            attr("counter", AttrType::Integer).immutable().desc("Signature counter."),
+            string("status").canonical(&["registered", "pending"]).desc("Registration status."),
+            string("displayName").desc("Name of the device, for display."),
+        ],
+    }
+}
+
+fn device_resource_type(name: &str, endpoint: &str, schema: &str, desc: &str) -> ResourceTypeDef {
+    ResourceTypeDef {
+        id: name.to_string(),
+        name: name.to_string(),
+        endpoint: endpoint.to_string(),
+        description: desc.to_string(),
+        schema: schema.to_string(),
+        schema_extensions: Vec::new(),
+    }
+}
+
+pub fn fido_device_resource_type() -> ResourceTypeDef {
+    device_resource_type("FidoDevice", "/FidoDevices", super::FIDO_DEVICE_SCHEMA, "FIDO U2F device")
+}
+
+pub fn fido2_device_resource_type() -> ResourceTypeDef {
+    device_resource_type("Fido2Device", "/Fido2Devices", super::FIDO2_DEVICE_SCHEMA, "FIDO 2.0 device")
+}
+
 pub fn user_resource_type() -> ResourceTypeDef {
     ResourceTypeDef {
         id: "User".to_string(),

@@ -2,6 +2,7 @@
 //! resolution of attribute paths against them.
 
 mod core;
+pub mod custom;
 mod model;
 pub mod render;
 pub mod validate;
@@ -15,6 +16,17 @@ pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub const ENTERPRISE_USER_SCHEMA: &str =
     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const FIDO_DEVICE_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:FidoDevice";
+pub const FIDO2_DEVICE_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Fido2Device";
+
+/// What a running server publishes beyond the RFC 7643 core.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryOptions {
+    /// Publish the FidoDevice and Fido2Device resource types.
+    pub devices: bool,
+    /// The custom-attribute user extension: its URN and attributes (None: not published).
+    pub custom: Option<(String, Vec<custom::CustomAttribute>)>,
+}
 
 /// What an attribute path resolved to.
 #[derive(Debug, Clone, Copy)]
@@ -45,13 +57,35 @@ pub struct SchemaRegistry {
 impl SchemaRegistry {
     /// User (+ EnterpriseUser extension) and Group, as RFC 7643 defines them.
     pub fn standard() -> Self {
+        Self::build(&RegistryOptions::default())
+    }
+
+    /// The standard registry plus the device types and the custom-attribute
+    /// extension, as configured.
+    pub fn build(options: &RegistryOptions) -> Self {
+        let mut user = core::user_resource_type();
+        let mut schemas = vec![
+            core::user_schema(),
+            core::group_schema(),
+            core::enterprise_user_schema(),
+        ];
+        if let Some((urn, attributes)) = &options.custom {
+            schemas.push(custom::custom_schema(urn, attributes));
+            user.schema_extensions.push(SchemaExtensionRef {
+                schema: urn.clone(),
+                required: false,
+            });
+        }
+        let mut resource_types = vec![user, core::group_resource_type()];
+        if options.devices {
+            schemas.push(core::fido_device_schema());
+            schemas.push(core::fido2_device_schema());
+            resource_types.push(core::fido_device_resource_type());
+            resource_types.push(core::fido2_device_resource_type());
+        }
         SchemaRegistry {
-            schemas: vec![
-                core::user_schema(),
-                core::group_schema(),
-                core::enterprise_user_schema(),
-            ],
-            resource_types: vec![core::user_resource_type(), core::group_resource_type()],
+            schemas,
+            resource_types,
             common: core::common_attributes(),
         }
     }
@@ -169,4 +203,35 @@ pub fn display_path(path: &AttrPath) -> String {
         s.push_str(sub);
     }
     s
+}
+
+/// The registry a running server uses, replaced as a whole when administrators
+/// change custom attributes (readers keep the snapshot they started with).
+#[derive(Debug)]
+pub struct SharedRegistry {
+    current: std::sync::RwLock<std::sync::Arc<SchemaRegistry>>,
+}
+
+impl SharedRegistry {
+    pub fn new(registry: SchemaRegistry) -> Self {
+        SharedRegistry {
+            current: std::sync::RwLock::new(std::sync::Arc::new(registry)),
+        }
+    }
+
+    /// The current registry.
+    pub fn load(&self) -> std::sync::Arc<SchemaRegistry> {
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn replace(&self, registry: SchemaRegistry) {
+        let next = std::sync::Arc::new(registry);
+        match self.current.write() {
+            Ok(mut g) => *g = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
+        }
+    }
 }
