@@ -48,14 +48,10 @@ pub struct Auth {
     hasher: SecretHasher,
     clock: Arc<dyn Clock>,
     keys: RwLock<Arc<KeySet>>,
-    last_key_reload: Mutex<Instant>,
+    last_key_reload: Mutex<Option<Instant>>,
     clients: Mutex<HashMap<String, (bool, Instant)>>,
     external: Option<External>,
     token_requests: Mutex<HashMap<String, (Instant, u32)>>,
-}
-
-fn poisoned<T>(_: std::sync::PoisonError<T>) -> AuthError {
-    AuthError::Config("internal lock poisoned".into())
 }
 
 /// The `iss` claim of a JWT, read without verification (to pick the validator).
@@ -105,7 +101,7 @@ impl Auth {
             hasher,
             clock,
             keys: RwLock::new(Arc::new(KeySet::from_records(&records))),
-            last_key_reload: Mutex::new(Instant::now()),
+            last_key_reload: Mutex::new(None),
             clients: Mutex::new(HashMap::new()),
             external,
             token_requests: Mutex::new(HashMap::new()),
@@ -222,10 +218,10 @@ impl Auth {
             let Ok(mut last) = self.last_key_reload.lock() else {
                 return false;
             };
-            if last.elapsed() < KEY_RELOAD_MIN_INTERVAL {
+            if last.is_some_and(|t| t.elapsed() < KEY_RELOAD_MIN_INTERVAL) {
                 return false;
             }
-            *last = Instant::now();
+            *last = Some(Instant::now());
         }
         match self.blocking(|s| s.signing_keys()).await {
             Ok(records) => {

@@ -249,7 +249,6 @@ impl Service {
         let endpoint = segments.first().map(String::as_str).unwrap_or_default();
         let rt = self
             .resource_type(endpoint)
-            .cloned()
             .ok_or_else(|| ScimError::not_found(format!("no resource type at /{endpoint}")))?;
         authorise(&op.method, &rt.endpoint)?;
         let if_match = match &op.version {

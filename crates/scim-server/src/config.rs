@@ -30,6 +30,18 @@ impl FromStr for Protection {
     }
 }
 
+impl Protection {
+    /// The protection layer's (scim-auth) mode.
+    pub fn auth_mode(self) -> scim_auth::Mode {
+        match self {
+            Protection::Oauth => scim_auth::Mode::Oauth,
+            Protection::Uma => scim_auth::Mode::Uma,
+            Protection::Test => scim_auth::Mode::Test,
+            Protection::Bypass => scim_auth::Mode::Bypass,
+        }
+    }
+}
+
 impl fmt::Display for Protection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -54,8 +54,8 @@ impl Service {
     /// oldest first, offset-paged. `total` counts every match (Gluu counts only the
     /// page), and `latestUpdateAt` is present whenever there are results.
     pub fn updated_users(&self, since: DateTime<Utc>, start: u64, page_size: u64) -> ScimResult<Value> {
-        let rt = self
-            .registry
+        let registry = self.registry();
+        let rt = registry
             .resource_type("User")
             .ok_or_else(|| ScimError::internal("User resource type missing"))?;
         let last_modified = AttrPath {
@@ -125,7 +125,7 @@ impl Service {
             .into_iter()
             .map(|c| {
                 let endpoint = self
-                    .registry
+                    .registry()
                     .resource_type(&c.rtype)
                     .map(|rt| rt.endpoint.clone())
                     .unwrap_or_default();

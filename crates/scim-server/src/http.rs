@@ -28,6 +28,18 @@ type AppState = Arc<Service>;
 type Params = Query<Vec<(String, String)>>;
 
 pub fn router(service: Arc<Service>) -> Router {
+    router_with_auth(service, None)
+}
+
+/// The app with API protection: `auth` validates tokens (scim-auth's middleware
+/// on every SCIM route) and serves the OAuth endpoints. Without it only bypass
+/// mode lets protected requests through.
+pub fn router_with_auth(service: Arc<Service>, auth: Option<Arc<scim_auth::Auth>>) -> Router {
+    let guard = match &auth {
+        Some(a) => scim_auth::Guard::new(a.clone()),
+        None => scim_auth::Guard::unconfigured(service.config.protection.auth_mode()),
+    };
+    let protect = axum::middleware::from_fn_with_state(guard, scim_auth::protect);
     let api = Router::new()
         .route(
             "/ServiceProviderConfig",
@@ -61,7 +73,8 @@ pub fn router(service: Arc<Service>) -> Router {
                 .delete(delete)
                 .post(search_post)
                 .fallback(method_not_allowed),
-        );
+        )
+        .layer(protect.clone());
     let mut app = Router::new();
     for prefix in API_PREFIXES {
         app = app.nest(prefix, api.clone());
@@ -71,10 +84,18 @@ pub fn router(service: Arc<Service>) -> Router {
         "/identity/restv1/scim/UpdatedUsers",
         "/scim/restv1/scim/UpdatedUsers",
     ] {
-        app = app.route(path, get(updated_users).fallback(method_not_allowed));
+        app = app.route(
+            path,
+            get(updated_users)
+                .fallback(method_not_allowed)
+                .layer(protect.clone()),
+        );
     }
     for path in ["/scim/resource_changes.yaml", "/identity/scim/resource_changes.yaml"] {
         app = app.route(path, get(resource_changes_yaml).fallback(method_not_allowed));
+    }
+    if let Some(auth) = auth {
+        app = app.merge(scim_auth::routes(auth));
     }
     app.route("/", any(not_found))
         .fallback(not_found)
@@ -264,7 +285,6 @@ fn with_etag(mut resp: Response, version: i64, location: Option<&str>) -> Respon
 
 fn resource_type(svc: &Service, endpoint: &str) -> ScimResult<scim_proto::schema::ResourceTypeDef> {
     svc.resource_type(endpoint)
-        .cloned()
         .ok_or_else(|| ScimError::not_found(format!("no resource type at /{endpoint}")))
 }
 
@@ -282,7 +302,7 @@ async fn list_schemas(
 ) -> Response {
     scim(
         StatusCode::OK,
-        &discovery::schemas(&svc.registry, &base_url(&headers, &uri)),
+        &discovery::schemas(&svc.registry(), &base_url(&headers, &uri)),
     )
 }
 
@@ -292,7 +312,7 @@ async fn get_schema(
     uri: OriginalUri,
     Path(id): Path<String>,
 ) -> Reply {
-    discovery::schema(&svc.registry, &base_url(&headers, &uri), &id)
+    discovery::schema(&svc.registry(), &base_url(&headers, &uri), &id)
         .map(|v| scim(StatusCode::OK, &v))
         .ok_or_else(|| ScimError::not_found(format!("schema '{id}' not found")).into())
 }
@@ -304,7 +324,7 @@ async fn list_resource_types(
 ) -> Response {
     scim(
         StatusCode::OK,
-        &discovery::resource_types(&svc.registry, &base_url(&headers, &uri)),
+        &discovery::resource_types(&svc.registry(), &base_url(&headers, &uri)),
     )
 }
 
@@ -314,7 +334,7 @@ async fn get_resource_type(
     uri: OriginalUri,
     Path(id): Path<String>,
 ) -> Reply {
-    discovery::resource_type(&svc.registry, &base_url(&headers, &uri), &id)
+    discovery::resource_type(&svc.registry(), &base_url(&headers, &uri), &id)
         .map(|v| scim(StatusCode::OK, &v))
         .ok_or_else(|| ScimError::not_found(format!("resource type '{id}' not found")).into())
 }
@@ -431,6 +451,7 @@ async fn list(
         sort_order: param(&params, "sortOrder").map(str::to_string),
         start_index: int_param(&params, "startIndex")?,
         count: int_param(&params, "count")?,
+        user_id: param(&params, "userId").map(str::to_string),
     };
     let v = blocking(&svc, move |s| s.search(&rt, &search, &ctx)).await?;
     Ok(scim(StatusCode::OK, &v))
@@ -485,6 +506,7 @@ fn search_request(body: &Value) -> ScimResult<(SearchParams, Option<String>, Opt
             sort_order: text("sortOrder")?,
             start_index: int("startIndex")?,
             count: int("count")?,
+            user_id: text("userId")?,
         },
         text("attributes")?,
         text("excludedAttributes")?,
@@ -531,11 +553,30 @@ async fn bulk(
     headers: HeaderMap,
     uri: OriginalUri,
     Query(params): Params,
+    caller: Option<axum::Extension<scim_auth::Caller>>,
     body: Body,
 ) -> Reply {
+    // Each operation needs the scope of its own endpoint too (scim-auth decides).
+    let caller = match caller {
+        Some(axum::Extension(c)) => c,
+        None if svc.config.protection == Protection::Bypass => scim_auth::Caller::bypass(),
+        None => return Err(ScimError::new(401, None, "authentication required").into()),
+    };
     let ctx = ctx(&headers, &uri, &params)?;
     let body = json_body_limited(&headers, body, svc.config.bulk_max_payload_bytes).await?;
-    let v = blocking(&svc, move |s| s.bulk(&body, &ctx, &|_, _| Ok(()))).await?;
+    let v = blocking(&svc, move |s| {
+        let authorise = |method: &str, endpoint: &str| {
+            caller.authorise(method, endpoint).map_err(|scope| {
+                ScimError::new(
+                    403,
+                    None,
+                    format!("insufficient_scope: this operation needs scope {scope}"),
+                )
+            })
+        };
+        s.bulk(&body, &ctx, &authorise)
+    })
+    .await?;
     Ok(scim(StatusCode::OK, &v))
 }
 

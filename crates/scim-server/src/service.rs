@@ -9,7 +9,7 @@ use scim_proto::filter::{parse_attr_path, parse_filter, AttrPath};
 use scim_proto::patch::apply_patch;
 use scim_proto::project::{project, Projection};
 use scim_proto::schema::validate::{validate_create, validate_replace};
-use scim_proto::schema::{ResourceTypeDef, SchemaRegistry};
+use scim_proto::schema::{ResourceTypeDef, SchemaRegistry, SharedRegistry};
 use scim_proto::{ScimError, ScimResult};
 use scim_store::{
     Member, MemberChange, MemberView, Query, SecretChange, SortOrder, Store, StoreError,
@@ -26,7 +26,7 @@ pub const SEARCH_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:S
 const UPDATE_ATTEMPTS: usize = 8;
 
 pub struct Service {
-    pub registry: Arc<SchemaRegistry>,
+    pub registry: Arc<SharedRegistry>,
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub config: ServerConfig,
@@ -58,6 +58,8 @@ pub struct SearchParams {
     pub sort_order: Option<String>,
     pub start_index: Option<i64>,
     pub count: Option<i64>,
+    /// Devices only: the owner's id.
+    pub user_id: Option<String>,
 }
 
 pub fn store_error(e: StoreError) -> ScimError {
@@ -93,8 +95,13 @@ pub fn parse_etag(value: &str) -> Option<Option<i64>> {
 }
 
 impl Service {
-    pub fn resource_type(&self, endpoint: &str) -> Option<&ResourceTypeDef> {
-        self.registry.resource_type_by_endpoint(endpoint)
+    /// The registry as it is now (custom attributes can change at run time).
+    pub fn registry(&self) -> Arc<SchemaRegistry> {
+        self.registry.load()
+    }
+
+    pub fn resource_type(&self, endpoint: &str) -> Option<ResourceTypeDef> {
+        self.registry().resource_type_by_endpoint(endpoint).cloned()
     }
 
     fn location(&self, ctx: &RequestCtx, rt: &ResourceTypeDef, id: &str) -> String {
@@ -116,13 +123,58 @@ impl Service {
         chrono::DurationRound::duration_trunc(t, chrono::TimeDelta::milliseconds(1)).unwrap_or(t)
     }
 
+    /// POST of a resource by a SCIM client. Devices are not created over SCIM: the
+    /// authentication flows enrol them (see `enrol_device`).
     pub fn create(
         &self,
         rt: &ResourceTypeDef,
         body: &Value,
         ctx: &RequestCtx,
     ) -> ScimResult<Rendered> {
-        let mut doc = validate_create(&self.registry, rt, body)?;
+        if is_device(rt) {
+            return Err(ScimError::new(
+                405,
+                None,
+                format!(
+                    "{} resources are enrolled by the authentication flows, not created over SCIM",
+                    rt.name
+                ),
+            ));
+        }
+        self.insert(rt, body, ctx)
+    }
+
+    /// Admin enrolment of a FIDO device for an existing user (import, migration).
+    pub fn enrol_device(
+        &self,
+        rt: &ResourceTypeDef,
+        body: &Value,
+        ctx: &RequestCtx,
+    ) -> ScimResult<Rendered> {
+        if !is_device(rt) {
+            return Err(ScimError::invalid_value(format!("{} is not a device type", rt.name)));
+        }
+        let user_id = body
+            .get("userId")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ScimError::invalid_value("a device needs the userId of its owner"))?;
+        let registry = self.registry();
+        let user_rt = registry
+            .resource_type("User")
+            .ok_or_else(|| ScimError::internal("User resource type missing"))?;
+        self.store
+            .get(user_rt, user_id)
+            .map_err(|e| not_found(e, user_rt, user_id))?;
+        self.insert(rt, body, ctx)
+    }
+
+    fn insert(
+        &self,
+        rt: &ResourceTypeDef,
+        body: &Value,
+        ctx: &RequestCtx,
+    ) -> ScimResult<Rendered> {
+        let mut doc = validate_create(&self.registry(), rt, body)?;
         let now = self.now();
         let id = uuid::Uuid::new_v4().to_string();
         let secret = take_password(&mut doc)?;
@@ -183,7 +235,7 @@ impl Service {
         ctx: &RequestCtx,
     ) -> ScimResult<Rendered> {
         self.update(rt, id, if_match, ctx, body, true, |full| {
-            validate_replace(&self.registry, rt, full, body).map(|d| (d, None))
+            validate_replace(&self.registry(), rt, full, body).map(|d| (d, None))
         })
     }
 
@@ -201,7 +253,7 @@ impl Service {
             }
         }
         self.update(rt, id, if_match, ctx, body, true, |full| {
-            apply_patch(&self.registry, rt, full, body).map(|d| (d, None))
+            apply_patch(&self.registry(), rt, full, body).map(|d| (d, None))
         })
     }
 
@@ -218,7 +270,7 @@ impl Service {
     ) -> ScimResult<Rendered> {
         self.update(rt, id, if_match, ctx, body, false, |before| {
             let doc = match &ops.rest {
-                Some(rest) => apply_patch(&self.registry, rt, before, rest)?,
+                Some(rest) => apply_patch(&self.registry(), rt, before, rest)?,
                 None => before.clone(),
             };
             let present = self
@@ -329,9 +381,40 @@ impl Service {
     }
 
     pub fn delete(&self, rt: &ResourceTypeDef, id: &str, if_match: Option<i64>) -> ScimResult<()> {
+        if Self::is_user(rt) {
+            // Devices go first: a crash in between leaves a user with fewer
+            // devices, never devices without a user; a retried DELETE finishes.
+            self.version(rt, id)?;
+            self.delete_devices_of(id)?;
+        }
         self.store
             .delete(rt, id, if_match, self.now())
             .map_err(|e| not_found(e, rt, id))
+    }
+
+    fn delete_devices_of(&self, user_id: &str) -> ScimResult<()> {
+        let registry = self.registry();
+        for rt in registry.resource_types().iter().filter(|r| is_device(r)) {
+            loop {
+                let query = Query {
+                    filter: Some(owner_filter(user_id)),
+                    start_index: 1,
+                    count: 500,
+                    ..Query::default()
+                };
+                let page = self.store.search(rt, &query).map_err(store_error)?;
+                if page.resources.is_empty() {
+                    break;
+                }
+                for d in page.resources {
+                    match self.store.delete(rt, &d.id, None, self.now()) {
+                        Ok(()) | Err(StoreError::NotFound) => {}
+                        Err(e) => return Err(store_error(e)),
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn search(
@@ -363,7 +446,8 @@ impl Service {
     pub fn search_all(&self, params: &SearchParams, ctx: &RequestCtx) -> ScimResult<Value> {
         let mut first_error = None;
         let mut parts = Vec::new();
-        for rt in self.registry.resource_types() {
+        let registry = self.registry();
+        for rt in registry.resource_types() {
             match self.query(rt, params) {
                 Ok(q) => parts.push((rt, q)),
                 Err(e) if e.status == 400 && e.scim_type != Some(scim_proto::ScimType::TooMany) => {
@@ -430,17 +514,25 @@ impl Service {
         let filter = match p.filter.as_deref().map(str::trim) {
             Some(f) if !f.is_empty() => {
                 let f = parse_filter(f)?;
-                scim_proto::filter::eval::validate_filter(&f, &self.registry, rt)?;
+                scim_proto::filter::eval::validate_filter(&f, &self.registry(), rt)?;
                 Some(f)
             }
             _ => None,
+        };
+        // Gluu's `userId` parameter narrows a device search to one user's devices.
+        let filter = match (&p.user_id, is_device(rt)) {
+            (Some(u), true) => Some(match filter {
+                Some(f) => scim_proto::filter::Filter::And(Box::new(owner_filter(u)), Box::new(f)),
+                None => owner_filter(u),
+            }),
+            _ => filter,
         };
         let sort_by = match p.sort_by.as_deref().map(str::trim) {
             Some(s) if !s.is_empty() => {
                 let path = parse_attr_path(s).map_err(|_| {
                     ScimError::invalid_value(format!("sortBy '{s}' is not an attribute path"))
                 })?;
-                self.registry.resolve(rt, &path).map_err(|_| {
+                self.registry().resolve(rt, &path).map_err(|_| {
                     ScimError::invalid_value(format!(
                         "sortBy '{s}' is not an attribute of {}",
                         rt.name
@@ -494,7 +586,7 @@ impl Service {
         doc["meta"]["location"] = json!(self.location(ctx, rt, &stored.id));
         let wants = |attr: &str, sub: Option<&str>| {
             ctx.projection.wants(
-                &self.registry,
+                &self.registry(),
                 rt,
                 &AttrPath {
                     urn: None,
@@ -568,7 +660,7 @@ impl Service {
     ) -> ScimResult<Rendered> {
         let full = self.full_doc(rt, &stored, ctx, true)?;
         Ok(Rendered {
-            doc: project(&self.registry, rt, &full, &ctx.projection),
+            doc: project(&self.registry(), rt, &full, &ctx.projection),
             version: stored.version,
             location: self.location(ctx, rt, &stored.id),
         })
@@ -689,6 +781,18 @@ impl Service {
         };
         let remove: Vec<String> = old.into_iter().filter(|i| !new_ids.contains(i)).collect();
         Ok(MemberChange::Delta { add: added, remove })
+    }
+}
+
+pub fn is_device(rt: &ResourceTypeDef) -> bool {
+    rt.name == "FidoDevice" || rt.name == "Fido2Device"
+}
+
+fn owner_filter(user_id: &str) -> scim_proto::filter::Filter {
+    scim_proto::filter::Filter::Compare {
+        path: AttrPath::simple("userId"),
+        op: scim_proto::filter::CompareOp::Eq,
+        value: scim_proto::filter::Literal::String(user_id.to_string()),
     }
 }
 

@@ -104,7 +104,8 @@ CREATE TABLE IF NOT EXISTS feed_state (
 ///   group while the group's row is locked, never from a sequence;
 /// - `changes` is keyed by the writing transaction's id, so the feed can tell which
 ///   rows can no longer be overtaken by a transaction still in flight.
-pub const POSTGRES_MIGRATIONS: &[&str] = &[r#"
+pub const POSTGRES_MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE IF NOT EXISTS resources (
     id          TEXT COLLATE "C" PRIMARY KEY,
     rtype       TEXT COLLATE "C" NOT NULL,
@@ -159,4 +160,37 @@ CREATE TABLE IF NOT EXISTS feed_state (
     name   TEXT PRIMARY KEY,
     value  TEXT NOT NULL
 );
-"#];
+"#,
+    // Step 2: the built-in authorization server (scim-store/src/clients.rs).
+    r#"
+CREATE TABLE IF NOT EXISTS oauth_clients (
+    id            TEXT COLLATE "C" PRIMARY KEY,
+    name          TEXT NOT NULL,
+    secret_hash   TEXT NOT NULL,
+    scopes        TEXT NOT NULL,
+    created       TEXT COLLATE "C" NOT NULL,
+    expires       TEXT COLLATE "C",
+    disabled      BOOLEAN NOT NULL DEFAULT FALSE,
+    locked_until  TEXT COLLATE "C",
+    origin        TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS oauth_failures (
+    client_id  TEXT COLLATE "C" NOT NULL,
+    at         TEXT COLLATE "C" NOT NULL
+);
+CREATE INDEX IF NOT EXISTS oauth_failures_client ON oauth_failures (client_id, at);
+CREATE TABLE IF NOT EXISTS oauth_signing_keys (
+    kid          TEXT COLLATE "C" PRIMARY KEY,
+    alg          TEXT NOT NULL,
+    private_key  BYTEA NOT NULL,
+    public_jwk   TEXT NOT NULL,
+    created      TEXT COLLATE "C" NOT NULL,
+    retired      TEXT COLLATE "C"
+);
+CREATE TABLE IF NOT EXISTS server_secrets (
+    name     TEXT PRIMARY KEY,
+    value    BYTEA NOT NULL,
+    created  TEXT NOT NULL
+);
+"#,
+];

@@ -2,6 +2,8 @@
 //! variables, then the config file (TOML), then defaults.
 
 use clap::Args;
+use scim_proto::schema::custom::GLUU_USER_EXTENSION;
+use scim_proto::schema::RegistryOptions;
 use scim_server::{Protection, ServerConfig};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -35,9 +37,36 @@ pub struct ServeArgs {
     /// Largest Bulk request body in bytes.
     #[arg(long, env = "SCIMD_BULK_MAX_PAYLOAD_BYTES")]
     bulk_max_payload_bytes: Option<usize>,
+    /// Do not publish the FidoDevice / Fido2Device resource types.
+    #[arg(long, env = "SCIMD_NO_DEVICES")]
+    no_devices: bool,
+    /// URN of the user extension holding custom attributes.
+    #[arg(long, env = "SCIMD_CUSTOM_SCHEMA_URN")]
+    custom_schema_urn: Option<String>,
     /// Days the change feed keeps its entries (and deletion tombstones).
     #[arg(long, env = "SCIMD_CHANGE_RETENTION_DAYS")]
     change_retention_days: Option<u32>,
+    /// Most PostgreSQL connections this process opens (pool size).
+    #[arg(long, env = "SCIMD_DB_MAX_CONNECTIONS")]
+    db_max_connections: Option<u32>,
+    #[command(flatten)]
+    auth: crate::auth_config::AuthArgs,
+}
+
+impl ServeArgs {
+    /// Only the database location, for commands that open the database directly.
+    pub fn database_only(
+        data_dir: Option<PathBuf>,
+        database: Option<String>,
+        config: Option<PathBuf>,
+    ) -> Self {
+        ServeArgs {
+            data_dir,
+            database,
+            config,
+            ..ServeArgs::default()
+        }
+    }
 }
 
 /// The config file; every key optional.
@@ -53,6 +82,11 @@ struct FileConfig {
     bulk_max_operations: Option<usize>,
     bulk_max_payload_bytes: Option<usize>,
     change_retention_days: Option<u32>,
+    db_max_connections: Option<u32>,
+    no_devices: Option<bool>,
+    custom_schema_urn: Option<String>,
+    /// The `[auth]` table: protection settings.
+    auth: Option<crate::auth_config::AuthFile>,
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +100,10 @@ pub struct Settings {
     pub bulk_max_operations: usize,
     pub bulk_max_payload_bytes: usize,
     pub change_retention_days: u32,
+    pub db_max_connections: u32,
+    pub devices: bool,
+    pub custom_schema_urn: String,
+    pub auth: crate::auth_config::AuthSettings,
 }
 
 impl Settings {
@@ -111,7 +149,29 @@ impl Settings {
                 .change_retention_days
                 .or(file.change_retention_days)
                 .unwrap_or(7),
+            db_max_connections: args
+                .db_max_connections
+                .or(file.db_max_connections)
+                .unwrap_or(16),
+            devices: !(args.no_devices || file.no_devices.unwrap_or(false)),
+            custom_schema_urn: args
+                .custom_schema_urn
+                .or(file.custom_schema_urn)
+                .unwrap_or_else(|| GLUU_USER_EXTENSION.to_string()),
+            auth: crate::auth_config::AuthSettings::resolve(
+                args.auth,
+                file.auth.unwrap_or_default(),
+            ),
         })
+    }
+
+    /// What the schema registry publishes (custom attributes are added from the
+    /// database at start).
+    pub fn registry_options(&self) -> RegistryOptions {
+        RegistryOptions {
+            devices: self.devices,
+            custom: Some((self.custom_schema_urn.clone(), Vec::new())),
+        }
     }
 
     pub fn server_config(&self) -> ServerConfig {
@@ -126,21 +186,46 @@ impl Settings {
         }
     }
 
-    /// The SQLite file: from `--database sqlite:PATH`, else `DATA_DIR/scimd.db`.
-    pub fn sqlite_path(&self) -> Result<PathBuf, String> {
+    /// Which database: `--database sqlite:PATH` or `postgres://…` (also
+    /// `postgresql://…`), else the SQLite file `DATA_DIR/scimd.db`.
+    pub fn database(&self) -> Result<Database, String> {
         match self.database.as_deref() {
-            None => Ok(self.data_dir.join("scimd.db")),
+            None => Ok(Database::Sqlite(self.data_dir.join("scimd.db"))),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(Database::Postgres(url.to_string()))
+            }
             Some(url) => match url.strip_prefix("sqlite:") {
-                Some(p) => Ok(PathBuf::from(p.trim_start_matches("//"))),
-                None if url.starts_with("postgres") => {
-                    Err("the PostgreSQL backend is not available in this build yet".into())
-                }
+                Some(p) => Ok(Database::Sqlite(PathBuf::from(p.trim_start_matches("//")))),
                 None => Err(format!(
-                    "unsupported database URL '{url}' (expected sqlite:PATH)"
+                    "unsupported database URL '{url}' (expected sqlite:PATH or postgres://…)"
                 )),
             },
         }
     }
+
+    /// The SQLite file, for commands that only work on SQLite.
+    pub fn sqlite_path(&self) -> Result<PathBuf, String> {
+        match self.database()? {
+            Database::Sqlite(path) => Ok(path),
+            Database::Postgres(_) => {
+                Err("this command needs the SQLite database; --database names PostgreSQL".into())
+            }
+        }
+    }
+
+    pub fn postgres_options(&self) -> scim_store::postgres::PostgresOptions {
+        scim_store::postgres::PostgresOptions {
+            max_connections: self.db_max_connections.max(1),
+            ..scim_store::postgres::PostgresOptions::default()
+        }
+    }
+}
+
+/// Where the resources (and the authorization server's data) are stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    Sqlite(PathBuf),
+    Postgres(String),
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, String> {

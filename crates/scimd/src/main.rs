@@ -1,10 +1,12 @@
 //! scimd: the one binary. Argument parsing and wiring only.
 
+mod auth_config;
+mod clients;
 mod config;
 
 use clap::{Parser, Subcommand};
 use config::{ServeArgs, Settings};
-use scim_proto::schema::SchemaRegistry;
+use scim_proto::schema::{SchemaRegistry, SharedRegistry};
 use scim_server::clock::SystemClock;
 use scim_server::{Protection, Service};
 use scim_store::sqlite::SqliteStore;
@@ -26,6 +28,10 @@ struct Cli {
 enum Command {
     /// Run the SCIM service.
     Serve(ServeArgs),
+    /// Manage OAuth clients of the built-in authorization server.
+    Clients(clients::ClientsArgs),
+    /// Manage the authorization server's signing keys.
+    Keys(clients::KeysArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +44,8 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Serve(args) => Settings::resolve(args).and_then(serve),
+        Command::Clients(args) => clients::run_clients(args),
+        Command::Keys(args) => clients::run_keys(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -54,14 +62,14 @@ fn serve(settings: Settings) -> Result<(), String> {
             tracing::warn!("PROTECTION MODE IS BYPASS: every SCIM endpoint is open to anyone who can reach {}. Use only behind your own access control.", settings.listen);
         }
         other => {
-            return Err(format!(
-                "protection mode '{other}' is not available in this build yet; \
-                 start with --protection bypass behind your own access control"
-            ))
+            tracing::info!(protection = %other, "API protection on");
         }
     }
-    let registry = Arc::new(SchemaRegistry::standard());
-    let store = open_store(&settings, registry.clone())?;
+    let registry = Arc::new(SharedRegistry::new(SchemaRegistry::build(
+        &settings.registry_options(),
+    )));
+    let store = open_store(&settings, registry.load())?;
+    let auth = open_auth(&settings)?;
     let service = Arc::new(Service {
         registry,
         store,
@@ -81,7 +89,11 @@ fn serve(settings: Settings) -> Result<(), String> {
             .map_err(|e| format!("cannot read the bound address: {e}"))?;
         tracing::info!(%addr, "scimd listening; SCIM base http://{addr}/scim/v2");
         scim_server::feed::spawn_maintenance(service.clone());
-        axum::serve(listener, scim_server::router(service))
+        auth.spawn_maintenance();
+        axum::serve(
+            listener,
+            scim_server::http::router_with_auth(service, Some(auth)),
+        )
             .with_graceful_shutdown(shutdown_signal())
             .await
             .map_err(|e| format!("server error: {e}"))
@@ -101,6 +113,24 @@ fn open_store(
     let store = SqliteStore::open(&path, registry)
         .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     Ok(Arc::new(store))
+}
+
+/// The built-in authorization server on the same database as the resources.
+fn open_auth(settings: &Settings) -> Result<Arc<scim_auth::Auth>, String> {
+    let mode = settings.protection.auth_mode();
+    let config = settings.auth.to_config(mode, &settings.listen)?;
+    if config.dynamic_registration && matches!(mode, scim_auth::Mode::Oauth | scim_auth::Mode::Uma) {
+        tracing::warn!("dynamic client registration is open: anyone who can reach /oauth/register can obtain SCIM scopes");
+    }
+    if settings.auth.issuer.is_none() {
+        tracing::info!(issuer = %config.issuer, "no --issuer given; tokens name this issuer");
+    }
+    let path = settings.sqlite_path()?;
+    let store = scim_store::clients::SqliteClientStore::open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let auth = scim_auth::Auth::new(config, Arc::new(store), Arc::new(scim_auth::clock::SystemClock))
+        .map_err(|e| format!("cannot set up the authorization server: {e}"))?;
+    Ok(Arc::new(auth))
 }
 
 async fn shutdown_signal() {

@@ -24,7 +24,8 @@ pub const FIDO2_DEVICE_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Fid
 pub struct RegistryOptions {
     /// Publish the FidoDevice and Fido2Device resource types.
     pub devices: bool,
-    /// The custom-attribute user extension: its URN and attributes (None: not published).
+    /// The custom-attribute user extension: its URN and attributes (published when
+    /// it has at least one attribute).
     pub custom: Option<(String, Vec<custom::CustomAttribute>)>,
 }
 
@@ -69,7 +70,9 @@ impl SchemaRegistry {
             core::group_schema(),
             core::enterprise_user_schema(),
         ];
-        if let Some((urn, attributes)) = &options.custom {
+        // An extension without attributes could hold nothing: it is published once
+        // the first custom attribute is registered.
+        if let Some((urn, attributes)) = options.custom.as_ref().filter(|(_, a)| !a.is_empty()) {
             schemas.push(custom::custom_schema(urn, attributes));
             user.schema_extensions.push(SchemaExtensionRef {
                 schema: urn.clone(),

@@ -41,12 +41,28 @@ impl Server {
 
     /// Start on an existing data directory (kept by the caller).
     pub fn start_in(dir: &Path, extra: &[&str]) -> Server {
+        let mut args = vec!["--protection", "bypass"];
+        args.extend_from_slice(extra);
+        Server::spawn_in(dir, &args)
+    }
+
+    /// Start with protection on: oauth unless `extra` names another
+    /// `--protection`; no bypass default.
+    pub fn start_protected(extra: &[&str]) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let mut s = Server::spawn_in(&dir, extra);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Start on an existing data directory with exactly these extra flags.
+    pub fn spawn_in(dir: &Path, extra: &[&str]) -> Server {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_scimd"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")
             .arg(dir)
-            .args(["--protection", "bypass"])
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())

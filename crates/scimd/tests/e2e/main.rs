@@ -1,5 +1,6 @@
 //! End-to-end tests: a real scimd process over loopback HTTP.
 
+mod auth;
 mod bulk;
 mod concurrency;
 mod crud;

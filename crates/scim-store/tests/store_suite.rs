@@ -1,0 +1,949 @@
+//! One storage test suite, run against every backend: SQLite (a temporary file)
+//! and PostgreSQL (a fresh schema in the database at `SCIMD_TEST_POSTGRES_URL`,
+//! default `postgres://postgres@127.0.0.1:5432/scimd_test`).
+//!
+//! PostgreSQL tests fail, loudly, when the server cannot be reached: they are never
+//! skipped (`scripts/ensure-postgres.sh` starts a server).
+//!
+//! Besides the behaviour of each operation, a differential check runs random
+//! documents and random filters through both backends' `search` and compares the
+//! ids with the in-memory evaluator, and the order of sorted pages between backends.
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use proptest::prelude::*;
+use proptest::test_runner::{Config as PropConfig, TestCaseError, TestRunner};
+use scim_proto::filter::{matches, parse_attr_path, parse_filter, AttrPath, CompareOp, Filter, Literal};
+use scim_proto::schema::{ResourceTypeDef, SchemaRegistry};
+use scim_store::postgres::{PostgresOptions, PostgresStore, ScratchSchema};
+use scim_store::sqlite::SqliteStore;
+use scim_store::{
+    ChangeOp, ExportRecord, Member, MemberChange, Query, SecretChange, SortOrder, Store,
+    StoreError, StoredResource, Write,
+};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+/// A store of one backend and what must outlive it (temp dir, scratch schema).
+struct Backend {
+    name: &'static str,
+    store: Arc<dyn Store>,
+    reg: Arc<SchemaRegistry>,
+    _keep: Box<dyn std::any::Any + Send + Sync>,
+}
+
+fn registry() -> Arc<SchemaRegistry> {
+    Arc::new(SchemaRegistry::standard())
+}
+
+fn sqlite() -> Backend {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reg = registry();
+    let store = SqliteStore::open(&dir.path().join("suite.db"), reg.clone()).expect("open SQLite");
+    Backend {
+        name: "sqlite",
+        store: Arc::new(store),
+        reg,
+        _keep: Box::new(dir),
+    }
+}
+
+pub fn postgres_url() -> String {
+    std::env::var("SCIMD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/scimd_test".to_string())
+}
+
+fn postgres() -> Backend {
+    let url = postgres_url();
+    let schema = match ScratchSchema::create(&url, "store_suite") {
+        Ok(s) => s,
+        Err(e) => panic!(
+            "PostgreSQL is required for this test and is not reachable at {url}: {e}\n\
+             (start it with scripts/ensure-postgres.sh, or point SCIMD_TEST_POSTGRES_URL at one)"
+        ),
+    };
+    let reg = registry();
+    let options = PostgresOptions {
+        max_connections: 8,
+        min_idle: 1,
+        ..PostgresOptions::default()
+    };
+    let store = PostgresStore::open(&schema.url, reg.clone(), &options).expect("open PostgreSQL");
+    Backend {
+        name: "postgres",
+        store: Arc::new(store),
+        reg,
+        _keep: Box::new(schema),
+    }
+}
+
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_backend {
+            $( #[test] fn $name() { super::$name(&super::sqlite()); } )*
+        }
+        mod postgres_backend {
+            $( #[test] fn $name() { super::$name(&super::postgres()); } )*
+        }
+    };
+}
+
+on_every_backend!(
+    create_get_replace_delete,
+    user_names_are_unique_case_insensitively,
+    stale_versions_are_refused,
+    members_add_remove_replace_in_order,
+    groups_of_follows_nesting_and_stops_at_cycles,
+    members_among_and_existing,
+    search_filters_sort_and_pages,
+    change_feed_in_commit_order,
+    export_then_import_is_lossless,
+    concurrent_writers_lose_nothing,
+);
+
+// ---------------------------------------------------------------- helpers
+
+impl Backend {
+    fn rt(&self, name: &str) -> ResourceTypeDef {
+        self.reg
+            .resource_type(name)
+            .cloned()
+            .expect("resource type")
+    }
+
+    fn user(&self, name: &str) -> StoredResource {
+        self.user_doc(name, json!({}))
+            .unwrap_or_else(|e| panic!("{}: create user {name}: {e}", self.name))
+    }
+
+    fn user_doc(&self, name: &str, extra: Value) -> Result<StoredResource, StoreError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let t = now();
+        let mut doc = json!({
+            "schemas": [USER], "id": id, "userName": name,
+            "meta": {"resourceType": "User", "created": rfc3339(t), "lastModified": rfc3339(t)}
+        });
+        if let (Some(d), Some(e)) = (doc.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                d.insert(k.clone(), v.clone());
+            }
+        }
+        self.store.create(
+            &self.rt("User"),
+            Write {
+                id,
+                display: Some(name.to_string()),
+                unique_key: Some(name.to_lowercase()),
+                doc,
+                created: t,
+                modified: t,
+                secret: SecretChange::Keep,
+                members: MemberChange::Keep,
+            },
+        )
+    }
+
+    fn group(&self, name: &str, members: &[&str]) -> StoredResource {
+        let id = uuid::Uuid::new_v4().to_string();
+        let t = now();
+        let doc = json!({
+            "schemas": [GROUP], "id": id, "displayName": name,
+            "meta": {"resourceType": "Group", "created": rfc3339(t), "lastModified": rfc3339(t)}
+        });
+        self.store
+            .create(
+                &self.rt("Group"),
+                Write {
+                    id,
+                    display: Some(name.to_string()),
+                    unique_key: None,
+                    doc,
+                    created: t,
+                    modified: t,
+                    secret: SecretChange::Keep,
+                    members: MemberChange::Replace(self.as_members(members)),
+                },
+            )
+            .unwrap_or_else(|e| panic!("{}: create group {name}: {e}", self.name))
+    }
+
+    fn as_members(&self, ids: &[&str]) -> Vec<Member> {
+        let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+        let found = self.store.existing(&ids).expect("existing");
+        ids.iter()
+            .map(|id| Member {
+                id: id.clone(),
+                kind: found
+                    .iter()
+                    .find(|m| &m.id == id)
+                    .map_or("User".into(), |m| m.kind.clone()),
+            })
+            .collect()
+    }
+
+    /// Rewrite a resource with `change` applied to its document.
+    fn update(
+        &self,
+        r: &StoredResource,
+        if_version: Option<i64>,
+        change: impl FnOnce(&mut Value),
+        members: MemberChange,
+    ) -> Result<StoredResource, StoreError> {
+        let mut doc = r.doc.clone();
+        change(&mut doc);
+        let t = now();
+        doc["meta"]["lastModified"] = json!(rfc3339(t));
+        let unique_key = doc["userName"].as_str().map(str::to_lowercase);
+        let display = doc["displayName"]
+            .as_str()
+            .or(doc["userName"].as_str())
+            .map(str::to_string);
+        self.store.replace(
+            &self.rt(&r.rtype),
+            Write {
+                id: r.id.clone(),
+                doc,
+                unique_key,
+                display,
+                created: t,
+                modified: t,
+                secret: SecretChange::Keep,
+                members,
+            },
+            if_version,
+        )
+    }
+
+    fn member_ids(&self, group: &str) -> Vec<String> {
+        self.store
+            .members(group, false)
+            .expect("members")
+            .into_iter()
+            .map(|m| m.id)
+            .collect()
+    }
+
+    fn search(&self, rt: &str, filter: Option<&str>, sort: Option<&str>, order: SortOrder, start: u64, count: u64) -> (u64, Vec<String>) {
+        let q = Query {
+            filter: filter.map(|f| parse_filter(f).expect("filter")),
+            sort_by: sort.map(|p| parse_attr_path(p).expect("sort path")),
+            sort_order: order,
+            start_index: start,
+            count,
+        };
+        let page = self
+            .store
+            .search(&self.rt(rt), &q)
+            .unwrap_or_else(|e| panic!("{}: search {filter:?}: {e}", self.name));
+        (
+            page.total,
+            page.resources
+                .into_iter()
+                .map(|r| r.doc["userName"].as_str().or(r.doc["displayName"].as_str()).unwrap_or_default().to_string())
+                .collect(),
+        )
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    let t = Utc::now();
+    t.duration_trunc(TimeDelta::milliseconds(1)).unwrap_or(t)
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn ids(v: &[&StoredResource]) -> Vec<String> {
+    v.iter().map(|r| r.id.clone()).collect()
+}
+
+// ---------------------------------------------------------------- the suite
+
+fn create_get_replace_delete(b: &Backend) {
+    let users = b.rt("User");
+    let u = b.user("bjensen");
+    assert_eq!(u.version, 1);
+    let got = b.store.get(&users, &u.id).expect("get");
+    assert_eq!(got, u, "{}", b.name);
+    // Another type's endpoint does not find it.
+    assert_eq!(b.store.get(&b.rt("Group"), &u.id), Err(StoreError::NotFound));
+
+    let v2 = b
+        .update(&u, None, |d| d["displayName"] = json!("Babs"), MemberChange::Keep)
+        .expect("replace");
+    assert_eq!(v2.version, 2);
+    let got = b.store.get(&users, &u.id).expect("get");
+    assert_eq!(got.doc["displayName"], "Babs");
+    assert_eq!(got.version, 2);
+
+    let mut gone = u.clone();
+    gone.id = uuid::Uuid::new_v4().to_string();
+    assert_eq!(
+        b.update(&gone, None, |_| {}, MemberChange::Keep),
+        Err(StoreError::NotFound)
+    );
+    b.store.delete(&users, &u.id, None, now()).expect("delete");
+    assert_eq!(b.store.get(&users, &u.id), Err(StoreError::NotFound));
+    assert_eq!(
+        b.store.delete(&users, &u.id, None, now()),
+        Err(StoreError::NotFound)
+    );
+}
+
+fn user_names_are_unique_case_insensitively(b: &Backend) {
+    let users = b.rt("User");
+    let a = b.user("Alice");
+    assert_eq!(b.user_doc("ALICE", json!({})).err(), Some(StoreError::Uniqueness));
+    let other = b.user("bob");
+    assert_eq!(
+        b.update(&other, None, |d| d["userName"] = json!("alice"), MemberChange::Keep)
+            .err(),
+        Some(StoreError::Uniqueness)
+    );
+    // The failed write changed nothing.
+    assert_eq!(b.store.get(&users, &other.id).expect("get").version, 1);
+    // Groups have no unique key: equal display names are fine.
+    b.group("ops", &[]);
+    b.group("ops", &[]);
+    // Once deleted, the name is free again.
+    b.store.delete(&users, &a.id, None, now()).expect("delete");
+    b.user("alice");
+}
+
+fn stale_versions_are_refused(b: &Backend) {
+    let users = b.rt("User");
+    let u = b.user("versioned");
+    let v2 = b
+        .update(&u, Some(1), |d| d["nickName"] = json!("one"), MemberChange::Keep)
+        .expect("v1 → v2");
+    assert_eq!(v2.version, 2);
+    assert_eq!(
+        b.update(&u, Some(1), |d| d["nickName"] = json!("lost"), MemberChange::Keep),
+        Err(StoreError::VersionMismatch)
+    );
+    assert_eq!(
+        b.store.get(&users, &u.id).expect("get").doc["nickName"],
+        "one"
+    );
+    assert_eq!(
+        b.store.delete(&users, &u.id, Some(1), now()),
+        Err(StoreError::VersionMismatch)
+    );
+    b.store.delete(&users, &u.id, Some(2), now()).expect("delete at v2");
+}
+
+fn members_add_remove_replace_in_order(b: &Backend) {
+    let groups = b.rt("Group");
+    let (x, y, z) = (b.user("x"), b.user("y"), b.user("z"));
+    let g = b.group("team", &[&y.id, &x.id]);
+    assert_eq!(b.member_ids(&g.id), ids(&[&y, &x]));
+    let shown = b.store.members(&g.id, true).expect("members");
+    assert_eq!(shown[0].display.as_deref(), Some("y"));
+    assert_eq!(shown[0].kind, "User");
+    assert_eq!(b.store.members(&g.id, false).expect("members")[0].display, None);
+
+    // Delta: an already present member keeps its place, new ones go last.
+    let g = b
+        .update(
+            &g,
+            None,
+            |_| {},
+            MemberChange::Delta {
+                add: b.as_members(&[&z.id, &y.id]),
+                remove: vec![x.id.clone()],
+            },
+        )
+        .expect("delta");
+    assert_eq!(b.member_ids(&g.id), ids(&[&y, &z]));
+    let g = b
+        .update(
+            &g,
+            None,
+            |_| {},
+            MemberChange::Delta {
+                add: b.as_members(&[&x.id]),
+                remove: vec![],
+            },
+        )
+        .expect("delta add");
+    assert_eq!(b.member_ids(&g.id), ids(&[&y, &z, &x]));
+    let g = b
+        .update(&g, None, |_| {}, MemberChange::Replace(b.as_members(&[&z.id, &y.id])))
+        .expect("replace members");
+    assert_eq!(b.member_ids(&g.id), ids(&[&z, &y]));
+    // Keep leaves the rows alone.
+    let g = b
+        .update(&g, None, |d| d["displayName"] = json!("team2"), MemberChange::Keep)
+        .expect("keep");
+    assert_eq!(b.member_ids(&g.id), ids(&[&z, &y]));
+    // Deleting a user removes it from its groups; deleting the group its rows.
+    b.store
+        .delete(&b.rt("User"), &z.id, None, now())
+        .expect("delete user");
+    assert_eq!(b.member_ids(&g.id), ids(&[&y]));
+    b.store.delete(&groups, &g.id, None, now()).expect("delete group");
+    assert!(b.member_ids(&g.id).is_empty());
+    assert!(b.store.groups_of(&y.id).expect("groups_of").is_empty());
+}
+
+fn groups_of_follows_nesting_and_stops_at_cycles(b: &Backend) {
+    let u = b.user("nested");
+    let g1 = b.group("g1", &[&u.id]);
+    let g2 = b.group("g2", &[&g1.id]);
+    let g3 = b.group("g3", &[&g2.id, &u.id]);
+    let got = b.store.groups_of(&u.id).expect("groups_of");
+    let shown: Vec<(String, bool)> = got
+        .iter()
+        .map(|g| (g.display.clone().unwrap_or_default(), g.direct))
+        .collect();
+    assert_eq!(
+        shown,
+        vec![("g1".into(), true), ("g3".into(), true), ("g2".into(), false)],
+        "{}",
+        b.name
+    );
+    // A cycle g1 → g2 → g3 → g1 ends, and a group is not its own group.
+    let g1 = b
+        .update(
+            &g1,
+            None,
+            |_| {},
+            MemberChange::Delta {
+                add: b.as_members(&[&g3.id]),
+                remove: vec![],
+            },
+        )
+        .expect("cycle");
+    let of_g1: Vec<String> = b
+        .store
+        .groups_of(&g1.id)
+        .expect("groups_of")
+        .into_iter()
+        .map(|g| g.display.unwrap_or_default())
+        .collect();
+    assert_eq!(of_g1, vec!["g2", "g3"]);
+    assert_eq!(b.store.groups_of(&u.id).expect("groups_of").len(), 3);
+}
+
+fn members_among_and_existing(b: &Backend) {
+    let (a, c) = (b.user("among-a"), b.user("among-c"));
+    let g = b.group("among", &[&a.id, &c.id]);
+    let missing = uuid::Uuid::new_v4().to_string();
+    let asked = vec![c.id.clone(), missing.clone(), a.id.clone()];
+    assert_eq!(
+        b.store.members_among(&g.id, &asked).expect("members_among"),
+        vec![c.id.clone(), a.id.clone()]
+    );
+    assert!(b.store.members_among(&g.id, &[]).expect("empty").is_empty());
+    let found = b
+        .store
+        .existing(&[g.id.clone(), missing, a.id.clone()])
+        .expect("existing");
+    assert_eq!(
+        found,
+        vec![
+            Member {
+                id: g.id.clone(),
+                kind: "Group".into()
+            },
+            Member {
+                id: a.id.clone(),
+                kind: "User".into()
+            }
+        ]
+    );
+}
+
+fn search_filters_sort_and_pages(b: &Backend) {
+    for (name, family, email, active, emp) in [
+        ("alice", "Adams", "alice@example.com", true, "1001"),
+        ("Bob", "brown", "bob@corp.example.org", false, "1002"),
+        ("carol", "Chen", "carol@example.com", true, "2001"),
+        ("Émile", "Zola", "emile@example.fr", true, "3001"),
+        ("dave", "", "DAVE@example.com", false, "0999"),
+    ] {
+        b.user_doc(
+            name,
+            json!({
+                "schemas": [USER, ENTERPRISE],
+                "name": {"familyName": family},
+                "active": active,
+                "emails": [{"value": "second@x.org"}, {"value": email, "type": "work", "primary": true}],
+                ENTERPRISE: {"employeeNumber": emp}
+            }),
+        )
+        .expect("seed");
+    }
+    b.group("Alice fans", &[]);
+    let asc = SortOrder::Ascending;
+    let all = |f: &str| {
+        let (n, mut v) = b.search("User", Some(f), None, SortOrder::Ascending, 1, 100);
+        assert_eq!(n as usize, v.len());
+        v.sort();
+        v
+    };
+    assert_eq!(all(r#"userName eq "ALICE""#), vec!["alice"]);
+    assert_eq!(all(r#"userName sw "é""#), vec!["Émile"]);
+    assert_eq!(all(r#"emails co "EXAMPLE.COM""#), vec!["alice", "carol", "dave"]);
+    assert_eq!(all(r#"emails[type eq "work" and value ew ".org"]"#), vec!["Bob"]);
+    assert_eq!(all(r#"active eq false and not (name.familyName pr)"#), vec!["dave"]);
+    assert_eq!(
+        all(&format!(r#"{ENTERPRISE}:employeeNumber ge "2000""#)),
+        vec!["carol", "Émile"]
+    );
+    assert_eq!(all(r#"meta.resourceType eq "User" and userName gt "c""#), vec!["carol", "dave", "Émile"]);
+    assert_eq!(all(r#"userName lt "b""#), vec!["alice"]);
+    // Sorting: case-insensitive userName by code point of the folded form; missing
+    // values last; multi-valued by the primary value; descending.
+    assert_eq!(
+        b.search("User", None, Some("userName"), asc.clone(), 1, 10).1,
+        vec!["alice", "Bob", "carol", "dave", "Émile"]
+    );
+    assert_eq!(
+        b.search("User", None, Some("name.familyName"), SortOrder::Descending, 1, 10).1,
+        vec!["Émile", "carol", "Bob", "alice", "dave"]
+    );
+    assert_eq!(
+        b.search("User", None, Some("emails"), asc.clone(), 1, 10).1,
+        vec!["alice", "Bob", "carol", "dave", "Émile"]
+    );
+    // Paging: totals stay whole; count 0 gives the total only; past the end is empty.
+    let (total, page) = b.search("User", None, Some("userName"), asc.clone(), 2, 2);
+    assert_eq!((total, page), (5, vec!["Bob".to_string(), "carol".to_string()]));
+    assert_eq!(b.search("User", None, None, asc.clone(), 1, 0), (5, vec![]));
+    assert_eq!(b.search("User", None, None, asc.clone(), 9, 5), (5, vec![]));
+    // Without sortBy: creation order.
+    assert_eq!(
+        b.search("User", None, None, asc.clone(), 1, 3).1,
+        vec!["alice", "Bob", "carol"]
+    );
+    assert_eq!(
+        b.search("Group", Some(r#"displayName co "fans""#), None, asc, 1, 3),
+        (1, vec!["Alice fans".to_string()])
+    );
+    // A filter the compiler refuses is a query error, not a backend error.
+    let q = Query {
+        filter: Some(parse_filter(r#"active gt true"#).expect("parse")),
+        count: 10,
+        start_index: 1,
+        ..Query::default()
+    };
+    assert!(matches!(
+        b.store.search(&b.rt("User"), &q),
+        Err(StoreError::Query(_))
+    ));
+}
+
+fn change_feed_in_commit_order(b: &Backend) {
+    let users = b.rt("User");
+    let u = b.user("fed");
+    let u2 = b
+        .update(&u, None, |d| d["nickName"] = json!("f"), MemberChange::Keep)
+        .expect("update");
+    b.store.delete(&users, &u.id, Some(u2.version), now()).expect("delete");
+    // PostgreSQL hands out a change once no older transaction is still running
+    // anywhere on the server (other tests' included): wait for that.
+    let settled = |after: Option<&str>, limit: usize, want: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let page = b.store.changes(after, limit).expect("changes");
+            if page.changes.len() >= want || std::time::Instant::now() > deadline {
+                return page;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    let page = settled(None, 2, 2);
+    assert_eq!(page.changes.len(), 2);
+    assert!(page.more);
+    assert_eq!(page.changes[0].op, ChangeOp::Created);
+    assert_eq!(page.changes[1].op, ChangeOp::Updated);
+    assert_eq!(page.changes[1].version, 2);
+    assert_eq!(
+        page.changes[1].doc.as_ref().map(|d| d["nickName"].clone()),
+        Some(json!("f"))
+    );
+    let rest = settled(Some(&page.next), 10, 1);
+    assert_eq!(rest.changes.len(), 1);
+    assert!(!rest.more);
+    assert_eq!(rest.changes[0].op, ChangeOp::Deleted);
+    assert_eq!(rest.changes[0].doc, None);
+    let empty = b.store.changes(Some(&rest.next), 10).expect("changes");
+    assert!(empty.changes.is_empty());
+    assert_eq!(empty.next, rest.next);
+    assert!(matches!(
+        b.store.changes(Some("garbage"), 10),
+        Err(StoreError::BadCursor(_))
+    ));
+    // Pruning everything: the old position is refused, the latest still works.
+    let pruned = b
+        .store
+        .prune_changes(Utc::now() + TimeDelta::days(1))
+        .expect("prune");
+    assert_eq!(pruned, 3);
+    assert!(matches!(
+        b.store.changes(Some(&page.next), 10),
+        Err(StoreError::BadCursor(_))
+    ));
+    assert!(b.store.changes(Some(&rest.next), 10).expect("after prune").changes.is_empty());
+}
+
+fn export_all(store: &dyn Store) -> Vec<ExportRecord> {
+    let mut out = Vec::new();
+    let n = store
+        .export(&mut |r| {
+            out.push(r);
+            Ok(())
+        })
+        .expect("export");
+    assert_eq!(n as usize, out.len());
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
+}
+
+fn export_then_import_is_lossless(b: &Backend) {
+    let u = b.user("exported");
+    let hashed = b
+        .store
+        .replace(
+            &b.rt("User"),
+            Write {
+                id: u.id.clone(),
+                doc: u.doc.clone(),
+                unique_key: Some("exported".into()),
+                display: Some("exported".into()),
+                created: now(),
+                modified: now(),
+                secret: SecretChange::Set("$argon2id$v=19$fake".into()),
+                members: MemberChange::Keep,
+            },
+            None,
+        )
+        .expect("set secret");
+    assert_eq!(hashed.version, 2);
+    let others: Vec<StoredResource> = (0..5).map(|i| b.user(&format!("ex{i}"))).collect();
+    let inner = b.group("inner", &[&others[3].id, &others[1].id]);
+    b.group("outer", &[&inner.id, &u.id, &others[0].id]);
+    let before = export_all(b.store.as_ref());
+    assert_eq!(before.len(), 8);
+    let rec = before.iter().find(|r| r.id == u.id).expect("exported user");
+    assert_eq!(rec.secret.as_deref(), Some("$argon2id$v=19$fake"));
+    assert_eq!(rec.version, 2);
+
+    // Into each backend, in small batches; twice (an interrupted import re-run).
+    for target in [sqlite(), postgres()] {
+        for _ in 0..2 {
+            for chunk in before.chunks(3) {
+                target.store.import(chunk).expect("import");
+            }
+        }
+        let after = export_all(target.store.as_ref());
+        assert_eq!(after, before, "{} → {}", b.name, target.name);
+        // Everything derived is rebuilt: searches, members, groups.
+        assert_eq!(
+            target.search("User", Some(r#"userName eq "EX3""#), None, SortOrder::Ascending, 1, 5),
+            (1, vec!["ex3".to_string()])
+        );
+        assert_eq!(target.member_ids(&inner.id), ids(&[&others[3], &others[1]]));
+        assert_eq!(target.store.groups_of(&others[3].id).expect("groups").len(), 2);
+        assert_eq!(target.user_doc("EXPORTED", json!({})).err(), Some(StoreError::Uniqueness));
+    }
+}
+
+fn concurrent_writers_lose_nothing(b: &Backend) {
+    let users = b.rt("User");
+    // Same userName from many threads: exactly one create succeeds.
+    let results: Vec<Result<StoredResource, StoreError>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..8)
+            .map(|i| s.spawn(move || b.user_doc(if i % 2 == 0 { "Racer" } else { "racer" }, json!({}))))
+            .collect();
+        hs.into_iter().map(|h| h.join().expect("thread")).collect()
+    });
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    assert!(results
+        .iter()
+        .all(|r| r.is_ok() || r.as_ref().err() == Some(&StoreError::Uniqueness)));
+
+    // Read-modify-write with version checks: every increment lands.
+    let counter = b.user_doc("counter", json!({"nickName": "0"})).expect("counter");
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..5 {
+                    loop {
+                        let cur = b.store.get(&users, &counter.id).expect("get");
+                        let n: u64 = cur.doc["nickName"].as_str().and_then(|v| v.parse().ok()).expect("n");
+                        match b.update(&cur, Some(cur.version), |d| d["nickName"] = json!((n + 1).to_string()), MemberChange::Keep) {
+                            Ok(_) => break,
+                            Err(StoreError::VersionMismatch) => continue,
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let done = b.store.get(&users, &counter.id).expect("get");
+    assert_eq!(done.doc["nickName"], "20");
+    assert_eq!(done.version, 21);
+
+    // Member deltas to one group from many threads: none lost.
+    let group = b.group("crowd", &[]);
+    let members: Vec<StoredResource> = (0..24).map(|i| b.user(&format!("crowd{i}"))).collect();
+    std::thread::scope(|s| {
+        for chunk in members.chunks(6) {
+            let group = &group;
+            s.spawn(move || {
+                for m in chunk {
+                    loop {
+                        let cur = b.store.get(&b.rt("Group"), &group.id).expect("get");
+                        let add = MemberChange::Delta {
+                            add: vec![Member { id: m.id.clone(), kind: "User".into() }],
+                            remove: vec![],
+                        };
+                        match b.update(&cur, Some(cur.version), |_| {}, add) {
+                            Ok(_) => break,
+                            Err(StoreError::VersionMismatch) => continue,
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let got: BTreeSet<String> = b.member_ids(&group.id).into_iter().collect();
+    let want: BTreeSet<String> = members.iter().map(|m| m.id.clone()).collect();
+    assert_eq!(got, want);
+}
+
+// ---------------------------------------------------------------- differential
+
+/// Strings that collide under case folding, are prefixes / suffixes of each other,
+/// or hold LIKE metacharacters and the largest code point.
+const WORDS: &[&str] = &[
+    "alice", "Alice", "ALICE", "al", "ice", "bob", "École", "école", "éc", "STRASSE", "straße",
+    "ΣΑΣ", "σας", "x_y%z", "_", "a@x.org", "A@X.ORG", "@x.org", "ORG", "work", "Work", "", "ab",
+    "abc", "zoë", "\u{10FFFF}", "a\u{10FFFF}", "İstanbul",
+];
+
+fn word() -> impl Strategy<Value = String> {
+    prop::sample::select(WORDS).prop_map(str::to_string)
+}
+
+fn base_time(k: u32) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2024-05-01T10:00:00Z")
+        .expect("constant")
+        .with_timezone(&Utc)
+        + TimeDelta::microseconds(i64::from(k) * 250_000)
+}
+
+fn email() -> impl Strategy<Value = Value> {
+    (
+        prop::option::of(word()),
+        prop::option::of(prop::sample::select(&["work", "Work", "home", ""][..])),
+        prop::option::of(any::<bool>()),
+    )
+        .prop_map(|(v, t, p)| {
+            let mut m = Map::new();
+            if let Some(v) = v {
+                m.insert("value".into(), json!(v));
+            }
+            if let Some(t) = t {
+                m.insert("type".into(), json!(t));
+            }
+            if let Some(p) = p {
+                m.insert("primary".into(), json!(p));
+            }
+            if m.is_empty() {
+                m.insert("value".into(), json!("z"));
+            }
+            Value::Object(m)
+        })
+}
+
+/// A user document and its created / lastModified instants.
+fn user_doc() -> impl Strategy<Value = (Value, u32, u32)> {
+    (
+        (word(), prop::option::of(word()), prop::option::of(word())),
+        (prop::option::of(any::<bool>()), prop::collection::vec(email(), 0..3)),
+        (prop::option::of(word()), 0u32..8, 0u32..8),
+    )
+        .prop_map(|((name, given, nick), (active, emails), (emp, c, m))| {
+            let mut d = Map::new();
+            d.insert("schemas".into(), json!([USER, ENTERPRISE]));
+            d.insert("userName".into(), json!(name));
+            if let Some(g) = given {
+                d.insert("name".into(), json!({"givenName": g}));
+            }
+            if let Some(n) = nick {
+                d.insert("nickName".into(), json!(n));
+            }
+            if let Some(a) = active {
+                d.insert("active".into(), json!(a));
+            }
+            if !emails.is_empty() {
+                d.insert("emails".into(), Value::Array(emails));
+            }
+            if let Some(e) = emp {
+                d.insert(ENTERPRISE.into(), json!({"employeeNumber": e}));
+            }
+            (Value::Object(d), c, c + m)
+        })
+}
+
+fn path(s: &str) -> AttrPath {
+    parse_attr_path(s).expect("path")
+}
+
+fn leaf() -> impl Strategy<Value = Filter> {
+    const PATHS: &[&str] = &[
+        "userName",
+        "nickName",
+        "name.givenName",
+        "emails",
+        "emails.value",
+        "emails.type",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
+    ];
+    const OPS: &[CompareOp] = &[
+        CompareOp::Eq,
+        CompareOp::Ne,
+        CompareOp::Co,
+        CompareOp::Sw,
+        CompareOp::Ew,
+        CompareOp::Gt,
+        CompareOp::Lt,
+        CompareOp::Ge,
+        CompareOp::Le,
+    ];
+    prop_oneof![
+        5 => (prop::sample::select(PATHS), prop::sample::select(OPS), word(), any::<bool>())
+            .prop_map(|(p, op, w, upper)| Filter::Compare {
+                path: path(p),
+                op,
+                value: Literal::String(if upper { w.to_uppercase() } else { w }),
+            }),
+        1 => (prop::sample::select(&["active", "emails.primary"][..]), any::<bool>())
+            .prop_map(|(p, v)| Filter::Compare { path: path(p), op: CompareOp::Eq, value: Literal::Bool(v) }),
+        1 => prop::sample::select(PATHS).prop_map(|p| Filter::Present(path(p))),
+        1 => (prop::sample::select(&[CompareOp::Gt, CompareOp::Le, CompareOp::Eq][..]), 0u32..16)
+            .prop_map(|(op, k)| Filter::Compare {
+                path: path("meta.lastModified"),
+                op,
+                value: Literal::String(scim_store::db_time(base_time(k))),
+            }),
+        1 => (prop::sample::select(&["work", "Work", ""][..]), word())
+            .prop_map(|(t, v)| Filter::ValuePath {
+                path: path("emails"),
+                filter: Box::new(Filter::And(
+                    Box::new(Filter::Compare { path: path("type"), op: CompareOp::Eq, value: Literal::String(t.into()) }),
+                    Box::new(Filter::Compare { path: path("value"), op: CompareOp::Sw, value: Literal::String(v) }),
+                )),
+            }),
+    ]
+}
+
+fn filter() -> impl Strategy<Value = Filter> {
+    leaf().boxed().prop_recursive(3, 10, 2, |inner| {
+        prop_oneof![
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| Filter::And(Box::new(a), Box::new(b))),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| Filter::Or(Box::new(a), Box::new(b))),
+            inner.prop_map(|a| Filter::Not(Box::new(a))),
+        ]
+    })
+}
+
+const SORTS: &[&str] = &["userName", "nickName", "emails", "emails.type", "active", "meta.lastModified", "id"];
+
+/// For random users and filters: each backend's search selects exactly the ids the
+/// evaluator matches, and sorted pages come back in the same order from both.
+#[test]
+fn backends_agree_with_the_evaluator_and_each_other() {
+    let (lite, pg) = (sqlite(), postgres());
+    let reg = lite.reg.clone();
+    let rt = lite.rt("User");
+    let mut runner = TestRunner::new(PropConfig {
+        cases: 24,
+        ..PropConfig::default()
+    });
+    let case = (
+        prop::collection::vec(user_doc(), 1..25),
+        prop::collection::vec(filter(), 12),
+        prop::sample::select(SORTS),
+        any::<bool>(),
+    );
+    let result = runner.run(&case, |(docs, filters, sort, descending)| {
+        // Fresh contents for this case, same ids on both backends.
+        for b in [&lite, &pg] {
+            for r in export_all(b.store.as_ref()) {
+                b.store.delete(&rt, &r.id, None, now()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            }
+        }
+        let mut stored = Vec::new();
+        for (n, (mut doc, c, m)) in docs.into_iter().enumerate() {
+            let id = if n % 2 == 0 { format!("id{n:02}") } else { format!("ID{n:02}") };
+            doc["id"] = json!(id);
+            doc["meta"] = json!({
+                "resourceType": "User",
+                "created": scim_store::db_time(base_time(c)),
+                "lastModified": scim_store::db_time(base_time(m)),
+            });
+            for b in [&lite, &pg] {
+                b.store
+                    .create(
+                        &rt,
+                        Write {
+                            id: id.clone(),
+                            doc: doc.clone(),
+                            unique_key: None,
+                            display: None,
+                            created: base_time(c),
+                            modified: base_time(m),
+                            secret: SecretChange::Keep,
+                            members: MemberChange::Keep,
+                        },
+                    )
+                    .map_err(|e| TestCaseError::fail(format!("{}: {e}", b.name)))?;
+            }
+            stored.push(doc);
+        }
+        for f in &filters {
+            let q = Query {
+                filter: Some(f.clone()),
+                sort_by: Some(path(sort)),
+                sort_order: if descending { SortOrder::Descending } else { SortOrder::Ascending },
+                start_index: 1,
+                count: 1000,
+            };
+            let lite_page = lite.store.search(&rt, &q);
+            let pg_page = pg.store.search(&rt, &q);
+            match (lite_page, pg_page) {
+                (Err(StoreError::Query(_)), Err(StoreError::Query(_))) => continue,
+                (Ok(l), Ok(p)) => {
+                    let order = |page: &scim_store::Page| page.resources.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+                    let want: BTreeSet<String> = stored
+                        .iter()
+                        .filter(|d| matches(f, d, &reg, &rt))
+                        .map(|d| d["id"].as_str().unwrap_or_default().to_string())
+                        .collect();
+                    let got: BTreeSet<String> = order(&p).into_iter().collect();
+                    prop_assert_eq!(&got, &want, "postgres vs evaluator, filter {}", f);
+                    prop_assert_eq!(p.total as usize, want.len());
+                    prop_assert_eq!(order(&p), order(&l), "page order, filter {} sortBy {} desc {}", f, sort, descending);
+                }
+                (l, p) => {
+                    return Err(TestCaseError::fail(format!("filter {f}: sqlite {:?} vs postgres {:?}", l.map(|x| x.total), p.map(|x| x.total))));
+                }
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
