@@ -110,7 +110,10 @@ mod tests {
         let p = ScopePolicy::default();
         assert_eq!(
             parse_scopes(&p, "users.read, https://gluu.org/scim/bulk users.read").expect("ok"),
-            vec!["https://gluu.org/scim/users.read", "https://gluu.org/scim/bulk"]
+            vec![
+                "https://gluu.org/scim/users.read",
+                "https://gluu.org/scim/bulk"
+            ]
         );
         assert_eq!(parse_scopes(&p, "all").expect("ok").len(), 10);
         assert!(parse_scopes(&p, "users.reed").is_err());

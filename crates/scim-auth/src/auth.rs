@@ -321,7 +321,9 @@ impl Auth {
             return Err(Rejection::Invalid("token issuer is not this server".into()));
         }
         if claims.aud != expected_aud {
-            return Err(Rejection::Invalid("token audience is not this server".into()));
+            return Err(Rejection::Invalid(
+                "token audience is not this server".into(),
+            ));
         }
         if claims.exp <= self.now().timestamp() {
             return Err(Rejection::Invalid("token has expired".into()));
@@ -334,8 +336,8 @@ impl Auth {
 
     /// Check a UMA permission ticket and return the scopes it names.
     pub async fn redeem_ticket(&self, ticket: &str) -> Result<Vec<String>, Rejection> {
-        let header = decode_header(ticket)
-            .map_err(|_| Rejection::Invalid("ticket is malformed".into()))?;
+        let header =
+            decode_header(ticket).map_err(|_| Rejection::Invalid("ticket is malformed".into()))?;
         let kid = header
             .kid
             .ok_or_else(|| Rejection::Invalid("ticket has no key id".into()))?;
@@ -354,7 +356,9 @@ impl Auth {
                 return Ok(k.clone());
             }
         }
-        Err(Rejection::Invalid("token is signed by an unknown key".into()))
+        Err(Rejection::Invalid(
+            "token is signed by an unknown key".into(),
+        ))
     }
 
     /// Validate a bearer token from any trusted source.
@@ -390,9 +394,16 @@ impl Auth {
         ))
     }
 
-    async fn validate_builtin(&self, token: &str, key: &DecodingKey) -> Result<TokenInfo, Rejection> {
+    async fn validate_builtin(
+        &self,
+        token: &str,
+        key: &DecodingKey,
+    ) -> Result<TokenInfo, Rejection> {
         let claims = self.verify_builtin(token, key, self.audience(), &[USE_ACCESS, USE_RPT])?;
-        let client_id = claims.client_id.clone().unwrap_or_else(|| claims.sub.clone());
+        let client_id = claims
+            .client_id
+            .clone()
+            .unwrap_or_else(|| claims.sub.clone());
         if !self.client_active(&client_id).await? {
             return Err(Rejection::Invalid(
                 "the client of this token is no longer active".into(),

@@ -33,8 +33,14 @@ pub fn routes<S: Clone + Send + Sync + 'static>(auth: Arc<Auth>) -> Router<S> {
         .route("/oxauth/restv1/token", post(token))
         .route("/oauth/jwks", get(jwks))
         .route("/oxauth/restv1/jwks", get(jwks))
-        .route("/.well-known/openid-configuration", get(openid_configuration))
-        .route("/.well-known/oauth-authorization-server", get(oauth_metadata))
+        .route(
+            "/.well-known/openid-configuration",
+            get(openid_configuration),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(oauth_metadata),
+        )
         .route("/.well-known/uma2-configuration", get(uma2_configuration));
     if auth.config().dynamic_registration {
         r = r
@@ -47,7 +53,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>(auth: Arc<Auth>) -> Router<S> {
 fn json_response(status: StatusCode, body: &Value) -> Response {
     let mut resp = (status, body.to_string()).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     resp
@@ -206,10 +215,7 @@ async fn token(
     };
     let requested = split_scopes(get("scope"));
     let not_granted = |scopes: &[String]| -> Option<String> {
-        scopes
-            .iter()
-            .find(|s| !client.scopes.contains(s))
-            .cloned()
+        scopes.iter().find(|s| !client.scopes.contains(s)).cloned()
     };
     let (scopes, permissions) = if grant == GRANT_CLIENT_CREDENTIALS {
         if let Some(s) = not_granted(&requested) {
@@ -432,7 +438,10 @@ mod tests {
     fn basic_credentials_are_form_decoded() {
         let mut h = HeaderMap::new();
         let v = format!("Basic {}", STANDARD.encode("my%20id:s%3Acr+t"));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_str(&v).expect("header"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&v).expect("header"),
+        );
         assert_eq!(
             basic_credentials(&h),
             Some(Ok(("my id".into(), "s:cr t".into())))

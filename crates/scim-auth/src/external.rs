@@ -284,7 +284,11 @@ impl External {
     }
 
     /// Ask the introspection endpoint (or the cache) about an opaque token.
-    pub async fn introspect(&self, token: &str, now: DateTime<Utc>) -> Result<TokenInfo, Rejection> {
+    pub async fn introspect(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<TokenInfo, Rejection> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Ok(cache) = self.introspected.lock() {
             if let Some((result, until)) = cache.get(&key) {
@@ -337,7 +341,10 @@ impl External {
             .http
             .post(url)
             .basic_auth(
-                self.cfg.introspection_client_id.as_deref().unwrap_or_default(),
+                self.cfg
+                    .introspection_client_id
+                    .as_deref()
+                    .unwrap_or_default(),
                 self.cfg.introspection_client_secret.as_deref(),
             )
             .header("Accept", "application/json")
@@ -396,9 +403,6 @@ mod tests {
         assert!(!audience_contains(m.get("aud"), "z"));
         assert_eq!(string_claim(&m, &["client_id", "azp"]), Some("c".into()));
         let scp = json!({"scp": ["r", "w"]});
-        assert_eq!(
-            scopes_of(scp.as_object().expect("object")),
-            vec!["r", "w"]
-        );
+        assert_eq!(scopes_of(scp.as_object().expect("object")), vec!["r", "w"]);
     }
 }

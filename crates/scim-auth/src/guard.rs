@@ -183,7 +183,10 @@ fn uma_challenge(auth: &Auth, scopes: &[String], reason: &str) -> Response {
         ),
         Err(e) => {
             tracing::error!(error = %e, "cannot issue a UMA permission ticket");
-            scim_error(StatusCode::INTERNAL_SERVER_ERROR, "cannot issue a permission ticket")
+            scim_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot issue a permission ticket",
+            )
         }
     }
 }
@@ -201,7 +204,10 @@ pub async fn protect(State(guard): State<Guard>, mut req: Request, next: Next) -
         return next.run(req).await;
     }
     let Some(auth) = guard.auth.as_ref() else {
-        tracing::error!("protection mode {:?} without an authorization server: request refused", guard.mode);
+        tracing::error!(
+            "protection mode {:?} without an authorization server: request refused",
+            guard.mode
+        );
         return invalid_token("no authorization server is configured");
     };
     let names = access.scope_names();
@@ -282,7 +288,11 @@ mod tests {
     #[test]
     fn caller_authorises_bulk_operations_by_scope() {
         let p = ScopePolicy::default();
-        let c = Caller::new(info(&["https://gluu.org/scim/users.write"]), true, p.clone());
+        let c = Caller::new(
+            info(&["https://gluu.org/scim/users.write"]),
+            true,
+            p.clone(),
+        );
         assert_eq!(c.authorise("POST", "/Users"), Ok(()));
         assert_eq!(
             c.authorise("DELETE", "/Groups"),
@@ -296,7 +306,10 @@ mod tests {
     #[test]
     fn bearer_parsing_and_quoting() {
         let mut h = HeaderMap::new();
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer  abc "));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer  abc "),
+        );
         assert_eq!(bearer(&h), Some("abc"));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(bearer(&h), None);

@@ -17,6 +17,9 @@ pub mod scope;
 pub mod secrets;
 pub mod token;
 
+#[cfg(test)]
+mod tests;
+
 pub use auth::Auth;
 pub use endpoints::routes;
 pub use guard::{protect, Caller, Guard};

@@ -189,7 +189,11 @@ mod tests {
             ("POST", "/Bulk", Access::Scope(BULK)),
             ("POST", "/.search", Access::Scope(ALL_RESOURCES_SEARCH)),
             ("GET", "/UpdatedUsers", Access::Scope(USERS_READ)),
-            ("GET", "/identity/restv1/scim/UpdatedUsers", Access::Scope(USERS_READ)),
+            (
+                "GET",
+                "/identity/restv1/scim/UpdatedUsers",
+                Access::Scope(USERS_READ),
+            ),
             ("GET", "/Changes", Access::AllOf(&[USERS_READ, GROUPS_READ])),
             ("GET", "/ServiceProviderConfig", Access::Public),
             ("GET", "/Schemas/urn:x", Access::Public),

@@ -91,6 +91,7 @@ pub fn router_with_auth(service: Arc<Service>, auth: Option<Arc<scim_auth::Auth>
                 .layer(protect.clone()),
         );
     }
+    app = app.route("/admin/devices/{endpoint}", post(enrol_device).fallback(method_not_allowed));
     for path in ["/scim/resource_changes.yaml", "/identity/scim/resource_changes.yaml"] {
         app = app.route(path, get(resource_changes_yaml).fallback(method_not_allowed));
     }
@@ -630,4 +631,24 @@ async fn changes(
     let count = int_param(&params, "count")?;
     let v = blocking(&svc, move |s| s.changes(cursor.as_deref(), count, &ctx)).await?;
     Ok(scim(StatusCode::OK, &v))
+}
+
+/// Admin enrolment of a FIDO device (SCIM clients cannot create devices).
+async fn enrol_device(
+    State(svc): State<AppState>,
+    Path(endpoint): Path<String>,
+    headers: HeaderMap,
+    Query(params): Params,
+    body: Body,
+) -> Reply {
+    let rt = resource_type(&svc, &endpoint)?;
+    let mut ctx = ctx(&headers, &OriginalUri(axum::http::Uri::from_static("/scim/v2")), &params)?;
+    ctx.projection = Projection::default();
+    let body = json_body(&svc, &headers, body).await?;
+    let r = blocking(&svc, move |s| s.enrol_device(&rt, &body, &ctx)).await?;
+    Ok(with_etag(
+        scim(StatusCode::CREATED, &r.doc),
+        r.version,
+        Some(&r.location),
+    ))
 }

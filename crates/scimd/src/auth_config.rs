@@ -55,7 +55,11 @@ pub struct AuthArgs {
     #[arg(long, env = "SCIMD_INTROSPECTION_CLIENT_ID")]
     introspection_client_id: Option<String>,
     /// Client secret for introspection (prefer the environment variable).
-    #[arg(long, env = "SCIMD_INTROSPECTION_CLIENT_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SCIMD_INTROSPECTION_CLIENT_SECRET",
+        hide_env_values = true
+    )]
     introspection_client_secret: Option<Redacted>,
     /// Open RFC 7591 dynamic client registration at /oauth/register.
     #[arg(long, env = "SCIMD_DYNAMIC_REGISTRATION")]

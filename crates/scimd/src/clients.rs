@@ -189,10 +189,7 @@ pub fn run_clients(args: ClientsArgs) -> Result<(), String> {
                             c["client_id"].as_str().unwrap_or_default(),
                             c["status"].as_str().unwrap_or_default(),
                             c["name"].as_str().unwrap_or_default(),
-                            c["scopes"]
-                                .as_array()
-                                .map(|a| a.len())
-                                .unwrap_or_default()
+                            c["scopes"].as_array().map(|a| a.len()).unwrap_or_default()
                         )
                     })
                     .collect::<Vec<_>>()

@@ -280,4 +280,25 @@ mod tests {
         .expect("settings");
         assert!(s.sqlite_path().is_err());
     }
+
+    #[test]
+    fn postgres_urls_select_postgres() {
+        for url in ["postgres://u@h:5432/db", "postgresql://u@h/db?sslmode=disable"] {
+            let s = Settings::resolve(ServeArgs {
+                database: Some(url.into()),
+                db_max_connections: Some(4),
+                ..ServeArgs::default()
+            })
+            .expect("settings");
+            assert_eq!(s.database(), Ok(Database::Postgres(url.into())));
+            assert!(s.sqlite_path().is_err());
+            assert_eq!(s.postgres_options().max_connections, 4);
+        }
+        let s = Settings::resolve(ServeArgs {
+            database: Some("sqlite:///tmp/x.db".into()),
+            ..ServeArgs::default()
+        })
+        .expect("settings");
+        assert_eq!(s.database(), Ok(Database::Sqlite(PathBuf::from("/tmp/x.db"))));
+    }
 }

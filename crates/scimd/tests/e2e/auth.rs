@@ -56,7 +56,15 @@ struct Client {
 fn create_client(s: &Server, scopes: &str) -> Client {
     let out = scimd(
         s,
-        &["clients", "create", "--name", "SCIM-Client", "--scope", scopes, "--json"],
+        &[
+            "clients",
+            "create",
+            "--name",
+            "SCIM-Client",
+            "--scope",
+            scopes,
+            "--json",
+        ],
     );
     let v: Value = serde_json::from_str(out.trim()).expect("client JSON");
     Client {
@@ -179,30 +187,76 @@ fn scope_table(uid: &str, gid: &str) -> Vec<Op> {
     let search = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]});
     let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
         "Operations": [{"op": "replace", "path": "displayName", "value": "x"}]});
-    let bulk = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": []});
+    let bulk =
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": []});
     let u = format!("{GLUU}/Users/{uid}");
     let g = format!("{GLUU}/Groups/{gid}");
     vec![
         op("GET", &format!("{GLUU}/Users"), None, "users.read"),
         op("GET", &u, None, "users.read"),
-        op("POST", &format!("{GLUU}/Users/.search"), Some(search.clone()), "users.read"),
-        op("POST", &format!("{GLUU}/Users"), Some(user("table-new")), "users.write"),
+        op(
+            "POST",
+            &format!("{GLUU}/Users/.search"),
+            Some(search.clone()),
+            "users.read",
+        ),
+        op(
+            "POST",
+            &format!("{GLUU}/Users"),
+            Some(user("table-new")),
+            "users.write",
+        ),
         op("PUT", &u, Some(user("table-user")), "users.write"),
         op("PATCH", &u, Some(patch.clone()), "users.write"),
-        op("DELETE", &format!("{GLUU}/Users/no-such-id"), None, "users.write"),
+        op(
+            "DELETE",
+            &format!("{GLUU}/Users/no-such-id"),
+            None,
+            "users.write",
+        ),
         op("GET", &format!("{GLUU}/Groups"), None, "groups.read"),
         op("GET", &g, None, "groups.read"),
-        op("POST", &format!("{GLUU}/Groups/.search"), Some(search.clone()), "groups.read"),
-        op("POST", &format!("{GLUU}/Groups"), Some(group("table-g2")), "groups.write"),
+        op(
+            "POST",
+            &format!("{GLUU}/Groups/.search"),
+            Some(search.clone()),
+            "groups.read",
+        ),
+        op(
+            "POST",
+            &format!("{GLUU}/Groups"),
+            Some(group("table-g2")),
+            "groups.write",
+        ),
         op("PUT", &g, Some(group("table-group")), "groups.write"),
         op("PATCH", &g, Some(patch), "groups.write"),
-        op("DELETE", &format!("{GLUU}/Groups/no-such-id"), None, "groups.write"),
+        op(
+            "DELETE",
+            &format!("{GLUU}/Groups/no-such-id"),
+            None,
+            "groups.write",
+        ),
         op("GET", &format!("{GLUU}/FidoDevices"), None, "fido.read"),
-        op("DELETE", &format!("{GLUU}/FidoDevices/x"), None, "fido.write"),
+        op(
+            "DELETE",
+            &format!("{GLUU}/FidoDevices/x"),
+            None,
+            "fido.write",
+        ),
         op("GET", &format!("{GLUU}/Fido2Devices"), None, "fido2.read"),
-        op("DELETE", &format!("{GLUU}/Fido2Devices/x"), None, "fido2.write"),
+        op(
+            "DELETE",
+            &format!("{GLUU}/Fido2Devices/x"),
+            None,
+            "fido2.write",
+        ),
         op("POST", &format!("{GLUU}/Bulk"), Some(bulk), "bulk"),
-        op("POST", &format!("{GLUU}/.search"), Some(search), "all-resources.search"),
+        op(
+            "POST",
+            &format!("{GLUU}/.search"),
+            Some(search),
+            "all-resources.search",
+        ),
         op(
             "GET",
             "/identity/restv1/scim/UpdatedUsers?timeStamp=2020-01-01T00:00:00Z",
@@ -217,9 +271,23 @@ fn each_scope_against_each_operation() {
     let s = Server::start_protected(&[]);
     let admin = create_client(&s, "all");
     let all = token(&s, &admin, None);
-    let (st, u) = parts(with(s.send_json("POST", "/scim/v2/Users", &user("table-user")), &all).send().expect("post"));
+    let (st, u) = parts(
+        with(
+            s.send_json("POST", "/scim/v2/Users", &user("table-user")),
+            &all,
+        )
+        .send()
+        .expect("post"),
+    );
     assert_eq!(st, 201, "{u}");
-    let (st, g) = parts(with(s.send_json("POST", "/scim/v2/Groups", &group("table-group")), &all).send().expect("post"));
+    let (st, g) = parts(
+        with(
+            s.send_json("POST", "/scim/v2/Groups", &group("table-group")),
+            &all,
+        )
+        .send()
+        .expect("post"),
+    );
     assert_eq!(st, 201, "{g}");
     let table = scope_table(
         u["id"].as_str().expect("uid"),
@@ -255,7 +323,11 @@ fn each_scope_against_each_operation() {
         }
     }
     // A token with several scopes (space-separated request) covers them all.
-    let both = token(&s, &admin, Some(&format!("{} {}", scope("users.read"), scope("groups.read"))));
+    let both = token(
+        &s,
+        &admin,
+        Some(&format!("{} {}", scope("users.read"), scope("groups.read"))),
+    );
     assert_eq!(get_users(&s, &both).0, 200);
     let resp = with(s.get("/scim/v2/Groups"), &both).send().expect("get");
     assert_eq!(resp.status().as_u16(), 200);
@@ -273,7 +345,11 @@ fn bulk_checks_the_scope_of_each_operation() {
             {"method": "POST", "path": "/Groups", "bulkId": "g", "data": group("bulk-group")}
         ]
     });
-    let (st, v) = parts(with(s.send_json("POST", "/scim/v2/Bulk", &body), &t).send().expect("bulk"));
+    let (st, v) = parts(
+        with(s.send_json("POST", "/scim/v2/Bulk", &body), &t)
+            .send()
+            .expect("bulk"),
+    );
     assert_eq!(st, 200, "{v}");
     let ops = v["Operations"].as_array().expect("ops");
     assert_eq!(ops[0]["status"], "201", "{v}");
@@ -292,7 +368,11 @@ fn discovery_stays_public_and_metadata_is_published() {
         "/scim/v2/ResourceTypes",
         "/identity/restv1/scim/v2/ResourceTypes/User",
     ] {
-        assert_eq!(s.get(path).send().expect("get").status().as_u16(), 200, "{path}");
+        assert_eq!(
+            s.get(path).send().expect("get").status().as_u16(),
+            200,
+            "{path}"
+        );
     }
     let (_, spc) = parts(s.get("/scim/v2/ServiceProviderConfig").send().expect("spc"));
     assert_eq!(spc["authenticationSchemes"][0]["type"], "oauthbearertoken");
@@ -322,20 +402,27 @@ fn discovery_stays_public_and_metadata_is_published() {
     let (st, jwks) = parts(s.get("/oauth/jwks").send().expect("jwks"));
     assert_eq!(st, 200);
     let key = &jwks["keys"][0];
-    assert_eq!((key["kty"].as_str(), key["alg"].as_str()), (Some("OKP"), Some("EdDSA")));
+    assert_eq!(
+        (key["kty"].as_str(), key["alg"].as_str()),
+        (Some("OKP"), Some("EdDSA"))
+    );
     assert!(key.get("d").is_none(), "private part published: {key}");
     // RFC 7591 registration, then the seed's token flow with the new client.
     let (st, reg) = parts(
         s.client
             .post(s.url("/oauth/register"))
-            .json(&json!({"client_name": "SCIM-Client", "grant_types": ["client_credentials"],
-                "scope": format!("{} openid", scope("users.read"))}))
+            .json(
+                &json!({"client_name": "SCIM-Client", "grant_types": ["client_credentials"],
+                "scope": format!("{} openid", scope("users.read"))}),
+            )
             .send()
             .expect("register"),
     );
     assert_eq!(st, 201, "{reg}");
     assert_eq!(reg["scope"], scope("users.read"));
-    assert!(reg["client_secret_expires_at"].as_i64().is_some_and(|e| e > now()));
+    assert!(reg["client_secret_expires_at"]
+        .as_i64()
+        .is_some_and(|e| e > now()));
     let c = Client {
         id: reg["client_id"].as_str().expect("id").into(),
         secret: reg["client_secret"].as_str().expect("secret").into(),
@@ -353,7 +440,11 @@ fn dynamic_registration_is_off_by_default() {
         .send()
         .expect("register");
     assert_eq!(resp.status().as_u16(), 404);
-    let (_, m) = parts(s.get("/.well-known/openid-configuration").send().expect("meta"));
+    let (_, m) = parts(
+        s.get("/.well-known/openid-configuration")
+            .send()
+            .expect("meta"),
+    );
     assert!(m.get("registration_endpoint").is_none());
 }
 
@@ -365,10 +456,15 @@ fn rfc6750_header_forms() {
     assert_eq!(h, "Bearer realm=\"scimd\"");
     assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
     let (h, _) = assert_scim_status(
-        with(s.get("/scim/v2/Users"), "not-a-token").send().expect("get"),
+        with(s.get("/scim/v2/Users"), "not-a-token")
+            .send()
+            .expect("get"),
         401,
     );
-    assert!(h.starts_with("Bearer realm=\"scimd\", error=\"invalid_token\""), "{h}");
+    assert!(
+        h.starts_with("Bearer realm=\"scimd\", error=\"invalid_token\""),
+        "{h}"
+    );
     let t = token(&s, &c, None);
     let (h, _) = assert_scim_status(
         with(s.send_json("POST", "/scim/v2/Users", &user("x")), &t)
@@ -399,7 +495,9 @@ fn token_endpoint_flows_and_errors() {
     // Absent scope: all the client's scopes; no-store.
     let resp = token_request(&s, &c, &[]);
     assert_eq!(
-        resp.headers().get("cache-control").and_then(|v| v.to_str().ok()),
+        resp.headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
         Some("no-store")
     );
     let (st, body) = parts(resp);
@@ -417,11 +515,23 @@ fn token_endpoint_flows_and_errors() {
             .expect("b64"),
     )
     .expect("claims");
-    for claim in ["iss", "sub", "aud", "exp", "iat", "jti", "scope", "client_id"] {
+    for claim in [
+        "iss",
+        "sub",
+        "aud",
+        "exp",
+        "iat",
+        "jti",
+        "scope",
+        "client_id",
+    ] {
         assert!(payload.get(claim).is_some(), "{claim} missing: {payload}");
     }
     assert_eq!(payload["client_id"], c.id.as_str());
-    assert_eq!(payload["exp"].as_i64().unwrap_or_default() - payload["iat"].as_i64().unwrap_or_default(), 300);
+    assert_eq!(
+        payload["exp"].as_i64().unwrap_or_default() - payload["iat"].as_i64().unwrap_or_default(),
+        300
+    );
     // client_secret_post on the canonical path.
     let (st, body) = parts(
         s.client
@@ -473,7 +583,11 @@ fn token_endpoint_flows_and_errors() {
         s.client
             .post(s.url("/oauth/token"))
             .basic_auth(&c.id, Some(&c.secret))
-            .form(&[("grant_type", "password"), ("username", "u"), ("password", "p")])
+            .form(&[
+                ("grant_type", "password"),
+                ("username", "u"),
+                ("password", "p"),
+            ])
             .send()
             .expect("token"),
         400,
@@ -539,7 +653,10 @@ fn expired_token_is_rejected() {
     std::thread::sleep(Duration::from_millis(2100));
     let (st, h) = get_users(&s, &t);
     assert_eq!(st, 401);
-    assert!(h.contains("error=\"invalid_token\"") && h.contains("expired"), "{h}");
+    assert!(
+        h.contains("error=\"invalid_token\"") && h.contains("expired"),
+        "{h}"
+    );
 }
 
 /// Re-sign claims with a new key under the given kid.
@@ -575,7 +692,17 @@ fn forged_tokens_are_rejected() {
     let flipped: String = sig
         .chars()
         .enumerate()
-        .map(|(i, ch)| if i == 5 { if ch == 'A' { 'B' } else { 'A' } } else { ch })
+        .map(|(i, ch)| {
+            if i == 5 {
+                if ch == 'A' {
+                    'B'
+                } else {
+                    'A'
+                }
+            } else {
+                ch
+            }
+        })
         .collect();
     let (st, h) = get_users(&s, &format!("{head}.{flipped}"));
     assert_eq!(st, 401);
@@ -631,7 +758,11 @@ fn processes_on_one_database_share_clients_and_keys_across_rotation() {
     scimd(&a, &["keys", "rotate"]);
     let b = Server::spawn_in(&a.data_dir, &["--issuer", "http://scimd.test"]);
     let fresh = token(&b, &c, None);
-    assert_ne!(kid_of(&old), kid_of(&fresh), "the second process signs with the new key");
+    assert_ne!(
+        kid_of(&old),
+        kid_of(&fresh),
+        "the second process signs with the new key"
+    );
     // A learns B's new key on first sight; both accept the token of the old key.
     for (server, tok) in [(&a, &fresh), (&b, &old), (&a, &old), (&b, &fresh)] {
         assert_eq!(get_users(server, tok).0, 200);
@@ -649,19 +780,40 @@ fn test_and_bypass_modes() {
     let c = create_client(&s, "");
     let t = token(&s, &c, None);
     assert_eq!(get_users(&s, &t).0, 200);
-    let resp = with(s.send_json("POST", "/scim/v2/Users", &user("test-mode")), &t)
-        .send()
-        .expect("post");
+    let resp = with(
+        s.send_json("POST", "/scim/v2/Users", &user("test-mode")),
+        &t,
+    )
+    .send()
+    .expect("post");
     assert_eq!(resp.status().as_u16(), 201);
-    assert_eq!(s.get("/scim/v2/Users").send().expect("get").status().as_u16(), 401);
+    assert_eq!(
+        s.get("/scim/v2/Users")
+            .send()
+            .expect("get")
+            .status()
+            .as_u16(),
+        401
+    );
     assert_eq!(get_users(&s, "junk").0, 401);
     let (_, spc) = parts(s.get("/scim/v2/ServiceProviderConfig").send().expect("spc"));
     assert_eq!(spc["authenticationSchemes"][0]["type"], "oauthbearertoken");
 
     let open = Server::start();
-    assert_eq!(open.get("/scim/v2/Users").send().expect("get").status().as_u16(), 200);
+    assert_eq!(
+        open.get("/scim/v2/Users")
+            .send()
+            .expect("get")
+            .status()
+            .as_u16(),
+        200
+    );
     assert_eq!(get_users(&open, "junk").0, 200);
-    let (_, spc) = parts(open.get("/scim/v2/ServiceProviderConfig").send().expect("spc"));
+    let (_, spc) = parts(
+        open.get("/scim/v2/ServiceProviderConfig")
+            .send()
+            .expect("spc"),
+    );
     assert_eq!(spc["authenticationSchemes"], json!([]));
 }
 
@@ -696,7 +848,10 @@ fn uma_ticket_rpt_access() {
     let (st, body) = uma_exchange(&s, &c, &ticket);
     assert_eq!(st, 200, "{body}");
     let rpt = body["access_token"].as_str().expect("rpt").to_string();
-    assert_eq!(claims_of(&rpt)["permissions"][0]["resource_scopes"], json!([scope("users.read")]));
+    assert_eq!(
+        claims_of(&rpt)["permissions"][0]["resource_scopes"],
+        json!([scope("users.read")])
+    );
     assert_eq!(get_users(&s, &rpt).0, 200);
     // The RPT does not cover a write: a new ticket, for users.write.
     let resp = with(s.send_json("POST", "/scim/v2/Users", &user("uma")), &rpt)
@@ -724,7 +879,11 @@ fn uma_ticket_rpt_access() {
     assert_eq!((st, body["error"].as_str()), (400, Some("invalid_grant")));
     // A ticket is not an access token.
     assert_eq!(get_users(&s, &ticket).0, 401);
-    let (st, m) = parts(s.get("/.well-known/uma2-configuration").send().expect("uma2"));
+    let (st, m) = parts(
+        s.get("/.well-known/uma2-configuration")
+            .send()
+            .expect("uma2"),
+    );
     assert_eq!(st, 200);
     assert!(m["grant_types_supported"]
         .as_array()
@@ -741,7 +900,9 @@ fn tiny_server(handler: Arc<Handler>) -> u16 {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            let Ok(clone) = stream.try_clone() else { continue };
+            let Ok(clone) = stream.try_clone() else {
+                continue;
+            };
             let mut reader = BufReader::new(clone);
             let mut line = String::new();
             if reader.read_line(&mut line).is_err() {
@@ -815,9 +976,12 @@ fn external_jwks_issuer() {
     assert_eq!(get_users(&s, &sign(&k1, good.clone())).0, 200);
     assert_eq!(get_users(&s, &sign(&k1, good.clone())).0, 200);
     assert_eq!(fetches.load(Ordering::SeqCst), 1, "the JWKS is cached");
-    let resp = with(s.send_json("POST", "/scim/v2/Users", &user("ext")), &sign(&k1, good.clone()))
-        .send()
-        .expect("post");
+    let resp = with(
+        s.send_json("POST", "/scim/v2/Users", &user("ext")),
+        &sign(&k1, good.clone()),
+    )
+    .send()
+    .expect("post");
     assert_eq!(resp.status().as_u16(), 403);
     let mut wrong_aud = good.clone();
     wrong_aud["aud"] = json!("someone-else");
@@ -882,15 +1046,25 @@ fn introspection_of_opaque_tokens() {
     ]);
     assert_eq!(get_users(&s, "good-token").0, 200);
     assert_eq!(get_users(&s, "good-token").0, 200);
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "introspection results are cached");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "introspection results are cached"
+    );
     let expected = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode("scimd-rs:rs-secret")
     );
-    assert_eq!(seen_auth.lock().map(|a| a[0].clone()).unwrap_or_default(), expected);
-    let resp = with(s.send_json("POST", "/scim/v2/Users", &user("intro")), "good-token")
-        .send()
-        .expect("post");
+    assert_eq!(
+        seen_auth.lock().map(|a| a[0].clone()).unwrap_or_default(),
+        expected
+    );
+    let resp = with(
+        s.send_json("POST", "/scim/v2/Users", &user("intro")),
+        "good-token",
+    )
+    .send()
+    .expect("post");
     assert_eq!(resp.status().as_u16(), 403);
     let (st, h) = get_users(&s, "revoked-token");
     assert_eq!(st, 401);

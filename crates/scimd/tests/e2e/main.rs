@@ -4,6 +4,7 @@ mod auth;
 mod bulk;
 mod concurrency;
 mod crud;
+mod devices;
 mod discovery;
 mod durability;
 mod errors;
