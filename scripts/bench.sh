@@ -151,12 +151,12 @@ run_suite() {
   if [[ "${BENCH_SKIP_GROUPS:-0}" != "1" ]]; then
     say "[$label] groups benchmark ($GROUP_MEMBERS members)"
     "${b[@]}" groups --members "$GROUP_MEMBERS" --reps 50 --max-secs 10 \
-      --server-pid "$SERVER_PID" --tsv "$OUT/groups.tsv" --label "$label"
+      --server-pid "$SERVER_PID" --reset-peak --tsv "$OUT/groups.tsv" --label "$label"
   fi
   if [[ "${BENCH_SKIP_SEARCH:-0}" != "1" ]]; then
     say "[$label] search benchmark"
     "${b[@]}" search --users "$N" --requests 200 --connections 16 --duration 3 \
-      --server-pid "$SERVER_PID" --tsv "$TSV" --label "$label"
+      --server-pid "$SERVER_PID" --reset-peak --tsv "$TSV" --label "$label"
   fi
 }
 

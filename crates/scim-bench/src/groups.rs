@@ -363,12 +363,20 @@ fn tsv(a: &GroupsArgs, name: &str, s: &Times, l: &Times) -> Result<(), String> {
         .map_err(|e| format!("{path}: {e}"))?;
     writeln!(
         f,
-        "{}\tgroups\t{}\t{:.3}\t{:.3}\t{}",
+        "{}\tgroups\t{}\t{}\t{}\t{}",
         a.label,
         name,
-        s.median(),
-        l.median(),
+        fmt_ms(s),
+        fmt_ms(l),
         s.errors + l.errors
     )
     .map_err(|e| format!("{path}: {e}"))
+}
+
+fn fmt_ms(t: &Times) -> String {
+    if t.ms.is_empty() {
+        "-".into()
+    } else {
+        format!("{:.3}", t.median())
+    }
 }

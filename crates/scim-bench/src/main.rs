@@ -127,6 +127,9 @@ enum Command {
         max_secs: f64,
         #[arg(long)]
         server_pid: Option<u32>,
+        /// Reset the server's peak RSS first (a peak of this benchmark alone).
+        #[arg(long)]
+        reset_peak: bool,
         #[arg(long)]
         tsv: Option<String>,
         #[arg(long, default_value = "groups")]
@@ -148,6 +151,9 @@ enum Command {
         duration: f64,
         #[arg(long)]
         server_pid: Option<u32>,
+        /// Reset the server's peak RSS first (a peak of this benchmark alone).
+        #[arg(long)]
+        reset_peak: bool,
         #[arg(long)]
         tsv: Option<String>,
         #[arg(long, default_value = "search")]
@@ -176,6 +182,14 @@ fn expand_scenarios(list: Vec<String>) -> Vec<String> {
         }
     }
     out
+}
+
+fn reset(pid: Option<u32>, yes: bool) {
+    if let (Some(pid), true) = (pid, yes) {
+        if !stats::reset_peak(pid) {
+            eprintln!("note: cannot reset the peak RSS of pid {pid}");
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -267,9 +281,11 @@ fn main() -> ExitCode {
                 bulk_reps,
                 max_secs,
                 server_pid,
+                reset_peak,
                 tsv,
                 label,
             } => {
+                reset(server_pid, reset_peak);
                 groups::groups(
                     target,
                     groups::GroupsArgs {
@@ -292,9 +308,11 @@ fn main() -> ExitCode {
                 connections,
                 duration,
                 server_pid,
+                reset_peak,
                 tsv,
                 label,
             } => {
+                reset(server_pid, reset_peak);
                 search::search(
                     target,
                     search::SearchArgs {

@@ -109,7 +109,7 @@ pub struct RunArgs {
 /// What the request builders need to know.
 struct Ctx {
     n_users: u64,
-    ids: Vec<String>,
+    ids: Arc<Vec<String>>,
     large_group: Option<String>,
     run: String,
 }
@@ -299,12 +299,7 @@ pub async fn run(target: Arc<Target>, a: RunArgs) -> Result<(), String> {
     } else {
         None
     };
-    let ctx = Arc::new(Ctx {
-        n_users,
-        ids,
-        large_group,
-        run: run_id(),
-    });
+    let ids = Arc::new(ids);
     println!(
         "{} users; {} s per scenario after {} s warm-up, {} connections",
         n_users,
@@ -314,6 +309,13 @@ pub async fn run(target: Arc<Target>, a: RunArgs) -> Result<(), String> {
     );
     header();
     for scenario in &a.scenarios {
+        // A fresh tag per scenario keeps the userNames of post-user unique.
+        let ctx = Arc::new(Ctx {
+            n_users,
+            ids: ids.clone(),
+            large_group: large_group.clone(),
+            run: run_id(),
+        });
         if let (Some(pid), true) = (a.server_pid, a.reset_peak) {
             if !reset_peak(pid) {
                 eprintln!("note: cannot reset the peak RSS of pid {pid}");

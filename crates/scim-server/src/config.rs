@@ -66,6 +66,10 @@ pub struct ServerConfig {
     pub bulk_max_payload_bytes: usize,
     /// How long change-feed entries (and tombstones) are kept.
     pub change_retention: chrono::TimeDelta,
+    /// Publish the FIDO device resource types.
+    pub devices: bool,
+    /// URN of the user extension holding custom attributes.
+    pub custom_schema_urn: String,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +81,8 @@ impl Default for ServerConfig {
             bulk_max_operations: 30,
             bulk_max_payload_bytes: 3_072_000,
             change_retention: chrono::TimeDelta::days(7),
+            devices: true,
+            custom_schema_urn: scim_proto::schema::custom::GLUU_USER_EXTENSION.to_string(),
         }
     }
 }

@@ -159,8 +159,20 @@ impl Service {
     }
 }
 
-/// Prune the change feed hourly in the background.
+/// Background upkeep: prune the change feed hourly, and pick up custom attributes
+/// registered by other scimd processes (or the CLI) within seconds.
 pub fn spawn_maintenance(svc: std::sync::Arc<Service>) {
+    let reg = svc.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3));
+        loop {
+            tick.tick().await;
+            let s = reg.clone();
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.reload_registry()).await {
+                tracing::warn!(error = %e, "reloading custom attributes failed");
+            }
+        }
+    });
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {

@@ -91,7 +91,18 @@ pub fn router_with_auth(service: Arc<Service>, auth: Option<Arc<scim_auth::Auth>
                 .layer(protect.clone()),
         );
     }
-    app = app.route("/admin/devices/{endpoint}", post(enrol_device).fallback(method_not_allowed));
+    app = app
+        .route("/admin/devices/{endpoint}", post(enrol_device).fallback(method_not_allowed))
+        .route(
+            "/admin/attributes",
+            get(list_custom_attributes)
+                .post(add_custom_attribute)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/admin/attributes/{name}",
+            axum::routing::delete(remove_custom_attribute).fallback(method_not_allowed),
+        );
     for path in ["/scim/resource_changes.yaml", "/identity/scim/resource_changes.yaml"] {
         app = app.route(path, get(resource_changes_yaml).fallback(method_not_allowed));
     }
@@ -651,4 +662,38 @@ async fn enrol_device(
         r.version,
         Some(&r.location),
     ))
+}
+
+fn attributes_json(attrs: &[scim_proto::schema::custom::CustomAttribute]) -> Value {
+    serde_json::json!({ "attributes": attrs })
+}
+
+async fn list_custom_attributes(State(svc): State<AppState>) -> Reply {
+    let attrs = blocking(&svc, |s| s.custom_attributes()).await?;
+    Ok(scim(StatusCode::OK, &attributes_json(&attrs)))
+}
+
+async fn add_custom_attribute(
+    State(svc): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply {
+    let body = json_body(&svc, &headers, body).await?;
+    let attr = crate::admin::parse_custom_attribute(&body)?;
+    let added = attr.clone();
+    blocking(&svc, move |s| s.add_custom_attribute(&attr)).await?;
+    Ok(scim(
+        StatusCode::CREATED,
+        &serde_json::to_value(added).unwrap_or_default(),
+    ))
+}
+
+async fn remove_custom_attribute(
+    State(svc): State<AppState>,
+    Path(name): Path<String>,
+    Query(params): Params,
+) -> Reply {
+    let force = param(&params, "force").is_some_and(|v| v != "false");
+    let cleared = blocking(&svc, move |s| s.remove_custom_attribute(&name, force)).await?;
+    Ok(scim(StatusCode::OK, &serde_json::json!({ "clearedUsers": cleared })))
 }

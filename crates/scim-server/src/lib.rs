@@ -1,6 +1,7 @@
 //! The HTTP face of scimd: routes, content negotiation, SCIM errors over HTTP, and
 //! the service layer that ties protocol validation to storage.
 
+pub mod admin;
 pub mod bulk;
 pub mod clock;
 pub mod config;

@@ -93,6 +93,13 @@ CREATE TABLE IF NOT EXISTS feed_state (
     value  INTEGER NOT NULL
 );
 "#,
+    // Custom user attributes registered by administrators.
+    r#"
+CREATE TABLE IF NOT EXISTS custom_attributes (
+    name_key    TEXT PRIMARY KEY,
+    definition  TEXT NOT NULL
+);
+"#,
 ];
 
 /// PostgreSQL schema (also meant for CockroachDB / YugabyteDB), applied in order at
@@ -191,6 +198,14 @@ CREATE TABLE IF NOT EXISTS server_secrets (
     name     TEXT PRIMARY KEY,
     value    BYTEA NOT NULL,
     created  TEXT NOT NULL
+);
+"#,
+    // Step 3: custom user attributes registered by administrators.
+    r#"
+CREATE TABLE IF NOT EXISTS custom_attributes (
+    name_key    TEXT COLLATE "C" PRIMARY KEY,
+    definition  TEXT NOT NULL,
+    created     TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 "#,
 ];

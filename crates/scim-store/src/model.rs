@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use scim_proto::filter::{AttrPath, Filter};
+use scim_proto::schema::custom::CustomAttribute;
 use scim_proto::schema::ResourceTypeDef;
 use serde_json::Value;
 use std::fmt;
@@ -225,6 +226,16 @@ pub trait Store: Send + Sync {
     /// Drop feed entries older than `before`; a position inside the dropped range is
     /// then refused rather than silently skipping changes.
     fn prune_changes(&self, before: chrono::DateTime<chrono::Utc>) -> StoreResult<u64>;
+
+    /// Custom user attributes registered by administrators, in registration order.
+    fn custom_attributes(&self) -> StoreResult<Vec<CustomAttribute>>;
+
+    /// Register a custom attribute; `Uniqueness` if the name (case-insensitive) exists.
+    fn add_custom_attribute(&self, attr: &CustomAttribute) -> StoreResult<()>;
+
+    /// Forget a custom attribute definition (`NotFound` if unknown). Stored values
+    /// are the caller's business.
+    fn remove_custom_attribute(&self, name: &str) -> StoreResult<()>;
 
     /// Which of these ids exist, and as what resource type.
     fn existing(&self, ids: &[String]) -> StoreResult<Vec<Member>>;

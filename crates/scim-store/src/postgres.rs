@@ -36,7 +36,8 @@ use crate::{
 use postgres::error::SqlState;
 use postgres::types::{ToSql, Type};
 use postgres::{Client, Config, IsolationLevel, NoTls, Row, Statement, Transaction};
-use scim_proto::schema::{ResourceTypeDef, SchemaRegistry};
+use scim_proto::schema::custom::CustomAttribute;
+use scim_proto::schema::{ResourceTypeDef, SchemaRegistry, SharedRegistry};
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -101,7 +102,7 @@ impl r2d2::ManageConnection for Manager {
 }
 
 pub struct PostgresStore {
-    registry: Arc<SchemaRegistry>,
+    registry: Arc<SharedRegistry>,
     pool: r2d2::Pool<Manager>,
     max_attempts: u32,
 }
@@ -188,7 +189,11 @@ impl Session<'_> {
         Ok(s)
     }
 
-    fn query(&mut self, sql: &'static str, params: &Params<'_>) -> Result<Vec<Row>, postgres::Error> {
+    fn query(
+        &mut self,
+        sql: &'static str,
+        params: &Params<'_>,
+    ) -> Result<Vec<Row>, postgres::Error> {
         let s = self.prepared(sql)?;
         match &mut self.handle {
             Handle::Auto(c) => c.query(&s, params),
@@ -252,7 +257,7 @@ impl PostgresStore {
     /// keep a pool of connections.
     pub fn open(
         url: &str,
-        registry: Arc<SchemaRegistry>,
+        registry: Arc<SharedRegistry>,
         options: &PostgresOptions,
     ) -> StoreResult<Self> {
         let config = Config::from_str(url)
@@ -283,7 +288,11 @@ impl PostgresStore {
     }
 
     /// Run `f` in `mode`, again from the start when the engine asks for a retry.
-    fn run<T>(&self, mode: Mode, mut f: impl FnMut(&mut Session<'_>) -> TxResult<T>) -> StoreResult<T> {
+    fn run<T>(
+        &self,
+        mode: Mode,
+        mut f: impl FnMut(&mut Session<'_>) -> TxResult<T>,
+    ) -> StoreResult<T> {
         let mut attempt = 1;
         loop {
             match self.attempt(mode, &mut f) {
@@ -331,8 +340,12 @@ impl PostgresStore {
 /// inserts its version row, so a second process blocks on that row and then skips
 /// the step (23505) once the first commits.
 pub fn migrate(client: &mut Client) -> StoreResult<Vec<usize>> {
+    let exists = client
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+        .and_then(|r| r.try_get::<_, bool>(0))
+        .map_err(db_error)?;
     let mut tries = 0;
-    loop {
+    while !exists {
         // Concurrent CREATE TABLE IF NOT EXISTS can still collide in the catalog.
         match client.batch_execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -390,9 +403,9 @@ pub fn migrate(client: &mut Client) -> StoreResult<Vec<usize>> {
 pub fn migrate_url(url: &str) -> StoreResult<Vec<usize>> {
     let config = Config::from_str(url)
         .map_err(|e| StoreError::Backend(format!("bad database URL: {}", describe(&e))))?;
-    let mut client = config
-        .connect(NoTls)
-        .map_err(|e| StoreError::Backend(format!("cannot connect to PostgreSQL: {}", describe(&e))))?;
+    let mut client = config.connect(NoTls).map_err(|e| {
+        StoreError::Backend(format!("cannot connect to PostgreSQL: {}", describe(&e)))
+    })?;
     migrate(&mut client)
 }
 
@@ -410,7 +423,13 @@ struct IndexBatch {
 }
 
 impl IndexBatch {
-    fn add(&mut self, registry: &SchemaRegistry, rt: &ResourceTypeDef, id: &str, doc: &serde_json::Value) {
+    fn add(
+        &mut self,
+        registry: &SchemaRegistry,
+        rt: &ResourceTypeDef,
+        id: &str,
+        doc: &serde_json::Value,
+    ) {
         for row in index_rows(registry, rt, doc) {
             let (t, n, b) = match row.value {
                 IndexValue::Text(t) => (Some(t), None, None),
@@ -478,7 +497,12 @@ impl MemberBatch {
             "INSERT INTO members (group_id, member_id, member_type, pos)
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
              ON CONFLICT (group_id, member_id) DO NOTHING",
-            &[&self.group_id, &self.member_id, &self.member_type, &self.pos],
+            &[
+                &self.group_id,
+                &self.member_id,
+                &self.member_type,
+                &self.pos,
+            ],
         )?;
         Ok(())
     }
@@ -590,7 +614,7 @@ impl Store for PostgresStore {
             SecretChange::Keep => None,
         };
         let mut index = IndexBatch::default();
-        index.add(&self.registry, rt, &w.id, &w.doc);
+        index.add(&self.registry.load(), rt, &w.id, &w.doc);
         self.run(Mode::Write, |s| {
             s.execute(
                 "INSERT INTO resources (id, rtype, doc, version, created, modified, unique_key, display, secret)
@@ -646,7 +670,7 @@ impl Store for PostgresStore {
             SecretChange::Keep => None,
         };
         let mut index = IndexBatch::default();
-        index.add(&self.registry, rt, &w.id, &w.doc);
+        index.add(&self.registry.load(), rt, &w.id, &w.doc);
         let version = self.run(Mode::Write, |s| {
             // Locks the row: writers of this resource (and of this group's member
             // rows) queue here, and each re-checks the version when its turn comes.
@@ -675,7 +699,15 @@ impl Store for PostgresStore {
             s.execute("DELETE FROM attr_index WHERE res_id = $1", &[&w.id])?;
             index.insert(s)?;
             write_members(s, &w.id, &w.members)?;
-            record_change(s, &w.id, &rt.name, ChangeOp::Updated, next, w.modified, Some(&doc))?;
+            record_change(
+                s,
+                &w.id,
+                &rt.name,
+                ChangeOp::Updated,
+                next,
+                w.modified,
+                Some(&doc),
+            )?;
             Ok(next)
         })?;
         Ok(StoredResource {
@@ -713,7 +745,8 @@ impl Store for PostgresStore {
     }
 
     fn search(&self, rt: &ResourceTypeDef, q: &Query) -> StoreResult<Page> {
-        let sql = search_sql(&PgDialect, &self.registry, rt, q).map_err(StoreError::Query)?;
+        let sql =
+            search_sql(&PgDialect, &self.registry.load(), rt, q).map_err(StoreError::Query)?;
         // Total and page from one snapshot; a count-only search needs no transaction.
         let mode = if sql.page_sql.is_some() {
             Mode::Snapshot
@@ -821,7 +854,45 @@ impl Store for PostgresStore {
                 .map(|r| r.try_get(0).map_err(Fail::Db))
                 .collect()
         })?;
-        Ok(ids.iter().filter(|id| found.contains(*id)).cloned().collect())
+        Ok(ids
+            .iter()
+            .filter(|id| found.contains(*id))
+            .cloned()
+            .collect())
+    }
+
+    fn custom_attributes(&self) -> StoreResult<Vec<CustomAttribute>> {
+        self.run(Mode::Single, |s| {
+            s.query(
+                "SELECT definition FROM custom_attributes ORDER BY created, name_key",
+                &[],
+            )?
+            .iter()
+            .map(|r| {
+                let def: String = r.get(0);
+                serde_json::from_str(&def).map_err(|e| Fail::Store(json_err(e)))
+            })
+            .collect()
+        })
+    }
+
+    fn add_custom_attribute(&self, attr: &CustomAttribute) -> StoreResult<()> {
+        let definition = serde_json::to_string(attr).map_err(json_err)?;
+        let key = attr.name.to_lowercase();
+        self.run(Mode::Single, |s| {
+            s.execute(
+                "INSERT INTO custom_attributes (name_key, definition) VALUES ($1, $2)",
+                &[&key, &definition],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn remove_custom_attribute(&self, name: &str) -> StoreResult<()> {
+        let key = name.to_lowercase();
+        self.run(Mode::Single, |s| {
+            found(s.execute("DELETE FROM custom_attributes WHERE name_key = $1", &[&key])?)
+        })
     }
 
     fn existing(&self, ids: &[String]) -> StoreResult<Vec<Member>> {
@@ -1042,8 +1113,9 @@ impl Store for PostgresStore {
         let mut groups = Vec::new();
         let mut index = IndexBatch::default();
         let mut members = MemberBatch::default();
+        let registry = self.registry.load();
         for rec in batch {
-            let rt = self.registry.resource_type(&rec.rtype).ok_or_else(|| {
+            let rt = registry.resource_type(&rec.rtype).ok_or_else(|| {
                 StoreError::Backend(format!("unknown resource type '{}'", rec.rtype))
             })?;
             ids.push(rec.id.clone());
@@ -1055,7 +1127,7 @@ impl Store for PostgresStore {
             unique_keys.push(rec.unique_key.clone());
             displays.push(rec.display.clone());
             secrets.push(rec.secret.clone());
-            index.add(&self.registry, rt, &rec.id, &rec.doc);
+            index.add(&registry, rt, &rec.id, &rec.doc);
             if rt.name == "Group" || !rec.members.is_empty() {
                 groups.push(rec.id.clone());
                 members.add(&rec.id, &rec.members, 1);
@@ -1245,7 +1317,10 @@ impl ClientStore for PostgresStore {
         })
     }
 
-    fn delete_expired_dynamic_clients(&self, now: chrono::DateTime<chrono::Utc>) -> StoreResult<u64> {
+    fn delete_expired_dynamic_clients(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<u64> {
         let now = crate::db_time(now);
         self.run(Mode::Single, |s| {
             Ok(s.execute(
@@ -1380,7 +1455,9 @@ impl Drop for ScratchSchema {
     fn drop(&mut self) {
         let dropped = Config::from_str(&self.admin_url)
             .and_then(|c| c.connect(NoTls))
-            .and_then(|mut c| c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name)));
+            .and_then(|mut c| {
+                c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name))
+            });
         if let Err(e) = dropped {
             tracing::warn!(schema = %self.name, error = %describe(&e), "could not drop scratch schema");
         }

@@ -10,7 +10,8 @@ use crate::{
     StoreError, StoreResult, StoredResource, Write, ExportRecord,
 };
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension, Transaction};
-use scim_proto::schema::{ResourceTypeDef, SchemaRegistry};
+use scim_proto::schema::custom::CustomAttribute;
+use scim_proto::schema::{ResourceTypeDef, SchemaRegistry, SharedRegistry};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,7 +22,7 @@ const READERS: usize = 4;
 const MAX_GROUP_NESTING: i64 = 32;
 
 pub struct SqliteStore {
-    registry: Arc<SchemaRegistry>,
+    registry: Arc<SharedRegistry>,
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
@@ -70,7 +71,7 @@ fn open(path: &Path, read_only: bool) -> StoreResult<Connection> {
 
 impl SqliteStore {
     /// Open (creating if needed) the database file and apply migrations.
-    pub fn open(path: &Path, registry: Arc<SchemaRegistry>) -> StoreResult<Self> {
+    pub fn open(path: &Path, registry: Arc<SharedRegistry>) -> StoreResult<Self> {
         let writer = open(path, false)?;
         migrate(&writer)?;
         // Planner statistics: without them SQLite may walk every resource of a type
@@ -260,7 +261,7 @@ impl Store for SqliteStore {
                 ],
             )
             .map_err(backend)?;
-            write_index(tx, &self.registry, rt, &w)?;
+            write_index(tx, &self.registry.load(), rt, &w)?;
             write_members(tx, &w.id, &w.members)?;
             record_change(tx, &w.id, &rt.name, ChangeOp::Created, 1, w.modified, Some(&doc))
         })?;
@@ -326,7 +327,7 @@ impl Store for SqliteStore {
                 ],
             )
             .map_err(backend)?;
-            write_index(tx, &self.registry, rt, &w)?;
+            write_index(tx, &self.registry.load(), rt, &w)?;
             write_members(tx, &w.id, &w.members)?;
             record_change(tx, &w.id, &rt.name, ChangeOp::Updated, next, w.modified, Some(&doc))?;
             Ok(next)
@@ -373,7 +374,7 @@ impl Store for SqliteStore {
     }
 
     fn search(&self, rt: &ResourceTypeDef, q: &Query) -> StoreResult<Page> {
-        let s = search_sql(&SqliteDialect, &self.registry, rt, q).map_err(StoreError::Query)?;
+        let s = search_sql(&SqliteDialect, &self.registry.load(), rt, q).map_err(StoreError::Query)?;
         let bind = |n: usize| params_from_iter(s.params[..n].iter().map(to_sql));
         let conn = self.reader()?;
         let total: i64 = conn
@@ -563,6 +564,48 @@ impl Store for SqliteStore {
         })
     }
 
+    fn custom_attributes(&self) -> StoreResult<Vec<CustomAttribute>> {
+        let conn = self.reader()?;
+        let mut stmt = conn
+            .prepare_cached("SELECT definition FROM custom_attributes ORDER BY rowid")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(backend)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(serde_json::from_str(&row.map_err(backend)?).map_err(json_err)?);
+        }
+        Ok(out)
+    }
+
+    fn add_custom_attribute(&self, attr: &CustomAttribute) -> StoreResult<()> {
+        let definition = serde_json::to_string(attr).map_err(json_err)?;
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO custom_attributes (name_key, definition) VALUES (?1, ?2)",
+                params![attr.name.to_lowercase(), definition],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    fn remove_custom_attribute(&self, name: &str) -> StoreResult<()> {
+        self.write(|tx| {
+            let n = tx
+                .execute(
+                    "DELETE FROM custom_attributes WHERE name_key = ?1",
+                    [name.to_lowercase()],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+    }
+
     fn existing(&self, ids: &[String]) -> StoreResult<Vec<Member>> {
         let conn = self.reader()?;
         let mut stmt = conn
@@ -641,8 +684,9 @@ impl Store for SqliteStore {
                         display = excluded.display, secret = excluded.secret",
                 )
                 .map_err(backend)?;
+            let registry = self.registry.load();
             for rec in batch {
-                let rt = self.registry.resource_type(&rec.rtype).ok_or_else(|| {
+                let rt = registry.resource_type(&rec.rtype).ok_or_else(|| {
                     StoreError::Backend(format!("unknown resource type '{}'", rec.rtype))
                 })?;
                 let doc = serde_json::to_string(&rec.doc).map_err(json_err)?;
@@ -659,7 +703,7 @@ impl Store for SqliteStore {
                 ])
                 .map_err(backend)?;
                 let w = crate::import_write(rec);
-                write_index(tx, &self.registry, rt, &w)?;
+                write_index(tx, &self.registry.load(), rt, &w)?;
                 write_members(tx, &rec.id, &w.members)?;
             }
             Ok(())

@@ -12,8 +12,10 @@
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PropConfig, TestCaseError, TestRunner};
-use scim_proto::filter::{matches, parse_attr_path, parse_filter, AttrPath, CompareOp, Filter, Literal};
-use scim_proto::schema::{ResourceTypeDef, SchemaRegistry};
+use scim_proto::filter::{
+    matches, parse_attr_path, parse_filter, AttrPath, CompareOp, Filter, Literal,
+};
+use scim_proto::schema::{ResourceTypeDef, SchemaRegistry, SharedRegistry};
 use scim_store::postgres::{PostgresOptions, PostgresStore, ScratchSchema};
 use scim_store::sqlite::SqliteStore;
 use scim_store::{
@@ -36,6 +38,10 @@ struct Backend {
     _keep: Box<dyn std::any::Any + Send + Sync>,
 }
 
+fn shared(reg: &Arc<SchemaRegistry>) -> Arc<SharedRegistry> {
+    Arc::new(SharedRegistry::new((**reg).clone()))
+}
+
 fn registry() -> Arc<SchemaRegistry> {
     Arc::new(SchemaRegistry::standard())
 }
@@ -43,7 +49,7 @@ fn registry() -> Arc<SchemaRegistry> {
 fn sqlite() -> Backend {
     let dir = tempfile::tempdir().expect("tempdir");
     let reg = registry();
-    let store = SqliteStore::open(&dir.path().join("suite.db"), reg.clone()).expect("open SQLite");
+    let store = SqliteStore::open(&dir.path().join("suite.db"), shared(&reg)).expect("open SQLite");
     Backend {
         name: "sqlite",
         store: Arc::new(store),
@@ -72,7 +78,7 @@ fn postgres() -> Backend {
         min_idle: 1,
         ..PostgresOptions::default()
     };
-    let store = PostgresStore::open(&schema.url, reg.clone(), &options).expect("open PostgreSQL");
+    let store = PostgresStore::open(&schema.url, shared(&reg), &options).expect("open PostgreSQL");
     Backend {
         name: "postgres",
         store: Arc::new(store),
@@ -227,7 +233,15 @@ impl Backend {
             .collect()
     }
 
-    fn search(&self, rt: &str, filter: Option<&str>, sort: Option<&str>, order: SortOrder, start: u64, count: u64) -> (u64, Vec<String>) {
+    fn search(
+        &self,
+        rt: &str,
+        filter: Option<&str>,
+        sort: Option<&str>,
+        order: SortOrder,
+        start: u64,
+        count: u64,
+    ) -> (u64, Vec<String>) {
         let q = Query {
             filter: filter.map(|f| parse_filter(f).expect("filter")),
             sort_by: sort.map(|p| parse_attr_path(p).expect("sort path")),
@@ -243,7 +257,13 @@ impl Backend {
             page.total,
             page.resources
                 .into_iter()
-                .map(|r| r.doc["userName"].as_str().or(r.doc["displayName"].as_str()).unwrap_or_default().to_string())
+                .map(|r| {
+                    r.doc["userName"]
+                        .as_str()
+                        .or(r.doc["displayName"].as_str())
+                        .unwrap_or_default()
+                        .to_string()
+                })
                 .collect(),
         )
     }
@@ -271,10 +291,18 @@ fn create_get_replace_delete(b: &Backend) {
     let got = b.store.get(&users, &u.id).expect("get");
     assert_eq!(got, u, "{}", b.name);
     // Another type's endpoint does not find it.
-    assert_eq!(b.store.get(&b.rt("Group"), &u.id), Err(StoreError::NotFound));
+    assert_eq!(
+        b.store.get(&b.rt("Group"), &u.id),
+        Err(StoreError::NotFound)
+    );
 
     let v2 = b
-        .update(&u, None, |d| d["displayName"] = json!("Babs"), MemberChange::Keep)
+        .update(
+            &u,
+            None,
+            |d| d["displayName"] = json!("Babs"),
+            MemberChange::Keep,
+        )
         .expect("replace");
     assert_eq!(v2.version, 2);
     let got = b.store.get(&users, &u.id).expect("get");
@@ -298,11 +326,19 @@ fn create_get_replace_delete(b: &Backend) {
 fn user_names_are_unique_case_insensitively(b: &Backend) {
     let users = b.rt("User");
     let a = b.user("Alice");
-    assert_eq!(b.user_doc("ALICE", json!({})).err(), Some(StoreError::Uniqueness));
+    assert_eq!(
+        b.user_doc("ALICE", json!({})).err(),
+        Some(StoreError::Uniqueness)
+    );
     let other = b.user("bob");
     assert_eq!(
-        b.update(&other, None, |d| d["userName"] = json!("alice"), MemberChange::Keep)
-            .err(),
+        b.update(
+            &other,
+            None,
+            |d| d["userName"] = json!("alice"),
+            MemberChange::Keep
+        )
+        .err(),
         Some(StoreError::Uniqueness)
     );
     // The failed write changed nothing.
@@ -319,11 +355,21 @@ fn stale_versions_are_refused(b: &Backend) {
     let users = b.rt("User");
     let u = b.user("versioned");
     let v2 = b
-        .update(&u, Some(1), |d| d["nickName"] = json!("one"), MemberChange::Keep)
+        .update(
+            &u,
+            Some(1),
+            |d| d["nickName"] = json!("one"),
+            MemberChange::Keep,
+        )
         .expect("v1 → v2");
     assert_eq!(v2.version, 2);
     assert_eq!(
-        b.update(&u, Some(1), |d| d["nickName"] = json!("lost"), MemberChange::Keep),
+        b.update(
+            &u,
+            Some(1),
+            |d| d["nickName"] = json!("lost"),
+            MemberChange::Keep
+        ),
         Err(StoreError::VersionMismatch)
     );
     assert_eq!(
@@ -334,7 +380,9 @@ fn stale_versions_are_refused(b: &Backend) {
         b.store.delete(&users, &u.id, Some(1), now()),
         Err(StoreError::VersionMismatch)
     );
-    b.store.delete(&users, &u.id, Some(2), now()).expect("delete at v2");
+    b.store
+        .delete(&users, &u.id, Some(2), now())
+        .expect("delete at v2");
 }
 
 fn members_add_remove_replace_in_order(b: &Backend) {
@@ -345,7 +393,10 @@ fn members_add_remove_replace_in_order(b: &Backend) {
     let shown = b.store.members(&g.id, true).expect("members");
     assert_eq!(shown[0].display.as_deref(), Some("y"));
     assert_eq!(shown[0].kind, "User");
-    assert_eq!(b.store.members(&g.id, false).expect("members")[0].display, None);
+    assert_eq!(
+        b.store.members(&g.id, false).expect("members")[0].display,
+        None
+    );
 
     // Delta: an already present member keeps its place, new ones go last.
     let g = b
@@ -373,12 +424,22 @@ fn members_add_remove_replace_in_order(b: &Backend) {
         .expect("delta add");
     assert_eq!(b.member_ids(&g.id), ids(&[&y, &z, &x]));
     let g = b
-        .update(&g, None, |_| {}, MemberChange::Replace(b.as_members(&[&z.id, &y.id])))
+        .update(
+            &g,
+            None,
+            |_| {},
+            MemberChange::Replace(b.as_members(&[&z.id, &y.id])),
+        )
         .expect("replace members");
     assert_eq!(b.member_ids(&g.id), ids(&[&z, &y]));
     // Keep leaves the rows alone.
     let g = b
-        .update(&g, None, |d| d["displayName"] = json!("team2"), MemberChange::Keep)
+        .update(
+            &g,
+            None,
+            |d| d["displayName"] = json!("team2"),
+            MemberChange::Keep,
+        )
         .expect("keep");
     assert_eq!(b.member_ids(&g.id), ids(&[&z, &y]));
     // Deleting a user removes it from its groups; deleting the group its rows.
@@ -386,7 +447,9 @@ fn members_add_remove_replace_in_order(b: &Backend) {
         .delete(&b.rt("User"), &z.id, None, now())
         .expect("delete user");
     assert_eq!(b.member_ids(&g.id), ids(&[&y]));
-    b.store.delete(&groups, &g.id, None, now()).expect("delete group");
+    b.store
+        .delete(&groups, &g.id, None, now())
+        .expect("delete group");
     assert!(b.member_ids(&g.id).is_empty());
     assert!(b.store.groups_of(&y.id).expect("groups_of").is_empty());
 }
@@ -403,7 +466,11 @@ fn groups_of_follows_nesting_and_stops_at_cycles(b: &Backend) {
         .collect();
     assert_eq!(
         shown,
-        vec![("g1".into(), true), ("g3".into(), true), ("g2".into(), false)],
+        vec![
+            ("g1".into(), true),
+            ("g3".into(), true),
+            ("g2".into(), false)
+        ],
         "{}",
         b.name
     );
@@ -489,23 +556,44 @@ fn search_filters_sort_and_pages(b: &Backend) {
     };
     assert_eq!(all(r#"userName eq "ALICE""#), vec!["alice"]);
     assert_eq!(all(r#"userName sw "é""#), vec!["Émile"]);
-    assert_eq!(all(r#"emails co "EXAMPLE.COM""#), vec!["alice", "carol", "dave"]);
-    assert_eq!(all(r#"emails[type eq "work" and value ew ".org"]"#), vec!["Bob"]);
-    assert_eq!(all(r#"active eq false and not (name.familyName pr)"#), vec!["dave"]);
+    assert_eq!(
+        all(r#"emails co "EXAMPLE.COM""#),
+        vec!["alice", "carol", "dave"]
+    );
+    assert_eq!(
+        all(r#"emails[type eq "work" and value ew ".org"]"#),
+        vec!["Bob"]
+    );
+    assert_eq!(
+        all(r#"active eq false and not (name.familyName pr)"#),
+        vec!["dave"]
+    );
     assert_eq!(
         all(&format!(r#"{ENTERPRISE}:employeeNumber ge "2000""#)),
         vec!["carol", "Émile"]
     );
-    assert_eq!(all(r#"meta.resourceType eq "User" and userName gt "c""#), vec!["carol", "dave", "Émile"]);
+    assert_eq!(
+        all(r#"meta.resourceType eq "User" and userName gt "c""#),
+        vec!["carol", "dave", "Émile"]
+    );
     assert_eq!(all(r#"userName lt "b""#), vec!["alice"]);
     // Sorting: case-insensitive userName by code point of the folded form; missing
     // values last; multi-valued by the primary value; descending.
     assert_eq!(
-        b.search("User", None, Some("userName"), asc.clone(), 1, 10).1,
+        b.search("User", None, Some("userName"), asc.clone(), 1, 10)
+            .1,
         vec!["alice", "Bob", "carol", "dave", "Émile"]
     );
     assert_eq!(
-        b.search("User", None, Some("name.familyName"), SortOrder::Descending, 1, 10).1,
+        b.search(
+            "User",
+            None,
+            Some("name.familyName"),
+            SortOrder::Descending,
+            1,
+            10
+        )
+        .1,
         vec!["Émile", "carol", "Bob", "alice", "dave"]
     );
     assert_eq!(
@@ -514,7 +602,10 @@ fn search_filters_sort_and_pages(b: &Backend) {
     );
     // Paging: totals stay whole; count 0 gives the total only; past the end is empty.
     let (total, page) = b.search("User", None, Some("userName"), asc.clone(), 2, 2);
-    assert_eq!((total, page), (5, vec!["Bob".to_string(), "carol".to_string()]));
+    assert_eq!(
+        (total, page),
+        (5, vec!["Bob".to_string(), "carol".to_string()])
+    );
     assert_eq!(b.search("User", None, None, asc.clone(), 1, 0), (5, vec![]));
     assert_eq!(b.search("User", None, None, asc.clone(), 9, 5), (5, vec![]));
     // Without sortBy: creation order.
@@ -545,7 +636,9 @@ fn change_feed_in_commit_order(b: &Backend) {
     let u2 = b
         .update(&u, None, |d| d["nickName"] = json!("f"), MemberChange::Keep)
         .expect("update");
-    b.store.delete(&users, &u.id, Some(u2.version), now()).expect("delete");
+    b.store
+        .delete(&users, &u.id, Some(u2.version), now())
+        .expect("delete");
     // PostgreSQL hands out a change once no older transaction is still running
     // anywhere on the server (other tests' included): wait for that.
     let settled = |after: Option<&str>, limit: usize, want: usize| {
@@ -590,7 +683,12 @@ fn change_feed_in_commit_order(b: &Backend) {
         b.store.changes(Some(&page.next), 10),
         Err(StoreError::BadCursor(_))
     ));
-    assert!(b.store.changes(Some(&rest.next), 10).expect("after prune").changes.is_empty());
+    assert!(b
+        .store
+        .changes(Some(&rest.next), 10)
+        .expect("after prune")
+        .changes
+        .is_empty());
 }
 
 fn export_all(store: &dyn Store) -> Vec<ExportRecord> {
@@ -646,12 +744,25 @@ fn export_then_import_is_lossless(b: &Backend) {
         assert_eq!(after, before, "{} → {}", b.name, target.name);
         // Everything derived is rebuilt: searches, members, groups.
         assert_eq!(
-            target.search("User", Some(r#"userName eq "EX3""#), None, SortOrder::Ascending, 1, 5),
+            target.search(
+                "User",
+                Some(r#"userName eq "EX3""#),
+                None,
+                SortOrder::Ascending,
+                1,
+                5
+            ),
             (1, vec!["ex3".to_string()])
         );
         assert_eq!(target.member_ids(&inner.id), ids(&[&others[3], &others[1]]));
-        assert_eq!(target.store.groups_of(&others[3].id).expect("groups").len(), 2);
-        assert_eq!(target.user_doc("EXPORTED", json!({})).err(), Some(StoreError::Uniqueness));
+        assert_eq!(
+            target.store.groups_of(&others[3].id).expect("groups").len(),
+            2
+        );
+        assert_eq!(
+            target.user_doc("EXPORTED", json!({})).err(),
+            Some(StoreError::Uniqueness)
+        );
     }
 }
 
@@ -660,25 +771,41 @@ fn concurrent_writers_lose_nothing(b: &Backend) {
     // Same userName from many threads: exactly one create succeeds.
     let results: Vec<Result<StoredResource, StoreError>> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..8)
-            .map(|i| s.spawn(move || b.user_doc(if i % 2 == 0 { "Racer" } else { "racer" }, json!({}))))
+            .map(|i| {
+                s.spawn(move || b.user_doc(if i % 2 == 0 { "Racer" } else { "racer" }, json!({})))
+            })
             .collect();
         hs.into_iter().map(|h| h.join().expect("thread")).collect()
     });
-    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
     assert!(results
         .iter()
         .all(|r| r.is_ok() || r.as_ref().err() == Some(&StoreError::Uniqueness)));
 
     // Read-modify-write with version checks: every increment lands.
-    let counter = b.user_doc("counter", json!({"nickName": "0"})).expect("counter");
+    let counter = b
+        .user_doc("counter", json!({"nickName": "0"}))
+        .expect("counter");
     std::thread::scope(|s| {
         for _ in 0..4 {
             s.spawn(|| {
                 for _ in 0..5 {
                     loop {
                         let cur = b.store.get(&users, &counter.id).expect("get");
-                        let n: u64 = cur.doc["nickName"].as_str().and_then(|v| v.parse().ok()).expect("n");
-                        match b.update(&cur, Some(cur.version), |d| d["nickName"] = json!((n + 1).to_string()), MemberChange::Keep) {
+                        let n: u64 = cur.doc["nickName"]
+                            .as_str()
+                            .and_then(|v| v.parse().ok())
+                            .expect("n");
+                        match b.update(
+                            &cur,
+                            Some(cur.version),
+                            |d| d["nickName"] = json!((n + 1).to_string()),
+                            MemberChange::Keep,
+                        ) {
                             Ok(_) => break,
                             Err(StoreError::VersionMismatch) => continue,
                             Err(e) => panic!("{e}"),
@@ -703,7 +830,10 @@ fn concurrent_writers_lose_nothing(b: &Backend) {
                     loop {
                         let cur = b.store.get(&b.rt("Group"), &group.id).expect("get");
                         let add = MemberChange::Delta {
-                            add: vec![Member { id: m.id.clone(), kind: "User".into() }],
+                            add: vec![Member {
+                                id: m.id.clone(),
+                                kind: "User".into(),
+                            }],
                             remove: vec![],
                         };
                         match b.update(&cur, Some(cur.version), |_| {}, add) {
@@ -726,9 +856,34 @@ fn concurrent_writers_lose_nothing(b: &Backend) {
 /// Strings that collide under case folding, are prefixes / suffixes of each other,
 /// or hold LIKE metacharacters and the largest code point.
 const WORDS: &[&str] = &[
-    "alice", "Alice", "ALICE", "al", "ice", "bob", "École", "école", "éc", "STRASSE", "straße",
-    "ΣΑΣ", "σας", "x_y%z", "_", "a@x.org", "A@X.ORG", "@x.org", "ORG", "work", "Work", "", "ab",
-    "abc", "zoë", "\u{10FFFF}", "a\u{10FFFF}", "İstanbul",
+    "alice",
+    "Alice",
+    "ALICE",
+    "al",
+    "ice",
+    "bob",
+    "École",
+    "école",
+    "éc",
+    "STRASSE",
+    "straße",
+    "ΣΑΣ",
+    "σας",
+    "x_y%z",
+    "_",
+    "a@x.org",
+    "A@X.ORG",
+    "@x.org",
+    "ORG",
+    "work",
+    "Work",
+    "",
+    "ab",
+    "abc",
+    "zoë",
+    "\u{10FFFF}",
+    "a\u{10FFFF}",
+    "İstanbul",
 ];
 
 fn word() -> impl Strategy<Value = String> {
@@ -770,7 +925,10 @@ fn email() -> impl Strategy<Value = Value> {
 fn user_doc() -> impl Strategy<Value = (Value, u32, u32)> {
     (
         (word(), prop::option::of(word()), prop::option::of(word())),
-        (prop::option::of(any::<bool>()), prop::collection::vec(email(), 0..3)),
+        (
+            prop::option::of(any::<bool>()),
+            prop::collection::vec(email(), 0..3),
+        ),
         (prop::option::of(word()), 0u32..8, 0u32..8),
     )
         .prop_map(|((name, given, nick), (active, emails), (emp, c, m))| {
@@ -858,7 +1016,15 @@ fn filter() -> impl Strategy<Value = Filter> {
     })
 }
 
-const SORTS: &[&str] = &["userName", "nickName", "emails", "emails.type", "active", "meta.lastModified", "id"];
+const SORTS: &[&str] = &[
+    "userName",
+    "nickName",
+    "emails",
+    "emails.type",
+    "active",
+    "meta.lastModified",
+    "id",
+];
 
 /// For random users and filters: each backend's search selects exactly the ids the
 /// evaluator matches, and sorted pages come back in the same order from both.
@@ -881,12 +1047,18 @@ fn backends_agree_with_the_evaluator_and_each_other() {
         // Fresh contents for this case, same ids on both backends.
         for b in [&lite, &pg] {
             for r in export_all(b.store.as_ref()) {
-                b.store.delete(&rt, &r.id, None, now()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                b.store
+                    .delete(&rt, &r.id, None, now())
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
             }
         }
         let mut stored = Vec::new();
         for (n, (mut doc, c, m)) in docs.into_iter().enumerate() {
-            let id = if n % 2 == 0 { format!("id{n:02}") } else { format!("ID{n:02}") };
+            let id = if n % 2 == 0 {
+                format!("id{n:02}")
+            } else {
+                format!("ID{n:02}")
+            };
             doc["id"] = json!(id);
             doc["meta"] = json!({
                 "resourceType": "User",
@@ -916,7 +1088,11 @@ fn backends_agree_with_the_evaluator_and_each_other() {
             let q = Query {
                 filter: Some(f.clone()),
                 sort_by: Some(path(sort)),
-                sort_order: if descending { SortOrder::Descending } else { SortOrder::Ascending },
+                sort_order: if descending {
+                    SortOrder::Descending
+                } else {
+                    SortOrder::Ascending
+                },
                 start_index: 1,
                 count: 1000,
             };
@@ -925,7 +1101,12 @@ fn backends_agree_with_the_evaluator_and_each_other() {
             match (lite_page, pg_page) {
                 (Err(StoreError::Query(_)), Err(StoreError::Query(_))) => continue,
                 (Ok(l), Ok(p)) => {
-                    let order = |page: &scim_store::Page| page.resources.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+                    let order = |page: &scim_store::Page| {
+                        page.resources
+                            .iter()
+                            .map(|r| r.id.clone())
+                            .collect::<Vec<_>>()
+                    };
                     let want: BTreeSet<String> = stored
                         .iter()
                         .filter(|d| matches(f, d, &reg, &rt))
@@ -934,10 +1115,21 @@ fn backends_agree_with_the_evaluator_and_each_other() {
                     let got: BTreeSet<String> = order(&p).into_iter().collect();
                     prop_assert_eq!(&got, &want, "postgres vs evaluator, filter {}", f);
                     prop_assert_eq!(p.total as usize, want.len());
-                    prop_assert_eq!(order(&p), order(&l), "page order, filter {} sortBy {} desc {}", f, sort, descending);
+                    prop_assert_eq!(
+                        order(&p),
+                        order(&l),
+                        "page order, filter {} sortBy {} desc {}",
+                        f,
+                        sort,
+                        descending
+                    );
                 }
                 (l, p) => {
-                    return Err(TestCaseError::fail(format!("filter {f}: sqlite {:?} vs postgres {:?}", l.map(|x| x.total), p.map(|x| x.total))));
+                    return Err(TestCaseError::fail(format!(
+                        "filter {f}: sqlite {:?} vs postgres {:?}",
+                        l.map(|x| x.total),
+                        p.map(|x| x.total)
+                    )));
                 }
             }
         }

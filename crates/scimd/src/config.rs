@@ -182,6 +182,8 @@ impl Settings {
             bulk_max_operations: self.bulk_max_operations,
             bulk_max_payload_bytes: self.bulk_max_payload_bytes,
             change_retention: chrono::TimeDelta::days(i64::from(self.change_retention_days)),
+            devices: self.devices,
+            custom_schema_urn: self.custom_schema_urn.clone(),
             ..ServerConfig::default()
         }
     }

@@ -3,12 +3,15 @@
 mod auth_config;
 mod clients;
 mod config;
+mod transfer;
 
 use clap::{Parser, Subcommand};
-use config::{ServeArgs, Settings};
+use config::{Database, ServeArgs, Settings};
 use scim_proto::schema::{SchemaRegistry, SharedRegistry};
 use scim_server::clock::SystemClock;
 use scim_server::{Protection, Service};
+use scim_store::clients::ClientStore;
+use scim_store::postgres::PostgresStore;
 use scim_store::sqlite::SqliteStore;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -32,6 +35,12 @@ enum Command {
     Clients(clients::ClientsArgs),
     /// Manage the authorization server's signing keys.
     Keys(clients::KeysArgs),
+    /// Apply the database schema migrations and exit.
+    Migrate(transfer::MigrateArgs),
+    /// Write every resource and the authorization server's state as JSON lines.
+    Export(transfer::ExportArgs),
+    /// Load an export into this database (batched transactions; re-runnable).
+    Import(transfer::ImportArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +55,9 @@ fn main() -> ExitCode {
         Command::Serve(args) => Settings::resolve(args).and_then(serve),
         Command::Clients(args) => clients::run_clients(args),
         Command::Keys(args) => clients::run_keys(args),
+        Command::Migrate(args) => transfer::migrate(args),
+        Command::Export(args) => transfer::export(args),
+        Command::Import(args) => transfer::import(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -68,14 +80,17 @@ fn serve(settings: Settings) -> Result<(), String> {
     let registry = Arc::new(SharedRegistry::new(SchemaRegistry::build(
         &settings.registry_options(),
     )));
-    let store = open_store(&settings, registry.load())?;
-    let auth = open_auth(&settings)?;
+    let (store, client_store) = open_stores(&settings, registry.clone())?;
+    let auth = open_auth(&settings, client_store)?;
     let service = Arc::new(Service {
         registry,
         store,
         clock: Arc::new(SystemClock),
         config: settings.server_config(),
     });
+    service
+        .reload_registry()
+        .map_err(|e| format!("cannot read custom attributes: {e}"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -90,45 +105,63 @@ fn serve(settings: Settings) -> Result<(), String> {
         tracing::info!(%addr, "scimd listening; SCIM base http://{addr}/scim/v2");
         scim_server::feed::spawn_maintenance(service.clone());
         auth.spawn_maintenance();
-        axum::serve(
-            listener,
-            scim_server::http::router_with_auth(service, Some(auth)),
-        )
+        let app = scim_server::http::router_with_auth(service, Some(auth));
+        axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await
             .map_err(|e| format!("server error: {e}"))
     })
 }
 
-fn open_store(
+/// The stores of the configured database (SQLite by default, PostgreSQL for
+/// `postgres://…`): resources and the authorization server's data side by side.
+/// Migrations are applied on open.
+pub fn open_stores(
     settings: &Settings,
-    registry: Arc<SchemaRegistry>,
-) -> Result<Arc<dyn scim_store::Store>, String> {
-    let path = settings.sqlite_path()?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+    registry: Arc<SharedRegistry>,
+) -> Result<(Arc<dyn scim_store::Store>, Arc<dyn ClientStore>), String> {
+    match settings.database()? {
+        Database::Sqlite(path) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    format!("cannot create data directory {}: {e}", dir.display())
+                })?;
+            }
+            tracing::info!(path = %path.display(), "using SQLite store");
+            let store = SqliteStore::open(&path, registry)
+                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            let clients = scim_store::clients::SqliteClientStore::open(&path)
+                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            Ok((Arc::new(store), Arc::new(clients)))
+        }
+        Database::Postgres(url) => {
+            let options = settings.postgres_options();
+            tracing::info!(max_connections = options.max_connections, "using PostgreSQL store");
+            let store = Arc::new(
+                PostgresStore::open(&url, registry, &options)
+                    .map_err(|e| format!("cannot open the PostgreSQL database: {e}"))?,
+            );
+            Ok((store.clone(), store))
+        }
     }
-    tracing::info!(path = %path.display(), "using SQLite store");
-    let store = SqliteStore::open(&path, registry)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    Ok(Arc::new(store))
 }
 
 /// The built-in authorization server on the same database as the resources.
-fn open_auth(settings: &Settings) -> Result<Arc<scim_auth::Auth>, String> {
+fn open_auth(
+    settings: &Settings,
+    store: Arc<dyn ClientStore>,
+) -> Result<Arc<scim_auth::Auth>, String> {
     let mode = settings.protection.auth_mode();
     let config = settings.auth.to_config(mode, &settings.listen)?;
-    if config.dynamic_registration && matches!(mode, scim_auth::Mode::Oauth | scim_auth::Mode::Uma) {
+    let open_registration = matches!(mode, scim_auth::Mode::Oauth | scim_auth::Mode::Uma);
+    if config.dynamic_registration && open_registration {
         tracing::warn!("dynamic client registration is open: anyone who can reach /oauth/register can obtain SCIM scopes");
     }
     if settings.auth.issuer.is_none() {
         tracing::info!(issuer = %config.issuer, "no --issuer given; tokens name this issuer");
     }
-    let path = settings.sqlite_path()?;
-    let store = scim_store::clients::SqliteClientStore::open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let auth = scim_auth::Auth::new(config, Arc::new(store), Arc::new(scim_auth::clock::SystemClock))
+    let clock = Arc::new(scim_auth::clock::SystemClock);
+    let auth = scim_auth::Auth::new(config, store, clock)
         .map_err(|e| format!("cannot set up the authorization server: {e}"))?;
     Ok(Arc::new(auth))
 }

@@ -13,8 +13,8 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use scim_proto::schema::SchemaRegistry;
-use scim_store::clients::{ClientRecord, ClientStore, SigningKeyRecord};
+use scim_proto::schema::{SchemaRegistry, SharedRegistry};
+use scim_store::clients::{ClientRecord, SigningKeyRecord};
 use scim_store::{ExportRecord, Query, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, BufWriter, Write as _};
@@ -209,7 +209,7 @@ pub fn migrate(args: MigrateArgs) -> Result<(), String> {
             );
         }
         Database::Sqlite(path) => {
-            crate::open_stores(&settings, Arc::new(SchemaRegistry::standard()))?;
+            crate::open_stores(&settings, registry(&settings))?;
             eprintln!(
                 "scimd: SQLite schema at {} is current ({} migration steps)",
                 path.display(),
@@ -220,8 +220,10 @@ pub fn migrate(args: MigrateArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn registry(settings: &Settings) -> Arc<SchemaRegistry> {
-    Arc::new(SchemaRegistry::build(&settings.registry_options()))
+fn registry(settings: &Settings) -> Arc<SharedRegistry> {
+    Arc::new(SharedRegistry::new(SchemaRegistry::build(
+        &settings.registry_options(),
+    )))
 }
 
 /// `scimd export`: every resource and the authorization server's state as JSON lines.
@@ -238,7 +240,7 @@ pub fn export(args: ExportArgs) -> Result<(), String> {
         )
     };
     let mut out = BufWriter::with_capacity(1 << 20, out);
-    let expected = count_resources(store.as_ref(), &registry)?;
+    let expected = count_resources(store.as_ref(), &registry.load())?;
     let bar = progress(expected, "export");
     let io = |e: std::io::Error| format!("writing {}: {e}", args.out);
     write_line(
@@ -265,13 +267,15 @@ pub fn export(args: ExportArgs) -> Result<(), String> {
             None => format!("reading the database: {e}"),
         })?;
     bar.finish_and_clear();
-    let client_list = clients.list_clients().map_err(|e| format!("reading clients: {e}"))?;
+    let client_list = clients
+        .list_clients()
+        .map_err(|e| format!("reading clients: {e}"))?;
     if !client_list.is_empty() {
         // Client secrets are stored as keyed hashes: the key must move with them.
         // (A candidate is needed by the get-or-create call; clients exist, so the
         // key does too and the candidate is not stored.)
-        let candidate = scim_auth::secrets::random_bytes(32)
-            .map_err(|e| format!("random bytes: {e}"))?;
+        let candidate =
+            scim_auth::secrets::random_bytes(32).map_err(|e| format!("random bytes: {e}"))?;
         let key = clients
             .server_secret(scim_auth::secrets::HMAC_KEY_NAME, &candidate)
             .map_err(|e| format!("reading the client-secret key: {e}"))?;
@@ -296,9 +300,7 @@ pub fn export(args: ExportArgs) -> Result<(), String> {
         write_line(&mut out, &Line::Client(c.into())).map_err(io)?;
     }
     out.flush().map_err(io)?;
-    eprintln!(
-        "scimd: exported {n} resources, {client_count} clients, {key_count} signing keys"
-    );
+    eprintln!("scimd: exported {n} resources, {client_count} clients, {key_count} signing keys");
     Ok(())
 }
 
@@ -358,7 +360,9 @@ pub fn import(args: ImportArgs) -> Result<(), String> {
         let parsed: Line = serde_json::from_str(&line)
             .map_err(|e| format!("{} line {}: {e}", args.input, n + 1))?;
         match parsed {
-            Line::Header { format, resources, .. } => {
+            Line::Header {
+                format, resources, ..
+            } => {
                 if format != FORMAT {
                     return Err(format!(
                         "{} is export format {format}; this scimd reads format {FORMAT}",
@@ -368,7 +372,10 @@ pub fn import(args: ImportArgs) -> Result<(), String> {
                 bar = Some(progress(resources, "import"));
             }
             _ if n == 0 => {
-                return Err(format!("{} does not start with an export header", args.input))
+                return Err(format!(
+                    "{} does not start with an export header",
+                    args.input
+                ))
             }
             Line::Resource(rec) => {
                 resources += 1;

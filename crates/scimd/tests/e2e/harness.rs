@@ -13,6 +13,8 @@ pub struct Server {
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     pub client: Client,
+    /// `--database URL` when the server does not use the SQLite file in `data_dir`.
+    pub database: Option<String>,
 }
 
 fn free_port() -> u16 {
@@ -59,11 +61,17 @@ impl Server {
     /// Start on an existing data directory with exactly these extra flags.
     pub fn spawn_in(dir: &Path, extra: &[&str]) -> Server {
         let port = free_port();
+        let default_db = default_database(dir, extra);
+        let database = default_db.get(1).cloned().or_else(|| {
+            let at = extra.iter().position(|a| *a == "--database")?;
+            extra.get(at + 1).map(|u| u.to_string())
+        });
         let child = Command::new(env!("CARGO_BIN_EXE_scimd"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")
             .arg(dir)
             .args(extra)
+            .args(&default_db)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -73,6 +81,7 @@ impl Server {
             child,
             port,
             data_dir: dir.to_path_buf(),
+            database,
             _tmp: None,
             client: Client::builder()
                 .timeout(Duration::from_secs(30))
@@ -97,6 +106,15 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("scimd did not start on port {}", self.port);
+    }
+
+    /// Flags that make a `scimd` command (clients, keys, export…) use this
+    /// server's database.
+    pub fn database_args(&self) -> Vec<String> {
+        match &self.database {
+            Some(url) => vec!["--database".to_string(), url.clone()],
+            None => Vec::new(),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -183,4 +201,79 @@ pub fn assert_scim_error(resp: Response, status: u16, scim_type: Option<&str>) -
         "{body}"
     );
     body
+}
+
+/// PostgreSQL for the tests: `SCIMD_TEST_POSTGRES_URL`, by default the database
+/// that `scripts/ensure-postgres.sh` creates.
+pub fn postgres_url() -> String {
+    std::env::var("SCIMD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/scimd_test".to_string())
+}
+
+/// A fresh schema of its own for one test (dropped with the value), and the URL
+/// that selects it. Fails the test loudly when PostgreSQL cannot be reached.
+pub fn postgres_schema() -> scim_store::postgres::ScratchSchema {
+    sweep_stale_schemas();
+    let url = postgres_url();
+    scim_store::postgres::ScratchSchema::create(&url, &format!("e2e_p{}", std::process::id()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is required for this test and is not reachable at {url}: {e}\n\
+                 (start it with scripts/ensure-postgres.sh, or set SCIMD_TEST_POSTGRES_URL)"
+            )
+        })
+}
+
+/// With `SCIMD_E2E_DATABASE=postgres` every server the tests start runs on
+/// PostgreSQL (a fresh schema per data directory, found again when a test restarts
+/// a server on the same directory), so the whole e2e suite covers that backend too.
+fn default_database(dir: &Path, extra: &[&str]) -> Vec<String> {
+    let wanted = std::env::var("SCIMD_E2E_DATABASE").is_ok_and(|v| v == "postgres");
+    if !wanted || extra.contains(&"--database") {
+        return Vec::new();
+    }
+    let marker = dir.join("e2e-postgres-url");
+    let url = match std::fs::read_to_string(&marker) {
+        Ok(url) => url,
+        Err(_) => {
+            let schema = postgres_schema();
+            let url = schema.url.clone();
+            std::fs::write(&marker, &url).expect("write schema marker");
+            // Kept until the test process ends: a test may restart its server on
+            // this directory. `sweep_stale_schemas` removes it on a later run.
+            std::mem::forget(schema);
+            url
+        }
+    };
+    vec!["--database".to_string(), url]
+}
+
+/// Drop the schemas left by e2e processes that no longer run.
+fn sweep_stale_schemas() {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(|| {
+        let Ok(mut client) = ::postgres::Client::connect(&postgres_url(), ::postgres::NoTls) else {
+            return;
+        };
+        let Ok(rows) = client.query(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'e2e\\_p%'",
+            &[],
+        ) else {
+            return;
+        };
+        for row in rows {
+            let Ok(name) = row.try_get::<_, String>(0) else {
+                continue;
+            };
+            let pid = name
+                .trim_start_matches("e2e_p")
+                .split('_')
+                .next()
+                .and_then(|p| p.parse::<u32>().ok());
+            let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+            if !alive {
+                let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"));
+            }
+        }
+    });
 }

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# scimd against the reference SCIM server (PyPI scim2-server, in-memory) on this machine.
+#
+#   ./scripts/bench-reference.sh [N]     # N users (default 10000)
+#
+# Installs scim2-server into .venv-bench, starts it on a free loopback port, loads N users
+# by POST, runs the read scenarios (and post-user, patch-user) with scimd-bench at each of
+# BENCH_REF_CONNECTIONS; then the same against a fresh scimd (SQLite, N users loaded by
+# /Bulk) and prints each server's best throughput per scenario and the ratio.
+#
+# Env: SCIMD_BIN, BENCH_BIN (skip the build), BENCH_DURATION=3, BENCH_WARMUP=1,
+#      BENCH_REF_CONNECTIONS="32 4" (the reference's small listen backlog makes it do
+#      better with few connections, so both are tried and the best counts),
+#      SCIM2_SERVER_VERSION=0.8.3, BENCH_OUT=DIR (keep results.tsv and logs).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+N="${1:-10000}"
+DURATION="${BENCH_DURATION:-3}"
+WARMUP="${BENCH_WARMUP:-1}"
+CONNS_LIST="${BENCH_REF_CONNECTIONS:-32 4}"
+VERSION="${SCIM2_SERVER_VERSION:-0.8.3}"
+SCENARIOS="get-by-id filter-username-eq filter-email-eq filter-email-co sorted-page post-user patch-user"
+VENV="$ROOT/.venv-bench"
+
+say() { echo "bench-reference: $*"; }
+
+if [[ -n "${SCIMD_BIN:-}" && -n "${BENCH_BIN:-}" ]]; then
+  SCIMD="$SCIMD_BIN"
+  BENCH="$BENCH_BIN"
+else
+  say "cargo build --release -p scimd -p scim-bench"
+  cargo build --release --quiet -p scimd -p scim-bench
+  SCIMD="${SCIMD_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/scimd}"
+  BENCH="${BENCH_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/scimd-bench}"
+fi
+
+if [[ ! -x "$VENV/bin/scim2-server" ]] || ! "$VENV/bin/pip" show scim2-server 2>/dev/null | grep -q "^Version: $VERSION\$"; then
+  say "installing scim2-server==$VERSION into $VENV"
+  [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "scim2-server==$VERSION"
+fi
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/scimd-bench-ref.XXXXXX")"
+OUT="${BENCH_OUT:-$WORK}"
+mkdir -p "$OUT"
+TSV="$OUT/results.tsv"
+: >"$TSV"
+SERVER_PID=""
+
+stop_server() {
+  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+      kill -0 "$SERVER_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -9 "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  SERVER_PID=""
+}
+cleanup() {
+  local rc=$?
+  stop_server
+  rm -rf "$WORK/data"
+  [[ "$OUT" == "$WORK" ]] || rm -rf "$WORK"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_ready() { # URL NAME
+  for _ in $(seq 1 300); do
+    kill -0 "$SERVER_PID" 2>/dev/null || {
+      echo "bench-reference: $2 exited at start" >&2
+      return 1
+    }
+    [[ "$(curl -s -o /dev/null -w '%{http_code}' "$1/ServiceProviderConfig")" == "200" ]] && return 0
+    sleep 0.1
+  done
+  echo "bench-reference: $2 did not answer within 30 s" >&2
+  return 1
+}
+
+# bench_server LABEL BASE LOAD_ARGS…: load N users, then every scenario at every
+# connection count.
+bench_server() {
+  local label="$1" base="$2"
+  shift 2
+  say "[$label] loading $N users"
+  "$BENCH" --base "$base" load --users "$N" "$@" | tee "$OUT/load-$label.txt"
+  for c in $CONNS_LIST; do
+    for s in $SCENARIOS; do
+      "$BENCH" --base "$base" run --scenario "$s" --users "$N" --duration "$DURATION" \
+        --warmup "$WARMUP" --connections "$c" --server-pid "$SERVER_PID" --reset-peak \
+        --tsv "$TSV" --label "$label"
+    done
+  done
+}
+
+# --- the reference ----------------------------------------------------------------------
+PORT="$(free_port)"
+"$VENV/bin/scim2-server" --hostname 127.0.0.1 --port "$PORT" >"$OUT/scim2-server.log" 2>&1 &
+SERVER_PID=$!
+REF_BASE="http://127.0.0.1:$PORT/v2"
+wait_ready "$REF_BASE" scim2-server
+say "scim2-server $VERSION pid $SERVER_PID at $REF_BASE"
+bench_server reference "$REF_BASE" --no-bulk --concurrency 4
+stop_server
+
+# --- scimd ------------------------------------------------------------------------------
+PORT="$(free_port)"
+mkdir -p "$WORK/data"
+RUST_LOG="${RUST_LOG:-warn}" "$SCIMD" serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" \
+  --protection bypass --bulk-max-operations 1000 --bulk-max-payload-bytes 10000000 \
+  >"$OUT/scimd.log" 2>&1 &
+SERVER_PID=$!
+SCIMD_BASE="http://127.0.0.1:$PORT/scim/v2"
+wait_ready "$SCIMD_BASE" scimd
+say "scimd pid $SERVER_PID at $SCIMD_BASE"
+bench_server scimd "$SCIMD_BASE" --concurrency 4
+stop_server
+
+# --- ratios -----------------------------------------------------------------------------
+echo
+say "N=$N users; best req/s over connections {$CONNS_LIST}; p99 at that connection count"
+awk -F'\t' -v order="$SCENARIOS" '
+  { key = $1 SUBSEP $2
+    if (!(key in best) || $5 + 0 > best[key] + 0) { best[key] = $5; conns[key] = $3; p99[key] = $7; err[key] = $9 } }
+  END {
+    printf "%-22s %14s %6s %9s %14s %6s %9s %8s\n", "scenario", "reference r/s", "conns", "p99 ms", "scimd r/s", "conns", "p99 ms", "ratio"
+    n = split(order, s, " ")
+    for (i = 1; i <= n; i++) {
+      r = "reference" SUBSEP s[i]; m = "scimd" SUBSEP s[i]
+      if (!(r in best) || !(m in best)) continue
+      ratio = (best[r] + 0 > 0) ? best[m] / best[r] : 0
+      printf "%-22s %14.1f %6s %9.2f %14.1f %6s %9.2f %7.1fx\n", s[i], best[r], conns[r], p99[r], best[m], conns[m], p99[m], ratio
+    }
+  }' "$TSV"
+echo
+say "load: reference $(sed -n 's/.* in \([0-9.]*\) s: \([0-9]*\) users\/s.*/\2 users\/s by POST/p' "$OUT/load-reference.txt"), scimd $(sed -n 's/.* in \([0-9.]*\) s: \([0-9]*\) users\/s.*/\2 users\/s by \/Bulk/p' "$OUT/load-scimd.txt")"
+say "all rows: $TSV"
