@@ -345,7 +345,8 @@ pub fn migrate(client: &mut Client) -> StoreResult<Vec<usize>> {
         .and_then(|r| r.try_get::<_, bool>(0))
         .map_err(db_error)?;
     let mut tries = 0;
-    while !exists {
+    let mut created = exists;
+    while !created {
         // Concurrent CREATE TABLE IF NOT EXISTS can still collide in the catalog.
         match client.batch_execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -353,7 +354,7 @@ pub fn migrate(client: &mut Client) -> StoreResult<Vec<usize>> {
                  applied  TEXT NOT NULL
              )",
         ) {
-            Ok(()) => break,
+            Ok(()) => created = true,
             Err(e)
                 if tries < 5
                     && (e.code() == Some(&SqlState::UNIQUE_VIOLATION)

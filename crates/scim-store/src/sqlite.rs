@@ -6,8 +6,8 @@ use crate::dialect::Sqlite as SqliteDialect;
 use crate::index::{index_rows, IndexValue};
 use crate::sql::{search_sql, SqlParam};
 use crate::{
-    Change, ChangeOp, ChangePage, GroupRef, Member, MemberChange, MemberView, Page, Query, SecretChange, Store,
-    StoreError, StoreResult, StoredResource, Write, ExportRecord,
+    Change, ChangeOp, ChangePage, ExportRecord, GroupRef, Member, MemberChange, MemberView, Page,
+    Query, SecretChange, Store, StoreError, StoreResult, StoredResource, Write,
 };
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension, Transaction};
 use scim_proto::schema::custom::CustomAttribute;
@@ -203,7 +203,14 @@ fn record_change(
         "INSERT INTO changes (res_id, rtype, op, version, at, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )
     .map_err(backend)?
-    .execute(params![id, rtype, op.as_str(), version, crate::db_time(at), doc])
+    .execute(params![
+        id,
+        rtype,
+        op.as_str(),
+        version,
+        crate::db_time(at),
+        doc
+    ])
     .map_err(backend)?;
     Ok(())
 }
@@ -329,7 +336,15 @@ impl Store for SqliteStore {
             .map_err(backend)?;
             write_index(tx, &self.registry.load(), rt, &w)?;
             write_members(tx, &w.id, &w.members)?;
-            record_change(tx, &w.id, &rt.name, ChangeOp::Updated, next, w.modified, Some(&doc))?;
+            record_change(
+                tx,
+                &w.id,
+                &rt.name,
+                ChangeOp::Updated,
+                next,
+                w.modified,
+                Some(&doc),
+            )?;
             Ok(next)
         })?;
         Ok(StoredResource {
@@ -374,7 +389,8 @@ impl Store for SqliteStore {
     }
 
     fn search(&self, rt: &ResourceTypeDef, q: &Query) -> StoreResult<Page> {
-        let s = search_sql(&SqliteDialect, &self.registry.load(), rt, q).map_err(StoreError::Query)?;
+        let s =
+            search_sql(&SqliteDialect, &self.registry.load(), rt, q).map_err(StoreError::Query)?;
         let bind = |n: usize| params_from_iter(s.params[..n].iter().map(to_sql));
         let conn = self.reader()?;
         let total: i64 = conn
@@ -638,7 +654,9 @@ impl Store for SqliteStore {
             )
             .map_err(backend)?;
         let mut members = tx
-            .prepare("SELECT member_id, member_type FROM members WHERE group_id = ?1 ORDER BY rowid")
+            .prepare(
+                "SELECT member_id, member_type FROM members WHERE group_id = ?1 ORDER BY rowid",
+            )
             .map_err(backend)?;
         let mut it = rows.query([]).map_err(backend)?;
         let mut n = 0;

@@ -285,7 +285,10 @@ mod tests {
 
     #[test]
     fn postgres_urls_select_postgres() {
-        for url in ["postgres://u@h:5432/db", "postgresql://u@h/db?sslmode=disable"] {
+        for url in [
+            "postgres://u@h:5432/db",
+            "postgresql://u@h/db?sslmode=disable",
+        ] {
             let s = Settings::resolve(ServeArgs {
                 database: Some(url.into()),
                 db_max_connections: Some(4),
@@ -301,6 +304,9 @@ mod tests {
             ..ServeArgs::default()
         })
         .expect("settings");
-        assert_eq!(s.database(), Ok(Database::Sqlite(PathBuf::from("/tmp/x.db"))));
+        assert_eq!(
+            s.database(),
+            Ok(Database::Sqlite(PathBuf::from("/tmp/x.db")))
+        );
     }
 }

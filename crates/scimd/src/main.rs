@@ -1,5 +1,6 @@
 //! scimd: the one binary. Argument parsing and wiring only.
 
+mod admin;
 mod auth_config;
 mod clients;
 mod config;
@@ -35,6 +36,10 @@ enum Command {
     Clients(clients::ClientsArgs),
     /// Manage the authorization server's signing keys.
     Keys(clients::KeysArgs),
+    /// Manage custom user attributes (the user extension).
+    Attributes(admin::AttributesArgs),
+    /// Enrol FIDO devices from JSON (SCIM clients cannot create devices).
+    Devices(admin::DevicesArgs),
     /// Apply the database schema migrations and exit.
     Migrate(transfer::MigrateArgs),
     /// Write every resource and the authorization server's state as JSON lines.
@@ -55,6 +60,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => Settings::resolve(args).and_then(serve),
         Command::Clients(args) => clients::run_clients(args),
         Command::Keys(args) => clients::run_keys(args),
+        Command::Attributes(args) => admin::run_attributes(args),
+        Command::Devices(args) => admin::run_devices(args),
         Command::Migrate(args) => transfer::migrate(args),
         Command::Export(args) => transfer::export(args),
         Command::Import(args) => transfer::import(args),
@@ -77,20 +84,8 @@ fn serve(settings: Settings) -> Result<(), String> {
             tracing::info!(protection = %other, "API protection on");
         }
     }
-    let registry = Arc::new(SharedRegistry::new(SchemaRegistry::build(
-        &settings.registry_options(),
-    )));
-    let (store, client_store) = open_stores(&settings, registry.clone())?;
+    let (service, client_store) = open_service(&settings)?;
     let auth = open_auth(&settings, client_store)?;
-    let service = Arc::new(Service {
-        registry,
-        store,
-        clock: Arc::new(SystemClock),
-        config: settings.server_config(),
-    });
-    service
-        .reload_registry()
-        .map_err(|e| format!("cannot read custom attributes: {e}"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -113,19 +108,40 @@ fn serve(settings: Settings) -> Result<(), String> {
     })
 }
 
+/// The SCIM service on the configured database, with the custom attributes it
+/// holds; also the authorization server's store on the same database.
+pub fn open_service(settings: &Settings) -> Result<(Arc<Service>, Arc<dyn ClientStore>), String> {
+    let registry = Arc::new(SharedRegistry::new(SchemaRegistry::build(
+        &settings.registry_options(),
+    )));
+    let (store, client_store) = open_stores(settings, registry.clone())?;
+    let service = Arc::new(Service {
+        registry,
+        store,
+        clock: Arc::new(SystemClock),
+        config: settings.server_config(),
+    });
+    service
+        .reload_registry()
+        .map_err(|e| format!("cannot read custom attributes: {e}"))?;
+    Ok((service, client_store))
+}
+
+/// Resources and the authorization server's data, on one database.
+pub type Stores = (Arc<dyn scim_store::Store>, Arc<dyn ClientStore>);
+
 /// The stores of the configured database (SQLite by default, PostgreSQL for
 /// `postgres://…`): resources and the authorization server's data side by side.
 /// Migrations are applied on open.
 pub fn open_stores(
     settings: &Settings,
     registry: Arc<SharedRegistry>,
-) -> Result<(Arc<dyn scim_store::Store>, Arc<dyn ClientStore>), String> {
+) -> Result<Stores, String> {
     match settings.database()? {
         Database::Sqlite(path) => {
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    format!("cannot create data directory {}: {e}", dir.display())
-                })?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
             }
             tracing::info!(path = %path.display(), "using SQLite store");
             let store = SqliteStore::open(&path, registry)
@@ -136,7 +152,10 @@ pub fn open_stores(
         }
         Database::Postgres(url) => {
             let options = settings.postgres_options();
-            tracing::info!(max_connections = options.max_connections, "using PostgreSQL store");
+            tracing::info!(
+                max_connections = options.max_connections,
+                "using PostgreSQL store"
+            );
             let store = Arc::new(
                 PostgresStore::open(&url, registry, &options)
                     .map_err(|e| format!("cannot open the PostgreSQL database: {e}"))?,

@@ -28,18 +28,18 @@ const FORMAT: u32 = 1;
 #[derive(Args, Debug)]
 pub struct DatabaseArgs {
     /// Directory of the embedded SQLite database.
-    #[arg(long, env = "SCIMD_DATA_DIR")]
+    #[arg(long, env = "SCIMD_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
     /// Database URL: sqlite:PATH or postgres://USER@HOST:PORT/DB.
-    #[arg(long, env = "SCIMD_DATABASE")]
+    #[arg(long, env = "SCIMD_DATABASE", global = true)]
     database: Option<String>,
     /// TOML config file (for data-dir and database).
-    #[arg(long, env = "SCIMD_CONFIG")]
+    #[arg(long, env = "SCIMD_CONFIG", global = true)]
     config: Option<PathBuf>,
 }
 
 impl DatabaseArgs {
-    fn settings(self) -> Result<Settings, String> {
+    pub fn settings(self) -> Result<Settings, String> {
         Settings::resolve(ServeArgs::database_only(
             self.data_dir,
             self.database,

@@ -122,3 +122,43 @@ fn custom_attributes_work_like_core_ones() {
     let (st, _) = parts(s.delete("/admin/attributes/neverThere").send().expect("delete"));
     assert_eq!(st, 404);
 }
+
+fn cli(s: &Server, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scimd"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(&s.data_dir)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run scimd");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn cli_registers_attributes_for_a_running_server() {
+    let s = Server::start();
+    let (ok, out) = cli(&s, &["attributes", "add", "--name", "badge", "--type", "numeric"]);
+    assert!(ok, "{out}");
+    let (ok, out) = cli(&s, &["attributes", "add", "--name", "tags", "--type", "string", "--multi-valued"]);
+    assert!(ok, "{out}");
+    let (ok, out) = cli(&s, &["attributes", "add", "--name", "x", "--type", "float"]);
+    assert!(!ok, "{out}");
+    let (ok, out) = cli(&s, &["attributes", "list"]);
+    assert!(ok && out.contains("badge\tnumeric") && out.contains("tags\tstring (multi-valued)"), "{out}");
+    // The running server sees them within seconds, without a restart.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (st, _) = parts(s.get(&format!("/scim/v2/Schemas/{EXT}")).send().expect("get"));
+        if st == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "extension never published");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (st, body) = parts(s.post("/scim/v2/Users", &user("carded", json!({"badge": 7, "tags": ["a"]}))));
+    assert_eq!(st, 201, "{body}");
+    let (ok, out) = cli(&s, &["attributes", "remove", "badge"]);
+    assert!(!ok && out.contains("force"), "{out}");
+    let (ok, out) = cli(&s, &["attributes", "remove", "badge", "--force"]);
+    assert!(ok && out.contains("1 users"), "{out}");
+}

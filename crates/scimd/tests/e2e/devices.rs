@@ -98,3 +98,27 @@ fn fido_devices_end_to_end() {
     let (_, left2) = parts(s.get("/scim/v2/Fido2Devices").send().expect("list"));
     assert_eq!(left2["totalResults"], 0);
 }
+
+#[test]
+fn cli_imports_devices() {
+    let s = Server::start();
+    let owner = make_user(&s, "owner");
+    let file = s.data_dir.join("devices.jsonl");
+    let lines = [u2f(&owner, "ios").to_string(), json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Fido2Device"],
+        "userId": owner, "creationDate": "2024-01-02T03:04:05Z", "counter": 1, "status": "registered"}).to_string()];
+    std::fs::write(&file, lines.join("\n")).expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scimd"))
+        .args(["devices", "import", "--in"])
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(&s.data_dir)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (_, u2f_list) = parts(s.get("/scim/v2/FidoDevices").send().expect("list"));
+    assert_eq!(u2f_list["totalResults"], 1);
+    let (_, f2) = parts(s.get("/scim/v2/Fido2Devices").query(&[("userId", owner.as_str())]).send().expect("list"));
+    assert_eq!(f2["totalResults"], 1);
+}
