@@ -16,6 +16,7 @@ use scim_proto::filter::{
     matches, parse_attr_path, parse_filter, AttrPath, CompareOp, Filter, Literal,
 };
 use scim_proto::schema::{ResourceTypeDef, SchemaRegistry, SharedRegistry};
+use scim_store::clients::{ClientRecord, ClientStore, SigningKeyRecord, SqliteClientStore};
 use scim_store::postgres::{PostgresOptions, PostgresStore, ScratchSchema};
 use scim_store::sqlite::SqliteStore;
 use scim_store::{
@@ -1138,4 +1139,94 @@ fn backends_agree_with_the_evaluator_and_each_other() {
     if let Err(e) = result {
         panic!("{e}");
     }
+}
+
+// ---------------------------------------------------------------- client store
+
+fn client_store_lifecycle(s: &dyn ClientStore, name: &str) {
+    let t = |secs: i64| {
+        DateTime::parse_from_rfc3339("2024-05-01T10:00:00Z")
+            .expect("constant")
+            .with_timezone(&Utc)
+            + TimeDelta::seconds(secs)
+    };
+    let client = ClientRecord {
+        id: "c1".into(),
+        name: "n".into(),
+        secret_hash: "h1".into(),
+        scopes: vec!["a".into(), "b".into()],
+        created: t(0),
+        expires: Some(t(100)),
+        disabled: false,
+        locked_until: None,
+        origin: "cli".into(),
+    };
+    s.create_client(&client).expect("create");
+    assert_eq!(
+        s.create_client(&client),
+        Err(StoreError::Uniqueness),
+        "{name}"
+    );
+    assert_eq!(s.get_client("c1").expect("get"), Some(client.clone()));
+    s.set_client_disabled("c1", true).expect("disable");
+    assert_eq!(s.set_client_disabled("zz", true), Err(StoreError::NotFound));
+    assert_eq!(s.record_failure("c1", t(1), t(0)).expect("fail"), 1);
+    assert_eq!(s.record_failure("c1", t(2), t(0)).expect("fail"), 2);
+    assert_eq!(s.record_failure("c1", t(400), t(300)).expect("fail"), 1);
+    s.set_locked_until("c1", Some(t(500))).expect("lock");
+    s.rotate_secret("c1", "h2").expect("rotate");
+    let c = s.get_client("c1").expect("get").expect("some");
+    assert_eq!(
+        (c.secret_hash.as_str(), c.locked_until, c.disabled),
+        ("h2", None, true)
+    );
+    let mut dynamic = client.clone();
+    dynamic.id = "d".into();
+    dynamic.origin = "dynamic".into();
+    s.create_client(&dynamic).expect("create");
+    assert_eq!(s.delete_expired_dynamic_clients(t(200)).expect("prune"), 1);
+    assert_eq!(s.list_clients().expect("list").len(), 1);
+    s.delete_client("c1").expect("delete");
+    assert_eq!(s.delete_client("c1"), Err(StoreError::NotFound));
+    let key = |kid: &str, at: i64| SigningKeyRecord {
+        kid: kid.into(),
+        alg: "EdDSA".into(),
+        private_key: vec![1, 2, 3, 0, 255],
+        public_jwk: "{}".into(),
+        created: t(at),
+        retired: None,
+    };
+    s.add_signing_key(&key("k1", 0)).expect("add");
+    s.add_signing_key(&key("k2", 10)).expect("add");
+    assert_eq!(
+        s.retire_signing_keys_except("k2", t(20)).expect("retire"),
+        1
+    );
+    let keys = s.signing_keys().expect("keys");
+    assert_eq!(keys[0], key("k2", 10));
+    assert_eq!(keys[1].retired, Some(t(20)));
+    s.delete_signing_key("k1").expect("delete");
+    assert_eq!(s.signing_keys().expect("keys").len(), 1);
+    let a = s.server_secret("hmac", b"first").expect("secret");
+    let b = s.server_secret("hmac", b"second").expect("secret");
+    assert_eq!((a.as_slice(), b.as_slice()), (&b"first"[..], &b"first"[..]));
+}
+
+#[test]
+fn client_store_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = SqliteClientStore::open(&dir.path().join("c.db")).expect("open");
+    client_store_lifecycle(&s, "sqlite");
+}
+
+#[test]
+fn client_store_on_postgres() {
+    let b = postgres();
+    let schema = b
+        ._keep
+        .downcast_ref::<ScratchSchema>()
+        .expect("scratch schema");
+    let s = PostgresStore::open(&schema.url, shared(&b.reg), &PostgresOptions::default())
+        .expect("open");
+    client_store_lifecycle(&s, "postgres");
 }
