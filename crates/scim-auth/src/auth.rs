@@ -14,6 +14,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use jsonwebtoken::{decode, decode_header, encode, Algorithm, DecodingKey, Header, Validation};
 use scim_store::clients::{ClientRecord, ClientStore};
 use scim_store::StoreResult;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -40,6 +41,10 @@ pub enum ClientAuthFailure {
 const KEY_RELOAD_MIN_INTERVAL: Duration = Duration::from_secs(1);
 const CLIENT_CACHE_MAX: usize = 10_000;
 const RATE_WINDOW: Duration = Duration::from_secs(10);
+/// Verified JWTs are remembered (by SHA-256 of the token) this long at most, so a
+/// token's signature is checked once, not on every request.
+const VERIFIED_TTL: Duration = Duration::from_secs(60);
+const VERIFIED_MAX: usize = 20_000;
 
 pub struct Auth {
     config: AuthConfig,
@@ -50,6 +55,7 @@ pub struct Auth {
     keys: RwLock<Arc<KeySet>>,
     last_key_reload: Mutex<Option<Instant>>,
     clients: Mutex<HashMap<String, (bool, Instant)>>,
+    verified: Mutex<HashMap<[u8; 32], (TokenInfo, Instant)>>,
     external: Option<External>,
     token_requests: Mutex<HashMap<String, (Instant, u32)>>,
 }
@@ -103,6 +109,7 @@ impl Auth {
             keys: RwLock::new(Arc::new(KeySet::from_records(&records))),
             last_key_reload: Mutex::new(None),
             clients: Mutex::new(HashMap::new()),
+            verified: Mutex::new(HashMap::new()),
             external,
             token_requests: Mutex::new(HashMap::new()),
         })
@@ -361,8 +368,46 @@ impl Auth {
         ))
     }
 
-    /// Validate a bearer token from any trusted source.
+    /// Validate a bearer token from any trusted source. A JWT whose signature was
+    /// verified recently is not verified again; its expiry and (for built-in
+    /// tokens) its client's state are checked on every call.
     pub async fn validate(&self, token: &str) -> Result<TokenInfo, Rejection> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let hit = self.verified.lock().ok().and_then(|cache| {
+            cache
+                .get(&key)
+                .filter(|(_, at)| at.elapsed() < VERIFIED_TTL)
+                .map(|(info, _)| info.clone())
+        });
+        if let Some(info) = hit {
+            if info.expires_at.is_some_and(|e| e > self.now()) {
+                if matches!(info.kind, TokenKind::Access | TokenKind::Rpt) {
+                    let client = info.client_id.as_deref().unwrap_or_default();
+                    if !self.client_active(client).await? {
+                        return Err(Rejection::Invalid(
+                            "the client of this token is no longer active".into(),
+                        ));
+                    }
+                }
+                return Ok(info);
+            }
+        }
+        let info = self.validate_uncached(token).await?;
+        if info.kind != TokenKind::Introspected {
+            if let Ok(mut cache) = self.verified.lock() {
+                if cache.len() >= VERIFIED_MAX {
+                    cache.retain(|_, (_, at)| at.elapsed() < VERIFIED_TTL);
+                    if cache.len() >= VERIFIED_MAX {
+                        cache.clear();
+                    }
+                }
+                cache.insert(key, (info.clone(), Instant::now()));
+            }
+        }
+        Ok(info)
+    }
+
+    async fn validate_uncached(&self, token: &str) -> Result<TokenInfo, Rejection> {
         if let Ok(header) = decode_header(token) {
             if let Some(key) = header.kid.as_deref().and_then(|k| {
                 let keys = self.keys();

@@ -215,14 +215,20 @@ pub async fn closed_loop(
     Ok(LoopResult { per_kind, elapsed })
 }
 
-/// Send `n` requests one after the other on one connection; `check` may turn a
-/// 2xx response into an error (e.g. a wrong totalResults).
+/// Turns a 2xx response into an error message when its content is wrong.
+pub type Check = dyn Fn(usize, &Resp) -> Option<String> + Sync;
+
+/// Send `n` requests one after the other on one connection (stopping after
+/// `budget` once 10 are done); `check` may turn a 2xx response into an error
+/// (e.g. a wrong totalResults).
 pub async fn sequential(
     target: &Arc<Target>,
     n: usize,
+    budget: Duration,
     make: &MakeReq,
-    check: Option<&(dyn Fn(usize, &Resp) -> Option<String> + Sync)>,
+    check: Option<&Check>,
 ) -> Recorder {
+    let t_all = Instant::now();
     let mut c = Conn::new(target.clone());
     let mut rng = Rng::seeded(77);
     let mut rec = Recorder::default();
@@ -232,6 +238,9 @@ pub async fn sequential(
         .send(first.method, &first.path, first.body, first.headers)
         .await;
     for seq in 0..n as u64 {
+        if seq >= 10 && t_all.elapsed() > budget {
+            break;
+        }
         let (kind, req) = make(&mut rng, 0, seq + 1);
         let t0 = Instant::now();
         let r = c.send(req.method, &req.path, req.body, req.headers).await;

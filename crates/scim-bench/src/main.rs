@@ -149,6 +149,9 @@ enum Command {
         /// Seconds of the throughput run of each query.
         #[arg(long, default_value_t = 3.0)]
         duration: f64,
+        /// Stop the sequential requests of one query after this many seconds (min 10).
+        #[arg(long, default_value_t = 30.0)]
+        max_secs: f64,
         #[arg(long)]
         server_pid: Option<u32>,
         /// Reset the server's peak RSS first (a peak of this benchmark alone).
@@ -307,6 +310,7 @@ fn main() -> ExitCode {
                 requests,
                 connections,
                 duration,
+                max_secs,
                 server_pid,
                 reset_peak,
                 tsv,
@@ -320,6 +324,7 @@ fn main() -> ExitCode {
                         requests: requests.max(1),
                         connections,
                         duration: Duration::from_secs_f64(duration.max(0.1)),
+                        max_secs: Duration::from_secs_f64(max_secs.max(0.0)),
                         server_pid,
                         tsv,
                         label,

@@ -14,12 +14,18 @@ pub struct SearchArgs {
     pub requests: usize,
     pub connections: usize,
     pub duration: Duration,
+    /// Time budget of the sequential latency phase of one query (min 10 requests).
+    pub max_secs: Duration,
     pub server_pid: Option<u32>,
     pub tsv: Option<String>,
     pub label: String,
 }
 
-const QUERIES: [&str; 3] = ["userName eq", "emails.value eq", "emails.value co (page of 100)"];
+const QUERIES: [&str; 3] = [
+    "userName eq",
+    "emails.value eq",
+    "emails.value co (page of 100)",
+];
 
 fn make(q: usize, n: u64) -> Arc<MakeReq> {
     Arc::new(move |rng: &mut Rng, _w: usize, _seq: u64| {
@@ -30,7 +36,10 @@ fn make(q: usize, n: u64) -> Arc<MakeReq> {
             ),
             1 => format!(
                 "/Users?filter={}",
-                enc(&format!("emails.value eq \"user{}@example.com\"", rng.below(n)))
+                enc(&format!(
+                    "emails.value eq \"user{}@example.com\"",
+                    rng.below(n)
+                ))
             ),
             _ => format!(
                 "/Users?filter={}&count=100",
@@ -49,8 +58,9 @@ pub async fn search(target: Arc<Target>, a: SearchArgs) -> Result<(), String> {
     }
     .max(1);
     println!(
-        "search benchmark at {n} users: latency over {} sequential requests on 1 connection, throughput on {} connections for {} s",
+        "search benchmark at {n} users: latency over {} sequential requests (at most {} s) on 1 connection, throughput on {} connections for {} s",
         a.requests,
+        a.max_secs.as_secs_f64(),
         a.connections,
         a.duration.as_secs_f64()
     );
@@ -60,7 +70,10 @@ pub async fn search(target: Arc<Target>, a: SearchArgs) -> Result<(), String> {
     );
     println!(
         "{:<32} {:>35} {:>21} {:>7}",
-        "", "(1 connection)", format!("({} connections)", a.connections), ""
+        "",
+        "(1 connection)",
+        format!("({} connections)", a.connections),
+        ""
     );
     for (qi, name) in QUERIES.iter().enumerate() {
         let m = make(qi, n);
@@ -77,7 +90,7 @@ pub async fn search(target: Arc<Target>, a: SearchArgs) -> Result<(), String> {
                 _ => None,
             }
         };
-        let lat = sequential(&target, a.requests, m.as_ref(), Some(&check)).await;
+        let lat = sequential(&target, a.requests, a.max_secs, m.as_ref(), Some(&check)).await;
         let tp = closed_loop(
             &target,
             a.connections,

@@ -17,6 +17,8 @@ pub enum ScimType {
     InvalidValue,
     InvalidVers,
     Sensitive,
+    /// RFC 9865: a cursor that is malformed or belongs to another search.
+    InvalidCursor,
 }
 
 impl ScimType {
@@ -32,6 +34,7 @@ impl ScimType {
             ScimType::InvalidValue => "invalidValue",
             ScimType::InvalidVers => "invalidVers",
             ScimType::Sensitive => "sensitive",
+            ScimType::InvalidCursor => "invalidCursor",
         }
     }
 }
@@ -75,6 +78,9 @@ impl ScimError {
     }
     pub fn mutability(d: impl Into<String>) -> Self {
         Self::bad(ScimType::Mutability, d)
+    }
+    pub fn invalid_cursor(d: impl Into<String>) -> Self {
+        Self::bad(ScimType::InvalidCursor, d)
     }
     pub fn too_many(d: impl Into<String>) -> Self {
         Self::bad(ScimType::TooMany, d)

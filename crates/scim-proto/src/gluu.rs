@@ -28,8 +28,16 @@ const MAPPING: &[(&str, &str, Shape)] = &[
     ("name.familyName", "sn", Shape::Plain),
     ("name.middleName", "middleName", Shape::Plain),
     ("name.formatted", "oxTrustNameFormatted", Shape::Plain),
-    ("name.honorificPrefix", "oxTrusthonorificPrefix", Shape::Plain),
-    ("name.honorificSuffix", "oxTrusthonorificSuffix", Shape::Plain),
+    (
+        "name.honorificPrefix",
+        "oxTrusthonorificPrefix",
+        Shape::Plain,
+    ),
+    (
+        "name.honorificSuffix",
+        "oxTrusthonorificSuffix",
+        Shape::Plain,
+    ),
     ("displayName", "displayName", Shape::Plain),
     ("nickName", "nickname", Shape::Plain),
     ("profileUrl", "oxTrustProfileURL", Shape::Plain),
@@ -46,7 +54,11 @@ const MAPPING: &[(&str, &str, Shape)] = &[
     ("photos", "oxTrustPhotos", Shape::JsonValues),
     ("entitlements", "oxTrustEntitlements", Shape::JsonValues),
     ("roles", "oxTrustRole", Shape::JsonValues),
-    ("x509Certificates", "oxTrustx509Certificate", Shape::JsonValues),
+    (
+        "x509Certificates",
+        "oxTrustx509Certificate",
+        Shape::JsonValues,
+    ),
     ("meta.created", "oxCreationTimestamp", Shape::Plain),
     ("meta.lastModified", "updatedAt", Shape::Plain),
 ];
@@ -139,9 +151,7 @@ pub fn stored_user(doc: &Value, groups: &[String]) -> Map<String, Value> {
             }
         }
     }
-    out.into_iter()
-        .map(|(k, v)| (k, Value::Array(v)))
-        .collect()
+    out.into_iter().map(|(k, v)| (k, Value::Array(v))).collect()
 }
 
 #[cfg(test)]

@@ -41,8 +41,10 @@ fn create(ext: Value) -> ScimResult<Value> {
 
 #[test]
 fn valid_values_of_each_type() {
-    let doc = create(json!({"nickNames": ["a", "b"], "customAttr3": 3000, "isManager": true,
-        "hired": "2020-09-09T10:00:00Z", "badge": "X1"}))
+    let doc = create(
+        json!({"nickNames": ["a", "b"], "customAttr3": 3000, "isManager": true,
+        "hired": "2020-09-09T10:00:00Z", "badge": "X1"}),
+    )
     .expect("valid");
     assert_eq!(doc[GLUU_USER_EXTENSION]["customAttr3"], 3000);
     assert_eq!(doc[GLUU_USER_EXTENSION]["nickNames"], json!(["a", "b"]));
@@ -53,12 +55,21 @@ fn valid_values_of_each_type() {
 #[test]
 fn invalid_values_are_rejected() {
     for (ext, why) in [
-        (json!({"customAttr3": "3000"}), "numeric needs a JSON number"),
-        (json!({"hired": "2020-09-09"}), "date needs a full date-time"),
+        (
+            json!({"customAttr3": "3000"}),
+            "numeric needs a JSON number",
+        ),
+        (
+            json!({"hired": "2020-09-09"}),
+            "date needs a full date-time",
+        ),
         (json!({"hired": "tomorrow"}), "date needs a date-time"),
         (json!({"badge": 7}), "string needs a JSON string"),
         (json!({"nickNames": "a"}), "multi-valued needs an array"),
-        (json!({"customAttr3": [1, 2]}), "single-valued takes no array"),
+        (
+            json!({"customAttr3": [1, 2]}),
+            "single-valued takes no array",
+        ),
         (json!({"isManager": 1}), "boolean needs a JSON boolean"),
         (json!({"shoeSize": 42}), "unknown names are rejected"),
     ] {
@@ -73,8 +84,19 @@ fn schema_and_devices_are_published() {
     let ext = reg.schema(GLUU_USER_EXTENSION).expect("extension schema");
     assert_eq!(ext.attributes.len(), 5);
     let user = reg.resource_type("User").expect("User");
-    assert!(user.schema_extensions.iter().any(|e| e.schema == GLUU_USER_EXTENSION));
-    assert_eq!(reg.resource_type_by_endpoint("/FidoDevices").map(|r| r.name.as_str()), Some("FidoDevice"));
-    assert_eq!(reg.resource_type_by_endpoint("Fido2Devices").map(|r| r.name.as_str()), Some("Fido2Device"));
+    assert!(user
+        .schema_extensions
+        .iter()
+        .any(|e| e.schema == GLUU_USER_EXTENSION));
+    assert_eq!(
+        reg.resource_type_by_endpoint("/FidoDevices")
+            .map(|r| r.name.as_str()),
+        Some("FidoDevice")
+    );
+    assert_eq!(
+        reg.resource_type_by_endpoint("Fido2Devices")
+            .map(|r| r.name.as_str()),
+        Some("Fido2Device")
+    );
     assert_eq!(SchemaRegistry::standard().resource_types().len(), 2);
 }

@@ -56,7 +56,9 @@ impl Service {
             sub_attr: None,
         };
         if registry.resolve(user, &path).is_err() {
-            return Err(ScimError::not_found(format!("no custom attribute '{name}'")));
+            return Err(ScimError::not_found(format!(
+                "no custom attribute '{name}'"
+            )));
         }
         let holders = Query {
             filter: Some(Filter::Present(path.clone())),
@@ -64,7 +66,17 @@ impl Service {
             count: 500,
             ..Query::default()
         };
-        let held = self.store.search(user, &Query { count: 0, ..holders.clone() }).map_err(store_error)?.total;
+        let held = self
+            .store
+            .search(
+                user,
+                &Query {
+                    count: 0,
+                    ..holders.clone()
+                },
+            )
+            .map_err(store_error)?
+            .total;
         if held > 0 && !force {
             return Err(ScimError::conflict(format!(
                 "{held} users hold values of '{name}'; remove with force to delete those values too"

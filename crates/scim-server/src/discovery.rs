@@ -33,6 +33,13 @@ pub fn service_provider_config(cfg: &ServerConfig, base_url: &str) -> Value {
         "changePassword": {"supported": true},
         "sort": {"supported": true},
         "etag": {"supported": true},
+        "pagination": {
+            "cursor": true,
+            "index": true,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": cfg.max_results,
+            "maxPageSize": cfg.max_results
+        },
         "authenticationSchemes": schemes,
         "meta": {
             "resourceType": "ServiceProviderConfig",

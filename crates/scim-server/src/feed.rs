@@ -22,7 +22,11 @@ pub fn parse_timestamp(s: &str) -> ScimResult<DateTime<Utc>> {
     if let Ok(t) = DateTime::<FixedOffset>::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(naive) = NaiveDateTime::parse_from_str(s, fmt) {
             if let Some(t) = Local.from_local_datetime(&naive).earliest() {
                 return Ok(t.with_timezone(&Utc));
@@ -33,27 +37,28 @@ pub fn parse_timestamp(s: &str) -> ScimResult<DateTime<Utc>> {
 }
 
 fn cursor_out(position: &str) -> String {
-    position.bytes().map(|b| format!("{b:02x}")).collect()
+    crate::cursor::hex(position.as_bytes())
 }
 
 fn cursor_in(cursor: &str) -> ScimResult<String> {
-    let bad = || ScimError::invalid_value(format!("cursor '{cursor}' is not a cursor of this feed"));
-    if cursor.len() % 2 != 0 || cursor.len() > 256 {
-        return Err(bad());
-    }
-    let bytes = (0..cursor.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(cursor.get(i..i + 2).unwrap_or("zz"), 16))
-        .collect::<Result<Vec<u8>, _>>()
-        .map_err(|_| bad())?;
-    String::from_utf8(bytes).map_err(|_| bad())
+    crate::cursor::unhex(cursor)
+        .and_then(|b| String::from_utf8(b).ok())
+        .filter(|_| cursor.len() <= 256)
+        .ok_or_else(|| {
+            ScimError::invalid_value(format!("cursor '{cursor}' is not a cursor of this feed"))
+        })
 }
 
 impl Service {
     /// `GET /scim/UpdatedUsers`: users created or modified at or after `since`,
     /// oldest first, offset-paged. `total` counts every match (Gluu counts only the
     /// page), and `latestUpdateAt` is present whenever there are results.
-    pub fn updated_users(&self, since: DateTime<Utc>, start: u64, page_size: u64) -> ScimResult<Value> {
+    pub fn updated_users(
+        &self,
+        since: DateTime<Utc>,
+        start: u64,
+        page_size: u64,
+    ) -> ScimResult<Value> {
         let registry = self.registry();
         let rt = registry
             .resource_type("User")
@@ -73,6 +78,7 @@ impl Service {
             sort_order: SortOrder::Ascending,
             start_index: start + 1,
             count: page_size,
+            ..Query::default()
         };
         let page = self.store.search(rt, &query).map_err(store_error)?;
         let mut latest: Option<String> = None;
@@ -91,7 +97,9 @@ impl Service {
                     latest = Some(m.to_string());
                 }
             }
-            results.push(Value::Object(scim_proto::gluu::stored_user(&r.doc, &groups)));
+            results.push(Value::Object(scim_proto::gluu::stored_user(
+                &r.doc, &groups,
+            )));
         }
         let mut body = json!({ "total": page.total, "results": results });
         if let Some(l) = latest {
@@ -102,7 +110,12 @@ impl Service {
 
     /// The lossless feed: every committed create, update and delete of Users and
     /// Groups exactly once, in commit order, resumable from an opaque cursor.
-    pub fn changes(&self, cursor: Option<&str>, count: Option<i64>, ctx: &RequestCtx) -> ScimResult<Value> {
+    pub fn changes(
+        &self,
+        cursor: Option<&str>,
+        count: Option<i64>,
+        ctx: &RequestCtx,
+    ) -> ScimResult<Value> {
         let limit = match count {
             None => FEED_DEFAULT_PAGE,
             Some(n) if n >= 1 && n as usize <= FEED_MAX_PAGE => n as usize,
@@ -112,12 +125,17 @@ impl Service {
                 )))
             }
         };
-        let position = cursor.filter(|c| !c.is_empty()).map(cursor_in).transpose()?;
+        let position = cursor
+            .filter(|c| !c.is_empty())
+            .map(cursor_in)
+            .transpose()?;
         let page = self
             .store
             .changes(position.as_deref(), limit)
             .map_err(|e| match e {
-                StoreError::BadCursor(d) => ScimError::new(410, None, format!("cursor expired or invalid: {d}")),
+                StoreError::BadCursor(d) => {
+                    ScimError::new(410, None, format!("cursor expired or invalid: {d}"))
+                }
                 other => store_error(other),
             })?;
         let changes: Vec<Value> = page

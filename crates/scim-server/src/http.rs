@@ -92,7 +92,10 @@ pub fn router_with_auth(service: Arc<Service>, auth: Option<Arc<scim_auth::Auth>
         );
     }
     app = app
-        .route("/admin/devices/{endpoint}", post(enrol_device).fallback(method_not_allowed))
+        .route(
+            "/admin/devices/{endpoint}",
+            post(enrol_device).fallback(method_not_allowed),
+        )
         .route(
             "/admin/attributes",
             get(list_custom_attributes)
@@ -103,8 +106,14 @@ pub fn router_with_auth(service: Arc<Service>, auth: Option<Arc<scim_auth::Auth>
             "/admin/attributes/{name}",
             axum::routing::delete(remove_custom_attribute).fallback(method_not_allowed),
         );
-    for path in ["/scim/resource_changes.yaml", "/identity/scim/resource_changes.yaml"] {
-        app = app.route(path, get(resource_changes_yaml).fallback(method_not_allowed));
+    for path in [
+        "/scim/resource_changes.yaml",
+        "/identity/scim/resource_changes.yaml",
+    ] {
+        app = app.route(
+            path,
+            get(resource_changes_yaml).fallback(method_not_allowed),
+        );
     }
     if let Some(auth) = auth {
         app = app.merge(scim_auth::routes(auth));
@@ -464,6 +473,7 @@ async fn list(
         start_index: int_param(&params, "startIndex")?,
         count: int_param(&params, "count")?,
         user_id: param(&params, "userId").map(str::to_string),
+        cursor: param(&params, "cursor").map(str::to_string),
     };
     let v = blocking(&svc, move |s| s.search(&rt, &search, &ctx)).await?;
     Ok(scim(StatusCode::OK, &v))
@@ -519,6 +529,7 @@ fn search_request(body: &Value) -> ScimResult<(SearchParams, Option<String>, Opt
             start_index: int("startIndex")?,
             count: int("count")?,
             user_id: text("userId")?,
+            cursor: text("cursor")?,
         },
         text("attributes")?,
         text("excludedAttributes")?,
@@ -614,7 +625,10 @@ async fn updated_users(State(svc): State<AppState>, Query(params): Params) -> Re
         Some(v) => v.trim().parse::<u64>().map_err(|_| bad())?,
     };
     let page_size = match param(&params, "pageSize") {
-        None => svc.config.max_results.min(crate::feed::UPDATED_USERS_MAX_PAGE),
+        None => svc
+            .config
+            .max_results
+            .min(crate::feed::UPDATED_USERS_MAX_PAGE),
         Some(v) => v
             .trim()
             .parse::<u64>()
@@ -653,7 +667,11 @@ async fn enrol_device(
     body: Body,
 ) -> Reply {
     let rt = resource_type(&svc, &endpoint)?;
-    let mut ctx = ctx(&headers, &OriginalUri(axum::http::Uri::from_static("/scim/v2")), &params)?;
+    let mut ctx = ctx(
+        &headers,
+        &OriginalUri(axum::http::Uri::from_static("/scim/v2")),
+        &params,
+    )?;
     ctx.projection = Projection::default();
     let body = json_body(&svc, &headers, body).await?;
     let r = blocking(&svc, move |s| s.enrol_device(&rt, &body, &ctx)).await?;
@@ -695,5 +713,8 @@ async fn remove_custom_attribute(
 ) -> Reply {
     let force = param(&params, "force").is_some_and(|v| v != "false");
     let cleared = blocking(&svc, move |s| s.remove_custom_attribute(&name, force)).await?;
-    Ok(scim(StatusCode::OK, &serde_json::json!({ "clearedUsers": cleared })))
+    Ok(scim(
+        StatusCode::OK,
+        &serde_json::json!({ "clearedUsers": cleared }),
+    ))
 }

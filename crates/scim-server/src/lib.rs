@@ -5,6 +5,7 @@ pub mod admin;
 pub mod bulk;
 pub mod clock;
 pub mod config;
+pub mod cursor;
 pub mod discovery;
 pub mod feed;
 pub mod http;

@@ -4,6 +4,7 @@
 
 use crate::clock::Clock;
 use crate::config::ServerConfig;
+use crate::cursor;
 use crate::members;
 use scim_proto::filter::{parse_attr_path, parse_filter, AttrPath};
 use scim_proto::patch::apply_patch;
@@ -60,6 +61,8 @@ pub struct SearchParams {
     pub count: Option<i64>,
     /// Devices only: the owner's id.
     pub user_id: Option<String>,
+    /// RFC 9865: present (possibly empty, for the first page) selects cursor paging.
+    pub cursor: Option<String>,
 }
 
 pub fn store_error(e: StoreError) -> ScimError {
@@ -152,7 +155,10 @@ impl Service {
         ctx: &RequestCtx,
     ) -> ScimResult<Rendered> {
         if !is_device(rt) {
-            return Err(ScimError::invalid_value(format!("{} is not a device type", rt.name)));
+            return Err(ScimError::invalid_value(format!(
+                "{} is not a device type",
+                rt.name
+            )));
         }
         let user_id = body
             .get("userId")
@@ -168,12 +174,7 @@ impl Service {
         self.insert(rt, body, ctx)
     }
 
-    fn insert(
-        &self,
-        rt: &ResourceTypeDef,
-        body: &Value,
-        ctx: &RequestCtx,
-    ) -> ScimResult<Rendered> {
+    fn insert(&self, rt: &ResourceTypeDef, body: &Value, ctx: &RequestCtx) -> ScimResult<Rendered> {
         let mut doc = validate_create(&self.registry(), rt, body)?;
         let now = self.now();
         let id = uuid::Uuid::new_v4().to_string();
@@ -424,12 +425,11 @@ impl Service {
         ctx: &RequestCtx,
     ) -> ScimResult<Value> {
         let query = self.query(rt, params)?;
+        if params.cursor.is_some() {
+            return self.cursor_search(rt, params, query, ctx);
+        }
         let page = self.store.search(rt, &query).map_err(store_error)?;
-        let resources = page
-            .resources
-            .into_iter()
-            .map(|s| self.render(rt, s, ctx).map(|r| r.doc))
-            .collect::<ScimResult<Vec<_>>>()?;
+        let resources = self.render_all(rt, page.resources, ctx)?;
         Ok(json!({
             "schemas": [LIST_RESPONSE_SCHEMA],
             "totalResults": page.total,
@@ -437,6 +437,89 @@ impl Service {
             "startIndex": query.start_index,
             "Resources": resources,
         }))
+    }
+
+    fn render_all(
+        &self,
+        rt: &ResourceTypeDef,
+        stored: Vec<StoredResource>,
+        ctx: &RequestCtx,
+    ) -> ScimResult<Vec<Value>> {
+        stored
+            .into_iter()
+            .map(|s| self.render(rt, s, ctx).map(|r| r.doc))
+            .collect()
+    }
+
+    /// RFC 9865 cursor paging: keyset pages over the search's order. One row
+    /// more than asked is read to know whether a further page exists.
+    fn cursor_search(
+        &self,
+        rt: &ResourceTypeDef,
+        params: &SearchParams,
+        mut query: Query,
+        ctx: &RequestCtx,
+    ) -> ScimResult<Value> {
+        if params.start_index.is_some() {
+            return Err(ScimError::invalid_value(
+                "startIndex and cursor cannot be combined",
+            ));
+        }
+        let fp = cursor::fingerprint(&[
+            &rt.name,
+            params.filter.as_deref().unwrap_or(""),
+            params.sort_by.as_deref().unwrap_or(""),
+            params.sort_order.as_deref().unwrap_or(""),
+            params.user_id.as_deref().unwrap_or(""),
+        ]);
+        let mut direction = cursor::Direction::Next;
+        match params.cursor.as_deref().map(str::trim) {
+            None | Some("") => {}
+            Some(c) => {
+                let (key, d) = cursor::decode(c, &fp)?;
+                match d {
+                    cursor::Direction::Next => query.after = Some(key),
+                    cursor::Direction::Previous => query.before = Some(key),
+                }
+                direction = d;
+            }
+        }
+        let count = query.count;
+        query.count = count + 1;
+        let started = query.after.is_some() || query.before.is_some();
+        let mut page = self.store.search(rt, &query).map_err(store_error)?;
+        let more = page.resources.len() as u64 > count;
+        if more {
+            // The extra row is the farthest one in the walking direction.
+            if direction == cursor::Direction::Previous {
+                page.resources.remove(0);
+                page.keys.remove(0);
+            } else {
+                page.resources.pop();
+                page.keys.pop();
+            }
+        }
+        let (has_next, has_previous) = match direction {
+            cursor::Direction::Next => (more, started),
+            cursor::Direction::Previous => (true, more),
+        };
+        let mut body = json!({
+            "schemas": [LIST_RESPONSE_SCHEMA],
+            "totalResults": page.total,
+            "itemsPerPage": page.resources.len(),
+        });
+        if has_next {
+            if let Some(k) = page.keys.last() {
+                body["nextCursor"] = json!(cursor::encode(k, cursor::Direction::Next, &fp));
+            }
+        }
+        if has_previous {
+            if let Some(k) = page.keys.first() {
+                body["previousCursor"] = json!(cursor::encode(k, cursor::Direction::Previous, &fp));
+            }
+        }
+        body["Resources"] = Value::Array(self.render_all(rt, page.resources, ctx)?);
+        Ok(body)
     }
 
     /// Root `/.search` across every resource type (RFC 7644 §3.4.3). Results are
@@ -569,6 +652,7 @@ impl Service {
             sort_order,
             start_index: p.start_index.unwrap_or(1).max(1) as u64,
             count,
+            ..Query::default()
         })
     }
 

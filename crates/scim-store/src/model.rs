@@ -83,9 +83,22 @@ pub enum SortOrder {
     Descending,
 }
 
+/// Where a row stands in a search's order: the text form of its sort value
+/// (`None` when it has none) and its id. Cursor paging (RFC 9865) continues from it,
+/// so resources created or deleted during a walk never shift the pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortKey {
+    pub value: Option<String>,
+    pub id: String,
+}
+
 /// A validated search over one resource type.
 #[derive(Debug, Clone, Default)]
 pub struct Query {
+    /// Cursor paging: only rows after this key (`start_index` is then ignored).
+    pub after: Option<SortKey>,
+    /// Cursor paging backwards: the `count` rows just before this key.
+    pub before: Option<SortKey>,
     pub filter: Option<Filter>,
     pub sort_by: Option<AttrPath>,
     pub sort_order: SortOrder,
@@ -98,6 +111,8 @@ pub struct Query {
 pub struct Page {
     pub total: u64,
     pub resources: Vec<StoredResource>,
+    /// The sort key of each resource, in the same order.
+    pub keys: Vec<SortKey>,
 }
 
 /// What happened to a resource.
@@ -302,4 +317,41 @@ pub fn import_write(rec: &ExportRecord) -> Write {
         },
         members: MemberChange::Replace(rec.members.clone()),
     }
+}
+
+/// One row of a page query: id, document text, version, sort key text.
+pub(crate) type PageRow = (String, String, i64, Option<String>);
+
+/// A page from the rows of `sql::search_sql`'s page query (reversed back into
+/// order when the query walked backwards).
+pub(crate) fn assemble_page(
+    rtype: &str,
+    total: i64,
+    mut rows: Vec<PageRow>,
+    reversed: bool,
+) -> StoreResult<Page> {
+    if reversed {
+        rows.reverse();
+    }
+    let mut resources = Vec::with_capacity(rows.len());
+    let mut keys = Vec::with_capacity(rows.len());
+    for (id, doc, version, key) in rows {
+        keys.push(SortKey {
+            value: key,
+            id: id.clone(),
+        });
+        resources.push(StoredResource {
+            doc: serde_json::from_str(&doc).map_err(|e| {
+                StoreError::Backend(format!("stored document is not valid JSON: {e}"))
+            })?,
+            id,
+            rtype: rtype.to_string(),
+            version,
+        });
+    }
+    Ok(Page {
+        total: u64::try_from(total).unwrap_or(0),
+        resources,
+        keys,
+    })
 }

@@ -762,26 +762,15 @@ impl Store for PostgresStore {
                 Some(r) => r.try_get(0)?,
                 None => 0,
             };
-            let mut rows = Vec::new();
+            let mut rows: Vec<crate::model::PageRow> = Vec::new();
             if let Some(page_sql) = &sql.page_sql {
                 for r in s.query_built(page_sql, &sql.params)? {
-                    rows.push((
-                        r.try_get::<_, String>(0)?,
-                        r.try_get::<_, String>(1)?,
-                        r.try_get::<_, i64>(2)?,
-                    ));
+                    rows.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?));
                 }
             }
             Ok((total, rows))
         })?;
-        let resources = rows
-            .into_iter()
-            .map(|(id, doc, version)| stored(id, &rt.name, &doc, version))
-            .collect::<StoreResult<_>>()?;
-        Ok(Page {
-            total: u64::try_from(total).unwrap_or(0),
-            resources,
-        })
+        crate::model::assemble_page(&rt.name, total, rows, sql.reversed)
     }
 
     fn members(&self, group_id: &str, with_display: bool) -> StoreResult<Vec<MemberView>> {

@@ -879,11 +879,13 @@ pub struct SearchSql {
     /// Parameters of `page_sql`; `count_sql` takes the first `count_params` of them.
     pub params: Vec<SqlParam>,
     pub count_params: usize,
+    /// The page query walks backwards (cursor `before`): reverse its rows.
+    pub reversed: bool,
 }
 
 /// Assemble a search (filter, sortBy, sortOrder, startIndex, count) from the
 /// compiled filter and sort, in `d`'s spelling. The page query selects
-/// `r.id, r.doc, r.version`. Errors are the compiler's (400 invalidFilter /
+/// `r.id, r.doc, r.version` and the row's sort key as text. Errors are the compiler's (400 invalidFilter /
 /// invalidValue).
 pub fn search_sql(
     d: &dyn Dialect,
@@ -910,40 +912,176 @@ pub fn search_sql(
             page_sql: None,
             params,
             count_params,
+            reversed: false,
         });
     }
-    let dir = match q.sort_order {
-        crate::SortOrder::Ascending => "ASC",
-        crate::SortOrder::Descending => "DESC",
+    let terms = order_terms(d, registry, rt, q, &mut params)?;
+    let key_expr = match &q.sort_by {
+        Some(_) => format!("CAST({} AS TEXT)", terms[1].expr),
+        None => "r.created".to_string(),
     };
-    let order = match &q.sort_by {
-        Some(path) => {
-            let frag = compile_sort(d, registry, rt, path, params.len() + 1)?;
-            params.extend(frag.params);
-            // Resources without the attribute sort last (RFC 7644 §3.4.2.3).
-            format!(
-                "({s}) IS NULL, {s} {dir}, {id}",
-                s = frag.sql,
-                id = d.text_order("r.id")
-            )
-        }
-        None => format!("{}, {}", d.text_order("r.created"), d.text_order("r.id")),
-    };
+    let backwards = q.before.is_some();
+    let mut page_where = where_sql;
+    if let Some(key) = q.after.as_ref().or(q.before.as_ref()) {
+        let cond = keyset_condition(d, &terms, key, backwards, &mut params)?;
+        page_where = format!("{page_where} AND ({cond})");
+    }
+    let order = terms
+        .iter()
+        .map(|t| {
+            let desc = t.desc != backwards;
+            format!("{} {}", t.ordered(d), if desc { "DESC" } else { "ASC" })
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
     let limit = SqlParam::Int(i64::try_from(q.count).unwrap_or(i64::MAX));
-    let offset = SqlParam::Int(i64::try_from(q.start_index.saturating_sub(1)).unwrap_or(i64::MAX));
+    let offset = if q.after.is_some() || backwards {
+        0
+    } else {
+        q.start_index.saturating_sub(1)
+    };
+    let offset = SqlParam::Int(i64::try_from(offset).unwrap_or(i64::MAX));
     let limit_ph = d.placeholder(params.len() + 1, &limit);
     let offset_ph = d.placeholder(params.len() + 2, &offset);
     params.push(limit);
     params.push(offset);
     let page_sql = format!(
-        "SELECT r.id, r.doc, r.version FROM resources r WHERE {where_sql} ORDER BY {order} LIMIT {limit_ph} OFFSET {offset_ph}"
+        "SELECT r.id, r.doc, r.version, {key_expr} FROM resources r WHERE {page_where} ORDER BY {order} LIMIT {limit_ph} OFFSET {offset_ph}"
     );
     Ok(SearchSql {
         count_sql,
         page_sql: Some(page_sql),
         params,
         count_params,
+        reversed: backwards,
     })
+}
+
+/// How a sort value is bound back from its text form in a cursor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum KeyKind {
+    Text,
+    Num,
+    Bool,
+    /// 0 for rows that have the sort attribute, 1 for rows that do not.
+    Flag,
+}
+
+/// One ORDER BY term.
+struct Term {
+    expr: String,
+    desc: bool,
+    kind: KeyKind,
+}
+
+impl Term {
+    fn ordered(&self, d: &dyn Dialect) -> String {
+        if self.kind == KeyKind::Text {
+            d.text_order(&self.expr)
+        } else {
+            self.expr.clone()
+        }
+    }
+}
+
+/// The ORDER BY of a search: (has-no-value, value, id) when sorted — resources
+/// without the attribute last (RFC 7644 §3.4.2.3) — else (created, id).
+fn order_terms(
+    d: &dyn Dialect,
+    registry: &SchemaRegistry,
+    rt: &ResourceTypeDef,
+    q: &crate::Query,
+    params: &mut Vec<SqlParam>,
+) -> ScimResult<Vec<Term>> {
+    let id = Term {
+        expr: "r.id".into(),
+        desc: false,
+        kind: KeyKind::Text,
+    };
+    let Some(path) = &q.sort_by else {
+        let created = Term {
+            expr: "r.created".into(),
+            desc: false,
+            kind: KeyKind::Text,
+        };
+        return Ok(vec![created, id]);
+    };
+    let frag = compile_sort(d, registry, rt, path, params.len() + 1)?;
+    params.extend(frag.params);
+    let target = registry.resolve(rt, path)?;
+    let def = target.target();
+    let ty = match def.sub("value") {
+        Some(v) if def.ty == AttrType::Complex => v.ty,
+        _ => def.ty,
+    };
+    let kind = match ty {
+        AttrType::Integer | AttrType::Decimal => KeyKind::Num,
+        AttrType::Boolean => KeyKind::Bool,
+        _ => KeyKind::Text,
+    };
+    Ok(vec![
+        Term {
+            expr: format!("(CASE WHEN ({}) IS NULL THEN 1 ELSE 0 END)", frag.sql),
+            desc: false,
+            kind: KeyKind::Flag,
+        },
+        Term {
+            expr: format!("({})", frag.sql),
+            desc: q.sort_order == crate::SortOrder::Descending,
+            kind,
+        },
+        id,
+    ])
+}
+
+fn key_param(kind: KeyKind, text: &str) -> ScimResult<SqlParam> {
+    let bad = || ScimError::invalid_value("the cursor does not belong to this search");
+    Ok(match kind {
+        KeyKind::Text => SqlParam::Text(text.to_string()),
+        KeyKind::Num => SqlParam::Num(text.parse().map_err(|_| bad())?),
+        KeyKind::Bool => SqlParam::Bool(matches!(text, "1" | "true")),
+        KeyKind::Flag => SqlParam::Int(text.parse().map_err(|_| bad())?),
+    })
+}
+
+/// Rows strictly after (or, backwards, before) `key` in the order of `terms`:
+/// the lexicographic comparison `(t1, t2, …) > (k1, k2, …)` spelled out, since the
+/// terms mix directions. A key without a value skips the value term: every row
+/// without one compares equal there.
+fn keyset_condition(
+    d: &dyn Dialect,
+    terms: &[Term],
+    key: &crate::SortKey,
+    backwards: bool,
+    params: &mut Vec<SqlParam>,
+) -> ScimResult<String> {
+    let mut bound: Vec<(&Term, String)> = Vec::new();
+    let last = terms.len().saturating_sub(1);
+    for (i, t) in terms.iter().enumerate() {
+        let text = match t.kind {
+            KeyKind::Flag => Some(if key.value.is_none() { "1" } else { "0" }.to_string()),
+            // The last term is always the id.
+            _ if i == last => Some(key.id.clone()),
+            _ => key.value.clone(),
+        };
+        let Some(text) = text else { continue };
+        let p = key_param(t.kind, &text)?;
+        let ph = d.placeholder(params.len() + 1, &p);
+        params.push(p);
+        bound.push((t, ph));
+    }
+    let mut alternatives = Vec::new();
+    for i in 0..bound.len() {
+        let mut parts: Vec<String> = bound[..i]
+            .iter()
+            .map(|(t, ph)| format!("{} = {ph}", t.ordered(d)))
+            .collect();
+        let (t, ph) = &bound[i];
+        let beyond = if t.desc != backwards { "<" } else { ">" };
+        parts.push(format!("{} {beyond} {ph}", t.ordered(d)));
+        alternatives.push(format!("({})", parts.join(" AND ")));
+    }
+    Ok(alternatives.join(" OR "))
 }
 
 #[cfg(test)]

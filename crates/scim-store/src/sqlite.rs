@@ -398,27 +398,19 @@ impl Store for SqliteStore {
             .map_err(backend)?
             .query_row(bind(s.count_params), |r| r.get(0))
             .map_err(backend)?;
-        let mut resources = Vec::new();
+        let mut rows: Vec<crate::model::PageRow> = Vec::new();
         if let Some(page_sql) = &s.page_sql {
             let mut stmt = conn.prepare_cached(page_sql).map_err(backend)?;
-            let rows = stmt
+            let found = stmt
                 .query_map(bind(s.params.len()), |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, i64>(2)?,
-                    ))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                 })
                 .map_err(backend)?;
-            for row in rows {
-                let (id, doc, version) = row.map_err(backend)?;
-                resources.push(stored(id, rt.name.clone(), &doc, version)?);
+            for row in found {
+                rows.push(row.map_err(backend)?);
             }
         }
-        Ok(Page {
-            total: u64::try_from(total).unwrap_or(0),
-            resources,
-        })
+        crate::model::assemble_page(&rt.name, total, rows, s.reversed)
     }
 
     fn members(&self, group_id: &str, with_display: bool) -> StoreResult<Vec<MemberView>> {

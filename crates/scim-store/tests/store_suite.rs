@@ -249,6 +249,7 @@ impl Backend {
             sort_order: order,
             start_index: start,
             count,
+            ..Query::default()
         };
         let page = self
             .store
@@ -1096,6 +1097,7 @@ fn backends_agree_with_the_evaluator_and_each_other() {
                 },
                 start_index: 1,
                 count: 1000,
+                ..Query::default()
             };
             let lite_page = lite.store.search(&rt, &q);
             let pg_page = pg.store.search(&rt, &q);

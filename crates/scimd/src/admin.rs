@@ -67,16 +67,25 @@ pub fn run_attributes(args: AttributesArgs) -> Result<(), String> {
         AttributesCommand::List { json } => {
             let attrs = service.custom_attributes().map_err(fail)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&attrs).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&attrs).unwrap_or_default()
+                );
             } else {
                 for a in attrs {
-                    let multi = if a.multi_valued { " (multi-valued)" } else { "" };
+                    let multi = if a.multi_valued {
+                        " (multi-valued)"
+                    } else {
+                        ""
+                    };
                     println!("{}\t{}{multi}\t{}", a.name, a.kind.as_str(), a.description);
                 }
             }
         }
         AttributesCommand::Remove { name, force } => {
-            let cleared = service.remove_custom_attribute(&name, force).map_err(fail)?;
+            let cleared = service
+                .remove_custom_attribute(&name, force)
+                .map_err(fail)?;
             println!("removed {name}; values deleted from {cleared} users");
         }
     }
@@ -120,9 +129,15 @@ fn devices_from(text: &str) -> Result<Vec<Value>, String> {
 
 fn endpoint_of(device: &Value) -> Option<&'static str> {
     let schemas = device.get("schemas")?.as_array()?;
-    if schemas.iter().any(|s| s == scim_proto::schema::FIDO2_DEVICE_SCHEMA) {
+    if schemas
+        .iter()
+        .any(|s| s == scim_proto::schema::FIDO2_DEVICE_SCHEMA)
+    {
         Some("Fido2Devices")
-    } else if schemas.iter().any(|s| s == scim_proto::schema::FIDO_DEVICE_SCHEMA) {
+    } else if schemas
+        .iter()
+        .any(|s| s == scim_proto::schema::FIDO_DEVICE_SCHEMA)
+    {
         Some("FidoDevices")
     } else {
         None

@@ -133,10 +133,7 @@ pub type Stores = (Arc<dyn scim_store::Store>, Arc<dyn ClientStore>);
 /// The stores of the configured database (SQLite by default, PostgreSQL for
 /// `postgres://…`): resources and the authorization server's data side by side.
 /// Migrations are applied on open.
-pub fn open_stores(
-    settings: &Settings,
-    registry: Arc<SharedRegistry>,
-) -> Result<Stores, String> {
+pub fn open_stores(settings: &Settings, registry: Arc<SharedRegistry>) -> Result<Stores, String> {
     match settings.database()? {
         Database::Sqlite(path) => {
             if let Some(dir) = path.parent() {

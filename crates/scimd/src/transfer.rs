@@ -13,7 +13,8 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use scim_proto::schema::{SchemaRegistry, SharedRegistry};
+use scim_proto::schema::custom::CustomAttribute;
+use scim_proto::schema::{RegistryOptions, SchemaRegistry, SharedRegistry};
 use scim_store::clients::{ClientRecord, SigningKeyRecord};
 use scim_store::{ExportRecord, Query, Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -85,6 +86,8 @@ enum Line {
         resources: u64,
         exported: DateTime<Utc>,
     },
+    /// A custom user attribute: before the resources, which may use it.
+    CustomAttribute(CustomAttribute),
     Resource(ExportRecord),
     ServerSecret {
         name: String,
@@ -252,6 +255,12 @@ pub fn export(args: ExportArgs) -> Result<(), String> {
         },
     )
     .map_err(io)?;
+    let custom = store
+        .custom_attributes()
+        .map_err(|e| format!("reading custom attributes: {e}"))?;
+    for attr in custom {
+        write_line(&mut out, &Line::CustomAttribute(attr)).map_err(io)?;
+    }
     let mut write_error = None;
     let n = store
         .export(&mut |rec| {
@@ -325,7 +334,20 @@ fn count_resources(store: &dyn Store, registry: &SchemaRegistry) -> Result<u64, 
 pub fn import(args: ImportArgs) -> Result<(), String> {
     let settings = args.db.settings()?;
     let registry = registry(&settings);
-    let (store, clients) = crate::open_stores(&settings, registry)?;
+    let (store, clients) = crate::open_stores(&settings, registry.clone())?;
+    // Index rows are derived through the registry: it must know the target's
+    // custom attributes, and those the export brings.
+    let reload = || -> Result<(), String> {
+        let custom = store
+            .custom_attributes()
+            .map_err(|e| format!("reading custom attributes: {e}"))?;
+        registry.replace(SchemaRegistry::build(&RegistryOptions {
+            devices: settings.devices,
+            custom: Some((settings.custom_schema_urn.clone(), custom)),
+        }));
+        Ok(())
+    };
+    reload()?;
     let input: Box<dyn std::io::Read> = if args.input == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -376,6 +398,14 @@ pub fn import(args: ImportArgs) -> Result<(), String> {
                     "{} does not start with an export header",
                     args.input
                 ))
+            }
+            Line::CustomAttribute(attr) => {
+                flush(&mut batch, &bar)?;
+                match store.add_custom_attribute(&attr) {
+                    Ok(()) | Err(StoreError::Uniqueness) => {}
+                    Err(e) => return Err(format!("writing custom attribute {}: {e}", attr.name)),
+                }
+                reload()?;
             }
             Line::Resource(rec) => {
                 resources += 1;

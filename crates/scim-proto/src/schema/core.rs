@@ -362,14 +362,20 @@ pub fn fido_device_schema() -> Schema {
         attributes: vec![
             fixed(string("userId").case_exact()).desc("Identifier of the user owning this device."),
             fixed(attr("creationDate", AttrType::DateTime)).desc("When the device was enrolled."),
-            fixed(string("application")).desc("The application (origin) the device was registered for."),
+            fixed(string("application"))
+                .desc("The application (origin) the device was registered for."),
             fixed(attr("counter", AttrType::Integer)).desc("Signature counter."),
-            fixed(string("deviceData").case_exact()).desc("JSON document describing the device (platform, OS, name)."),
+            fixed(string("deviceData").case_exact())
+                .desc("JSON document describing the device (platform, OS, name)."),
             fixed(string("deviceHashCode").case_exact()).desc("Hash code of the device."),
             fixed(string("deviceKeyHandle").case_exact()).desc("Key handle of the credential."),
-            fixed(string("deviceRegistrationConf").case_exact()).desc("Registration configuration (JSON)."),
-            fixed(attr("lastAccessTime", AttrType::DateTime)).desc("Last time the device was used."),
-            string("status").canonical(&["active", "compromised"]).desc("Device status."),
+            fixed(string("deviceRegistrationConf").case_exact())
+                .desc("Registration configuration (JSON)."),
+            fixed(attr("lastAccessTime", AttrType::DateTime))
+                .desc("Last time the device was used."),
+            string("status")
+                .canonical(&["active", "compromised"])
+                .desc("Device status."),
             string("displayName").desc("Name of the device, for display."),
             string("description").desc("Description of the device."),
             string("nickname").desc("Nickname the user gave the device."),
@@ -384,10 +390,19 @@ pub fn fido2_device_schema() -> Schema {
         name: "Fido2Device".to_string(),
         description: "FIDO 2.0 (WebAuthn) device".to_string(),
         attributes: vec![
-            string("userId").case_exact().immutable().desc("Identifier of the user owning this device."),
-            attr("creationDate", AttrType::DateTime).immutable().desc("When the device was enrolled."),
-            attr("counter", AttrType::Integer).immutable().desc("Signature counter."),
-            string("status").canonical(&["registered", "pending"]).desc("Registration status."),
+            string("userId")
+                .case_exact()
+                .immutable()
+                .desc("Identifier of the user owning this device."),
+            attr("creationDate", AttrType::DateTime)
+                .immutable()
+                .desc("When the device was enrolled."),
+            attr("counter", AttrType::Integer)
+                .immutable()
+                .desc("Signature counter."),
+            string("status")
+                .canonical(&["registered", "pending"])
+                .desc("Registration status."),
             string("displayName").desc("Name of the device, for display."),
         ],
     }
@@ -405,11 +420,21 @@ fn device_resource_type(name: &str, endpoint: &str, schema: &str, desc: &str) ->
 }
 
 pub fn fido_device_resource_type() -> ResourceTypeDef {
-    device_resource_type("FidoDevice", "/FidoDevices", super::FIDO_DEVICE_SCHEMA, "FIDO U2F device")
+    device_resource_type(
+        "FidoDevice",
+        "/FidoDevices",
+        super::FIDO_DEVICE_SCHEMA,
+        "FIDO U2F device",
+    )
 }
 
 pub fn fido2_device_resource_type() -> ResourceTypeDef {
-    device_resource_type("Fido2Device", "/Fido2Devices", super::FIDO2_DEVICE_SCHEMA, "FIDO 2.0 device")
+    device_resource_type(
+        "Fido2Device",
+        "/Fido2Devices",
+        super::FIDO2_DEVICE_SCHEMA,
+        "FIDO 2.0 device",
+    )
 }
 
 pub fn user_resource_type() -> ResourceTypeDef {

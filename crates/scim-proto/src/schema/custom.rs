@@ -125,7 +125,10 @@ mod tests {
         for bad in ["", "3abc", "a b", "a.b", "urn:x", &"a".repeat(65)] {
             assert!(CustomAttribute::check_name(bad).is_err(), "{bad}");
         }
-        assert_eq!("Numeric".parse::<CustomType>().ok(), Some(CustomType::Numeric));
+        assert_eq!(
+            "Numeric".parse::<CustomType>().ok(),
+            Some(CustomType::Numeric)
+        );
         assert!("float".parse::<CustomType>().is_err());
         let a = CustomAttribute {
             name: "n".into(),

@@ -5,8 +5,11 @@ use crate::harness::{assert_scim_error, parts, Server};
 use serde_json::{json, Value};
 
 fn make_user(s: &Server, name: &str) -> String {
-    let (_, u) = parts(s.post("/scim/v2/Users", &json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name})));
+    let (_, u) = parts(s.post(
+        "/scim/v2/Users",
+        &json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name}),
+    ));
     u["id"].as_str().expect("id").to_string()
 }
 
@@ -32,10 +35,14 @@ fn fido_devices_end_to_end() {
     let a1 = enrol(&s, "FidoDevices", u2f(&alice, "ios"));
     enrol(&s, "FidoDevices", u2f(&alice, "android"));
     enrol(&s, "FidoDevices", u2f(&bob, "ios"));
-    let f2 = enrol(&s, "Fido2Devices", json!({
+    let f2 = enrol(
+        &s,
+        "Fido2Devices",
+        json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Fido2Device"],
         "userId": alice, "creationDate": "2024-01-02T03:04:05Z", "counter": 1,
-        "status": "registered", "displayName": "Key"}));
+        "status": "registered", "displayName": "Key"}),
+    );
 
     // SCIM clients cannot create devices.
     assert_scim_error(s.post("/scim/v2/FidoDevices", &u2f(&alice, "x")), 405, None);
@@ -44,13 +51,29 @@ fn fido_devices_end_to_end() {
     assert_eq!(st, 404);
 
     // Search as in the seed, GET and POST .search, and userId narrowing.
-    let (_, ios) = parts(s.get("/identity/restv1/scim/v2/FidoDevices")
-        .query(&[("filter", "deviceData co \"ios\""), ("count", "10")]).send().expect("search"));
+    let (_, ios) = parts(
+        s.get("/identity/restv1/scim/v2/FidoDevices")
+            .query(&[("filter", "deviceData co \"ios\""), ("count", "10")])
+            .send()
+            .expect("search"),
+    );
     assert_eq!(ios["totalResults"], 2, "{ios}");
-    let (_, mine) = parts(s.get("/scim/v2/FidoDevices").query(&[("userId", alice.as_str())]).send().expect("search"));
+    let (_, mine) = parts(
+        s.get("/scim/v2/FidoDevices")
+            .query(&[("userId", alice.as_str())])
+            .send()
+            .expect("search"),
+    );
     assert_eq!(mine["totalResults"], 2);
-    let (_, mine_ios) = parts(s.get("/scim/v2/FidoDevices")
-        .query(&[("userId", alice.as_str()), ("filter", "deviceData co \"ios\"")]).send().expect("search"));
+    let (_, mine_ios) = parts(
+        s.get("/scim/v2/FidoDevices")
+            .query(&[
+                ("userId", alice.as_str()),
+                ("filter", "deviceData co \"ios\""),
+            ])
+            .send()
+            .expect("search"),
+    );
     assert_eq!(mine_ios["totalResults"], 1);
     let (_, posted) = parts(s.post("/scim/v2/FidoDevices/.search", &json!({
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": "counter gt 5"})));
@@ -59,14 +82,36 @@ fn fido_devices_end_to_end() {
     // Writable attributes change; immutable ones are refused with 400 mutability.
     let path = format!("/scim/v2/FidoDevices/{}", a1["id"].as_str().expect("id"));
     let patch = |ops: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
-    let (st, d) = parts(s.patch(&path, &patch(json!([
+    let (st, d) = parts(s.patch(
+        &path,
+        &patch(json!([
         {"op": "replace", "path": "displayName", "value": "Old phone"},
-        {"op": "replace", "path": "status", "value": "compromised"}]))));
+        {"op": "replace", "path": "status", "value": "compromised"}])),
+    ));
     assert_eq!(st, 200, "{d}");
     assert_eq!(d["status"], "compromised");
-    for attr in ["userId", "counter", "deviceData", "application", "creationDate"] {
-        let value = if attr == "counter" { json!(99) } else if attr == "creationDate" { json!("2025-01-01T00:00:00Z") } else { json!("changed") };
-        assert_scim_error(s.patch(&path, &patch(json!([{"op": "replace", "path": attr, "value": value}]))), 400, Some("mutability"));
+    for attr in [
+        "userId",
+        "counter",
+        "deviceData",
+        "application",
+        "creationDate",
+    ] {
+        let value = if attr == "counter" {
+            json!(99)
+        } else if attr == "creationDate" {
+            json!("2025-01-01T00:00:00Z")
+        } else {
+            json!("changed")
+        };
+        assert_scim_error(
+            s.patch(
+                &path,
+                &patch(json!([{"op": "replace", "path": attr, "value": value}])),
+            ),
+            400,
+            Some("mutability"),
+        );
     }
     let mut put = d.clone();
     put["description"] = json!("described");
@@ -78,20 +123,47 @@ fn fido_devices_end_to_end() {
 
     // Fido2: status within its canonical values, immutable counter.
     let f2_path = format!("/scim/v2/Fido2Devices/{}", f2["id"].as_str().expect("id"));
-    let (st, _) = parts(s.patch(&f2_path, &patch(json!([{"op": "replace", "path": "status", "value": "pending"}]))));
+    let (st, _) = parts(s.patch(
+        &f2_path,
+        &patch(json!([{"op": "replace", "path": "status", "value": "pending"}])),
+    ));
     assert_eq!(st, 200);
-    assert_scim_error(s.patch(&f2_path, &patch(json!([{"op": "replace", "path": "counter", "value": 5}]))), 400, Some("mutability"));
+    assert_scim_error(
+        s.patch(
+            &f2_path,
+            &patch(json!([{"op": "replace", "path": "counter", "value": 5}])),
+        ),
+        400,
+        Some("mutability"),
+    );
 
     // Root /.search includes devices.
     let (_, root) = parts(s.post("/scim/v2/.search", &json!({
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": "displayName pr"})));
-    let kinds: Vec<&str> = root["Resources"].as_array().expect("r").iter()
-        .filter_map(|r| r["meta"]["resourceType"].as_str()).collect();
-    assert!(kinds.contains(&"FidoDevice") && kinds.contains(&"Fido2Device"), "{kinds:?}");
+    let kinds: Vec<&str> = root["Resources"]
+        .as_array()
+        .expect("r")
+        .iter()
+        .filter_map(|r| r["meta"]["resourceType"].as_str())
+        .collect();
+    assert!(
+        kinds.contains(&"FidoDevice") && kinds.contains(&"Fido2Device"),
+        "{kinds:?}"
+    );
 
     // DELETE one device; deleting the user removes the rest of theirs.
-    assert_eq!(s.delete(&path).send().expect("delete").status().as_u16(), 204);
-    assert_eq!(s.delete(&format!("/scim/v2/Users/{alice}")).send().expect("delete").status().as_u16(), 204);
+    assert_eq!(
+        s.delete(&path).send().expect("delete").status().as_u16(),
+        204
+    );
+    assert_eq!(
+        s.delete(&format!("/scim/v2/Users/{alice}"))
+            .send()
+            .expect("delete")
+            .status()
+            .as_u16(),
+        204
+    );
     let (_, left) = parts(s.get("/scim/v2/FidoDevices").send().expect("list"));
     assert_eq!(left["totalResults"], 1, "only bob's device is left: {left}");
     assert_eq!(left["Resources"][0]["userId"], bob.as_str());
@@ -116,9 +188,18 @@ fn cli_imports_devices() {
         .env("RUST_LOG", "warn")
         .output()
         .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (_, u2f_list) = parts(s.get("/scim/v2/FidoDevices").send().expect("list"));
     assert_eq!(u2f_list["totalResults"], 1);
-    let (_, f2) = parts(s.get("/scim/v2/Fido2Devices").query(&[("userId", owner.as_str())]).send().expect("list"));
+    let (_, f2) = parts(
+        s.get("/scim/v2/Fido2Devices")
+            .query(&[("userId", owner.as_str())])
+            .send()
+            .expect("list"),
+    );
     assert_eq!(f2["totalResults"], 1);
 }

@@ -42,7 +42,10 @@ fn discovery_documents() {
     assert_eq!(st, 200);
     assert_eq!(rt["endpoint"], "/Users");
     let (_, rts) = parts(s.get("/scim/v2/ResourceTypes").send().expect("rts"));
-    assert_eq!(rts["totalResults"], 4, "User, Group, FidoDevice, Fido2Device");
+    assert_eq!(
+        rts["totalResults"], 4,
+        "User, Group, FidoDevice, Fido2Device"
+    );
 }
 
 #[test]

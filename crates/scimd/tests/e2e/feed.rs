@@ -20,7 +20,11 @@ fn now_utc() -> String {
 }
 
 fn updated(s: &Server, query: &str) -> (u16, Value) {
-    parts(s.get(&format!("/identity/restv1/scim/UpdatedUsers?{query}")).send().expect("get"))
+    parts(
+        s.get(&format!("/identity/restv1/scim/UpdatedUsers?{query}"))
+            .send()
+            .expect("get"),
+    )
 }
 
 #[test]
@@ -42,12 +46,18 @@ fn updated_users_as_in_the_seed() {
     assert_eq!(r["mobile"], json!(["+1987654321"]));
     assert_eq!(r["updatedAt"], json!([jhonny["meta"]["lastModified"]]));
     assert!(r.get("userPassword").is_none() && !body.to_string().contains("never-shown"));
-    assert_eq!(body["latestUpdateAt"], jhonny["meta"]["lastModified"], "set on creation too");
+    assert_eq!(
+        body["latestUpdateAt"], jhonny["meta"]["lastModified"],
+        "set on creation too"
+    );
 
     // Modifying the earlier user brings it in.
     let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
         "Operations": [{"op": "replace", "path": "displayName", "value": "changed"}]});
-    let (_, changed) = parts(s.patch(&format!("/scim/v2/Users/{}", before["id"].as_str().expect("id")), &patch));
+    let (_, changed) = parts(s.patch(
+        &format!("/scim/v2/Users/{}", before["id"].as_str().expect("id")),
+        &patch,
+    ));
     let (_, body) = updated(&s, &format!("timeStamp={}", urlencode(&stamp)));
     assert_eq!(body["total"], 2);
     assert_eq!(body["results"][1]["displayName"], json!(["changed"]));
@@ -56,7 +66,10 @@ fn updated_users_as_in_the_seed() {
     // An offset in the timestamp is honoured: the same instant written in -05:00.
     let t = chrono::DateTime::parse_from_rfc3339(&stamp).expect("stamp");
     let shifted = t.with_timezone(&chrono::FixedOffset::west_opt(5 * 3600).expect("tz"));
-    let (_, body) = updated(&s, &format!("timeStamp={}", urlencode(&shifted.to_rfc3339())));
+    let (_, body) = updated(
+        &s,
+        &format!("timeStamp={}", urlencode(&shifted.to_rfc3339())),
+    );
     assert_eq!(body["total"], 2);
 }
 
@@ -71,10 +84,19 @@ fn updated_users_paging_and_bad_input() {
     let ts = urlencode(&stamp);
     let (_, page) = updated(&s, &format!("timeStamp={ts}&start=1&pageSize=2"));
     assert_eq!(page["total"], 5, "total is the full count");
-    let uids: Vec<&Value> = page["results"].as_array().expect("results").iter().map(|r| &r["uid"][0]).collect();
+    let uids: Vec<&Value> = page["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| &r["uid"][0])
+        .collect();
     assert_eq!(uids, [&json!("p1"), &json!("p2")]);
     let (_, page) = updated(&s, &format!("timeStamp={ts}&start=4&pagesize=10"));
-    assert_eq!(page["results"].as_array().map(Vec::len), Some(1), "pagesize spelling");
+    assert_eq!(
+        page["results"].as_array().map(Vec::len),
+        Some(1),
+        "pagesize spelling"
+    );
     let (_, empty) = updated(&s, &format!("timeStamp={ts}&start=50"));
     assert_eq!(empty["results"], json!([]));
     assert_eq!(empty["total"], 5);
@@ -90,26 +112,46 @@ fn updated_users_paging_and_bad_input() {
         let (st, body) = updated(&s, &q);
         assert_eq!(st, 400, "{q}: {body}");
         assert_eq!(body["status"], "400");
-        assert!(body["detail"].as_str().unwrap_or_default().starts_with(detail), "{q}: {body}");
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with(detail),
+            "{q}: {body}"
+        );
     }
 }
 
 #[test]
 fn openapi_document_matches_the_endpoint() {
     let s = Server::start();
-    for path in ["/identity/scim/resource_changes.yaml", "/scim/resource_changes.yaml"] {
+    for path in [
+        "/identity/scim/resource_changes.yaml",
+        "/scim/resource_changes.yaml",
+    ] {
         let resp = s.get(path).send().expect("get");
         assert_eq!(resp.status().as_u16(), 200);
         let doc: Value = serde_json::from_str(&resp.text().expect("text")).expect("JSON is YAML");
         let op = &doc["paths"]["/UpdatedUsers"]["get"];
-        let params: Vec<&str> = op["parameters"].as_array().expect("params").iter()
-            .filter_map(|p| p["name"].as_str()).collect();
+        let params: Vec<&str> = op["parameters"]
+            .as_array()
+            .expect("params")
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
         assert_eq!(params, ["timeStamp", "start", "pageSize"]);
         let props: Vec<&String> = doc["components"]["schemas"]["UpdatedUsers"]["properties"]
-            .as_object().expect("props").keys().collect();
+            .as_object()
+            .expect("props")
+            .keys()
+            .collect();
         assert_eq!(props, ["total", "latestUpdateAt", "results"]);
         // Every documented response code is one the endpoint really gives.
-        let codes: Vec<&String> = op["responses"].as_object().expect("responses").keys().collect();
+        let codes: Vec<&String> = op["responses"]
+            .as_object()
+            .expect("responses")
+            .keys()
+            .collect();
         assert!(codes.contains(&&"200".to_string()) && codes.contains(&&"400".to_string()));
     }
     // And the response really has exactly those top-level fields.
@@ -128,7 +170,11 @@ fn urlencode(s: &str) -> String {
 fn drain(s: &Server, cursor: &mut String, state: &mut HashMap<String, Value>) -> usize {
     let mut seen = 0;
     loop {
-        let (st, page) = parts(s.get(&format!("/scim/v2/Changes?count=7&cursor={cursor}")).send().expect("feed"));
+        let (st, page) = parts(
+            s.get(&format!("/scim/v2/Changes?count=7&cursor={cursor}"))
+                .send()
+                .expect("feed"),
+        );
         assert_eq!(st, 200, "{page}");
         for c in page["changes"].as_array().expect("changes") {
             seen += 1;
@@ -197,7 +243,10 @@ fn cursor_feed_is_lossless_under_concurrent_writes() {
         let fed = state.get(id).expect("in feed");
         assert_eq!(fed["userName"], doc["userName"]);
         assert_eq!(fed.get("nickName"), doc.get("nickName"));
-        assert_eq!(fed["meta"]["version"], doc["meta"]["version"], "latest version");
+        assert_eq!(
+            fed["meta"]["version"], doc["meta"]["version"],
+            "latest version"
+        );
     }
     // Bad cursors are refused.
     let (st, _) = parts(s.get("/scim/v2/Changes?cursor=zz").send().expect("bad"));

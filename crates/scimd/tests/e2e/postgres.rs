@@ -15,6 +15,7 @@ use std::sync::Arc;
 const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+const GLUU: &str = "urn:ietf:params:scim:schemas:extension:gluu:2.0:User";
 
 fn on_postgres() -> (ScratchSchema, Server) {
     let schema = postgres_schema();
@@ -482,11 +483,18 @@ fn export_from_sqlite_import_into_postgres() {
     let old_dir = tempfile::tempdir().expect("tempdir");
     let sqlite_url = format!("sqlite:{}", old_dir.path().join("scimd.db").display());
     let old = Server::start_in(old_dir.path(), &["--database", &sqlite_url]);
+    // A custom attribute, used by some users: it must move too.
+    let (st, body) = parts(old.post(
+        "/admin/attributes",
+        &json!({"name": "costCenter", "type": "string", "multiValued": false}),
+    ));
+    assert_eq!(st, 201, "{body}");
     let mut users = Vec::new();
     for i in 0..30 {
         let (st, u) = parts(old.post(
             "/scim/v2/Users",
-            &json!({"schemas": [USER, ENTERPRISE], "userName": format!("mover{i}"),
+            &json!({"schemas": [USER, ENTERPRISE, GLUU], "userName": format!("mover{i}"),
+                    GLUU: {"costCenter": format!("cc{}", i % 3)},
                     "password": format!("Passw0rd-{i}"),
                     "name": {"givenName": "Mo", "familyName": format!("Ver {i}")},
                     "emails": [{"value": format!("m{i}@example.com"), "type": "work", "primary": true}],
@@ -537,7 +545,9 @@ fn export_from_sqlite_import_into_postgres() {
 
     let db = postgres_schema();
     let report = scimd(&["migrate", "--database", &db.url]);
-    assert!(report.contains("applied now: [1, 2]"), "{report}");
+    assert!(report.contains("applied now: [1, 2"), "{report}");
+    let report = scimd(&["migrate", "--database", &db.url]);
+    assert!(report.contains("applied now: []"), "{report}");
     // Small batches, and twice: an interrupted import can simply be run again.
     for _ in 0..2 {
         let report = scimd(&[
@@ -571,6 +581,16 @@ fn export_from_sqlite_import_into_postgres() {
         .any(|l| l.contains(r#""secret":"$argon2"#)));
     // The new deployment searches and writes as the old one did.
     assert_eq!(names(&new, r#"userName eq "MOVER7""#, None), vec!["mover7"]);
+    let (st, list) = parts(
+        new.get("/scim/v2/Users")
+            .query(&[
+                ("filter", format!(r#"{GLUU}:costCenter eq "cc1""#)),
+                ("count", "0".into()),
+            ])
+            .send()
+            .expect("custom filter"),
+    );
+    assert_eq!((st, &list["totalResults"]), (200, &json!(10)), "{list}");
     let (st, _) = parts(new.post(
         "/scim/v2/Users",
         &json!({"schemas": [USER], "userName": "Mover3"}),

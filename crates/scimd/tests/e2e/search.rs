@@ -186,3 +186,144 @@ fn root_search_spans_resource_types() {
     let (st, _) = parts(s.post("/scim/v2/.search", &json!({"filter": "shoeSize eq 1"})));
     assert_eq!(st, 400);
 }
+
+fn page(s: &Server, q: &[(&str, &str)]) -> Value {
+    let (st, v) = parts(s.get("/scim/v2/Users").query(q).send().expect("page"));
+    assert_eq!(st, 200, "{v}");
+    v
+}
+
+fn user_names(v: &Value) -> Vec<String> {
+    v["Resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|r| r["userName"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn cursor_paging_survives_concurrent_changes() {
+    let s = Server::start();
+    let mut ids = std::collections::HashMap::new();
+    for i in 0..25 {
+        let (_, u) = parts(s.post("/scim/v2/Users", &json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("c{i:02}")})));
+        ids.insert(
+            format!("c{i:02}"),
+            u["id"].as_str().expect("id").to_string(),
+        );
+    }
+    let (_, spc) = parts(s.get("/scim/v2/ServiceProviderConfig").send().expect("spc"));
+    assert_eq!(spc["pagination"]["cursor"], true);
+
+    for sort in [
+        vec![],
+        vec![("sortBy", "userName"), ("sortOrder", "descending")],
+    ] {
+        let mut seen: Vec<String> = Vec::new();
+        let mut cursor = String::new();
+        let mut pages = 0;
+        loop {
+            let mut q = vec![("count", "10"), ("cursor", cursor.as_str())];
+            q.extend(sort.iter().cloned());
+            let v = page(&s, &q);
+            assert!(v.get("startIndex").is_none());
+            if pages == 0 {
+                assert!(v.get("previousCursor").is_none());
+                // Changes during the walk: delete one not yet seen, add one.
+                let victim = if sort.is_empty() { "c24" } else { "c00" };
+                s.delete(&format!("/scim/v2/Users/{}", ids[victim]))
+                    .send()
+                    .expect("delete");
+                parts(s.post(
+                    "/scim/v2/Users",
+                    &json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": format!("new{}", sort.len())}),
+                ));
+            }
+            pages += 1;
+            seen.extend(user_names(&v));
+            match v["nextCursor"].as_str() {
+                Some(c) => cursor = c.to_string(),
+                None => break,
+            }
+        }
+        let unique: std::collections::HashSet<&String> = seen.iter().collect();
+        assert_eq!(unique.len(), seen.len(), "no repeats: {seen:?}");
+        // Everyone present for the whole walk was seen.
+        for i in 1..24 {
+            assert!(
+                seen.contains(&format!("c{i:02}")),
+                "c{i:02} missing from {seen:?}"
+            );
+        }
+        if !sort.is_empty() {
+            let mut desc = seen.clone();
+            desc.sort_by(|a, b| b.cmp(a));
+            assert_eq!(seen, desc, "descending order kept across pages");
+        }
+        // Restore the deleted user for the next round.
+        let victim = if sort.is_empty() { "c24" } else { "c00" };
+        let (_, u) = parts(s.post(
+            "/scim/v2/Users",
+            &json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": victim}),
+        ));
+        ids.insert(
+            victim.to_string(),
+            u["id"].as_str().expect("id").to_string(),
+        );
+    }
+
+    // previousCursor walks back to the same page.
+    let q = [("count", "5"), ("cursor", ""), ("sortBy", "userName")];
+    let first = page(&s, &q);
+    let second = page(
+        &s,
+        &[
+            ("count", "5"),
+            ("cursor", first["nextCursor"].as_str().expect("next")),
+            ("sortBy", "userName"),
+        ],
+    );
+    let back = page(
+        &s,
+        &[
+            ("count", "5"),
+            ("cursor", second["previousCursor"].as_str().expect("prev")),
+            ("sortBy", "userName"),
+        ],
+    );
+    assert_eq!(user_names(&back), user_names(&first));
+    assert!(back.get("nextCursor").is_some());
+
+    // Misuse.
+    let (st, e) = parts(
+        s.get("/scim/v2/Users")
+            .query(&[("cursor", "zz")])
+            .send()
+            .expect("bad"),
+    );
+    assert_eq!((st, e["scimType"].as_str()), (400, Some("invalidCursor")));
+    let other = first["nextCursor"].as_str().expect("next");
+    let (st, e) = parts(
+        s.get("/scim/v2/Users")
+            .query(&[("cursor", other), ("sortBy", "displayName")])
+            .send()
+            .expect("bad"),
+    );
+    assert_eq!(
+        (st, e["scimType"].as_str()),
+        (400, Some("invalidCursor")),
+        "cursor of another search"
+    );
+    let (st, _) = parts(
+        s.get("/scim/v2/Users")
+            .query(&[("cursor", ""), ("startIndex", "2")])
+            .send()
+            .expect("bad"),
+    );
+    assert_eq!(st, 400);
+}
