@@ -320,7 +320,7 @@ fn metadata(auth: &Auth) -> Value {
         "jwks_uri": format!("{iss}/oauth/jwks"),
         "scopes_supported": auth.policy().all(),
         "grant_types_supported": grant_types(auth),
-        "response_types_supported": ["token"],
+        "response_types_supported": ["none"],
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
     });
     if auth.config().dynamic_registration {

@@ -24,7 +24,17 @@ pub const LIST_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Li
 pub const SEARCH_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
 
 /// How often a read-modify-write is retried when another writer got in between.
-const UPDATE_ATTEMPTS: usize = 8;
+const UPDATE_ATTEMPTS: u32 = 16;
+
+/// Jittered, growing pause before retrying a lost read-modify-write race, so
+/// writers hammering one resource (a popular group) spread out instead of
+/// colliding again.
+fn retry_pause(attempt: u32) {
+    use rand_core::RngCore;
+    let ceiling_us = 500u64 << attempt.min(6);
+    let jitter = u64::from(rand_core::OsRng.next_u32()) % ceiling_us;
+    std::thread::sleep(std::time::Duration::from_micros(ceiling_us / 2 + jitter));
+}
 
 pub struct Service {
     pub registry: Arc<SharedRegistry>,
@@ -337,7 +347,10 @@ impl Service {
             },
             ..ctx.clone()
         };
-        for _ in 0..UPDATE_ATTEMPTS {
+        for attempt in 0..UPDATE_ATTEMPTS {
+            if attempt > 0 {
+                retry_pause(attempt);
+            }
             let stored = self.store.get(rt, id).map_err(|e| not_found(e, rt, id))?;
             if if_match.is_some_and(|v| v != stored.version) {
                 return Err(store_error(StoreError::VersionMismatch));

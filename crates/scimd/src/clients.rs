@@ -1,16 +1,18 @@
 //! `scimd clients …` and `scimd keys …`: administration of the built-in
 //! authorization server, straight on the database (works while servers run).
 
-use crate::config::{ServeArgs, Settings};
+use crate::config::{Database, ServeArgs, Settings};
 use chrono::Utc;
 use clap::{Args, Subcommand};
 use scim_auth::admin::{client_json, create_client, parse_scopes, rotate_secret, ORIGIN_CLI};
 use scim_auth::keys::rotate_keys;
 use scim_auth::secrets::SecretHasher;
 use scim_auth::ScopePolicy;
+use scim_proto::schema::{SchemaRegistry, SharedRegistry};
 use scim_store::clients::{ClientStore, SqliteClientStore};
 use serde_json::{json, Value};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Where the database is: the same flags as `scimd serve`.
 #[derive(Args, Debug)]
@@ -94,19 +96,32 @@ enum KeysCommand {
     Rotate,
 }
 
-fn open(db: DbArgs) -> Result<(SqliteClientStore, Settings), String> {
+/// The authorization server's store on the configured database (SQLite or
+/// PostgreSQL, as `scimd serve` would open it).
+fn open(db: DbArgs) -> Result<(Arc<dyn ClientStore>, Settings), String> {
     let settings = Settings::resolve(ServeArgs::database_only(
         db.data_dir,
         db.database,
         db.config,
     ))?;
-    let path = settings.sqlite_path()?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
-    }
-    let store = SqliteClientStore::open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let store: Arc<dyn ClientStore> = match settings.database()? {
+        Database::Sqlite(path) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
+            }
+            Arc::new(
+                SqliteClientStore::open(&path)
+                    .map_err(|e| format!("cannot open {}: {e}", path.display()))?,
+            )
+        }
+        Database::Postgres(_) => {
+            let registry = Arc::new(SharedRegistry::new(SchemaRegistry::build(
+                &settings.registry_options(),
+            )));
+            crate::open_stores(&settings, registry)?.1
+        }
+    };
     Ok((store, settings))
 }
 
@@ -161,11 +176,18 @@ pub fn run_clients(args: ClientsArgs) -> Result<(), String> {
         } => {
             let policy = ScopePolicy::new(&settings.auth.scope_prefix);
             let scopes = parse_scopes(&policy, &scope)?;
-            let hasher = SecretHasher::load(&store).map_err(|e| err(&e))?;
+            let hasher = SecretHasher::load(store.as_ref()).map_err(|e| err(&e))?;
             let expires = expires_in.map(|d| now + chrono::Duration::days(i64::from(d)));
-            let (record, secret) =
-                create_client(&store, &hasher, &name, scopes, now, expires, ORIGIN_CLI)
-                    .map_err(|e| err(&e))?;
+            let (record, secret) = create_client(
+                store.as_ref(),
+                &hasher,
+                &name,
+                scopes,
+                now,
+                expires,
+                ORIGIN_CLI,
+            )
+            .map_err(|e| err(&e))?;
             let mut v = client_json(&record, now);
             v["client_secret"] = json!(secret);
             print(&v, json, || {
@@ -222,8 +244,8 @@ pub fn run_clients(args: ClientsArgs) -> Result<(), String> {
             println!("client {id} deleted");
         }
         ClientsCommand::RotateSecret { id, json } => {
-            let hasher = SecretHasher::load(&store).map_err(|e| err(&e))?;
-            let secret = rotate_secret(&store, &hasher, &id).map_err(|e| match e {
+            let hasher = SecretHasher::load(store.as_ref()).map_err(|e| err(&e))?;
+            let secret = rotate_secret(store.as_ref(), &hasher, &id).map_err(|e| match e {
                 scim_auth::AuthError::Store(s) => not_found(&id)(s),
                 other => other.to_string(),
             })?;
@@ -271,7 +293,7 @@ pub fn run_keys(args: KeysArgs) -> Result<(), String> {
             });
         }
         KeysCommand::Rotate => {
-            let key = rotate_keys(&store, Utc::now()).map_err(|e| e.to_string())?;
+            let key = rotate_keys(store.as_ref(), Utc::now()).map_err(|e| e.to_string())?;
             println!(
                 "new signing key {}; running servers switch to it within 30 s",
                 key.kid

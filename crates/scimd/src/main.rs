@@ -31,7 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the SCIM service.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage OAuth clients of the built-in authorization server.
     Clients(clients::ClientsArgs),
     /// Manage the authorization server's signing keys.
@@ -57,7 +57,7 @@ fn main() -> ExitCode {
         )
         .init();
     let result = match cli.command {
-        Command::Serve(args) => Settings::resolve(args).and_then(serve),
+        Command::Serve(args) => Settings::resolve(*args).and_then(serve),
         Command::Clients(args) => clients::run_clients(args),
         Command::Keys(args) => clients::run_keys(args),
         Command::Attributes(args) => admin::run_attributes(args),

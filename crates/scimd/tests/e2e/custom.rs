@@ -236,6 +236,7 @@ fn cli(s: &Server, args: &[&str]) -> (bool, String) {
         .args(args)
         .arg("--data-dir")
         .arg(&s.data_dir)
+        .args(s.database_args())
         .env("RUST_LOG", "warn")
         .output()
         .expect("run scimd");

@@ -185,6 +185,7 @@ fn cli_imports_devices() {
         .arg(&file)
         .arg("--data-dir")
         .arg(&s.data_dir)
+        .args(s.database_args())
         .env("RUST_LOG", "warn")
         .output()
         .expect("run");
