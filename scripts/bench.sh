@@ -152,6 +152,7 @@ run_suite() {
     say "[$label] groups benchmark ($GROUP_MEMBERS members)"
     "${b[@]}" groups --members "$GROUP_MEMBERS" --reps 50 --max-secs 10 \
       --server-pid "$SERVER_PID" --reset-peak --tsv "$OUT/groups.tsv" --label "$label"
+    printf '%s\tgroups-benchmark\t1\t-\t-\t-\t-\t-\t0\t%s\n' "$label" "$(peak_mib)" >>"$TSV"
   fi
   if [[ "${BENCH_SKIP_SEARCH:-0}" != "1" ]]; then
     say "[$label] search benchmark"

@@ -19,6 +19,15 @@ struct Op {
     data: Option<Value>,
 }
 
+/// What one successful operation produced.
+struct Outcome {
+    status: u16,
+    /// Id of a created resource (to resolve its bulkId).
+    created_id: Option<String>,
+    location: Option<String>,
+    version: Option<String>,
+}
+
 /// Decides whether the caller may run one operation (scope checks live in the
 /// protection layer; bypass mode allows everything).
 pub type Authorise<'a> = &'a (dyn Fn(&str, &str) -> Result<(), ScimError> + Sync);
@@ -194,11 +203,11 @@ impl Service {
                 let res = self.bulk_op(op, &ids, ctx, authorise);
                 progressed = true;
                 results[i] = Some(match res {
-                    Ok((status, id, location, version)) => {
-                        if let (Some(b), Some(id)) = (&op.bulk_id, id) {
+                    Ok(o) => {
+                        if let (Some(b), Some(id)) = (&op.bulk_id, o.created_id) {
                             ids.insert(b.clone(), id);
                         }
-                        result(op, status, location, version)
+                        result(op, o.status, o.location, o.version)
                     }
                     Err(e) => {
                         errors += 1;
@@ -233,7 +242,7 @@ impl Service {
         ids: &HashMap<String, String>,
         ctx: &RequestCtx,
         authorise: Authorise<'_>,
-    ) -> ScimResult<(u16, Option<String>, Option<String>, Option<String>)> {
+    ) -> ScimResult<Outcome> {
         let mut data = op.data.clone().unwrap_or(Value::Null);
         substitute(&mut data, ids);
         let segments: Vec<String> = op
@@ -261,20 +270,39 @@ impl Service {
         match (op.method.as_str(), segments.get(1), segments.len()) {
             ("POST", None, 1) => {
                 let r = self.create(&rt, &data, ctx)?;
-                let id = r.doc.get("id").and_then(Value::as_str).map(str::to_string);
-                Ok((201, id, Some(r.location), etag(r.version)))
+                Ok(Outcome {
+                    status: 201,
+                    created_id: r.doc.get("id").and_then(Value::as_str).map(str::to_string),
+                    location: Some(r.location),
+                    version: etag(r.version),
+                })
             }
             ("PUT", Some(id), 2) => {
                 let r = self.replace(&rt, id, &data, if_match, ctx)?;
-                Ok((200, None, Some(r.location), etag(r.version)))
+                Ok(Outcome {
+                    status: 200,
+                    created_id: None,
+                    location: Some(r.location),
+                    version: etag(r.version),
+                })
             }
             ("PATCH", Some(id), 2) => {
                 let r = self.patch(&rt, id, &data, if_match, ctx)?;
-                Ok((200, None, Some(r.location), etag(r.version)))
+                Ok(Outcome {
+                    status: 200,
+                    created_id: None,
+                    location: Some(r.location),
+                    version: etag(r.version),
+                })
             }
             ("DELETE", Some(id), 2) => {
                 self.delete(&rt, id, if_match)?;
-                Ok((204, None, None, None))
+                Ok(Outcome {
+                    status: 204,
+                    created_id: None,
+                    location: None,
+                    version: None,
+                })
             }
             _ => Err(ScimError::invalid_syntax(format!(
                 "'{} {}' is not a valid bulk operation",

@@ -245,7 +245,7 @@ impl Service {
         if_match: Option<i64>,
         ctx: &RequestCtx,
     ) -> ScimResult<Rendered> {
-        self.update(rt, id, if_match, ctx, body, true, |full| {
+        self.update(rt, id, if_match, ctx, true, |full| {
             validate_replace(&self.registry(), rt, full, body).map(|d| (d, None))
         })
     }
@@ -260,10 +260,10 @@ impl Service {
     ) -> ScimResult<Rendered> {
         if Self::is_group(rt) && is_patch_op(body) {
             if let Some(ops) = members::split(body) {
-                return self.patch_members(rt, id, &ops, if_match, ctx, body);
+                return self.patch_members(rt, id, &ops, if_match, ctx);
             }
         }
-        self.update(rt, id, if_match, ctx, body, true, |full| {
+        self.update(rt, id, if_match, ctx, true, |full| {
             apply_patch(&self.registry(), rt, full, body).map(|d| (d, None))
         })
     }
@@ -277,9 +277,8 @@ impl Service {
         ops: &members::MemberOps,
         if_match: Option<i64>,
         ctx: &RequestCtx,
-        body: &Value,
     ) -> ScimResult<Rendered> {
-        self.update(rt, id, if_match, ctx, body, false, |before| {
+        self.update(rt, id, if_match, ctx, false, |before| {
             let doc = match &ops.rest {
                 Some(rest) => apply_patch(&self.registry(), rt, before, rest)?,
                 None => before.clone(),
@@ -332,7 +331,6 @@ impl Service {
         id: &str,
         if_match: Option<i64>,
         ctx: &RequestCtx,
-        body: &Value,
         with_members: bool,
         change: impl Fn(&Value) -> ScimResult<(Value, Option<MemberChange>)>,
     ) -> ScimResult<Rendered> {
@@ -373,6 +371,7 @@ impl Service {
                 "created": created,
                 "lastModified": rfc3339(now),
             });
+            let name = doc.get("userName").cloned();
             let write = Write {
                 id: id.to_string(),
                 unique_key: unique_key(rt, &doc),
@@ -386,7 +385,10 @@ impl Service {
             match self.store.replace(rt, write, Some(stored.version)) {
                 Ok(s) => return self.render(rt, s, ctx),
                 Err(StoreError::VersionMismatch) if if_match.is_none() => continue,
-                Err(e) => return Err(self.uniqueness_detail(e, rt, body)),
+                Err(e) => {
+                    let named = serde_json::json!({ "userName": name });
+                    return Err(self.uniqueness_detail(e, rt, &named));
+                }
             }
         }
         Err(ScimError::conflict(
