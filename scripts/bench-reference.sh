@@ -37,7 +37,8 @@ else
   BENCH="${BENCH_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/scimd-bench}"
 fi
 
-if [[ ! -x "$VENV/bin/scim2-server" ]] || ! "$VENV/bin/pip" show scim2-server 2>/dev/null | grep -q "^Version: $VERSION\$"; then
+installed="$("$VENV/bin/pip" show scim2-server 2>/dev/null || true)"
+if [[ ! -x "$VENV/bin/scim2-server" ]] || ! grep -qx "Version: $VERSION" <<<"$installed"; then
   say "installing scim2-server==$VERSION into $VENV"
   [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "scim2-server==$VERSION"

@@ -307,10 +307,7 @@ async fn jwks(State(auth): AuthState) -> Response {
     resp
 }
 
-fn grant_types(auth: &Auth) -> Vec<&'static str> {
-    let _ = auth;
-    vec![GRANT_CLIENT_CREDENTIALS, GRANT_UMA_TICKET]
-}
+const GRANT_TYPES: [&str; 2] = [GRANT_CLIENT_CREDENTIALS, GRANT_UMA_TICKET];
 
 fn metadata(auth: &Auth) -> Value {
     let iss = auth.issuer();
@@ -319,7 +316,7 @@ fn metadata(auth: &Auth) -> Value {
         "token_endpoint": format!("{iss}/oauth/token"),
         "jwks_uri": format!("{iss}/oauth/jwks"),
         "scopes_supported": auth.policy().all(),
-        "grant_types_supported": grant_types(auth),
+        "grant_types_supported": GRANT_TYPES,
         "response_types_supported": ["none"],
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
     });
@@ -417,7 +414,7 @@ async fn register(State(auth): AuthState, body: Bytes) -> Response {
                     "client_secret_expires_at": expires.timestamp(),
                     "client_name": name,
                     "scope": scopes.join(" "),
-                    "grant_types": grant_types(&auth),
+                    "grant_types": GRANT_TYPES,
                     "token_endpoint_auth_method": method,
                 }),
             )

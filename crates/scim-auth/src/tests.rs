@@ -123,6 +123,38 @@ async fn disabled_or_deleted_clients_invalidate_their_tokens() {
 }
 
 #[tokio::test]
+async fn expired_clients_get_no_tokens_and_lose_theirs() {
+    let f = fixture(Mode::Oauth);
+    let now = f.clock.now();
+    let (record, secret) = create_client(
+        f.store.as_ref(),
+        f.auth.hasher(),
+        "short-lived",
+        vec![USERS_READ.into()],
+        now,
+        Some(now + ChronoDuration::seconds(10)),
+        ORIGIN_CLI,
+    )
+    .expect("client");
+    assert!(f
+        .auth
+        .authenticate_client(&record.id, &secret)
+        .await
+        .is_ok());
+    let (token, _) = f
+        .auth
+        .issue_token(&record.id, &record.scopes, None)
+        .expect("issue");
+    assert!(f.auth.validate(&token).await.is_ok());
+    f.clock.advance(11);
+    assert!(matches!(
+        f.auth.authenticate_client(&record.id, &secret).await,
+        Err(ClientAuthFailure::Invalid)
+    ));
+    assert!(f.auth.validate(&token).await.is_err());
+}
+
+#[tokio::test]
 async fn repeated_bad_secrets_lock_until_the_lock_expires() {
     let f = fixture(Mode::Oauth);
     let (id, secret) = client(&f, &[]);

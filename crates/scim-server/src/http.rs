@@ -406,19 +406,31 @@ async fn get_one(
     ))
 }
 
-async fn replace(
-    State(svc): State<AppState>,
-    Path((endpoint, id)): Path<(String, String)>,
+/// PUT and PATCH differ only in the service call.
+#[derive(Clone, Copy)]
+enum Update {
+    Replace,
+    Patch,
+}
+
+async fn update(
+    kind: Update,
+    svc: AppState,
+    (endpoint, id): (String, String),
     headers: HeaderMap,
     uri: OriginalUri,
-    Query(params): Params,
+    params: Vec<(String, String)>,
     body: Body,
 ) -> Reply {
     let rt = resource_type(&svc, &endpoint)?;
     let ctx = ctx(&headers, &uri, &params)?;
     let if_match = if_match(&headers)?;
     let body = json_body(&svc, &headers, body).await?;
-    let r = blocking(&svc, move |s| s.replace(&rt, &id, &body, if_match, &ctx)).await?;
+    let r = blocking(&svc, move |s| match kind {
+        Update::Replace => s.replace(&rt, &id, &body, if_match, &ctx),
+        Update::Patch => s.patch(&rt, &id, &body, if_match, &ctx),
+    })
+    .await?;
     Ok(with_etag(
         scim(StatusCode::OK, &r.doc),
         r.version,
@@ -426,24 +438,26 @@ async fn replace(
     ))
 }
 
-async fn patch(
+async fn replace(
     State(svc): State<AppState>,
-    Path((endpoint, id)): Path<(String, String)>,
+    Path(target): Path<(String, String)>,
     headers: HeaderMap,
     uri: OriginalUri,
     Query(params): Params,
     body: Body,
 ) -> Reply {
-    let rt = resource_type(&svc, &endpoint)?;
-    let ctx = ctx(&headers, &uri, &params)?;
-    let if_match = if_match(&headers)?;
-    let body = json_body(&svc, &headers, body).await?;
-    let r = blocking(&svc, move |s| s.patch(&rt, &id, &body, if_match, &ctx)).await?;
-    Ok(with_etag(
-        scim(StatusCode::OK, &r.doc),
-        r.version,
-        Some(&r.location),
-    ))
+    update(Update::Replace, svc, target, headers, uri, params, body).await
+}
+
+async fn patch(
+    State(svc): State<AppState>,
+    Path(target): Path<(String, String)>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    Query(params): Params,
+    body: Body,
+) -> Reply {
+    update(Update::Patch, svc, target, headers, uri, params, body).await
 }
 
 async fn delete(

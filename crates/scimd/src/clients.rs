@@ -20,7 +20,7 @@ pub struct DbArgs {
     /// Directory of the embedded SQLite database.
     #[arg(long, env = "SCIMD_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
-    /// Database URL: sqlite:PATH.
+    /// Database URL: sqlite:PATH or postgres://….
     #[arg(long, env = "SCIMD_DATABASE", global = true)]
     database: Option<String>,
     /// TOML config file (for data-dir, database and [auth] scope-prefix).

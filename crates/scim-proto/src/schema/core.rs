@@ -14,7 +14,7 @@ use super::{ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA};
 /// A single-valued, optional, case-insensitive, readWrite, returned-by-default,
 /// non-unique attribute: the most common shape, so the definitions below only
 /// spell out how an attribute differs from it.
-fn attr(name: &str, ty: AttrType) -> AttributeDef {
+pub(crate) fn attr(name: &str, ty: AttrType) -> AttributeDef {
     AttributeDef {
         name: name.to_string(),
         ty,

@@ -82,25 +82,14 @@ impl CustomAttribute {
     }
 
     pub fn def(&self) -> AttributeDef {
-        AttributeDef {
-            name: self.name.clone(),
-            ty: self.kind.attr_type(),
-            multi_valued: self.multi_valued,
-            description: if self.description.is_empty() {
-                format!("Custom attribute ({})", self.kind.as_str())
-            } else {
-                self.description.clone()
-            },
-            required: false,
-            // Gluu compares custom string values exactly as stored.
-            case_exact: false,
-            mutability: Mutability::ReadWrite,
-            returned: Returned::Default,
-            uniqueness: Uniqueness::None,
-            canonical_values: Vec::new(),
-            reference_types: Vec::new(),
-            sub_attributes: Vec::new(),
-        }
+        let mut a = super::core::attr(&self.name, self.kind.attr_type());
+        a.multi_valued = self.multi_valued;
+        a.description = if self.description.is_empty() {
+            format!("Custom attribute ({})", self.kind.as_str())
+        } else {
+            self.description.clone()
+        };
+        a
     }
 }
 
