@@ -115,7 +115,7 @@ mod tests {
                 "https://gluu.org/scim/bulk"
             ]
         );
-        assert_eq!(parse_scopes(&p, "all").expect("ok").len(), 10);
+        assert_eq!(parse_scopes(&p, "all").expect("ok").len(), 11);
         assert!(parse_scopes(&p, "users.reed").is_err());
         assert_eq!(parse_scopes(&p, "").expect("ok"), Vec::<String>::new());
     }

@@ -13,9 +13,11 @@ pub const FIDO2_READ: &str = "fido2.read";
 pub const FIDO2_WRITE: &str = "fido2.write";
 pub const BULK: &str = "bulk";
 pub const ALL_RESOURCES_SEARCH: &str = "all-resources.search";
+/// scimd's admin API (custom attributes); not one of Gluu's scopes.
+pub const ADMIN: &str = "admin";
 
 /// Every scope name the server knows, without prefix.
-pub const SCOPE_NAMES: [&str; 10] = [
+pub const SCOPE_NAMES: [&str; 11] = [
     USERS_READ,
     USERS_WRITE,
     GROUPS_READ,
@@ -26,6 +28,7 @@ pub const SCOPE_NAMES: [&str; 10] = [
     FIDO2_WRITE,
     BULK,
     ALL_RESOURCES_SEARCH,
+    ADMIN,
 ];
 
 /// Gluu's prefix, the default.
@@ -95,6 +98,17 @@ const CHANGE_FEED_SCOPES: &[&str] = &[USERS_READ, GROUPS_READ];
 pub fn classify(method: &str, path: &str) -> Access {
     if path.trim_end_matches('/').ends_with("/UpdatedUsers") {
         return Access::Scope(USERS_READ);
+    }
+    // Admin API: device enrolment is a write of that device type; the rest
+    // (custom attributes) needs the admin scope.
+    if let Some(endpoint) = path.strip_prefix("/admin/devices/") {
+        return match required_scope("POST", endpoint) {
+            Some(s) => Access::Scope(s),
+            None => Access::Scope(ADMIN),
+        };
+    }
+    if path.starts_with("/admin/") {
+        return Access::Scope(ADMIN);
     }
     let mut segments = path.trim_matches('/').split('/');
     let first = segments.next().unwrap_or_default();
@@ -195,6 +209,18 @@ mod tests {
                 Access::Scope(USERS_READ),
             ),
             ("GET", "/Changes", Access::AllOf(&[USERS_READ, GROUPS_READ])),
+            (
+                "POST",
+                "/admin/devices/FidoDevices",
+                Access::Scope(FIDO_WRITE),
+            ),
+            (
+                "POST",
+                "/admin/devices/Fido2Devices",
+                Access::Scope(FIDO2_WRITE),
+            ),
+            ("GET", "/admin/attributes", Access::Scope(ADMIN)),
+            ("DELETE", "/admin/attributes/x", Access::Scope(ADMIN)),
             ("GET", "/ServiceProviderConfig", Access::Public),
             ("GET", "/Schemas/urn:x", Access::Public),
             ("GET", "/ResourceTypes", Access::Public),
@@ -214,7 +240,7 @@ mod tests {
     fn policy_prefixes_and_matches_exactly() {
         let p = ScopePolicy::default();
         assert_eq!(p.full(BULK), "https://gluu.org/scim/bulk");
-        assert_eq!(p.all().len(), 10);
+        assert_eq!(p.all().len(), 11);
         let granted = vec![p.full(USERS_READ)];
         assert!(p.grants(&granted, USERS_READ));
         assert!(!p.grants(&granted, USERS_WRITE));

@@ -94,17 +94,22 @@ pub fn router_with_auth(service: Arc<Service>, auth: Option<Arc<scim_auth::Auth>
     app = app
         .route(
             "/admin/devices/{endpoint}",
-            post(enrol_device).fallback(method_not_allowed),
+            post(enrol_device)
+                .fallback(method_not_allowed)
+                .layer(protect.clone()),
         )
         .route(
             "/admin/attributes",
             get(list_custom_attributes)
                 .post(add_custom_attribute)
-                .fallback(method_not_allowed),
+                .fallback(method_not_allowed)
+                .layer(protect.clone()),
         )
         .route(
             "/admin/attributes/{name}",
-            axum::routing::delete(remove_custom_attribute).fallback(method_not_allowed),
+            axum::routing::delete(remove_custom_attribute)
+                .fallback(method_not_allowed)
+                .layer(protect.clone()),
         );
     for path in [
         "/scim/resource_changes.yaml",

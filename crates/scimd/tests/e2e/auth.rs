@@ -170,7 +170,7 @@ fn send(s: &Server, token: &str, o: &Op) -> Response {
     with(req, token).send().expect("send")
 }
 
-const SCOPES: [&str; 10] = [
+const SCOPES: [&str; 11] = [
     "users.read",
     "users.write",
     "groups.read",
@@ -181,6 +181,7 @@ const SCOPES: [&str; 10] = [
     "fido2.write",
     "bulk",
     "all-resources.search",
+    "admin",
 ];
 
 fn scope_table(uid: &str, gid: &str) -> Vec<Op> {
@@ -262,6 +263,19 @@ fn scope_table(uid: &str, gid: &str) -> Vec<Op> {
             "/identity/restv1/scim/UpdatedUsers?timeStamp=2020-01-01T00:00:00Z",
             None,
             "users.read",
+        ),
+        op("GET", "/admin/attributes", None, "admin"),
+        op(
+            "POST",
+            "/admin/devices/FidoDevices",
+            Some(json!({})),
+            "fido.write",
+        ),
+        op(
+            "POST",
+            "/admin/devices/Fido2Devices",
+            Some(json!({})),
+            "fido2.write",
         ),
     ]
 }
