@@ -70,7 +70,15 @@ for kind in string boolean; do
   "$BIN" attributes add --name "conformance_$kind" --type "$kind" --data-dir "$DATA_DIR" >>"$LOG" 2>&1
 done
 
-echo "conformance: starting $BIN serve --listen 127.0.0.1:$PORT (data dir $DATA_DIR)"
+# Protection on, with a real token (set SCIMD_CONFORMANCE_PROTECTION=bypass to
+# check the protocol alone): a client with every scope, registered on the database.
+PROTECTION="${SCIMD_CONFORMANCE_PROTECTION:-oauth}"
+CLIENT_JSON=""
+if [[ "$PROTECTION" != "bypass" ]]; then
+  CLIENT_JSON="$("$BIN" clients create --name conformance --scope all --json --data-dir "$DATA_DIR" 2>>"$LOG")"
+fi
+
+echo "conformance: starting $BIN serve --listen 127.0.0.1:$PORT --protection $PROTECTION (data dir $DATA_DIR)"
 # --no-devices: scim2-tester creates a resource of every published type with POST,
 # and FIDO devices cannot be created over SCIM (they are enrolled by the
 # authentication flows, as in Gluu): those 24 checks would only measure that.
@@ -78,7 +86,7 @@ echo "conformance: starting $BIN serve --listen 127.0.0.1:$PORT (data dir $DATA_
 NO_COLOR=1 RUST_LOG="${RUST_LOG:-warn}" "$BIN" serve \
   --listen "127.0.0.1:$PORT" \
   --data-dir "$DATA_DIR" \
-  --protection bypass \
+  --protection "$PROTECTION" \
   --no-devices \
   ${SCIMD_CONFORMANCE_SERVER_ARGS:-} \
   >"$LOG" 2>&1 &
@@ -119,10 +127,17 @@ if [[ "$ready" != "1" ]]; then
   exit 1
 fi
 
+TOKEN_ARGS=()
+if [[ -n "$CLIENT_JSON" ]]; then
+  TOKEN="$("$PY" "$ROOT/scripts/get-token.py" "http://127.0.0.1:$PORT/oauth/token" "$CLIENT_JSON")"
+  echo "conformance: obtained an access token from /oauth/token (client_credentials, all scopes)"
+  TOKEN_ARGS=(--token "$TOKEN")
+fi
+
 OUT="$DATA_DIR/conformance.out"
 set +e
 # shellcheck disable=SC2086  # word splitting of the extra args is intended
-"$PY" "$ROOT/scripts/conformance.py" "$BASE" ${SCIMD_CONFORMANCE_ARGS:-} | tee "$OUT"
+"$PY" "$ROOT/scripts/conformance.py" "$BASE" "${TOKEN_ARGS[@]}" ${SCIMD_CONFORMANCE_ARGS:-} | tee "$OUT"
 status=${PIPESTATUS[0]}
 set -e
 if [[ $status -ne 0 ]]; then
