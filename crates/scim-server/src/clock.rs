@@ -1,15 +1,3 @@
-//! Injected time source, so timestamps and versions are testable.
+//! The clock is shared with the rest of scimd (see `scim_proto::clock`).
 
-use chrono::{DateTime, Utc};
-
-pub trait Clock: Send + Sync {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
+pub use scim_proto::clock::{Clock, SystemClock};

@@ -1,7 +1,7 @@
 //! `scimd attributes …` and `scimd devices import`: administration straight on
 //! the database (running servers pick the changes up within seconds).
 
-use crate::transfer::DatabaseArgs;
+use crate::config::DatabaseArgs;
 use clap::{Args, Subcommand};
 use scim_proto::schema::custom::{CustomAttribute, CustomType};
 use scim_server::service::RequestCtx;

@@ -1,7 +1,7 @@
 //! `scimd clients …` and `scimd keys …`: administration of the built-in
 //! authorization server, straight on the database (works while servers run).
 
-use crate::config::{Database, ServeArgs, Settings};
+use crate::config::{Database, DatabaseArgs, Settings};
 use chrono::Utc;
 use clap::{Args, Subcommand};
 use scim_auth::admin::{client_json, create_client, parse_scopes, rotate_secret, ORIGIN_CLI};
@@ -11,27 +11,13 @@ use scim_auth::ScopePolicy;
 use scim_proto::schema::{SchemaRegistry, SharedRegistry};
 use scim_store::clients::{ClientStore, SqliteClientStore};
 use serde_json::{json, Value};
-use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Where the database is: the same flags as `scimd serve`.
-#[derive(Args, Debug)]
-pub struct DbArgs {
-    /// Directory of the embedded SQLite database.
-    #[arg(long, env = "SCIMD_DATA_DIR", global = true)]
-    data_dir: Option<PathBuf>,
-    /// Database URL: sqlite:PATH or postgres://….
-    #[arg(long, env = "SCIMD_DATABASE", global = true)]
-    database: Option<String>,
-    /// TOML config file (for data-dir, database and [auth] scope-prefix).
-    #[arg(long, env = "SCIMD_CONFIG", global = true)]
-    config: Option<PathBuf>,
-}
 
 #[derive(Args, Debug)]
 pub struct ClientsArgs {
     #[command(flatten)]
-    db: DbArgs,
+    db: DatabaseArgs,
     #[command(subcommand)]
     command: ClientsCommand,
 }
@@ -80,7 +66,7 @@ enum ClientsCommand {
 #[derive(Args, Debug)]
 pub struct KeysArgs {
     #[command(flatten)]
-    db: DbArgs,
+    db: DatabaseArgs,
     #[command(subcommand)]
     command: KeysCommand,
 }
@@ -98,12 +84,8 @@ enum KeysCommand {
 
 /// The authorization server's store on the configured database (SQLite or
 /// PostgreSQL, as `scimd serve` would open it).
-fn open(db: DbArgs) -> Result<(Arc<dyn ClientStore>, Settings), String> {
-    let settings = Settings::resolve(ServeArgs::database_only(
-        db.data_dir,
-        db.database,
-        db.config,
-    ))?;
+fn open(db: DatabaseArgs) -> Result<(Arc<dyn ClientStore>, Settings), String> {
+    let settings = db.settings()?;
     let store: Arc<dyn ClientStore> = match settings.database()? {
         Database::Sqlite(path) => {
             if let Some(dir) = path.parent() {

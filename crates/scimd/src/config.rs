@@ -184,7 +184,6 @@ impl Settings {
             change_retention: chrono::TimeDelta::days(i64::from(self.change_retention_days)),
             devices: self.devices,
             custom_schema_urn: self.custom_schema_urn.clone(),
-            ..ServerConfig::default()
         }
     }
 
@@ -234,6 +233,30 @@ fn read_file(path: &Path) -> Result<FileConfig, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+}
+
+/// Where the database is: the same flags as `scimd serve`.
+#[derive(Args, Debug)]
+pub struct DatabaseArgs {
+    /// Directory of the embedded SQLite database.
+    #[arg(long, env = "SCIMD_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// Database URL: sqlite:PATH or postgres://USER@HOST:PORT/DB.
+    #[arg(long, env = "SCIMD_DATABASE", global = true)]
+    database: Option<String>,
+    /// TOML config file (for data-dir and database).
+    #[arg(long, env = "SCIMD_CONFIG", global = true)]
+    config: Option<PathBuf>,
+}
+
+impl DatabaseArgs {
+    pub fn settings(self) -> Result<Settings, String> {
+        Settings::resolve(ServeArgs::database_only(
+            self.data_dir,
+            self.database,
+            self.config,
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! The change feed is not exported either: its positions belong to one database,
 //! so feed consumers start over against the new one.
 
-use crate::config::{Database, ServeArgs, Settings};
+use crate::config::{Database, DatabaseArgs, Settings};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use clap::Args;
@@ -19,35 +19,11 @@ use scim_store::clients::{ClientRecord, SigningKeyRecord};
 use scim_store::{ExportRecord, Query, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, BufWriter, Write as _};
-use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The version of the export format this build writes and reads.
 const FORMAT: u32 = 1;
 
-/// Where the database is: the same flags as `scimd serve`.
-#[derive(Args, Debug)]
-pub struct DatabaseArgs {
-    /// Directory of the embedded SQLite database.
-    #[arg(long, env = "SCIMD_DATA_DIR", global = true)]
-    data_dir: Option<PathBuf>,
-    /// Database URL: sqlite:PATH or postgres://USER@HOST:PORT/DB.
-    #[arg(long, env = "SCIMD_DATABASE", global = true)]
-    database: Option<String>,
-    /// TOML config file (for data-dir and database).
-    #[arg(long, env = "SCIMD_CONFIG", global = true)]
-    config: Option<PathBuf>,
-}
-
-impl DatabaseArgs {
-    pub fn settings(self) -> Result<Settings, String> {
-        Settings::resolve(ServeArgs::database_only(
-            self.data_dir,
-            self.database,
-            self.config,
-        ))
-    }
-}
 
 #[derive(Args, Debug)]
 pub struct MigrateArgs {
