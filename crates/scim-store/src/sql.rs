@@ -915,13 +915,51 @@ pub fn search_sql(
             reversed: false,
         });
     }
-    let terms = order_terms(d, registry, rt, q, &mut params)?;
-    let key_expr = match &q.sort_by {
-        Some(_) => format!("CAST({} AS TEXT)", terms[1].expr),
-        None => "r.created".to_string(),
+    let mut from = "resources r".to_string();
+    let mut page_where = where_sql;
+    let (terms, key_expr) = match index_sort(registry, rt, q) {
+        Some((path, kind)) => {
+            // Walk the (rtype, path, value) index in order: a page costs its offset
+            // plus its size, not a sort of every resource of the type.
+            let p = SqlParam::Text(path);
+            let ph = d.placeholder(params.len() + 1, &p);
+            params.push(p);
+            // CROSS JOIN: SQLite keeps the index walk as the outer loop.
+            from = "attr_index s CROSS JOIN resources r".to_string();
+            page_where = format!(
+                "s.rtype = {rtype} AND s.path = {ph} AND r.id = s.res_id AND {} = {rtype}",
+                d.unindexed("r.rtype")
+            );
+            let column = if kind == KeyKind::Num {
+                "s.v_num"
+            } else {
+                "s.v_text"
+            };
+            let desc = q.sort_order == crate::SortOrder::Descending;
+            let terms = vec![
+                Term {
+                    expr: column.to_string(),
+                    desc,
+                    kind,
+                },
+                Term {
+                    expr: "s.res_id".to_string(),
+                    desc,
+                    kind: KeyKind::Text,
+                },
+            ];
+            (terms, format!("CAST({column} AS TEXT)"))
+        }
+        None => {
+            let terms = order_terms(d, registry, rt, q, &mut params)?;
+            let key_expr = match &q.sort_by {
+                Some(_) => format!("CAST({} AS TEXT)", terms[1].expr),
+                None => "r.created".to_string(),
+            };
+            (terms, key_expr)
+        }
     };
     let backwards = q.before.is_some();
-    let mut page_where = where_sql;
     if let Some(key) = q.after.as_ref().or(q.before.as_ref()) {
         let cond = keyset_condition(d, &terms, key, backwards, &mut params)?;
         page_where = format!("{page_where} AND ({cond})");
@@ -946,7 +984,7 @@ pub fn search_sql(
     params.push(limit);
     params.push(offset);
     let page_sql = format!(
-        "SELECT r.id, r.doc, r.version, {key_expr} FROM resources r WHERE {page_where} ORDER BY {order} LIMIT {limit_ph} OFFSET {offset_ph}"
+        "SELECT r.id, r.doc, r.version, {key_expr} FROM {from} WHERE {page_where} ORDER BY {order} LIMIT {limit_ph} OFFSET {offset_ph}"
     );
     Ok(SearchSql {
         count_sql,
@@ -955,6 +993,39 @@ pub fn search_sql(
         count_params,
         reversed: backwards,
     })
+}
+
+/// Sorting by a required, single-valued, simple attribute kept in attr_index
+/// (userName, Group displayName): every resource has exactly one row for it, so
+/// an unfiltered search can be driven by that index. Returns its index path and kind.
+fn index_sort(
+    registry: &SchemaRegistry,
+    rt: &ResourceTypeDef,
+    q: &crate::Query,
+) -> Option<(String, KeyKind)> {
+    // With a filter, its index lookups are usually the selective part: matches
+    // are found first and sorted, as for any other sort.
+    if q.filter.is_some() {
+        return None;
+    }
+    let path = q.sort_by.as_ref()?;
+    let res = registry.resolve(rt, path).ok()?;
+    let def = res.target();
+    let singular = !res.attr.multi_valued && !def.multi_valued;
+    // Common attributes (id, meta) live in columns, not in attr_index.
+    if res.schema.is_none() || !def.required || !singular {
+        return None;
+    }
+    let kind = match def.ty {
+        AttrType::String | AttrType::Reference | AttrType::DateTime => KeyKind::Text,
+        AttrType::Integer | AttrType::Decimal => KeyKind::Num,
+        _ => return None,
+    };
+    let urn = if res.extension { res.schema } else { None };
+    Some((
+        path_of(urn, &res.attr.name, res.sub.map(|s| s.name.as_str())),
+        kind,
+    ))
 }
 
 /// How a sort value is bound back from its text form in a cursor.

@@ -438,7 +438,9 @@ impl Store for SqliteStore {
 
     fn groups_of(&self, member_id: &str) -> StoreResult<Vec<GroupRef>> {
         let conn = self.reader()?;
-        // Depth-capped walk up the membership graph; UNION stops at cycles.
+        // Depth-capped walk up the membership graph; UNION stops at cycles. CROSS
+        // JOIN fixes the join order: otherwise SQLite may scan every resource and
+        // probe the CTE, making each rendered User cost O(all resources).
         let mut stmt = conn
             .prepare_cached(
                 "WITH RECURSIVE up(group_id, depth) AS (
@@ -449,7 +451,7 @@ impl Store for SqliteStore {
                      WHERE up.depth < ?2
                  )
                  SELECT up.group_id, r.display, min(up.depth) FROM up
-                 JOIN resources r ON r.id = up.group_id
+                 CROSS JOIN resources r ON r.id = up.group_id
                  WHERE up.group_id <> ?1
                  GROUP BY up.group_id, r.display
                  ORDER BY min(up.depth), r.display",

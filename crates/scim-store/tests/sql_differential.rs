@@ -657,3 +657,63 @@ fn with_statistics_resources_are_fetched_by_primary_key() {
     println!("{f}:\n{plan}\n");
     assert!(plan.contains("MULTI-INDEX OR"), "{f}: {plan}");
 }
+
+/// A page sorted by a required attribute (userName) walks the value index in
+/// order and stops after offset + count rows, instead of sorting every resource.
+#[test]
+fn sorted_pages_walk_the_index_in_order() {
+    let db = big_db();
+    for order in [
+        scim_store::SortOrder::Ascending,
+        scim_store::SortOrder::Descending,
+    ] {
+        let q = scim_store::Query {
+            sort_by: Some(AttrPath::simple("userName")),
+            sort_order: order.clone(),
+            start_index: 101,
+            count: 100,
+            ..scim_store::Query::default()
+        };
+        let s = scim_store::sql::search_sql(&Sqlite, &db.reg, &db.rt, &q).expect("sql");
+        let page_sql = s.page_sql.expect("page");
+        let mut stmt = db
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {page_sql}"))
+            .expect("prepare");
+        let plan = stmt
+            .query_map(params_from_iter(s.params.iter().map(to_sql)), |r| {
+                r.get::<_, String>(3)
+            })
+            .expect("explain")
+            .map(|r| r.expect("row"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        println!("{order:?}:\n{plan}\n");
+        assert!(
+            plan.contains("SEARCH s USING INDEX attr_index_text"),
+            "{plan}"
+        );
+        assert!(
+            !plan.contains("USE TEMP B-TREE FOR ORDER BY"),
+            "no full sort: {plan}"
+        );
+        // And the page is the right one.
+        let mut stmt = db.conn.prepare(&page_sql).expect("prepare");
+        let names: Vec<String> = stmt
+            .query_map(params_from_iter(s.params.iter().map(to_sql)), |r| {
+                r.get::<_, String>(1)
+            })
+            .expect("query")
+            .map(|r| {
+                let doc: Value = serde_json::from_str(&r.expect("row")).expect("json");
+                doc["userName"].as_str().unwrap_or_default().to_string()
+            })
+            .collect();
+        let mut all: Vec<String> = (0..300).map(|n| format!("user{n}")).collect();
+        all.sort();
+        if order == scim_store::SortOrder::Descending {
+            all.reverse();
+        }
+        assert_eq!(names, all[100..200].to_vec());
+    }
+}

@@ -9,7 +9,7 @@
 //! documents and random filters through both backends' `search` and compares the
 //! ids with the in-memory evaluator, and the order of sorted pages between backends.
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PropConfig, TestCaseError, TestRunner};
 use scim_proto::filter::{
@@ -271,9 +271,19 @@ impl Backend {
     }
 }
 
+/// Millisecond timestamps, strictly increasing across calls, so "creation order"
+/// in the tests is never a tie between two writes in the same millisecond.
 fn now() -> DateTime<Utc> {
-    let t = Utc::now();
-    t.duration_trunc(TimeDelta::milliseconds(1)).unwrap_or(t)
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static LAST_MS: AtomicI64 = AtomicI64::new(0);
+    let ms = Utc::now().timestamp_millis();
+    let prev = LAST_MS.fetch_max(ms, Ordering::SeqCst);
+    let ms = if prev >= ms {
+        LAST_MS.fetch_add(1, Ordering::SeqCst) + 1
+    } else {
+        ms
+    };
+    DateTime::from_timestamp_millis(ms).unwrap_or_else(Utc::now)
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {

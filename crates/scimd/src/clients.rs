@@ -13,7 +13,6 @@ use scim_store::clients::{ClientStore, SqliteClientStore};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-
 #[derive(Args, Debug)]
 pub struct ClientsArgs {
     #[command(flatten)]

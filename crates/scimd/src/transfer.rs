@@ -24,7 +24,6 @@ use std::sync::Arc;
 /// The version of the export format this build writes and reads.
 const FORMAT: u32 = 1;
 
-
 #[derive(Args, Debug)]
 pub struct MigrateArgs {
     #[command(flatten)]
