@@ -69,7 +69,10 @@ fn writer_loop(mut conn: Connection, jobs: Receiver<Job>, registry: Arc<SharedRe
                 continue;
             }
         };
-        let deliveries: Vec<Deliver> = group.into_iter().map(|job| job(Ok(&tx), &registry)).collect();
+        let deliveries: Vec<Deliver> = group
+            .into_iter()
+            .map(|job| job(Ok(&tx), &registry))
+            .collect();
         let committed = tx.commit().map_err(backend);
         for deliver in deliveries {
             deliver(committed.clone());
@@ -692,10 +695,7 @@ impl Store for SqliteStore {
         let key = name.to_lowercase();
         self.write(move |tx, _| {
             let n = tx
-                .execute(
-                    "DELETE FROM custom_attributes WHERE name_key = ?1",
-                    [key],
-                )
+                .execute("DELETE FROM custom_attributes WHERE name_key = ?1", [key])
                 .map_err(backend)?;
             if n == 0 {
                 return Err(StoreError::NotFound);
