@@ -78,7 +78,7 @@ fn writer_loop(mut conn: Connection, jobs: Receiver<Job>, registry: Arc<SharedRe
             deliver(committed.clone());
         }
         commits += 1;
-        if commits % OPTIMIZE_EVERY == 0 {
+        if commits.is_multiple_of(OPTIMIZE_EVERY) {
             if let Err(e) = conn.execute_batch("PRAGMA optimize;") {
                 tracing::warn!(error = %e, "PRAGMA optimize failed");
             }
