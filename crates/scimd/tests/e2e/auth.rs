@@ -31,12 +31,14 @@ fn now() -> i64 {
         .unwrap_or_default()
 }
 
-/// Run `scimd ARGS --data-dir DIR`; stdout on success.
+/// Run `scimd ARGS --data-dir DIR [--database URL]` on the server's database;
+/// stdout on success.
 fn scimd(s: &Server, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_scimd"))
         .args(args)
         .arg("--data-dir")
         .arg(&s.data_dir)
+        .args(s.database_args())
         .env("RUST_LOG", "warn")
         .output()
         .expect("run scimd");
