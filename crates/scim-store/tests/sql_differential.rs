@@ -690,7 +690,8 @@ fn sorted_pages_walk_the_index_in_order() {
             .join("\n");
         println!("{order:?}:\n{plan}\n");
         assert!(
-            plan.contains("SEARCH s USING INDEX attr_index_text"),
+            plan.contains("SEARCH s USING INDEX attr_index_text")
+                || plan.contains("SEARCH s USING COVERING INDEX attr_index_text"),
             "{plan}"
         );
         assert!(
@@ -716,4 +717,19 @@ fn sorted_pages_walk_the_index_in_order() {
         }
         assert_eq!(names, all[100..200].to_vec());
     }
+}
+
+/// `co` cannot seek, but it scans only the attribute's slice of the covering text
+/// index, never the table.
+#[test]
+fn contains_scans_the_covering_index_slice() {
+    let db = big_db();
+    let f = r#"emails.value co "7@x""#;
+    let plan = db.plan(f);
+    println!("{f}:\n{plan}\n");
+    assert!(
+        plan.contains("USING COVERING INDEX attr_index_text (rtype=? AND path=?)"),
+        "{plan}"
+    );
+    assert!(!plan.contains("SCAN attr_index"), "{plan}");
 }
