@@ -900,8 +900,15 @@ pub fn search_sql(
         Some(f) => {
             let frag = compile_filter(d, registry, rt, f, params.len() + 1)?;
             params.extend(frag.params);
-            // The filter's index lookups are the selective part, not the type.
-            format!("{} = {rtype} AND ({})", d.unindexed("r.rtype"), frag.sql)
+            // The filter's index lookups are the selective part, not the type —
+            // unless the filter is on the timestamps, whose (rtype, created|modified)
+            // indexes need the type as their first key.
+            let rtype_col = if on_timestamps(f) {
+                "r.rtype".to_string()
+            } else {
+                d.unindexed("r.rtype")
+            };
+            format!("{rtype_col} = {rtype} AND ({})", frag.sql)
         }
     };
     let count_sql = format!("SELECT count(*) FROM resources r WHERE {where_sql}");
@@ -953,7 +960,8 @@ pub fn search_sql(
         None => {
             let terms = order_terms(d, registry, rt, q, &mut params)?;
             let key_expr = match &q.sort_by {
-                Some(_) => format!("CAST({} AS TEXT)", terms[1].expr),
+                // The value term is the one before the id.
+                Some(_) => format!("CAST({} AS TEXT)", terms[terms.len() - 2].expr),
                 None => "r.created".to_string(),
             };
             (terms, key_expr)
@@ -993,6 +1001,22 @@ pub fn search_sql(
         count_params,
         reversed: backwards,
     })
+}
+
+/// Does the top-level `and` chain compare `meta.created` / `meta.lastModified`?
+fn on_timestamps(f: &Filter) -> bool {
+    match f {
+        Filter::And(a, b) => on_timestamps(a) || on_timestamps(b),
+        Filter::Compare { path, op, .. } => {
+            *op != CompareOp::Ne
+                && path.urn.is_none()
+                && path.attr.eq_ignore_ascii_case("meta")
+                && path.sub_attr.as_deref().is_some_and(|s| {
+                    s.eq_ignore_ascii_case("created") || s.eq_ignore_ascii_case("lastModified")
+                })
+        }
+        _ => false,
+    }
 }
 
 /// Sorting by a required, single-valued, simple attribute kept in attr_index
@@ -1090,17 +1114,29 @@ fn order_terms(
         AttrType::Boolean => KeyKind::Bool,
         _ => KeyKind::Text,
     };
+    let value = Term {
+        expr: format!("({})", frag.sql),
+        desc: q.sort_order == crate::SortOrder::Descending,
+        kind,
+    };
+    // The resource's own columns are never null: no "missing last" term, so their
+    // (rtype, created|modified) indexes can give the order.
+    if matches!(frag.sql.as_str(), "r.id" | "r.created" | "r.modified") {
+        return Ok(vec![
+            Term {
+                expr: frag.sql.clone(),
+                ..value
+            },
+            id,
+        ]);
+    }
     Ok(vec![
         Term {
             expr: format!("(CASE WHEN ({}) IS NULL THEN 1 ELSE 0 END)", frag.sql),
             desc: false,
             kind: KeyKind::Flag,
         },
-        Term {
-            expr: format!("({})", frag.sql),
-            desc: q.sort_order == crate::SortOrder::Descending,
-            kind,
-        },
+        value,
         id,
     ])
 }
