@@ -924,6 +924,8 @@ pub fn search_sql(
     }
     let mut from = "resources r".to_string();
     let mut page_where = where_sql;
+    // Set when the page is read from the sort attribute's index: its column.
+    let mut driven: Option<&'static str> = None;
     let (terms, key_expr) = match index_sort(registry, rt, q) {
         Some((path, kind)) => {
             // Walk the (rtype, path, value) index in order: a page costs its offset
@@ -931,17 +933,17 @@ pub fn search_sql(
             let p = SqlParam::Text(path);
             let ph = d.placeholder(params.len() + 1, &p);
             params.push(p);
-            // CROSS JOIN: SQLite keeps the index walk as the outer loop.
-            from = "attr_index s CROSS JOIN resources r".to_string();
-            page_where = format!(
-                "s.rtype = {rtype} AND s.path = {ph} AND r.id = s.res_id AND {} = {rtype}",
-                d.unindexed("r.rtype")
-            );
+            // Every resource of the type has exactly one row for a required
+            // attribute, so the index alone picks the page (skipped rows never
+            // touch the documents); see `page_sql` below.
+            from = "attr_index s".to_string();
+            page_where = format!("s.rtype = {rtype} AND s.path = {ph}");
             let column = if kind == KeyKind::Num {
                 "s.v_num"
             } else {
                 "s.v_text"
             };
+            driven = Some(column);
             let desc = q.sort_order == crate::SortOrder::Descending;
             let terms = vec![
                 Term {
@@ -991,9 +993,22 @@ pub fn search_sql(
     let offset_ph = d.placeholder(params.len() + 2, &offset);
     params.push(limit);
     params.push(offset);
-    let page_sql = format!(
-        "SELECT r.id, r.doc, r.version, {key_expr} FROM {from} WHERE {page_where} ORDER BY {order} LIMIT {limit_ph} OFFSET {offset_ph}"
-    );
+    let page_sql = match driven {
+        None => format!(
+            "SELECT r.id, r.doc, r.version, {key_expr} FROM {from} WHERE {page_where} ORDER BY {order} LIMIT {limit_ph} OFFSET {offset_ph}"
+        ),
+        Some(column) => {
+            let outer_order = order
+                .replace(column, "p.v")
+                .replace("s.res_id", "p.res_id");
+            format!(
+                "SELECT r.id, r.doc, r.version, CAST(p.v AS TEXT) FROM \
+                 (SELECT s.res_id AS res_id, {column} AS v FROM {from} WHERE {page_where} \
+                  ORDER BY {order} LIMIT {limit_ph} OFFSET {offset_ph}) p \
+                 CROSS JOIN resources r WHERE r.id = p.res_id ORDER BY {outer_order}"
+            )
+        }
+    };
     Ok(SearchSql {
         count_sql,
         page_sql: Some(page_sql),
