@@ -355,3 +355,47 @@ pub(crate) fn assemble_page(
         keys,
     })
 }
+
+/// The total of an index-paged search when the page itself shows it: a short page
+/// (fewer rows than asked) that is not past the end ends the result set, so the
+/// count query can be skipped — it costs as much as the page for an eq filter.
+pub(crate) fn total_from_page(q: &Query, rows: usize) -> Option<i64> {
+    let rows = rows as u64;
+    let paged_by_index = q.after.is_none() && q.before.is_none();
+    let short = q.count > 0 && rows < q.count;
+    let not_past_end = rows > 0 || q.start_index <= 1;
+    (paged_by_index && short && not_past_end)
+        .then(|| i64::try_from(q.start_index.saturating_sub(1) + rows).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(start_index: u64, count: u64) -> Query {
+        Query {
+            start_index,
+            count,
+            ..Query::default()
+        }
+    }
+
+    #[test]
+    fn a_short_page_tells_the_total() {
+        assert_eq!(total_from_page(&q(1, 10), 3), Some(3));
+        assert_eq!(total_from_page(&q(1, 10), 0), Some(0));
+        assert_eq!(total_from_page(&q(21, 10), 4), Some(24));
+        // A full page, a page past the end, count=0 and cursor pages need the count.
+        assert_eq!(total_from_page(&q(1, 10), 10), None);
+        assert_eq!(total_from_page(&q(50, 10), 0), None);
+        assert_eq!(total_from_page(&q(1, 0), 0), None);
+        let cursor = Query {
+            after: Some(SortKey {
+                value: None,
+                id: "x".into(),
+            }),
+            ..q(1, 10)
+        };
+        assert_eq!(total_from_page(&cursor, 3), None);
+    }
+}

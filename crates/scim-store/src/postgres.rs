@@ -748,26 +748,29 @@ impl Store for PostgresStore {
     fn search(&self, rt: &ResourceTypeDef, q: &Query) -> StoreResult<Page> {
         let sql =
             search_sql(&PgDialect, &self.registry.load(), rt, q).map_err(StoreError::Query)?;
-        // Total and page from one snapshot; a count-only search needs no transaction.
+        // Page and total from one snapshot; a count-only search needs no transaction.
         let mode = if sql.page_sql.is_some() {
             Mode::Snapshot
         } else {
             Mode::Single
         };
         let (total, rows) = self.run(mode, |s| {
-            let total: i64 = match s
-                .query_built(&sql.count_sql, &sql.params[..sql.count_params])?
-                .first()
-            {
-                Some(r) => r.try_get(0)?,
-                None => 0,
-            };
             let mut rows: Vec<crate::model::PageRow> = Vec::new();
             if let Some(page_sql) = &sql.page_sql {
                 for r in s.query_built(page_sql, &sql.params)? {
                     rows.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?));
                 }
             }
+            let total: i64 = match crate::model::total_from_page(q, rows.len()) {
+                Some(t) => t,
+                None => match s
+                    .query_built(&sql.count_sql, &sql.params[..sql.count_params])?
+                    .first()
+                {
+                    Some(r) => r.try_get(0)?,
+                    None => 0,
+                },
+            };
             Ok((total, rows))
         })?;
         crate::model::assemble_page(&rt.name, total, rows, sql.reversed)

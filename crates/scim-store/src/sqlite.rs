@@ -483,11 +483,6 @@ impl Store for SqliteStore {
             search_sql(&SqliteDialect, &self.registry.load(), rt, q).map_err(StoreError::Query)?;
         let bind = |n: usize| params_from_iter(s.params[..n].iter().map(to_sql));
         let conn = self.reader()?;
-        let total: i64 = conn
-            .prepare_cached(&s.count_sql)
-            .map_err(backend)?
-            .query_row(bind(s.count_params), |r| r.get(0))
-            .map_err(backend)?;
         let mut rows: Vec<crate::model::PageRow> = Vec::new();
         if let Some(page_sql) = &s.page_sql {
             let mut stmt = conn.prepare_cached(page_sql).map_err(backend)?;
@@ -500,6 +495,14 @@ impl Store for SqliteStore {
                 rows.push(row.map_err(backend)?);
             }
         }
+        let total = match crate::model::total_from_page(q, rows.len()) {
+            Some(t) => t,
+            None => conn
+                .prepare_cached(&s.count_sql)
+                .map_err(backend)?
+                .query_row(bind(s.count_params), |r| r.get(0))
+                .map_err(backend)?,
+        };
         crate::model::assemble_page(&rt.name, total, rows, s.reversed)
     }
 
