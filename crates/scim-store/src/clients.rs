@@ -11,8 +11,8 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-/// A registered client as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A registered client as stored (and as `scimd export` writes it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClientRecord {
     pub id: String,
     pub name: String,

@@ -69,7 +69,7 @@ enum Line {
         value: String,
     },
     SigningKey(KeyLine),
-    Client(ClientLine),
+    Client(ClientRecord),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -81,19 +81,6 @@ struct KeyLine {
     public_jwk: String,
     created: DateTime<Utc>,
     retired: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct ClientLine {
-    id: String,
-    name: String,
-    secret_hash: String,
-    scopes: Vec<String>,
-    created: DateTime<Utc>,
-    expires: Option<DateTime<Utc>>,
-    disabled: bool,
-    locked_until: Option<DateTime<Utc>>,
-    origin: String,
 }
 
 fn b64() -> base64::engine::GeneralPurpose {
@@ -126,38 +113,6 @@ impl TryFrom<KeyLine> for SigningKeyRecord {
             created: k.created,
             retired: k.retired,
         })
-    }
-}
-
-impl From<ClientRecord> for ClientLine {
-    fn from(c: ClientRecord) -> Self {
-        ClientLine {
-            id: c.id,
-            name: c.name,
-            secret_hash: c.secret_hash,
-            scopes: c.scopes,
-            created: c.created,
-            expires: c.expires,
-            disabled: c.disabled,
-            locked_until: c.locked_until,
-            origin: c.origin,
-        }
-    }
-}
-
-impl From<ClientLine> for ClientRecord {
-    fn from(c: ClientLine) -> Self {
-        ClientRecord {
-            id: c.id,
-            name: c.name,
-            secret_hash: c.secret_hash,
-            scopes: c.scopes,
-            created: c.created,
-            expires: c.expires,
-            disabled: c.disabled,
-            locked_until: c.locked_until,
-            origin: c.origin,
-        }
     }
 }
 
@@ -281,7 +236,7 @@ pub fn export(args: ExportArgs) -> Result<(), String> {
     }
     let client_count = client_list.len();
     for c in client_list {
-        write_line(&mut out, &Line::Client(c.into())).map_err(io)?;
+        write_line(&mut out, &Line::Client(c)).map_err(io)?;
     }
     out.flush().map_err(io)?;
     eprintln!("scimd: exported {n} resources, {client_count} clients, {key_count} signing keys");
@@ -413,14 +368,11 @@ pub fn import(args: ImportArgs) -> Result<(), String> {
                     Err(e) => return Err(format!("writing signing key {}: {e}", k.kid)),
                 }
             }
-            Line::Client(c) => {
-                let c = ClientRecord::from(c);
-                match clients.create_client(&c) {
-                    Ok(()) => client_count += 1,
-                    Err(StoreError::Uniqueness) => {}
-                    Err(e) => return Err(format!("writing client {}: {e}", c.id)),
-                }
-            }
+            Line::Client(c) => match clients.create_client(&c) {
+                Ok(()) => client_count += 1,
+                Err(StoreError::Uniqueness) => {}
+                Err(e) => return Err(format!("writing client {}: {e}", c.id)),
+            },
         }
     }
     flush(&mut batch, &bar)?;

@@ -1,0 +1,21 @@
+# Shared by scripts/bench.sh and scripts/bench-reference.sh (source it).
+# Server lifecycle around the global SERVER_PID.
+
+# Stop the server in SERVER_PID: TERM, up to 10 s to exit, then KILL.
+stop_server() {
+  if [[ -n "${SERVER_PID:-}" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+      kill -0 "$SERVER_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -9 "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  SERVER_PID=""
+}
+
+# A free loopback port: bind port 0, read it back, release it.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
