@@ -2,7 +2,9 @@
 //! paths and data, `failOnErrors`, per-operation results.
 
 use crate::service::{parse_etag, RequestCtx, Service};
+use scim_proto::schema::ResourceTypeDef;
 use scim_proto::{ScimError, ScimResult};
+use scim_store::Write;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
@@ -155,16 +157,56 @@ fn result(op: &Op, status: u16, location: Option<String>, version: Option<String
     Value::Object(r)
 }
 
+fn invalid_op(op: &Op) -> ScimError {
+    ScimError::invalid_syntax(format!(
+        "'{} {}' is not a valid bulk operation",
+        op.method, op.path
+    ))
+}
+
 fn failure(op: &Op, e: &ScimError) -> Value {
     let mut r = result(op, e.status, None, None);
     r["response"] = e.to_json();
     r
 }
 
+/// Where a BulkRequest stands while it runs.
+struct Progress {
+    ids: HashMap<String, String>,
+    results: Vec<Option<Value>>,
+    errors: usize,
+    fail_on_errors: Option<usize>,
+    /// Creations validated and waiting to be stored together, in request order.
+    batch: Vec<(usize, ResourceTypeDef, Write)>,
+}
+
+impl Progress {
+    fn stopped(&self) -> bool {
+        self.fail_on_errors.is_some_and(|n| self.errors >= n)
+    }
+
+    fn record(&mut self, i: usize, op: &Op, outcome: ScimResult<Outcome>) {
+        self.results[i] = Some(match outcome {
+            Ok(o) => {
+                if let (Some(b), Some(id)) = (&op.bulk_id, o.created_id) {
+                    self.ids.insert(b.clone(), id);
+                }
+                result(op, o.status, o.location, o.version)
+            }
+            Err(e) => {
+                self.errors += 1;
+                failure(op, &e)
+            }
+        });
+    }
+}
+
 impl Service {
     /// Run a BulkRequest. Operations referring to a `bulkId` created later in the
     /// request wait until it exists; what can never be resolved (circular or
-    /// unknown references) fails with 409.
+    /// unknown references) fails with 409. Consecutive POSTs that refer to no
+    /// bulkId are stored together (one commit on SQLite): a 1,000-user load costs
+    /// one fsync, not 1,000, and is answered only once durable.
     pub fn bulk(
         &self,
         body: &Value,
@@ -173,66 +215,130 @@ impl Service {
     ) -> ScimResult<Value> {
         let (ops, fail_on_errors) = parse_ops(body, self.config.bulk_max_operations)?;
         let declared: Vec<&str> = ops.iter().filter_map(|o| o.bulk_id.as_deref()).collect();
-        let mut ids: HashMap<String, String> = HashMap::new();
-        let mut results: Vec<Option<Value>> = vec![None; ops.len()];
-        let mut errors = 0usize;
+        let mut p = Progress {
+            ids: HashMap::new(),
+            results: vec![None; ops.len()],
+            errors: 0,
+            fail_on_errors,
+            batch: Vec::new(),
+        };
         let mut pending: Vec<usize> = (0..ops.len()).collect();
         loop {
             let mut progressed = false;
             let mut still = Vec::new();
             for i in pending {
-                if fail_on_errors.is_some_and(|n| errors >= n) {
+                if p.stopped() {
                     still.push(i);
                     continue;
                 }
                 let op = &ops[i];
                 let refs = op_references(op);
+                if refs.is_empty() && op.method == "POST" {
+                    match self.prepare_bulk_create(op, ctx, authorise) {
+                        Ok((rt, write)) => {
+                            p.batch.push((i, rt, write));
+                            progressed = true;
+                            continue;
+                        }
+                        // Keep request order: what was batched before runs first.
+                        Err(e) => {
+                            self.store_batch(&ops, &mut p, &mut still, ctx);
+                            if p.stopped() {
+                                still.push(i);
+                            } else {
+                                p.record(i, op, Err(e));
+                                progressed = true;
+                            }
+                            continue;
+                        }
+                    }
+                }
+                self.store_batch(&ops, &mut p, &mut still, ctx);
+                if p.stopped() {
+                    still.push(i);
+                    continue;
+                }
                 let unknown = refs.iter().find(|r| !declared.contains(&r.as_str()));
                 if let Some(r) = unknown {
                     let e =
                         ScimError::conflict(format!("bulkId '{r}' is not defined in this request"));
-                    results[i] = Some(failure(op, &e));
-                    errors += 1;
+                    p.record(i, op, Err(e));
                     progressed = true;
                     continue;
                 }
-                if refs.iter().any(|r| !ids.contains_key(r)) {
+                if refs.iter().any(|r| !p.ids.contains_key(r)) {
                     still.push(i);
                     continue;
                 }
-                let res = self.bulk_op(op, &ids, ctx, authorise);
+                let res = self.bulk_op(op, &p.ids, ctx, authorise);
                 progressed = true;
-                results[i] = Some(match res {
-                    Ok(o) => {
-                        if let (Some(b), Some(id)) = (&op.bulk_id, o.created_id) {
-                            ids.insert(b.clone(), id);
-                        }
-                        result(op, o.status, o.location, o.version)
-                    }
-                    Err(e) => {
-                        errors += 1;
-                        failure(op, &e)
-                    }
-                });
+                p.record(i, op, res);
             }
+            self.store_batch(&ops, &mut p, &mut still, ctx);
+            still.sort_unstable();
             pending = still;
-            if pending.is_empty() || !progressed || fail_on_errors.is_some_and(|n| errors >= n) {
+            if pending.is_empty() || !progressed || p.stopped() {
                 break;
             }
         }
-        let stopped = fail_on_errors.is_some_and(|n| errors >= n);
-        for i in pending {
-            if !stopped {
+        if !p.stopped() {
+            for i in pending {
                 let e = ScimError::conflict(
                     "circular bulkId reference: the operations it depends on could not complete first",
                 );
-                results[i] = Some(failure(&ops[i], &e));
+                p.results[i] = Some(failure(&ops[i], &e));
             }
         }
         Ok(json!({
             "schemas": [BULK_RESPONSE_SCHEMA],
-            "Operations": results.into_iter().flatten().collect::<Vec<_>>(),
+            "Operations": p.results.into_iter().flatten().collect::<Vec<_>>(),
         }))
+    }
+
+    /// Validate a POST that refers to no bulkId, without storing it.
+    fn prepare_bulk_create(
+        &self,
+        op: &Op,
+        ctx: &RequestCtx,
+        authorise: Authorise<'_>,
+    ) -> ScimResult<(ResourceTypeDef, Write)> {
+        let endpoint = op.path.trim_matches('/');
+        if endpoint.contains('/') {
+            return Err(invalid_op(op));
+        }
+        let rt = self
+            .resource_type(endpoint)
+            .ok_or_else(|| ScimError::not_found(format!("no resource type at /{endpoint}")))?;
+        authorise(&op.method, &rt.endpoint)?;
+        let data = op.data.clone().unwrap_or(Value::Null);
+        let write = self.prepare_create(&rt, &data, ctx)?;
+        Ok((rt, write))
+    }
+
+    /// Store the batched creations and record their outcomes; those not attempted
+    /// because failOnErrors was reached go back to `still`.
+    fn store_batch(&self, ops: &[Op], p: &mut Progress, still: &mut Vec<usize>, ctx: &RequestCtx) {
+        if p.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut p.batch);
+        let max_failures = p
+            .fail_on_errors
+            .map_or(usize::MAX, |n| n.saturating_sub(p.errors));
+        let order: Vec<usize> = batch.iter().map(|(i, _, _)| *i).collect();
+        let items = batch.into_iter().map(|(_, rt, w)| (rt, w)).collect();
+        let outcomes = self.create_prepared(items, max_failures, ctx);
+        let attempted = outcomes.len();
+        for (&i, outcome) in order.iter().zip(outcomes) {
+            let outcome = outcome.map(|c| Outcome {
+                status: 201,
+                created_id: Some(c.id),
+                location: Some(c.location),
+                version: Some(crate::service::etag(c.version)),
+            });
+            p.record(i, &ops[i], outcome);
+        }
+        still.extend_from_slice(&order[attempted..]);
     }
 
     /// Execute one operation: (status, new id, location, version).
@@ -304,10 +410,7 @@ impl Service {
                     version: None,
                 })
             }
-            _ => Err(ScimError::invalid_syntax(format!(
-                "'{} {}' is not a valid bulk operation",
-                op.method, op.path
-            ))),
+            _ => Err(invalid_op(op)),
         }
     }
 }

@@ -201,6 +201,29 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait Store: Send + Sync {
     fn create(&self, rt: &ResourceTypeDef, write: Write) -> StoreResult<StoredResource>;
 
+    /// Create several resources in order, each succeeding or failing on its own,
+    /// durable together when the call returns (one commit where the backend can:
+    /// Bulk loads pay one fsync per request, not per resource). After
+    /// `max_failures` failures the remaining items are not attempted, so the answer
+    /// may be shorter than `items`.
+    fn create_many(
+        &self,
+        items: Vec<(ResourceTypeDef, Write)>,
+        max_failures: usize,
+    ) -> Vec<StoreResult<StoredResource>> {
+        let mut out = Vec::with_capacity(items.len());
+        let mut failures = 0;
+        for (rt, w) in items {
+            if failures >= max_failures {
+                break;
+            }
+            let r = self.create(&rt, w);
+            failures += usize::from(r.is_err());
+            out.push(r);
+        }
+        out
+    }
+
     fn get(&self, rt: &ResourceTypeDef, id: &str) -> StoreResult<StoredResource>;
 
     /// Replace the document; `if_version` makes it conditional (ETag If-Match).

@@ -102,6 +102,40 @@ fn fail_on_errors_stops_processing() {
     assert_eq!(users["totalResults"], 1);
 }
 
+/// Creations that refer to no bulkId are stored together; a validation failure in
+/// the middle of such a run still counts in request order, and what comes after
+/// the failOnErrors limit is neither answered nor stored.
+#[test]
+fn fail_on_errors_counts_in_order_inside_a_run_of_creations() {
+    let s = Server::start();
+    let mut bad = user_op("2", "x");
+    bad["data"]["userName"] = json!(17);
+    let mut req = bulk(json!([
+        user_op("1", "first"),
+        bad,
+        user_op("3", "FIRST"),
+        user_op("4", "never")
+    ]));
+    req["failOnErrors"] = json!(2);
+    let (st, resp) = parts(s.post("/scim/v2/Bulk", &req));
+    assert_eq!(st, 200, "{resp}");
+    let statuses: Vec<&str> = resp["Operations"]
+        .as_array()
+        .expect("ops")
+        .iter()
+        .map(|o| o["status"].as_str().expect("status"))
+        .collect();
+    assert_eq!(statuses, ["201", "400", "409"], "{resp}");
+    let (_, never) = parts(
+        s.get("/scim/v2/Users?filter=userName%20eq%20%22never%22")
+            .send()
+            .expect("search"),
+    );
+    assert_eq!(never["totalResults"], 0, "{never}");
+    let (_, all) = parts(s.get("/scim/v2/Users?count=0").send().expect("users"));
+    assert_eq!(all["totalResults"], 1);
+}
+
 #[test]
 fn limits_and_bad_requests() {
     let s = Server::start_with(&[
