@@ -397,7 +397,11 @@ async fn get_one(
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .and_then(parse_etag);
-    let r = blocking(&svc, move |s| s.get(&rt, &id, &ctx)).await?;
+    let r = if svc.get_is_cheap(&rt) {
+        svc.get(&rt, &id, &ctx)?
+    } else {
+        blocking(&svc, move |s| s.get(&rt, &id, &ctx)).await?
+    };
     if let Some(want) = if_none_match {
         if want.is_none_or(|v| v == r.version) {
             let resp = StatusCode::NOT_MODIFIED.into_response();

@@ -308,6 +308,12 @@ impl Service {
         self.render(rt, stored, ctx)
     }
 
+    /// Whether `get` of this type is a few primary-key lookups that an async
+    /// worker may run in place: not for groups, whose member lists can be long.
+    pub fn get_is_cheap(&self, rt: &ResourceTypeDef) -> bool {
+        self.store.cheap_point_reads() && !Self::is_group(rt)
+    }
+
     pub fn version(&self, rt: &ResourceTypeDef, id: &str) -> ScimResult<i64> {
         Ok(self
             .store

@@ -226,6 +226,13 @@ pub trait Store: Send + Sync {
 
     fn get(&self, rt: &ResourceTypeDef, id: &str) -> StoreResult<StoredResource>;
 
+    /// Whether `get` and `groups_of` are local, bounded and never wait behind slow
+    /// queries, so an async caller may run them in place instead of handing them to
+    /// a blocking thread (the hand-off cost more than the read on SQLite).
+    fn cheap_point_reads(&self) -> bool {
+        false
+    }
+
     /// Replace the document; `if_version` makes it conditional (ETag If-Match).
     fn replace(
         &self,

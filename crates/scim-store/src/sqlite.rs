@@ -18,7 +18,12 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+/// Connections for searches, member lists, feeds and exports (which can be slow).
 const READERS: usize = 4;
+/// Connections for primary-key lookups only (get, groups_of, existence checks):
+/// never held for long, so a GET never waits behind a slow search, and callers
+/// may run them on an async worker (`Store::cheap_point_reads`).
+const POINT_READERS: usize = 4;
 /// How deep nested groups are followed when computing `User.groups`.
 const MAX_GROUP_NESTING: i64 = 32;
 
@@ -27,6 +32,7 @@ pub struct SqliteStore {
     /// Write jobs for the writer thread, which owns the one writing connection.
     jobs: Mutex<SyncSender<Job>>,
     readers: Vec<Mutex<Connection>>,
+    point_readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     /// Dropping it stops the checkpointer thread.
     _stop_checkpoints: SyncSender<()>,
@@ -193,9 +199,13 @@ impl SqliteStore {
         writer
             .execute_batch("PRAGMA optimize=0x10002;")
             .map_err(backend)?;
-        let readers = (0..READERS)
-            .map(|_| open(path, true).map(Mutex::new))
-            .collect::<StoreResult<Vec<_>>>()?;
+        let pool = |n: usize| {
+            (0..n)
+                .map(|_| open(path, true).map(Mutex::new))
+                .collect::<StoreResult<Vec<_>>>()
+        };
+        let readers = pool(READERS)?;
+        let point_readers = pool(POINT_READERS)?;
         writer
             .execute_batch("PRAGMA wal_autocheckpoint=0;")
             .map_err(backend)?;
@@ -215,19 +225,32 @@ impl SqliteStore {
             registry,
             jobs: Mutex::new(send),
             readers,
+            point_readers,
             next_reader: AtomicUsize::new(0),
             _stop_checkpoints: stop_checkpoints,
         })
     }
 
     fn reader(&self) -> StoreResult<MutexGuard<'_, Connection>> {
-        for conn in &self.readers {
+        self.free_connection(&self.readers)
+    }
+
+    fn point_reader(&self) -> StoreResult<MutexGuard<'_, Connection>> {
+        self.free_connection(&self.point_readers)
+    }
+
+    /// A connection of `pool` nobody holds, else wait for one (round robin).
+    fn free_connection<'a>(
+        &self,
+        pool: &'a [Mutex<Connection>],
+    ) -> StoreResult<MutexGuard<'a, Connection>> {
+        for conn in pool {
             if let Ok(guard) = conn.try_lock() {
                 return Ok(guard);
             }
         }
-        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
-        self.readers[i].lock().map_err(poisoned)
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % pool.len();
+        pool[i].lock().map_err(poisoned)
     }
 
     /// Run `f` in the writer thread's next group commit and wait until that group
@@ -430,6 +453,10 @@ fn to_sql(p: &SqlParam) -> rusqlite::types::Value {
 }
 
 impl Store for SqliteStore {
+    fn cheap_point_reads(&self) -> bool {
+        true
+    }
+
     fn create(&self, rt: &ResourceTypeDef, w: Write) -> StoreResult<StoredResource> {
         let doc = serde_json::to_string(&w.doc).map_err(json_err)?;
         let rt = rt.clone();
@@ -469,7 +496,7 @@ impl Store for SqliteStore {
     }
 
     fn get(&self, rt: &ResourceTypeDef, id: &str) -> StoreResult<StoredResource> {
-        let conn = self.reader()?;
+        let conn = self.point_reader()?;
         let row = conn
             .prepare_cached("SELECT doc, version FROM resources WHERE id = ?1 AND rtype = ?2")
             .map_err(backend)?
@@ -630,7 +657,7 @@ impl Store for SqliteStore {
     }
 
     fn groups_of(&self, member_id: &str) -> StoreResult<Vec<GroupRef>> {
-        let conn = self.reader()?;
+        let conn = self.point_reader()?;
         // Depth-capped walk up the membership graph; UNION stops at cycles. CROSS
         // JOIN fixes the join order: otherwise SQLite may scan every resource and
         // probe the CTE, making each rendered User cost O(all resources).
@@ -663,7 +690,7 @@ impl Store for SqliteStore {
     }
 
     fn members_among(&self, group_id: &str, ids: &[String]) -> StoreResult<Vec<String>> {
-        let conn = self.reader()?;
+        let conn = self.point_reader()?;
         let mut stmt = conn
             .prepare_cached("SELECT 1 FROM members WHERE group_id = ?1 AND member_id = ?2")
             .map_err(backend)?;
@@ -809,7 +836,7 @@ impl Store for SqliteStore {
     }
 
     fn existing(&self, ids: &[String]) -> StoreResult<Vec<Member>> {
-        let conn = self.reader()?;
+        let conn = self.point_reader()?;
         let mut stmt = conn
             .prepare_cached("SELECT rtype FROM resources WHERE id = ?1")
             .map_err(backend)?;

@@ -17,6 +17,14 @@ use scim_store::sqlite::SqliteStore;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// mimalloc instead of glibc malloc: per-request allocations were ~25 % of a GET's
+/// CPU with glibc, and glibc's per-thread arenas kept memory after peaks.
+/// Most threads running store calls at once (see `serve`).
+const BLOCKING_THREADS: usize = 32;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "scimd",
@@ -88,6 +96,10 @@ fn serve(settings: Settings) -> Result<(), String> {
     let auth = open_auth(&settings, client_store)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Store calls run on blocking threads; a few dozen keep the SQLite group
+        // commit fed and PostgreSQL's pool busy. More only add memory (each thread
+        // keeps its own allocator cache) and contention for the same connections.
+        .max_blocking_threads(BLOCKING_THREADS)
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
