@@ -498,7 +498,11 @@ async fn list(
         user_id: param(&params, "userId").map(str::to_string),
         cursor: param(&params, "cursor").map(str::to_string),
     };
-    let v = blocking(&svc, move |s| s.search(&rt, &search, &ctx)).await?;
+    let v = if svc.search_is_cheap(&rt, &search) {
+        svc.search(&rt, &search, &ctx)?
+    } else {
+        blocking(&svc, move |s| s.search(&rt, &search, &ctx)).await?
+    };
     Ok(scim(StatusCode::OK, &v))
 }
 

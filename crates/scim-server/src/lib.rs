@@ -9,6 +9,7 @@ pub mod cursor;
 pub mod discovery;
 pub mod feed;
 pub mod http;
+pub mod locks;
 mod members;
 pub mod service;
 

@@ -6,14 +6,14 @@ use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::cursor;
 use crate::members;
-use scim_proto::filter::{parse_attr_path, parse_filter, AttrPath};
+use scim_proto::filter::{parse_attr_path, parse_filter, AttrPath, CompareOp, Filter, Literal};
 use scim_proto::patch::apply_patch;
 use scim_proto::project::{project, Projection};
 use scim_proto::schema::validate::{validate_create, validate_replace};
 use scim_proto::schema::{ResourceTypeDef, SchemaRegistry, SharedRegistry};
 use scim_proto::{ScimError, ScimResult};
 use scim_store::{
-    Member, MemberChange, MemberView, Query, SecretChange, SortOrder, Store, StoreError,
+    Member, MemberChange, MemberView, Page, Query, SecretChange, SortOrder, Store, StoreError,
     StoredResource, Write,
 };
 use serde_json::{json, Map, Value};
@@ -41,6 +41,8 @@ pub struct Service {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub config: ServerConfig,
+    /// Read-modify-writes of one resource queue here rather than race.
+    pub updating: crate::locks::KeyedLocks,
 }
 
 /// Per-request context from the HTTP layer.
@@ -430,6 +432,7 @@ impl Service {
             },
             ..ctx.clone()
         };
+        let _queued = self.updating.lock(id);
         for attempt in 0..UPDATE_ATTEMPTS {
             if attempt > 0 {
                 retry_pause(attempt);
@@ -528,7 +531,10 @@ impl Service {
         if params.cursor.is_some() {
             return self.cursor_search(rt, params, query, ctx);
         }
-        let page = self.store.search(rt, &query).map_err(store_error)?;
+        let page = match unique_key_lookup(rt, &query) {
+            Some(key) => self.find_unique(rt, &key, &query)?,
+            None => self.store.search(rt, &query).map_err(store_error)?,
+        };
         let resources = self.render_all(rt, page.resources, ctx)?;
         Ok(json!({
             "schemas": [LIST_RESPONSE_SCHEMA],
@@ -537,6 +543,36 @@ impl Service {
             "startIndex": query.start_index,
             "Resources": resources,
         }))
+    }
+
+    /// A `userName eq` search answered from the uniqueness index: at most one user.
+    fn find_unique(&self, rt: &ResourceTypeDef, key: &str, query: &Query) -> ScimResult<Page> {
+        let found = self.store.find_unique(rt, key).map_err(store_error)?;
+        let total = u64::from(found.is_some());
+        let resources = if query.count == 0 {
+            vec![]
+        } else {
+            found.into_iter().collect()
+        };
+        Ok(Page {
+            total,
+            resources,
+            keys: vec![],
+        })
+    }
+
+    /// Whether this search is a `userName eq` lookup that an async worker may run
+    /// in place (see `Store::cheap_point_reads`): the lookup provisioning clients
+    /// make before every create.
+    pub fn search_is_cheap(&self, rt: &ResourceTypeDef, params: &SearchParams) -> bool {
+        self.store.cheap_point_reads()
+            && params.cursor.is_none()
+            && params.user_id.is_none()
+            && params
+                .filter
+                .as_deref()
+                .and_then(|f| parse_filter(f).ok())
+                .is_some_and(|f| unique_key_filter(rt, &f).is_some())
     }
 
     fn render_all(
@@ -998,6 +1034,37 @@ fn not_found(e: StoreError, rt: &ResourceTypeDef, id: &str) -> ScimError {
 
 fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The unique key a search is about, when it is exactly `userName eq "…"` on
+/// Users and its page starts at the first result.
+fn unique_key_lookup(rt: &ResourceTypeDef, query: &Query) -> Option<String> {
+    if query.after.is_some() || query.before.is_some() || query.start_index > 1 {
+        return None;
+    }
+    unique_key_filter(rt, query.filter.as_ref()?)
+}
+
+/// `userName eq "x"` (userName is unique and not case-exact) as the key stored by
+/// `unique_key`.
+fn unique_key_filter(rt: &ResourceTypeDef, f: &Filter) -> Option<String> {
+    match f {
+        Filter::Compare {
+            path,
+            op: CompareOp::Eq,
+            value: Literal::String(v),
+        } if rt.name == "User"
+            && path.sub_attr.is_none()
+            && path.attr.eq_ignore_ascii_case("userName")
+            && path
+                .urn
+                .as_deref()
+                .is_none_or(|u| u.eq_ignore_ascii_case(scim_proto::schema::USER_SCHEMA)) =>
+        {
+            Some(v.to_lowercase())
+        }
+        _ => None,
+    }
 }
 
 fn unique_key(rt: &ResourceTypeDef, doc: &Value) -> Option<String> {

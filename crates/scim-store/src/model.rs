@@ -226,7 +226,11 @@ pub trait Store: Send + Sync {
 
     fn get(&self, rt: &ResourceTypeDef, id: &str) -> StoreResult<StoredResource>;
 
-    /// Whether `get` and `groups_of` are local, bounded and never wait behind slow
+    /// The resource of this type whose unique key (lower-cased userName) is `key`:
+    /// one lookup of the uniqueness index, for `userName eq` searches.
+    fn find_unique(&self, rt: &ResourceTypeDef, key: &str) -> StoreResult<Option<StoredResource>>;
+
+    /// Whether `get`, `find_unique` and `groups_of` are local, bounded and never wait behind slow
     /// queries, so an async caller may run them in place instead of handing them to
     /// a blocking thread (the hand-off cost more than the read on SQLite).
     fn cheap_point_reads(&self) -> bool {

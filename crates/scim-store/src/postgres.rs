@@ -643,6 +643,25 @@ impl Store for PostgresStore {
         })
     }
 
+    fn find_unique(&self, rt: &ResourceTypeDef, key: &str) -> StoreResult<Option<StoredResource>> {
+        let row = self.run(Mode::Single, |s| {
+            let row = s.query_opt(
+                "SELECT id, doc, version FROM resources WHERE rtype = $1 AND unique_key = $2",
+                &[&rt.name, &key],
+            )?;
+            Ok(match row {
+                Some(r) => Some((
+                    r.try_get::<_, String>(0)?,
+                    r.try_get::<_, String>(1)?,
+                    r.try_get::<_, i64>(2)?,
+                )),
+                None => None,
+            })
+        })?;
+        row.map(|(id, doc, version)| stored(id, &rt.name, &doc, version))
+            .transpose()
+    }
+
     fn get(&self, rt: &ResourceTypeDef, id: &str) -> StoreResult<StoredResource> {
         let row = self.run(Mode::Single, |s| {
             let row = s.query_opt(

@@ -209,7 +209,17 @@ fn json_err(e: serde_json::Error) -> StoreError {
     StoreError::Backend(format!("stored document is not valid JSON: {e}"))
 }
 
-fn open(path: &Path, read_only: bool) -> StoreResult<Connection> {
+/// Page cache of each connection, KiB. Readers get a moderate one (the OS caches
+/// the file too, and resident memory stays bounded: the 1M-user benchmark must stay
+/// under 300 MB); point readers only need the upper levels of the id index. The
+/// writer's stays small: SQLite walks the whole page cache when a write
+/// transaction ends (pcache1TruncateUnsafe), so a big writer cache makes every
+/// commit slower (12% of CPU at 64 MiB).
+const READER_CACHE_KIB: u32 = 12_288;
+const POINT_READER_CACHE_KIB: u32 = 4_096;
+const WRITER_CACHE_KIB: u32 = 8_192;
+
+fn open(path: &Path, read_only: bool, cache_kib: u32) -> StoreResult<Connection> {
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
@@ -219,11 +229,6 @@ fn open(path: &Path, read_only: bool) -> StoreResult<Connection> {
     };
     let conn = Connection::open_with_flags(path, flags).map_err(backend)?;
     conn.busy_timeout(BUSY_WAIT).map_err(backend)?;
-    // Readers get a moderate page cache each (the OS caches the file too, and
-    // resident memory stays bounded). The writer's stays small: SQLite walks the
-    // whole page cache when a write transaction ends (pcache1TruncateUnsafe), so a
-    // big writer cache makes every commit slower (12% of CPU at 64 MiB).
-    let cache_kib = if read_only { 16_384 } else { 8_192 };
     conn.execute_batch(&format!(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;
          PRAGMA cache_size=-{cache_kib}; PRAGMA temp_store=MEMORY;"
@@ -235,7 +240,7 @@ fn open(path: &Path, read_only: bool) -> StoreResult<Connection> {
 impl SqliteStore {
     /// Open (creating if needed) the database file and apply migrations.
     pub fn open(path: &Path, registry: Arc<SharedRegistry>) -> StoreResult<Self> {
-        let writer = open(path, false)?;
+        let writer = open(path, false, WRITER_CACHE_KIB)?;
         migrate(&writer)?;
         // Planner statistics: without them SQLite may walk every resource of a type
         // instead of driving a filtered search from attr_index. analysis_limit makes
@@ -244,18 +249,18 @@ impl SqliteStore {
         writer
             .execute_batch("PRAGMA analysis_limit=1000; PRAGMA optimize=0x10002;")
             .map_err(backend)?;
-        let pool = |n: usize| {
+        let pool = |n: usize, cache_kib: u32| {
             (0..n)
-                .map(|_| open(path, true).map(Mutex::new))
+                .map(|_| open(path, true, cache_kib).map(Mutex::new))
                 .collect::<StoreResult<Vec<_>>>()
         };
-        let readers = pool(READERS)?;
-        let point_readers = pool(POINT_READERS)?;
+        let readers = pool(READERS, READER_CACHE_KIB)?;
+        let point_readers = pool(POINT_READERS, POINT_READER_CACHE_KIB)?;
         // The WAL file is cut back to 64 MiB when it starts over.
         writer
             .execute_batch("PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=67108864;")
             .map_err(backend)?;
-        let checkpointer = open(path, false)?;
+        let checkpointer = open(path, false, POINT_READER_CACHE_KIB)?;
         let wal = Arc::new(WalState::default());
         let (stop_checkpoints, stop) = sync_channel::<()>(0);
         let counted = wal.clone();
@@ -560,6 +565,26 @@ impl Store for SqliteStore {
             .map_err(backend)?;
         let (doc, version) = row.ok_or(StoreError::NotFound)?;
         stored(id.to_string(), rt.name.clone(), &doc, version)
+    }
+
+    fn find_unique(&self, rt: &ResourceTypeDef, key: &str) -> StoreResult<Option<StoredResource>> {
+        let conn = self.point_reader()?;
+        let row = conn
+            .prepare_cached(
+                "SELECT id, doc, version FROM resources WHERE rtype = ?1 AND unique_key = ?2",
+            )
+            .map_err(backend)?
+            .query_row(params![rt.name, key], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .optional()
+            .map_err(backend)?;
+        row.map(|(id, doc, version)| stored(id, rt.name.clone(), &doc, version))
+            .transpose()
     }
 
     fn replace(

@@ -132,6 +132,7 @@ pub fn open_service(settings: &Settings) -> Result<(Arc<Service>, Arc<dyn Client
         store,
         clock: Arc::new(SystemClock),
         config: settings.server_config(),
+        updating: Default::default(),
     });
     service
         .reload_registry()

@@ -327,3 +327,57 @@ fn cursor_paging_survives_concurrent_changes() {
     );
     assert_eq!(st, 400);
 }
+
+/// `userName eq` is answered from the uniqueness index: it must agree with the
+/// general search on case folding, counts, paging and projection.
+#[test]
+fn user_name_eq_lookup_matches_the_general_search() {
+    let s = Server::start();
+    seed(&s);
+    let found = page(&s, &[("filter", r#"userName eq "ÉMILE""#)]);
+    assert_eq!(found["totalResults"], 1, "{found}");
+    assert_eq!(user_names(&found), ["Émile"]);
+    let urn = page(
+        &s,
+        &[(
+            "filter",
+            r#"urn:ietf:params:scim:schemas:core:2.0:User:userName eq "Alice""#,
+        )],
+    );
+    assert_eq!(user_names(&urn), ["alice"], "{urn}");
+    let counted = page(&s, &[("filter", r#"userName eq "bob""#), ("count", "0")]);
+    assert_eq!(counted["totalResults"], 1, "{counted}");
+    assert_eq!(counted["itemsPerPage"], 0, "{counted}");
+    let later = page(
+        &s,
+        &[("filter", r#"userName eq "bob""#), ("startIndex", "2")],
+    );
+    assert_eq!(later["totalResults"], 1, "{later}");
+    assert_eq!(later["itemsPerPage"], 0, "{later}");
+    let missing = page(&s, &[("filter", r#"userName eq "nobody""#)]);
+    assert_eq!(missing["totalResults"], 0, "{missing}");
+    let projected = page(
+        &s,
+        &[
+            ("filter", r#"userName eq "carol""#),
+            ("attributes", "displayName"),
+        ],
+    );
+    let carol = &projected["Resources"][0];
+    assert_eq!(carol["displayName"], "Carol Chen", "{projected}");
+    assert!(carol.get("emails").is_none(), "{projected}");
+    // Not the same as `userName eq`: these take the general path and still work.
+    assert_eq!(
+        user_names(&page(
+            &s,
+            &[("filter", r#"userName ne "x" and userName eq "bob""#)]
+        )),
+        ["bob"]
+    );
+    let (st, groups) = parts(
+        s.get("/scim/v2/Groups?filter=userName%20eq%20%22bob%22")
+            .send()
+            .expect("groups"),
+    );
+    assert_eq!(st, 400, "{groups}");
+}
