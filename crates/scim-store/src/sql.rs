@@ -994,13 +994,43 @@ pub fn search_sql(
     params.push(limit);
     params.push(offset);
     let page_sql = match driven {
-        None => format!(
-            "SELECT r.id, r.doc, r.version, {key_expr} FROM {from} WHERE {page_where} ORDER BY {order} LIMIT {limit_ph} OFFSET {offset_ph}"
-        ),
+        // Sort the matches' keys only, then read the documents of the page: a sort
+        // of every match with its document (a `co` search at 1M users) held tens
+        // of MB per query, which the allocator then kept.
+        None => {
+            let columns = terms
+                .iter()
+                .enumerate()
+                .map(|(i, t)| format!("{} AS o{i}", t.expr))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let outer_order = terms
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let picked = Term {
+                        expr: format!("p.o{i}"),
+                        desc: t.desc,
+                        kind: t.kind,
+                    };
+                    let desc = t.desc != backwards;
+                    format!(
+                        "{} {}",
+                        picked.ordered(d),
+                        if desc { "DESC" } else { "ASC" }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "SELECT r.id, r.doc, r.version, p.k FROM \
+                 (SELECT r.id AS pid, {key_expr} AS k, {columns} FROM {from} WHERE {page_where} \
+                  ORDER BY {order} LIMIT {limit_ph} OFFSET {offset_ph}) p \
+                 CROSS JOIN resources r WHERE r.id = p.pid ORDER BY {outer_order}"
+            )
+        }
         Some(column) => {
-            let outer_order = order
-                .replace(column, "p.v")
-                .replace("s.res_id", "p.res_id");
+            let outer_order = order.replace(column, "p.v").replace("s.res_id", "p.res_id");
             format!(
                 "SELECT r.id, r.doc, r.version, CAST(p.v AS TEXT) FROM \
                  (SELECT s.res_id AS res_id, {column} AS v FROM {from} WHERE {page_where} \

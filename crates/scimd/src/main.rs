@@ -20,7 +20,7 @@ use std::sync::Arc;
 /// mimalloc instead of glibc malloc: per-request allocations were ~25 % of a GET's
 /// CPU with glibc, and glibc's per-thread arenas kept memory after peaks.
 /// Most threads running store calls at once (see `serve`).
-const BLOCKING_THREADS: usize = 32;
+const BLOCKING_THREADS: usize = 16;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
