@@ -5,13 +5,16 @@
 #
 # Installs scim2-server into .venv-bench, starts it on a free loopback port, loads N users
 # by POST, runs the read scenarios (and post-user, patch-user) with scimd-bench at each of
-# BENCH_REF_CONNECTIONS; then the same against a fresh scimd (SQLite, N users loaded by
-# /Bulk) and prints each server's best throughput per scenario and the ratio.
+# BENCH_REF_CONNECTIONS; then the same against a fresh scimd on embedded SQLite and a
+# fresh scimd on PostgreSQL (N users loaded by /Bulk; the local server prepared by
+# scripts/ensure-postgres.sh, database scimd_bench recreated), and prints each server's
+# best throughput per scenario and scimd's ratios to the reference.
 #
 # Env: SCIMD_BIN, BENCH_BIN (skip the build), BENCH_DURATION=3, BENCH_WARMUP=1,
 #      BENCH_REF_CONNECTIONS="32 4" (the reference's small listen backlog makes it do
 #      better with few connections, so both are tried and the best counts),
-#      SCIM2_SERVER_VERSION=0.8.3, BENCH_OUT=DIR (keep results.tsv and logs).
+#      SCIM2_SERVER_VERSION=0.8.3, BENCH_OUT=DIR (keep results.tsv and logs),
+#      BENCH_POSTGRES=0 (skip PostgreSQL).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -103,34 +106,59 @@ bench_server reference "$REF_BASE" --no-bulk --concurrency 4
 stop_server
 
 # --- scimd ------------------------------------------------------------------------------
-PORT="$(free_port)"
-mkdir -p "$WORK/data"
-RUST_LOG="${RUST_LOG:-warn}" "$SCIMD" serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" \
-  --protection bypass --bulk-max-operations 1000 --bulk-max-payload-bytes 10000000 \
-  >"$OUT/scimd.log" 2>&1 &
-SERVER_PID=$!
-SCIMD_BASE="http://127.0.0.1:$PORT/scim/v2"
-wait_ready "$SCIMD_BASE" scimd
-say "scimd pid $SERVER_PID at $SCIMD_BASE"
-bench_server scimd "$SCIMD_BASE" --concurrency 4
-stop_server
+# bench_scimd LABEL ARGS…: a fresh scimd with these storage arguments, benchmarked.
+bench_scimd() {
+  local label="$1"
+  shift
+  PORT="$(free_port)"
+  RUST_LOG="${RUST_LOG:-warn}" "$SCIMD" serve --listen "127.0.0.1:$PORT" "$@" \
+    --protection bypass --bulk-max-operations 1000 --bulk-max-payload-bytes 10000000 \
+    >"$OUT/scimd-$label.log" 2>&1 &
+  SERVER_PID=$!
+  SCIMD_BASE="http://127.0.0.1:$PORT/scim/v2"
+  wait_ready "$SCIMD_BASE" "scimd ($label)"
+  say "scimd ($label) pid $SERVER_PID at $SCIMD_BASE"
+  bench_server "$label" "$SCIMD_BASE" --concurrency 4
+  stop_server
+}
+
+mkdir -p "$WORK/data" "$WORK/data-postgres"
+bench_scimd sqlite --data-dir "$WORK/data"
+LABELS="sqlite"
+if [[ "${BENCH_POSTGRES:-1}" != "0" ]]; then
+  SCIMD_TEST_DB=scimd_bench "$ROOT/scripts/ensure-postgres.sh" >"$OUT/ensure-postgres.log" 2>&1
+  fresh_bench_db
+  bench_scimd postgres --data-dir "$WORK/data-postgres" \
+    --database "postgres://postgres@127.0.0.1:5432/scimd_bench"
+  LABELS="sqlite postgres"
+fi
 
 # --- ratios -----------------------------------------------------------------------------
 echo
-say "N=$N users; best req/s over connections {$CONNS_LIST}; p99 at that connection count"
-awk -F'\t' -v order="$SCENARIOS" '
+say "N=$N users; best req/s over connections {$CONNS_LIST}; p99 ms at that connection count"
+awk -F'\t' -v order="$SCENARIOS" -v labels="$LABELS" '
   { key = $1 SUBSEP $2
-    if (!(key in best) || $5 + 0 > best[key] + 0) { best[key] = $5; conns[key] = $3; p99[key] = $7; err[key] = $9 } }
+    if (!(key in best) || $5 + 0 > best[key] + 0) { best[key] = $5; conns[key] = $3; p99[key] = $7 } }
   END {
-    printf "%-22s %14s %6s %9s %14s %6s %9s %8s\n", "scenario", "reference r/s", "conns", "p99 ms", "scimd r/s", "conns", "p99 ms", "ratio"
+    nl = split(labels, l, " ")
+    printf "%-22s %22s", "scenario", "reference r/s (c, p99)"
+    for (j = 1; j <= nl; j++) printf " %24s %8s", "scimd " l[j] " r/s (c, p99)", "ratio"
+    printf "\n"
     n = split(order, s, " ")
     for (i = 1; i <= n; i++) {
-      r = "reference" SUBSEP s[i]; m = "scimd" SUBSEP s[i]
-      if (!(r in best) || !(m in best)) continue
-      ratio = (best[r] + 0 > 0) ? best[m] / best[r] : 0
-      printf "%-22s %14.1f %6s %9.2f %14.1f %6s %9.2f %7.1fx\n", s[i], best[r], conns[r], p99[r], best[m], conns[m], p99[m], ratio
+      r = "reference" SUBSEP s[i]
+      if (!(r in best)) continue
+      printf "%-22s %22s", s[i], sprintf("%.1f (%s, %.1f)", best[r], conns[r], p99[r])
+      for (j = 1; j <= nl; j++) {
+        m = l[j] SUBSEP s[i]
+        if (!(m in best)) { printf " %24s %8s", "-", "-"; continue }
+        ratio = (best[r] + 0 > 0) ? best[m] / best[r] : 0
+        printf " %24s %7.1fx", sprintf("%.1f (%s, %.1f)", best[m], conns[m], p99[m]), ratio
+      }
+      printf "\n"
     }
   }' "$TSV"
 echo
-say "load: reference $(sed -n 's/.* in \([0-9.]*\) s: \([0-9]*\) users\/s.*/\2 users\/s by POST/p' "$OUT/load-reference.txt"), scimd $(sed -n 's/.* in \([0-9.]*\) s: \([0-9]*\) users\/s.*/\2 users\/s by \/Bulk/p' "$OUT/load-scimd.txt")"
+rate() { sed -n 's/.* in \([0-9.]*\) s: \([0-9]*\) users\/s.*/\2 users\/s/p' "$OUT/load-$1.txt"; }
+say "load: reference $(rate reference) by POST; scimd $(for l in $LABELS; do printf '%s %s by /Bulk; ' "$l" "$(rate "$l")"; done)"
 say "all rows: $TSV"

@@ -157,11 +157,6 @@ run_sqlite() {
 
 # PostgreSQL: same suite with --database URL. Skipped (with a message) when disabled,
 # when no database can be prepared, or when scimd refuses the URL.
-fresh_bench_db() {
-  psql -q -h 127.0.0.1 -U postgres -c 'DROP DATABASE IF EXISTS scimd_bench' >/dev/null 2>&1 &&
-    psql -q -h 127.0.0.1 -U postgres -c 'CREATE DATABASE scimd_bench' >/dev/null 2>&1
-}
-
 run_postgres() {
   if [[ "${BENCH_POSTGRES:-1}" == "0" ]]; then
     say "PostgreSQL: skipped (BENCH_POSTGRES=0)"

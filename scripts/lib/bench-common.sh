@@ -19,3 +19,10 @@ stop_server() {
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
+
+# An empty scimd_bench database on the local PostgreSQL (trust auth, as
+# scripts/ensure-postgres.sh sets it up).
+fresh_bench_db() {
+  psql -q -h 127.0.0.1 -U postgres -c 'DROP DATABASE IF EXISTS scimd_bench' >/dev/null 2>&1 &&
+    psql -q -h 127.0.0.1 -U postgres -c 'CREATE DATABASE scimd_bench' >/dev/null 2>&1
+}

@@ -607,40 +607,106 @@ fn missing_or_changed(s: &mut Session<'_>, rt: &ResourceTypeDef, id: &str) -> Tx
     }))
 }
 
+/// Insert a new resource with its index, member and change-feed rows; a taken id
+/// or unique key is this item's `Uniqueness` failure and leaves nothing behind.
+fn insert_new(
+    s: &mut Session<'_>,
+    rt: &ResourceTypeDef,
+    w: &Write,
+    doc: &str,
+    index: &IndexBatch,
+) -> TxResult<StoreResult<()>> {
+    let secret = match &w.secret {
+        SecretChange::Set(h) => Some(h.as_str()),
+        SecretChange::Keep => None,
+    };
+    let inserted = s.execute(
+        "INSERT INTO resources (id, rtype, doc, version, created, modified, unique_key, display, secret)
+         VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        &[
+            &w.id,
+            &rt.name,
+            &doc,
+            &crate::db_time(w.created),
+            &crate::db_time(w.modified),
+            &w.unique_key,
+            &w.display,
+            &secret,
+        ],
+    )?;
+    if inserted == 0 {
+        return Ok(Err(StoreError::Uniqueness));
+    }
+    index.insert(s)?;
+    write_members(s, &w.id, &w.members)?;
+    record_change(
+        s,
+        &w.id,
+        &rt.name,
+        ChangeOp::Created,
+        1,
+        w.modified,
+        Some(doc),
+    )?;
+    Ok(Ok(()))
+}
+
 impl Store for PostgresStore {
     fn create(&self, rt: &ResourceTypeDef, w: Write) -> StoreResult<StoredResource> {
-        let doc = serde_json::to_string(&w.doc).map_err(json_err)?;
-        let secret = match &w.secret {
-            SecretChange::Set(h) => Some(h.as_str()),
-            SecretChange::Keep => None,
-        };
-        let mut index = IndexBatch::default();
-        index.add(&self.registry.load(), rt, &w.id, &w.doc);
-        self.run(Mode::Write, |s| {
-            s.execute(
-                "INSERT INTO resources (id, rtype, doc, version, created, modified, unique_key, display, secret)
-                 VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8)",
-                &[
-                    &w.id,
-                    &rt.name,
-                    &doc,
-                    &crate::db_time(w.created),
-                    &crate::db_time(w.modified),
-                    &w.unique_key,
-                    &w.display,
-                    &secret,
-                ],
-            )?;
-            index.insert(s)?;
-            write_members(s, &w.id, &w.members)?;
-            record_change(s, &w.id, &rt.name, ChangeOp::Created, 1, w.modified, Some(&doc))
-        })?;
-        Ok(StoredResource {
-            id: w.id,
-            rtype: rt.name.clone(),
-            doc: w.doc,
-            version: 1,
-        })
+        self.create_many(vec![(rt.clone(), w)], 1)
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Backend("creation not attempted".into())))
+    }
+
+    fn create_many(
+        &self,
+        items: Vec<(ResourceTypeDef, Write)>,
+        max_failures: usize,
+    ) -> Vec<StoreResult<StoredResource>> {
+        let registry = self.registry.load();
+        let prepared: Vec<_> = items
+            .into_iter()
+            .map(|(rt, w)| {
+                let doc = serde_json::to_string(&w.doc).map_err(json_err);
+                let mut index = IndexBatch::default();
+                index.add(&registry, &rt, &w.id, &w.doc);
+                (rt, w, doc, index)
+            })
+            .collect();
+        // One transaction for all: a uniqueness conflict skips its item without
+        // aborting the transaction (no savepoint per item); any other error fails
+        // them all, and a retryable one runs them all again.
+        let outcome = self.run(Mode::Write, |s| {
+            let mut out = Vec::with_capacity(prepared.len());
+            let mut failures = 0;
+            for (rt, w, doc, index) in &prepared {
+                if failures >= max_failures {
+                    break;
+                }
+                let r = match doc {
+                    Err(e) => Err(e.clone()),
+                    Ok(doc) => insert_new(s, rt, w, doc, index)?,
+                };
+                failures += usize::from(r.is_err());
+                out.push(r);
+            }
+            Ok(out)
+        });
+        match outcome {
+            Ok(out) => out
+                .into_iter()
+                .zip(prepared)
+                .map(|(r, (rt, w, _, _))| {
+                    r.map(|()| StoredResource {
+                        id: w.id,
+                        rtype: rt.name,
+                        doc: w.doc,
+                        version: 1,
+                    })
+                })
+                .collect(),
+            Err(e) => vec![Err(e); prepared.len()],
+        }
     }
 
     fn find_unique(&self, rt: &ResourceTypeDef, key: &str) -> StoreResult<Option<StoredResource>> {
