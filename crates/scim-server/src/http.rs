@@ -299,6 +299,24 @@ async fn blocking<T: Send + 'static>(
         .map_err(|_| ScimError::internal("request worker failed"))?
 }
 
+/// Searches and feed pages that may run at once. They can take seconds (a `co`
+/// filter at 1M users) and wait for the store's few reader connections; past this
+/// many they wait here, holding no blocking thread, so writes and lookups still
+/// find one (with 32 slow searches in flight, POSTs waited 570 ms for a thread).
+static SEARCH_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
+
+/// `blocking` for searches and feed pages: at most `SEARCH_SLOTS` at once.
+async fn searching<T: Send + 'static>(
+    svc: &AppState,
+    f: impl FnOnce(&Service) -> ScimResult<T> + Send + 'static,
+) -> ScimResult<T> {
+    let _slot = SEARCH_SLOTS
+        .acquire()
+        .await
+        .map_err(|_| ScimError::internal("search slots closed"))?;
+    blocking(svc, f).await
+}
+
 fn with_etag(mut resp: Response, version: i64, location: Option<&str>) -> Response {
     if let Ok(v) = HeaderValue::from_str(&etag(version)) {
         resp.headers_mut().insert(header::ETAG, v);
@@ -501,7 +519,7 @@ async fn list(
     let v = if svc.search_is_cheap(&rt, &search) {
         svc.search(&rt, &search, &ctx)?
     } else {
-        blocking(&svc, move |s| s.search(&rt, &search, &ctx)).await?
+        searching(&svc, move |s| s.search(&rt, &search, &ctx)).await?
     };
     Ok(scim(StatusCode::OK, &v))
 }
@@ -579,7 +597,7 @@ async fn search_post(
     let (search, attributes, excluded) = search_request(&body)?;
     let mut ctx = ctx(&headers, &uri, &params)?;
     ctx.projection = Projection::parse(attributes.as_deref(), excluded.as_deref())?;
-    let v = blocking(&svc, move |s| s.search(&rt, &search, &ctx)).await?;
+    let v = searching(&svc, move |s| s.search(&rt, &search, &ctx)).await?;
     Ok(scim(StatusCode::OK, &v))
 }
 
@@ -594,7 +612,7 @@ async fn root_search(
     let (search, attributes, excluded) = search_request(&body)?;
     let mut ctx = ctx(&headers, &uri, &params)?;
     ctx.projection = Projection::parse(attributes.as_deref(), excluded.as_deref())?;
-    let v = blocking(&svc, move |s| s.search_all(&search, &ctx)).await?;
+    let v = searching(&svc, move |s| s.search_all(&search, &ctx)).await?;
     Ok(scim(StatusCode::OK, &v))
 }
 
@@ -663,7 +681,7 @@ async fn updated_users(State(svc): State<AppState>, Query(params): Params) -> Re
             .filter(|n| (1..=crate::feed::UPDATED_USERS_MAX_PAGE).contains(n))
             .ok_or_else(bad)?,
     };
-    let v = blocking(&svc, move |s| s.updated_users(since, start, page_size)).await?;
+    let v = searching(&svc, move |s| s.updated_users(since, start, page_size)).await?;
     let mut resp = (StatusCode::OK, v.to_string()).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -681,7 +699,7 @@ async fn changes(
     let ctx = ctx(&headers, &uri, &params)?;
     let cursor = param(&params, "cursor").map(str::to_string);
     let count = int_param(&params, "count")?;
-    let v = blocking(&svc, move |s| s.changes(cursor.as_deref(), count, &ctx)).await?;
+    let v = searching(&svc, move |s| s.changes(cursor.as_deref(), count, &ctx)).await?;
     Ok(scim(StatusCode::OK, &v))
 }
 

@@ -61,6 +61,16 @@ pub enum SecretChange {
     Set(String),
 }
 
+impl SecretChange {
+    /// The new hash, if the write sets one.
+    pub fn new_hash(&self) -> Option<&str> {
+        match self {
+            SecretChange::Set(h) => Some(h),
+            SecretChange::Keep => None,
+        }
+    }
+}
+
 /// One resource write (create or replace). `doc` is complete: id and meta are set.
 #[derive(Debug, Clone)]
 pub struct Write {

@@ -616,10 +616,7 @@ fn insert_new(
     doc: &str,
     index: &IndexBatch,
 ) -> TxResult<StoreResult<()>> {
-    let secret = match &w.secret {
-        SecretChange::Set(h) => Some(h.as_str()),
-        SecretChange::Keep => None,
-    };
+    let secret = w.secret.new_hash();
     let inserted = s.execute(
         "INSERT INTO resources (id, rtype, doc, version, created, modified, unique_key, display, secret)
          VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
@@ -751,10 +748,7 @@ impl Store for PostgresStore {
     ) -> StoreResult<StoredResource> {
         let doc = serde_json::to_string(&w.doc).map_err(json_err)?;
         let set_secret = matches!(w.secret, SecretChange::Set(_));
-        let secret = match &w.secret {
-            SecretChange::Set(h) => Some(h.as_str()),
-            SecretChange::Keep => None,
-        };
+        let secret = w.secret.new_hash();
         let mut index = IndexBatch::default();
         index.add(&self.registry.load(), rt, &w.id, &w.doc);
         let version = self.run(Mode::Write, |s| {

@@ -407,10 +407,7 @@ fn insert_resource(
     w: Write,
     doc: &str,
 ) -> StoreResult<StoredResource> {
-    let secret = match &w.secret {
-        SecretChange::Set(h) => Some(h.as_str()),
-        SecretChange::Keep => None,
-    };
+    let secret = w.secret.new_hash();
     tx.prepare_cached(
         "INSERT INTO resources (id, rtype, doc, version, created, modified, unique_key, display, secret)
          VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8)",
@@ -794,10 +791,7 @@ impl Store for SqliteStore {
                     w.unique_key,
                     w.display,
                     matches!(w.secret, SecretChange::Set(_)),
-                    match &w.secret {
-                        SecretChange::Set(h) => Some(h.as_str()),
-                        SecretChange::Keep => None,
-                    }
+                    w.secret.new_hash()
                 ],
             )
             .map_err(backend)?;
@@ -924,8 +918,11 @@ impl Store for SqliteStore {
     fn prune_changes(&self, before: chrono::DateTime<chrono::Utc>) -> StoreResult<u64> {
         self.write(move |tx, _| {
             let through: Option<i64> = tx
+                // INDEXED BY: left to itself SQLite answers max(seq) by walking the
+                // table backwards from the newest change, reading every retained
+                // document (minutes of I/O at 1M changes, at every start).
                 .query_row(
-                    "SELECT max(seq) FROM changes WHERE at < ?1",
+                    "SELECT max(seq) FROM changes INDEXED BY changes_at WHERE at < ?1",
                     [crate::db_time(before)],
                     |r| r.get(0),
                 )

@@ -102,7 +102,12 @@ fn serve(settings: Settings) -> Result<(), String> {
         .max_blocking_threads(BLOCKING_THREADS)
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(async move {
+    // Background tasks still hold the service when the server stops. Shut them down
+    // first, so that the last reference to the stores goes away on this thread:
+    // PostgreSQL's synchronous clients must not be dropped on an async worker (they
+    // block on their own runtime, which panicked and aborted at shutdown).
+    let held = (service.clone(), auth.clone());
+    let served = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&settings.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
@@ -117,7 +122,10 @@ fn serve(settings: Settings) -> Result<(), String> {
             .with_graceful_shutdown(shutdown_signal())
             .await
             .map_err(|e| format!("server error: {e}"))
-    })
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    drop(held);
+    served
 }
 
 /// The SCIM service on the configured database, with the custom attributes it
