@@ -878,9 +878,22 @@ impl Service {
         stored: StoredResource,
         ctx: &RequestCtx,
     ) -> ScimResult<Rendered> {
-        let full = self.full_doc(rt, &stored, ctx, true)?;
+        let mut full = self.full_doc(rt, &stored, ctx, true)?;
+        // A large group's member list is most of its document (100,000 members:
+        // ~60 MB as JSON values). Under the default projection every member
+        // attribute is returned as it is, so the list skips projection's copy.
+        let default_projection =
+            ctx.projection.attributes.is_empty() && ctx.projection.excluded.is_empty();
+        let members = match full.as_object_mut() {
+            Some(o) if default_projection && Self::is_group(rt) => o.remove("members"),
+            _ => None,
+        };
+        let mut doc = project(&self.registry(), rt, &full, &ctx.projection);
+        if let (Some(m), Some(o)) = (members, doc.as_object_mut()) {
+            o.insert("members".into(), m);
+        }
         Ok(Rendered {
-            doc: project(&self.registry(), rt, &full, &ctx.projection),
+            doc,
             version: stored.version,
             location: self.location(ctx, rt, &stored.id),
         })
