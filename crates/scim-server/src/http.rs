@@ -3,7 +3,9 @@
 
 use crate::config::Protection;
 use crate::discovery;
-use crate::service::{etag, parse_etag, RequestCtx, SearchParams, Service, SEARCH_REQUEST_SCHEMA};
+use crate::service::{
+    etag, parse_etag, MemberList, RequestCtx, SearchParams, Service, SEARCH_REQUEST_SCHEMA,
+};
 use axum::body::{to_bytes, Body};
 use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -12,7 +14,7 @@ use axum::routing::{any, get, post};
 use axum::Router;
 use scim_proto::project::Projection;
 use scim_proto::{ScimError, ScimResult};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::sync::Arc;
 
 pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
@@ -153,7 +155,11 @@ async fn log_request(
 
 /// A SCIM JSON response.
 fn scim(status: StatusCode, body: &Value) -> Response {
-    let mut resp = (status, body.to_string()).into_response();
+    scim_text(status, body.to_string())
+}
+
+fn scim_text(status: StatusCode, body: String) -> Response {
+    let mut resp = (status, body).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(SCIM_CONTENT_TYPE),
@@ -415,10 +421,10 @@ async fn get_one(
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .and_then(parse_etag);
-    let r = if svc.get_is_cheap(&rt) {
-        svc.get(&rt, &id, &ctx)?
+    let (r, members) = if svc.get_is_cheap(&rt) {
+        (svc.get(&rt, &id, &ctx)?, None)
     } else {
-        blocking(&svc, move |s| s.get(&rt, &id, &ctx)).await?
+        blocking(&svc, move |s| s.get_with_members(&rt, &id, &ctx)).await?
     };
     if let Some(want) = if_none_match {
         if want.is_none_or(|v| v == r.version) {
@@ -426,11 +432,32 @@ async fn get_one(
             return Ok(with_etag(resp, r.version, None));
         }
     }
-    Ok(with_etag(
-        scim(StatusCode::OK, &r.doc),
-        r.version,
-        Some(&r.location),
-    ))
+    let resp = match &members {
+        None => scim(StatusCode::OK, &r.doc),
+        Some(list) => scim_text(StatusCode::OK, with_members(&r.doc, list)?),
+    };
+    Ok(with_etag(resp, r.version, Some(&r.location)))
+}
+
+/// A group document with its member list written after its other attributes.
+fn with_members(doc: &Value, members: &MemberList) -> ScimResult<String> {
+    struct Both<'a>(&'a Map<String, Value>, &'a MemberList);
+    impl serde::Serialize for Both<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut map = s.serialize_map(Some(self.0.len() + 1))?;
+            for (k, v) in self.0 {
+                map.serialize_entry(k, v)?;
+            }
+            map.serialize_entry("members", self.1)?;
+            map.end()
+        }
+    }
+    let obj = doc
+        .as_object()
+        .ok_or_else(|| ScimError::internal("a group document is not an object"))?;
+    serde_json::to_string(&Both(obj, members))
+        .map_err(|e| ScimError::internal(format!("cannot write the group: {e}")))
 }
 
 /// PUT and PATCH differ only in the service call.

@@ -140,6 +140,58 @@ fn uniqueness_detail(e: StoreError, user_name: Option<&str>) -> ScimError {
     }
 }
 
+/// One element of a group's `members` (or a user's `groups`, with its kind).
+fn member_json(base_url: &str, m: &MemberView, kind: Option<&str>) -> Value {
+    let endpoint = if m.kind == "Group" {
+        "/Groups"
+    } else {
+        "/Users"
+    };
+    let mut v = Map::new();
+    v.insert("value".into(), json!(m.id));
+    v.insert(
+        "$ref".into(),
+        json!(format!("{base_url}{endpoint}/{}", m.id)),
+    );
+    if let Some(d) = &m.display {
+        v.insert("display".into(), json!(d));
+    }
+    v.insert("type".into(), json!(kind.unwrap_or(&m.kind)));
+    Value::Object(v)
+}
+
+/// A group's member list, turned into JSON one member at a time as the response is
+/// written: a 100,000-member list held as JSON values took ~60 MB per GET.
+#[derive(Debug)]
+pub struct MemberList {
+    base_url: String,
+    items: Vec<MemberView>,
+    /// Which of `value`, `$ref`, `display`, `type` the projection keeps.
+    keep: [bool; 4],
+}
+
+impl serde::Serialize for MemberList {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.items.len()))?;
+        for m in &self.items {
+            let mut v = member_json(&self.base_url, m, None);
+            if let Some(o) = v.as_object_mut() {
+                for (name, keep) in MEMBER_FIELDS.iter().zip(self.keep) {
+                    if !keep {
+                        o.remove(*name);
+                    }
+                }
+            }
+            seq.serialize_element(&v)?;
+        }
+        seq.end()
+    }
+}
+
+/// The sub-attributes `member_json` writes, in `MemberList::keep` order.
+const MEMBER_FIELDS: [&str; 4] = ["value", "$ref", "display", "type"];
+
 impl Service {
     /// The registry as it is now (custom attributes can change at run time).
     pub fn registry(&self) -> Arc<SchemaRegistry> {
@@ -308,6 +360,64 @@ impl Service {
     pub fn get(&self, rt: &ResourceTypeDef, id: &str, ctx: &RequestCtx) -> ScimResult<Rendered> {
         let stored = self.store.get(rt, id).map_err(|e| not_found(e, rt, id))?;
         self.render(rt, stored, ctx)
+    }
+
+    /// GET of one resource. A group's member list comes apart from the document,
+    /// for the response to write it member by member (see `MemberList`).
+    pub fn get_with_members(
+        &self,
+        rt: &ResourceTypeDef,
+        id: &str,
+        ctx: &RequestCtx,
+    ) -> ScimResult<(Rendered, Option<MemberList>)> {
+        if !Self::is_group(rt) {
+            return Ok((self.get(rt, id, ctx)?, None));
+        }
+        let stored = self.store.get(rt, id).map_err(|e| not_found(e, rt, id))?;
+        let no_members = RequestCtx {
+            projection: Projection {
+                attributes: vec![],
+                excluded: vec![AttrPath::simple("members")],
+            },
+            ..ctx.clone()
+        };
+        let full = self.full_doc(rt, &stored, &no_members, true)?;
+        let registry = self.registry();
+        let rendered = Rendered {
+            doc: project(&registry, rt, &full, &ctx.projection),
+            version: stored.version,
+            location: self.location(ctx, rt, &stored.id),
+        };
+        let wants = |sub: Option<&str>| {
+            ctx.projection.wants(
+                &registry,
+                rt,
+                &AttrPath {
+                    urn: None,
+                    attr: "members".into(),
+                    sub_attr: sub.map(str::to_string),
+                },
+            )
+        };
+        if !wants(None) {
+            return Ok((rendered, None));
+        }
+        let keep = MEMBER_FIELDS.map(|f| wants(Some(f)));
+        let mut items = self
+            .store
+            .members(id, keep[2] && !ctx.overhead_bypass)
+            .map_err(store_error)?;
+        // value, $ref and type are always there; a member left with nothing to show
+        // (only display kept, and it has none) is dropped, as projection drops it.
+        if keep == [false, false, true, false] {
+            items.retain(|m| m.display.is_some());
+        }
+        let members = (!items.is_empty()).then(|| MemberList {
+            base_url: ctx.base_url.clone(),
+            items,
+            keep,
+        });
+        Ok((rendered, members))
     }
 
     /// Whether `get` of this type is a few primary-key lookups that an async
@@ -826,7 +936,7 @@ impl Service {
                 doc["members"] = Value::Array(
                     members
                         .iter()
-                        .map(|m| self.member_json(ctx, m, None))
+                        .map(|m| member_json(&ctx.base_url, m, None))
                         .collect(),
                 );
             }
@@ -844,7 +954,7 @@ impl Service {
                                 display: g.display.clone(),
                             };
                             let kind = if g.direct { "direct" } else { "indirect" };
-                            self.member_json(ctx, &view, Some(kind))
+                            member_json(&ctx.base_url, &view, Some(kind))
                         })
                         .collect(),
                 );
@@ -853,47 +963,15 @@ impl Service {
         Ok(doc)
     }
 
-    fn member_json(&self, ctx: &RequestCtx, m: &MemberView, kind: Option<&str>) -> Value {
-        let endpoint = if m.kind == "Group" {
-            "/Groups"
-        } else {
-            "/Users"
-        };
-        let mut v = Map::new();
-        v.insert("value".into(), json!(m.id));
-        v.insert(
-            "$ref".into(),
-            json!(format!("{}{endpoint}/{}", ctx.base_url, m.id)),
-        );
-        if let Some(d) = &m.display {
-            v.insert("display".into(), json!(d));
-        }
-        v.insert("type".into(), json!(kind.unwrap_or(&m.kind)));
-        Value::Object(v)
-    }
-
     fn render(
         &self,
         rt: &ResourceTypeDef,
         stored: StoredResource,
         ctx: &RequestCtx,
     ) -> ScimResult<Rendered> {
-        let mut full = self.full_doc(rt, &stored, ctx, true)?;
-        // A large group's member list is most of its document (100,000 members:
-        // ~60 MB as JSON values). Under the default projection every member
-        // attribute is returned as it is, so the list skips projection's copy.
-        let default_projection =
-            ctx.projection.attributes.is_empty() && ctx.projection.excluded.is_empty();
-        let members = match full.as_object_mut() {
-            Some(o) if default_projection && Self::is_group(rt) => o.remove("members"),
-            _ => None,
-        };
-        let mut doc = project(&self.registry(), rt, &full, &ctx.projection);
-        if let (Some(m), Some(o)) = (members, doc.as_object_mut()) {
-            o.insert("members".into(), m);
-        }
+        let full = self.full_doc(rt, &stored, ctx, true)?;
         Ok(Rendered {
-            doc,
+            doc: project(&self.registry(), rt, &full, &ctx.projection),
             version: stored.version,
             location: self.location(ctx, rt, &stored.id),
         })

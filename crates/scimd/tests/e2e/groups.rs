@@ -144,3 +144,94 @@ fn members_groups_and_deletion() {
         Some("invalidValue"),
     );
 }
+
+/// GET of a group writes its member list member by member; under every
+/// projection it must equal the same group rendered as a search result.
+#[test]
+fn get_group_equals_its_search_result_under_any_projection() {
+    let s = Server::start();
+    let a = make_user(&s, "proj-a");
+    let (st, nameless) = parts(s.post(
+        "/scim/v2/Users",
+        &json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "proj-b"}),
+    ));
+    assert_eq!(st, 201, "{nameless}");
+    let (st, inner) = parts(s.post(
+        "/scim/v2/Groups",
+        &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Inner"}),
+    ));
+    assert_eq!(st, 201, "{inner}");
+    let (st, g) = parts(s.post(
+        "/scim/v2/Groups",
+        &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Projected",
+                "members": [{"value": a}, {"value": nameless["id"]}, {"value": inner["id"], "type": "Group"}]}),
+    ));
+    assert_eq!(st, 201, "{g}");
+    let id = g["id"].as_str().expect("id");
+    let projections = [
+        vec![],
+        vec![("attributes", "members")],
+        vec![("attributes", "members.value")],
+        vec![("attributes", "members.display")],
+        vec![("attributes", "displayName,members.type")],
+        vec![("attributes", "displayName")],
+        vec![("excludedAttributes", "members")],
+        vec![("excludedAttributes", "members.display")],
+        vec![("excludedAttributes", "members.value,members.$ref")],
+        vec![("excludedAttributes", "displayName")],
+    ];
+    for p in projections {
+        let (st, got) = parts(
+            s.get(&format!("/scim/v2/Groups/{id}"))
+                .query(&p)
+                .send()
+                .expect("get"),
+        );
+        assert_eq!(st, 200, "{got}");
+        let mut q = p.clone();
+        let filter = format!("id eq \"{id}\"");
+        q.push(("filter", filter.as_str()));
+        let (st, found) = parts(s.get("/scim/v2/Groups").query(&q).send().expect("search"));
+        assert_eq!(st, 200, "{found}");
+        assert_eq!(got, found["Resources"][0], "projection {p:?}");
+    }
+    let (_, plain) = parts(s.get(&format!("/scim/v2/Groups/{id}")).send().expect("get"));
+    assert_eq!(
+        plain["members"].as_array().map(Vec::len),
+        Some(3),
+        "{plain}"
+    );
+    // With Group-Overhead-Bypass no member shows a display: asking for display only
+    // leaves nothing of them, on both paths.
+    let only_display = [
+        ("attributes", "members.display"),
+        ("Group-Overhead-Bypass", "true"),
+    ];
+    let (_, got) = parts(
+        s.get(&format!("/scim/v2/Groups/{id}"))
+            .query(&only_display)
+            .send()
+            .expect("get"),
+    );
+    let filter = format!("id eq \"{id}\"");
+    let mut q = only_display.to_vec();
+    q.push(("filter", filter.as_str()));
+    let (_, found) = parts(s.get("/scim/v2/Groups").query(&q).send().expect("search"));
+    assert_eq!(got, found["Resources"][0], "{got} vs {found}");
+    let bypassed = parts(
+        s.get(&format!("/scim/v2/Groups/{id}"))
+            .header("Group-Overhead-Bypass", "true")
+            .send()
+            .expect("get"),
+    )
+    .1;
+    assert!(
+        bypassed["members"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .all(|m| m.get("display").is_none()),
+        "{bypassed}"
+    );
+}
