@@ -97,7 +97,7 @@ fn writer_loop(
             deliver(committed.clone());
         }
         let n = wal.commits.fetch_add(1, Ordering::Relaxed) + 1;
-        if wal.frames.load(Ordering::Relaxed) > WAL_RESTART_FRAMES {
+        if wal.frames.load(Ordering::Relaxed) > wal.restart_frames {
             restart_wal(&conn, &wal);
         }
         if n.is_multiple_of(OPTIMIZE_EVERY) {
@@ -170,11 +170,12 @@ const RESTART_WAIT: Duration = Duration::from_millis(100);
 const BUSY_WAIT: Duration = Duration::from_secs(10);
 
 /// Shared by the writer and the checkpointer.
-#[derive(Default)]
 struct WalState {
     commits: AtomicUsize,
     /// WAL length in frames at the checkpointer's last pass.
     frames: AtomicI64,
+    /// `WAL_RESTART_FRAMES` unless a test sets it lower.
+    restart_frames: i64,
 }
 
 /// Between two write transactions, on the writer's own connection (no lock
@@ -272,6 +273,16 @@ fn open(path: &Path, read_only: bool, cache_kib: u32) -> StoreResult<Connection>
 impl SqliteStore {
     /// Open (creating if needed) the database file and apply migrations.
     pub fn open(path: &Path, registry: Arc<SharedRegistry>) -> StoreResult<Self> {
+        Self::open_with_wal_limit(path, registry, WAL_RESTART_FRAMES)
+    }
+
+    /// `open`, with the WAL started over past `restart_frames` frames instead of
+    /// `WAL_RESTART_FRAMES` (tests use a small limit).
+    pub fn open_with_wal_limit(
+        path: &Path,
+        registry: Arc<SharedRegistry>,
+        restart_frames: i64,
+    ) -> StoreResult<Self> {
         let writer = open(path, false, WRITER_CACHE_KIB)?;
         migrate(&writer)?;
         // Planner statistics: without them SQLite may walk every resource of a type
@@ -301,7 +312,11 @@ impl SqliteStore {
             .execute_batch("PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit=67108864;")
             .map_err(backend)?;
         let checkpointer = open(path, false, POINT_READER_CACHE_KIB)?;
-        let wal = Arc::new(WalState::default());
+        let wal = Arc::new(WalState {
+            commits: AtomicUsize::new(0),
+            frames: AtomicI64::new(0),
+            restart_frames,
+        });
         let (stop_checkpoints, stop) = sync_channel::<()>(0);
         let counted = wal.clone();
         spawn("scimd-sqlite-checkpoint", move || {
