@@ -323,6 +323,20 @@ async fn searching<T: Send + 'static>(
     blocking(svc, f).await
 }
 
+/// A search of one resource type: equality lookups go straight to a blocking
+/// thread, the rest wait for a search slot (lookups must not queue behind `co`).
+async fn search_one<T: Send + 'static>(
+    svc: &AppState,
+    params: &SearchParams,
+    f: impl FnOnce(&Service) -> ScimResult<T> + Send + 'static,
+) -> ScimResult<T> {
+    if svc.search_is_lookup(params) {
+        blocking(svc, f).await
+    } else {
+        searching(svc, f).await
+    }
+}
+
 fn with_etag(mut resp: Response, version: i64, location: Option<&str>) -> Response {
     if let Ok(v) = HeaderValue::from_str(&etag(version)) {
         resp.headers_mut().insert(header::ETAG, v);
@@ -546,7 +560,8 @@ async fn list(
     let v = if svc.search_is_cheap(&rt, &search) {
         svc.search(&rt, &search, &ctx)?
     } else {
-        searching(&svc, move |s| s.search(&rt, &search, &ctx)).await?
+        let params = search.clone();
+        search_one(&svc, &params, move |s| s.search(&rt, &search, &ctx)).await?
     };
     Ok(scim(StatusCode::OK, &v))
 }
@@ -624,7 +639,8 @@ async fn search_post(
     let (search, attributes, excluded) = search_request(&body)?;
     let mut ctx = ctx(&headers, &uri, &params)?;
     ctx.projection = Projection::parse(attributes.as_deref(), excluded.as_deref())?;
-    let v = searching(&svc, move |s| s.search(&rt, &search, &ctx)).await?;
+    let params = search.clone();
+    let v = search_one(&svc, &params, move |s| s.search(&rt, &search, &ctx)).await?;
     Ok(scim(StatusCode::OK, &v))
 }
 

@@ -685,6 +685,17 @@ impl Service {
                 .is_some_and(|f| unique_key_filter(rt, &f).is_some())
     }
 
+    /// Whether this search finds its rows by equality lookups (see
+    /// `scim_store::sql::is_lookup`): a few rows whatever the directory's size.
+    pub fn search_is_lookup(&self, params: &SearchParams) -> bool {
+        params.cursor.is_none()
+            && params
+                .filter
+                .as_deref()
+                .and_then(|f| parse_filter(f).ok())
+                .is_some_and(|f| scim_store::sql::is_lookup(&f))
+    }
+
     fn render_all(
         &self,
         rt: &ResourceTypeDef,

@@ -887,6 +887,25 @@ pub struct SearchSql {
 /// compiled filter and sort, in `d`'s spelling. The page query selects
 /// `r.id, r.doc, r.version` and the row's sort key as text. Errors are the compiler's (400 invalidFilter /
 /// invalidValue).
+/// Whether a filter finds its rows by equality lookups in the value index — a few
+/// rows whatever the size of the directory — rather than by scanning an
+/// attribute's values (`co`, `ew`, ranges, `pr`, `ne`, `not`) or a boolean's half
+/// of them. An `and` is as selective as its better side, an `or` as its worse.
+/// Used to keep lookups off the connections that slow searches occupy.
+pub fn is_lookup(f: &Filter) -> bool {
+    match f {
+        Filter::Compare {
+            op: CompareOp::Eq,
+            value,
+            ..
+        } => !matches!(value, Literal::Bool(_) | Literal::Null),
+        Filter::And(a, b) => is_lookup(a) || is_lookup(b),
+        Filter::Or(a, b) => is_lookup(a) && is_lookup(b),
+        Filter::ValuePath { filter, .. } => is_lookup(filter),
+        _ => false,
+    }
+}
+
 pub fn search_sql(
     d: &dyn Dialect,
     registry: &SchemaRegistry,
@@ -1498,6 +1517,21 @@ mod tests {
                 "{p}: {e:?}"
             );
         }
+    }
+
+    #[test]
+    fn lookups_are_equality_filters() {
+        let lookup = |f: &str| is_lookup(&scim_proto::filter::parse_filter(f).expect("filter"));
+        assert!(lookup(r#"userName eq "bjensen""#));
+        assert!(lookup(r#"emails[type eq "work" and value eq "a@b.c"]"#));
+        assert!(lookup(r#"userName eq "a" or externalId eq "b""#));
+        assert!(lookup(r#"userName eq "a" and title co "x""#));
+        assert!(!lookup(r#"userName eq "a" or title co "x""#));
+        assert!(!lookup(r#"title co "x""#));
+        assert!(!lookup("active eq true"));
+        assert!(!lookup("title pr"));
+        assert!(!lookup(r#"not (userName eq "a")"#));
+        assert!(!lookup(r#"meta.lastModified gt "2026-01-01T00:00:00Z""#));
     }
 
     #[test]
