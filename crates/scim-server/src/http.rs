@@ -4,7 +4,8 @@
 use crate::config::Protection;
 use crate::discovery;
 use crate::service::{
-    etag, parse_etag, MemberList, RequestCtx, SearchParams, Service, SEARCH_REQUEST_SCHEMA,
+    etag, parse_etag, MemberList, Rendered, RequestCtx, SearchParams, Service,
+    SEARCH_REQUEST_SCHEMA,
 };
 use axum::body::{to_bytes, Body};
 use axum::extract::{OriginalUri, Path, Query, State};
@@ -416,7 +417,7 @@ async fn create(
     let body = json_body(&svc, &headers, body).await?;
     let r = blocking(&svc, move |s| s.create(&rt, &body, &ctx)).await?;
     Ok(with_etag(
-        scim(StatusCode::CREATED, &r.doc),
+        rendered(StatusCode::CREATED, &r)?,
         r.version,
         Some(&r.location),
     ))
@@ -435,10 +436,10 @@ async fn get_one(
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .and_then(parse_etag);
-    let (r, members) = if svc.get_is_cheap(&rt) {
-        (svc.get(&rt, &id, &ctx)?, None)
+    let r = if svc.get_is_cheap(&rt) {
+        svc.get(&rt, &id, &ctx)?
     } else {
-        blocking(&svc, move |s| s.get_with_members(&rt, &id, &ctx)).await?
+        blocking(&svc, move |s| s.get(&rt, &id, &ctx)).await?
     };
     if let Some(want) = if_none_match {
         if want.is_none_or(|v| v == r.version) {
@@ -446,11 +447,19 @@ async fn get_one(
             return Ok(with_etag(resp, r.version, None));
         }
     }
-    let resp = match &members {
-        None => scim(StatusCode::OK, &r.doc),
-        Some(list) => scim_text(StatusCode::OK, with_members(&r.doc, list)?),
-    };
-    Ok(with_etag(resp, r.version, Some(&r.location)))
+    Ok(with_etag(
+        rendered(StatusCode::OK, &r)?,
+        r.version,
+        Some(&r.location),
+    ))
+}
+
+/// A resource response: the document, then a group's member list if it has one.
+fn rendered(status: StatusCode, r: &Rendered) -> ScimResult<Response> {
+    Ok(match &r.members {
+        None => scim(status, &r.doc),
+        Some(list) => scim_text(status, with_members(&r.doc, list)?),
+    })
 }
 
 /// A group document with its member list written after its other attributes.
@@ -500,7 +509,7 @@ async fn update(
     })
     .await?;
     Ok(with_etag(
-        scim(StatusCode::OK, &r.doc),
+        rendered(StatusCode::OK, &r)?,
         r.version,
         Some(&r.location),
     ))
@@ -764,7 +773,7 @@ async fn enrol_device(
     let body = json_body(&svc, &headers, body).await?;
     let r = blocking(&svc, move |s| s.enrol_device(&rt, &body, &ctx)).await?;
     Ok(with_etag(
-        scim(StatusCode::CREATED, &r.doc),
+        rendered(StatusCode::CREATED, &r)?,
         r.version,
         Some(&r.location),
     ))

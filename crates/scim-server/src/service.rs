@@ -58,7 +58,10 @@ pub struct RequestCtx {
 /// A resource ready to send: projected document and its version (for the ETag).
 #[derive(Debug, Clone)]
 pub struct Rendered {
+    /// The projected document; for a single group, without its member list.
     pub doc: Value,
+    /// A single group's member list, to be written after `doc` (see `MemberList`).
+    pub members: Option<MemberList>,
     pub version: i64,
     pub location: String,
 }
@@ -162,7 +165,7 @@ fn member_json(base_url: &str, m: &MemberView, kind: Option<&str>) -> Value {
 
 /// A group's member list, turned into JSON one member at a time as the response is
 /// written: a 100,000-member list held as JSON values took ~60 MB per GET.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct MemberList {
     base_url: String,
     items: Vec<MemberView>,
@@ -354,26 +357,26 @@ impl Service {
             .store
             .create(rt, write)
             .map_err(|e| uniqueness_detail(e, name.as_deref()))?;
-        self.render(rt, stored, ctx)
+        self.render_one(rt, stored, ctx)
     }
 
     pub fn get(&self, rt: &ResourceTypeDef, id: &str, ctx: &RequestCtx) -> ScimResult<Rendered> {
         let stored = self.store.get(rt, id).map_err(|e| not_found(e, rt, id))?;
-        self.render(rt, stored, ctx)
+        self.render_one(rt, stored, ctx)
     }
 
-    /// GET of one resource. A group's member list comes apart from the document,
-    /// for the response to write it member by member (see `MemberList`).
-    pub fn get_with_members(
+    /// One resource as a response shows it. A group's member list comes apart from
+    /// the document, for the response to write it member by member (see
+    /// `MemberList`); search results keep it inside (`render`).
+    fn render_one(
         &self,
         rt: &ResourceTypeDef,
-        id: &str,
+        stored: StoredResource,
         ctx: &RequestCtx,
-    ) -> ScimResult<(Rendered, Option<MemberList>)> {
+    ) -> ScimResult<Rendered> {
         if !Self::is_group(rt) {
-            return Ok((self.get(rt, id, ctx)?, None));
+            return self.render(rt, stored, ctx);
         }
-        let stored = self.store.get(rt, id).map_err(|e| not_found(e, rt, id))?;
         let no_members = RequestCtx {
             projection: Projection {
                 attributes: vec![],
@@ -383,11 +386,6 @@ impl Service {
         };
         let full = self.full_doc(rt, &stored, &no_members, true)?;
         let registry = self.registry();
-        let rendered = Rendered {
-            doc: project(&registry, rt, &full, &ctx.projection),
-            version: stored.version,
-            location: self.location(ctx, rt, &stored.id),
-        };
         let wants = |sub: Option<&str>| {
             ctx.projection.wants(
                 &registry,
@@ -399,25 +397,32 @@ impl Service {
                 },
             )
         };
-        if !wants(None) {
-            return Ok((rendered, None));
-        }
-        let keep = MEMBER_FIELDS.map(|f| wants(Some(f)));
-        let mut items = self
-            .store
-            .members(id, keep[2] && !ctx.overhead_bypass)
-            .map_err(store_error)?;
-        // value, $ref and type are always there; a member left with nothing to show
-        // (only display kept, and it has none) is dropped, as projection drops it.
-        if keep == [false, false, true, false] {
-            items.retain(|m| m.display.is_some());
-        }
-        let members = (!items.is_empty()).then(|| MemberList {
-            base_url: ctx.base_url.clone(),
-            items,
-            keep,
-        });
-        Ok((rendered, members))
+        let members = if wants(None) {
+            let keep = MEMBER_FIELDS.map(|f| wants(Some(f)));
+            let mut items = self
+                .store
+                .members(&stored.id, keep[2] && !ctx.overhead_bypass)
+                .map_err(store_error)?;
+            // value, $ref and type are always there; a member left with nothing to
+            // show (only display kept, and it has none) is dropped, as projection
+            // drops it.
+            if keep == [false, false, true, false] {
+                items.retain(|m| m.display.is_some());
+            }
+            (!items.is_empty()).then(|| MemberList {
+                base_url: ctx.base_url.clone(),
+                items,
+                keep,
+            })
+        } else {
+            None
+        };
+        Ok(Rendered {
+            doc: project(&registry, rt, &full, &ctx.projection),
+            members,
+            version: stored.version,
+            location: self.location(ctx, rt, &stored.id),
+        })
     }
 
     /// Whether `get` of this type is a few primary-key lookups that an async
@@ -584,7 +589,7 @@ impl Service {
                 members,
             };
             match self.store.replace(rt, write, Some(stored.version)) {
-                Ok(s) => return self.render(rt, s, ctx),
+                Ok(s) => return self.render_one(rt, s, ctx),
                 Err(StoreError::VersionMismatch) if if_match.is_none() => continue,
                 Err(e) => return Err(uniqueness_detail(e, name.as_deref())),
             }
@@ -983,6 +988,7 @@ impl Service {
         let full = self.full_doc(rt, &stored, ctx, true)?;
         Ok(Rendered {
             doc: project(&self.registry(), rt, &full, &ctx.projection),
+            members: None,
             version: stored.version,
             location: self.location(ctx, rt, &stored.id),
         })
