@@ -13,7 +13,7 @@ use scim_proto::schema::validate::{validate_create, validate_replace};
 use scim_proto::schema::{ResourceTypeDef, SchemaRegistry, SharedRegistry};
 use scim_proto::{ScimError, ScimResult};
 use scim_store::{
-    Member, MemberChange, MemberView, Page, Query, SecretChange, SortOrder, Store, StoreError,
+    GroupRef, Member, MemberChange, MemberView, Query, SecretChange, SortOrder, Store, StoreError,
     StoredResource, Write,
 };
 use serde_json::{json, Map, Value};
@@ -361,8 +361,23 @@ impl Service {
     }
 
     pub fn get(&self, rt: &ResourceTypeDef, id: &str, ctx: &RequestCtx) -> ScimResult<Rendered> {
+        if Self::is_user(rt) && self.wants(rt, ctx, "groups") {
+            // One store call for the document and the groups (one round trip on
+            // PostgreSQL instead of two).
+            let (stored, groups) = self
+                .store
+                .get_with_groups(rt, id)
+                .map_err(|e| not_found(e, rt, id))?;
+            return self.render_with(rt, stored, ctx, Some(groups));
+        }
         let stored = self.store.get(rt, id).map_err(|e| not_found(e, rt, id))?;
         self.render_one(rt, stored, ctx)
+    }
+
+    /// Whether the response asks for this top-level attribute of `rt`.
+    fn wants(&self, rt: &ResourceTypeDef, ctx: &RequestCtx, attr: &str) -> bool {
+        ctx.projection
+            .wants(&self.registry(), rt, &AttrPath::simple(attr))
     }
 
     /// One resource as a response shows it. A group's member list comes apart from
@@ -646,10 +661,10 @@ impl Service {
         if params.cursor.is_some() {
             return self.cursor_search(rt, params, query, ctx);
         }
-        let page = match unique_key_lookup(rt, &query) {
-            Some(key) => self.find_unique(rt, &key, &query)?,
-            None => self.store.search(rt, &query).map_err(store_error)?,
-        };
+        if let Some(key) = unique_key_lookup(rt, &query) {
+            return self.find_unique(rt, &key, &query, ctx);
+        }
+        let page = self.store.search(rt, &query).map_err(store_error)?;
         let resources = self.render_all(rt, page.resources, ctx)?;
         Ok(json!({
             "schemas": [LIST_RESPONSE_SCHEMA],
@@ -660,20 +675,38 @@ impl Service {
         }))
     }
 
-    /// A `userName eq` search answered from the uniqueness index: at most one user.
-    fn find_unique(&self, rt: &ResourceTypeDef, key: &str, query: &Query) -> ScimResult<Page> {
-        let found = self.store.find_unique(rt, key).map_err(store_error)?;
-        let total = u64::from(found.is_some());
-        let resources = if query.count == 0 {
-            vec![]
+    /// A `userName eq` search answered from the uniqueness index: at most one user
+    /// (with its groups in the same store call when the response shows them).
+    fn find_unique(
+        &self,
+        rt: &ResourceTypeDef,
+        key: &str,
+        query: &Query,
+        ctx: &RequestCtx,
+    ) -> ScimResult<Value> {
+        let found = if self.wants(rt, ctx, "groups") {
+            self.store.find_unique_with_groups(rt, key)
         } else {
-            found.into_iter().collect()
+            self.store
+                .find_unique(rt, key)
+                .map(|f| f.map(|r| (r, Vec::new())))
+        }
+        .map_err(store_error)?;
+        let total = u64::from(found.is_some());
+        let resources = match found {
+            Some((stored, groups)) if query.count > 0 => {
+                let groups = self.wants(rt, ctx, "groups").then_some(groups);
+                vec![self.render_with(rt, stored, ctx, groups)?.doc]
+            }
+            _ => vec![],
         };
-        Ok(Page {
-            total,
-            resources,
-            keys: vec![],
-        })
+        Ok(json!({
+            "schemas": [LIST_RESPONSE_SCHEMA],
+            "totalResults": total,
+            "itemsPerPage": resources.len(),
+            "startIndex": query.start_index,
+            "Resources": resources,
+        }))
     }
 
     /// Whether this search is a `userName eq` lookup that an async worker may run
@@ -927,6 +960,18 @@ impl Service {
         ctx: &RequestCtx,
         member_display: bool,
     ) -> ScimResult<Value> {
+        self.full_doc_with(rt, stored, ctx, member_display, None)
+    }
+
+    /// `full_doc`, with a user's groups already read (`Store::get_with_groups`).
+    fn full_doc_with(
+        &self,
+        rt: &ResourceTypeDef,
+        stored: &StoredResource,
+        ctx: &RequestCtx,
+        member_display: bool,
+        groups: Option<Vec<GroupRef>>,
+    ) -> ScimResult<Value> {
         let mut doc = stored.doc.clone();
         doc["meta"]["version"] = json!(etag(stored.version));
         doc["meta"]["location"] = json!(self.location(ctx, rt, &stored.id));
@@ -958,7 +1003,10 @@ impl Service {
             }
         }
         if Self::is_user(rt) && wants("groups", None) {
-            let groups = self.store.groups_of(&stored.id).map_err(store_error)?;
+            let groups = match groups {
+                Some(g) => g,
+                None => self.store.groups_of(&stored.id).map_err(store_error)?,
+            };
             if !groups.is_empty() {
                 doc["groups"] = Value::Array(
                     groups
@@ -985,7 +1033,17 @@ impl Service {
         stored: StoredResource,
         ctx: &RequestCtx,
     ) -> ScimResult<Rendered> {
-        let full = self.full_doc(rt, &stored, ctx, true)?;
+        self.render_with(rt, stored, ctx, None)
+    }
+
+    fn render_with(
+        &self,
+        rt: &ResourceTypeDef,
+        stored: StoredResource,
+        ctx: &RequestCtx,
+        groups: Option<Vec<GroupRef>>,
+    ) -> ScimResult<Rendered> {
+        let full = self.full_doc_with(rt, &stored, ctx, true, groups)?;
         Ok(Rendered {
             doc: project(&self.registry(), rt, &full, &ctx.projection),
             members: None,

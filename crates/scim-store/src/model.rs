@@ -236,9 +236,37 @@ pub trait Store: Send + Sync {
 
     fn get(&self, rt: &ResourceTypeDef, id: &str) -> StoreResult<StoredResource>;
 
+    /// The resource and the groups it belongs to (`groups_of`), together: one
+    /// round trip where the backend is across a network.
+    fn get_with_groups(
+        &self,
+        rt: &ResourceTypeDef,
+        id: &str,
+    ) -> StoreResult<(StoredResource, Vec<GroupRef>)> {
+        let found = self.get(rt, id)?;
+        let groups = self.groups_of(id)?;
+        Ok((found, groups))
+    }
+
     /// The resource of this type whose unique key (lower-cased userName) is `key`:
     /// one lookup of the uniqueness index, for `userName eq` searches.
     fn find_unique(&self, rt: &ResourceTypeDef, key: &str) -> StoreResult<Option<StoredResource>>;
+
+    /// `find_unique` and the groups of what it finds, together (see
+    /// `get_with_groups`).
+    fn find_unique_with_groups(
+        &self,
+        rt: &ResourceTypeDef,
+        key: &str,
+    ) -> StoreResult<Option<(StoredResource, Vec<GroupRef>)>> {
+        match self.find_unique(rt, key)? {
+            None => Ok(None),
+            Some(found) => {
+                let groups = self.groups_of(&found.id)?;
+                Ok(Some((found, groups)))
+            }
+        }
+    }
 
     /// Whether `get`, `find_unique` and `groups_of` are local, bounded and never wait behind slow
     /// queries, so an async caller may run them in place instead of handing them to

@@ -335,6 +335,73 @@ impl PostgresStore {
     }
 }
 
+/// One resource (CTE `d`, chosen by `$1` and type `$2`) and the walk up the
+/// membership graph from it (as in `groups_of`, depth cap `$3`), in one statement:
+/// a row per group, or one row with no group.
+macro_rules! with_groups_sql {
+    ($target:literal) => {
+        concat!(
+            "WITH RECURSIVE d AS (SELECT id, doc, version FROM resources WHERE ",
+            $target,
+            "), up(group_id, depth) AS (
+                 SELECT m.group_id, 0::bigint FROM members m JOIN d ON m.member_id = d.id
+                 UNION
+                 SELECT m.group_id, up.depth + 1 FROM members m
+                 JOIN up ON m.member_id = up.group_id
+                 WHERE up.depth < $3::bigint
+             ), g AS (
+                 SELECT up.group_id, r.display, min(up.depth) AS depth FROM up
+                 JOIN resources r ON r.id = up.group_id
+                 WHERE up.group_id NOT IN (SELECT id FROM d)
+                 GROUP BY up.group_id, r.display
+             )
+             SELECT d.id, d.doc, d.version, g.group_id, g.display, g.depth
+             FROM d LEFT JOIN g ON true
+             ORDER BY g.depth, g.display NULLS FIRST"
+        )
+    };
+}
+const WITH_GROUPS_BY_ID: &str = with_groups_sql!("id = $1 AND rtype = $2");
+const WITH_GROUPS_BY_KEY: &str = with_groups_sql!("rtype = $2 AND unique_key = $1");
+
+impl PostgresStore {
+    /// A resource and its groups by one of the `WITH_GROUPS_*` statements.
+    fn with_groups(
+        &self,
+        sql: &'static str,
+        rt: &ResourceTypeDef,
+        target: &str,
+    ) -> StoreResult<Option<(StoredResource, Vec<GroupRef>)>> {
+        let rows = self.run(Mode::Single, |s| {
+            let rows = s.query(sql, &[&target, &rt.name, &MAX_GROUP_NESTING])?;
+            rows.iter()
+                .map(|r| {
+                    let group = match r.try_get::<_, Option<String>>(3)? {
+                        Some(gid) => Some(GroupRef {
+                            id: gid,
+                            display: r.try_get(4)?,
+                            direct: r.try_get::<_, i64>(5)? == 0,
+                        }),
+                        None => None,
+                    };
+                    let resource = (
+                        r.try_get::<_, String>(0)?,
+                        r.try_get::<_, String>(1)?,
+                        r.try_get::<_, i64>(2)?,
+                    );
+                    Ok((resource, group))
+                })
+                .collect::<TxResult<Vec<_>>>()
+        })?;
+        let Some(((id, doc, version), _)) = rows.first() else {
+            return Ok(None);
+        };
+        let found = stored(id.clone(), &rt.name, doc, *version)?;
+        let groups = rows.into_iter().filter_map(|(_, g)| g).collect();
+        Ok(Some((found, groups)))
+    }
+}
+
 /// Apply the migrations not yet applied; returns the steps applied now. Safe when
 /// several processes start at once: each step is one transaction that first
 /// inserts its version row, so a second process blocks on that row and then skips
@@ -704,6 +771,23 @@ impl Store for PostgresStore {
                 .collect(),
             Err(e) => vec![Err(e); prepared.len()],
         }
+    }
+
+    fn get_with_groups(
+        &self,
+        rt: &ResourceTypeDef,
+        id: &str,
+    ) -> StoreResult<(StoredResource, Vec<GroupRef>)> {
+        self.with_groups(WITH_GROUPS_BY_ID, rt, id)?
+            .ok_or(StoreError::NotFound)
+    }
+
+    fn find_unique_with_groups(
+        &self,
+        rt: &ResourceTypeDef,
+        key: &str,
+    ) -> StoreResult<Option<(StoredResource, Vec<GroupRef>)>> {
+        self.with_groups(WITH_GROUPS_BY_KEY, rt, key)
     }
 
     fn find_unique(&self, rt: &ResourceTypeDef, key: &str) -> StoreResult<Option<StoredResource>> {

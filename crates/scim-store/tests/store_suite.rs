@@ -507,6 +507,48 @@ fn groups_of_follows_nesting_and_stops_at_cycles(b: &Backend) {
         .collect();
     assert_eq!(of_g1, vec!["g2", "g3"]);
     assert_eq!(b.store.groups_of(&u.id).expect("groups_of").len(), 3);
+    // get_with_groups answers as get + groups_of, for a member of groups, for a
+    // group, for a resource in no group, and NotFound for none.
+    let alone = b.user("alone");
+    let user = b.rt("User");
+    for (rt, id) in [(&user, &u.id), (&b.rt("Group"), &g1.id), (&user, &alone.id)] {
+        let (found, groups) = b.store.get_with_groups(rt, id).expect("get_with_groups");
+        assert_eq!(found, b.store.get(rt, id).expect("get"), "{}", b.name);
+        assert_eq!(
+            groups,
+            b.store.groups_of(id).expect("groups_of"),
+            "{}",
+            b.name
+        );
+    }
+    let missing = uuid::Uuid::new_v4().to_string();
+    assert_eq!(
+        b.store.get_with_groups(&user, &missing).map(|_| ()),
+        Err(StoreError::NotFound)
+    );
+    for name in ["nested", "alone"] {
+        let (found, groups) = b
+            .store
+            .find_unique_with_groups(&user, name)
+            .expect("find_unique_with_groups")
+            .expect("found");
+        assert_eq!(
+            Some(&found),
+            b.store.find_unique(&user, name).expect("find").as_ref()
+        );
+        assert_eq!(
+            groups,
+            b.store.groups_of(&found.id).expect("groups_of"),
+            "{}",
+            b.name
+        );
+    }
+    assert_eq!(
+        b.store
+            .find_unique_with_groups(&user, "nobody")
+            .expect("find"),
+        None
+    );
 }
 
 fn members_among_and_existing(b: &Backend) {
