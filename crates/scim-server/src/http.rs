@@ -4,7 +4,7 @@
 use crate::config::Protection;
 use crate::discovery;
 use crate::service::{
-    etag, parse_etag, MemberList, Rendered, RequestCtx, SearchParams, Service,
+    etag, parse_etag, MemberList, Rendered, RequestCtx, SearchCost, SearchParams, Service,
     SEARCH_REQUEST_SCHEMA,
 };
 use axum::body::{to_bytes, Body};
@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
 use scim_proto::project::Projection;
+use scim_proto::schema::ResourceTypeDef;
 use scim_proto::{ScimError, ScimResult};
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -324,17 +325,19 @@ async fn searching<T: Send + 'static>(
     blocking(svc, f).await
 }
 
-/// A search of one resource type: equality lookups go straight to a blocking
-/// thread, the rest wait for a search slot (lookups must not queue behind `co`).
-async fn search_one<T: Send + 'static>(
+/// A search of one resource type: a point read runs in place, equality lookups go
+/// straight to a blocking thread, the rest wait for a search slot (lookups must
+/// not queue behind `co`).
+async fn search_one(
     svc: &AppState,
-    params: &SearchParams,
-    f: impl FnOnce(&Service) -> ScimResult<T> + Send + 'static,
-) -> ScimResult<T> {
-    if svc.search_is_lookup(params) {
-        blocking(svc, f).await
-    } else {
-        searching(svc, f).await
+    rt: ResourceTypeDef,
+    search: SearchParams,
+    ctx: RequestCtx,
+) -> ScimResult<Value> {
+    match svc.search_cost(&rt, &search) {
+        SearchCost::PointRead => svc.search(&rt, &search, &ctx),
+        SearchCost::Lookup => blocking(svc, move |s| s.search(&rt, &search, &ctx)).await,
+        SearchCost::Scan => searching(svc, move |s| s.search(&rt, &search, &ctx)).await,
     }
 }
 
@@ -566,12 +569,7 @@ async fn list(
         user_id: param(&params, "userId").map(str::to_string),
         cursor: param(&params, "cursor").map(str::to_string),
     };
-    let v = if svc.search_is_cheap(&rt, &search) {
-        svc.search(&rt, &search, &ctx)?
-    } else {
-        let params = search.clone();
-        search_one(&svc, &params, move |s| s.search(&rt, &search, &ctx)).await?
-    };
+    let v = search_one(&svc, rt, search, ctx).await?;
     Ok(scim(StatusCode::OK, &v))
 }
 
@@ -648,8 +646,7 @@ async fn search_post(
     let (search, attributes, excluded) = search_request(&body)?;
     let mut ctx = ctx(&headers, &uri, &params)?;
     ctx.projection = Projection::parse(attributes.as_deref(), excluded.as_deref())?;
-    let params = search.clone();
-    let v = search_one(&svc, &params, move |s| s.search(&rt, &search, &ctx)).await?;
+    let v = search_one(&svc, rt, search, ctx).await?;
     Ok(scim(StatusCode::OK, &v))
 }
 

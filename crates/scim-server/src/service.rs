@@ -112,6 +112,20 @@ pub fn parse_etag(value: &str) -> Option<Option<i64>> {
     v.parse().ok().map(Some)
 }
 
+/// How a search is run (`Service::search_cost`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchCost {
+    /// `userName eq` on a store whose point reads an async worker may run in place
+    /// (see `Store::cheap_point_reads`): the lookup provisioning clients make
+    /// before every create.
+    PointRead,
+    /// Equality lookups (`scim_store::sql::is_lookup`): a few rows whatever the
+    /// directory's size.
+    Lookup,
+    /// Anything that may scan (`co`, ranges, presence, unfiltered or sorted pages).
+    Scan,
+}
+
 /// What a stored creation gives Bulk: the new id, its version and location.
 #[derive(Debug, Clone)]
 pub struct Created {
@@ -709,29 +723,23 @@ impl Service {
         }))
     }
 
-    /// Whether this search is a `userName eq` lookup that an async worker may run
-    /// in place (see `Store::cheap_point_reads`): the lookup provisioning clients
-    /// make before every create.
-    pub fn search_is_cheap(&self, rt: &ResourceTypeDef, params: &SearchParams) -> bool {
-        self.store.cheap_point_reads()
-            && params.cursor.is_none()
-            && params.user_id.is_none()
-            && params
-                .filter
-                .as_deref()
-                .and_then(|f| parse_filter(f).ok())
-                .is_some_and(|f| unique_key_filter(rt, &f).is_some())
-    }
-
-    /// Whether this search finds its rows by equality lookups (see
-    /// `scim_store::sql::is_lookup`): a few rows whatever the directory's size.
-    pub fn search_is_lookup(&self, params: &SearchParams) -> bool {
-        params.cursor.is_none()
-            && params
-                .filter
-                .as_deref()
-                .and_then(|f| parse_filter(f).ok())
-                .is_some_and(|f| scim_store::sql::is_lookup(&f))
+    /// How a search of one type should be run, from its filter (parsed once here).
+    pub fn search_cost(&self, rt: &ResourceTypeDef, params: &SearchParams) -> SearchCost {
+        let filter = match (&params.cursor, params.filter.as_deref()) {
+            (None, Some(f)) => parse_filter(f).ok(),
+            _ => None,
+        };
+        match filter {
+            Some(f) if params.user_id.is_none() && unique_key_filter(rt, &f).is_some() => {
+                if self.store.cheap_point_reads() {
+                    SearchCost::PointRead
+                } else {
+                    SearchCost::Lookup
+                }
+            }
+            Some(f) if scim_store::sql::is_lookup(&f) => SearchCost::Lookup,
+            _ => SearchCost::Scan,
+        }
     }
 
     fn render_all(
