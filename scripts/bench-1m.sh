@@ -19,19 +19,11 @@ DATA="${1:-/tmp/scimd-bench-1m}"
 N="${BENCH_USERS:-1000000}"
 say() { echo "bench-1m: $*"; }
 
-if [[ -n "${SCIMD_BIN:-}" && -n "${BENCH_BIN:-}" ]]; then
-  SCIMD="$SCIMD_BIN"
-  BENCH="$BENCH_BIN"
-else
-  say "cargo build --release -p scimd -p scim-bench"
-  cargo build --release --quiet -p scimd -p scim-bench
-  SCIMD="${CARGO_TARGET_DIR:-$ROOT/target}/release/scimd"
-  BENCH="${CARGO_TARGET_DIR:-$ROOT/target}/release/scimd-bench"
-fi
-
-SERVER_PID=""
 # shellcheck source=lib/bench-common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/bench-common.sh"
+bench_binaries
+
+SERVER_PID=""
 cleanup() {
   local rc=$?
   stop_server

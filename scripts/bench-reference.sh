@@ -30,15 +30,9 @@ VENV="$ROOT/.venv-bench"
 
 say() { echo "bench-reference: $*"; }
 
-if [[ -n "${SCIMD_BIN:-}" && -n "${BENCH_BIN:-}" ]]; then
-  SCIMD="$SCIMD_BIN"
-  BENCH="$BENCH_BIN"
-else
-  say "cargo build --release -p scimd -p scim-bench"
-  cargo build --release --quiet -p scimd -p scim-bench
-  SCIMD="${SCIMD_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/scimd}"
-  BENCH="${BENCH_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/scimd-bench}"
-fi
+# shellcheck source=lib/bench-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/bench-common.sh"
+bench_binaries
 
 installed="$("$VENV/bin/pip" show scim2-server 2>/dev/null || true)"
 if [[ ! -x "$VENV/bin/scim2-server" ]] || ! grep -qx "Version: $VERSION" <<<"$installed"; then
@@ -54,8 +48,6 @@ TSV="$OUT/results.tsv"
 : >"$TSV"
 SERVER_PID=""
 
-# shellcheck source=lib/bench-common.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib/bench-common.sh"
 cleanup() {
   local rc=$?
   stop_server

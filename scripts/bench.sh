@@ -41,22 +41,9 @@ SCENARIOS="${BENCH_SCENARIOS:-$READS $WRITES mixed}"
 say() { echo "bench: $*"; }
 
 # --- binaries -------------------------------------------------------------------------
-if [[ -n "${SCIMD_BIN:-}" && -n "${BENCH_BIN:-}" ]]; then
-  SCIMD="$SCIMD_BIN"
-  BENCH="$BENCH_BIN"
-else
-  say "cargo build --release -p scimd -p scim-bench"
-  cargo build --release --quiet -p scimd -p scim-bench
-  TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-  SCIMD="${SCIMD_BIN:-$TARGET_DIR/release/scimd}"
-  BENCH="${BENCH_BIN:-$TARGET_DIR/release/scimd-bench}"
-fi
-for b in "$SCIMD" "$BENCH"; do
-  [[ -x "$b" ]] || {
-    echo "bench: binary not found: $b" >&2
-    exit 1
-  }
-done
+# shellcheck source=lib/bench-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/bench-common.sh"
+bench_binaries
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/scimd-bench.XXXXXX")"
 OUT="${BENCH_OUT:-$WORK}"
@@ -64,8 +51,6 @@ mkdir -p "$OUT"
 TSV="$OUT/results.tsv"
 SERVER_PID=""
 
-# shellcheck source=lib/bench-common.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib/bench-common.sh"
 
 cleanup() {
   local rc=$?

@@ -26,3 +26,24 @@ fresh_bench_db() {
   psql -q -h 127.0.0.1 -U postgres -c 'DROP DATABASE IF EXISTS scimd_bench' >/dev/null 2>&1 &&
     psql -q -h 127.0.0.1 -U postgres -c 'CREATE DATABASE scimd_bench' >/dev/null 2>&1
 }
+
+# SCIMD and BENCH: the binaries in SCIMD_BIN and BENCH_BIN when both are set, else a
+# release build of this checkout (needs ROOT and say).
+bench_binaries() {
+  if [[ -n "${SCIMD_BIN:-}" && -n "${BENCH_BIN:-}" ]]; then
+    SCIMD="$SCIMD_BIN"
+    BENCH="$BENCH_BIN"
+  else
+    say "cargo build --release -p scimd -p scim-bench"
+    cargo build --release --quiet -p scimd -p scim-bench
+    SCIMD="${CARGO_TARGET_DIR:-$ROOT/target}/release/scimd"
+    BENCH="${CARGO_TARGET_DIR:-$ROOT/target}/release/scimd-bench"
+  fi
+  local b
+  for b in "$SCIMD" "$BENCH"; do
+    [[ -x "$b" ]] || {
+      echo "binary not found: $b" >&2
+      return 1
+    }
+  done
+}
