@@ -419,11 +419,7 @@ async fn create(
     let ctx = ctx(&headers, &uri, &params)?;
     let body = json_body(&svc, &headers, body).await?;
     let r = blocking(&svc, move |s| s.create(&rt, &body, &ctx)).await?;
-    Ok(with_etag(
-        rendered(StatusCode::CREATED, &r)?,
-        r.version,
-        Some(&r.location),
-    ))
+    resource_reply(StatusCode::CREATED, &r)
 }
 
 async fn get_one(
@@ -450,19 +446,17 @@ async fn get_one(
             return Ok(with_etag(resp, r.version, None));
         }
     }
-    Ok(with_etag(
-        rendered(StatusCode::OK, &r)?,
-        r.version,
-        Some(&r.location),
-    ))
+    resource_reply(StatusCode::OK, &r)
 }
 
-/// A resource response: the document, then a group's member list if it has one.
-fn rendered(status: StatusCode, r: &Rendered) -> ScimResult<Response> {
-    Ok(match &r.members {
+/// A resource response: the document, then a group's member list if it has one,
+/// with its ETag and Location.
+fn resource_reply(status: StatusCode, r: &Rendered) -> Reply {
+    let resp = match &r.members {
         None => scim(status, &r.doc),
         Some(list) => scim_text(status, with_members(&r.doc, list)?),
-    })
+    };
+    Ok(with_etag(resp, r.version, Some(&r.location)))
 }
 
 /// A group document with its member list written after its other attributes.
@@ -511,11 +505,7 @@ async fn update(
         Update::Patch => s.patch(&rt, &id, &body, if_match, &ctx),
     })
     .await?;
-    Ok(with_etag(
-        rendered(StatusCode::OK, &r)?,
-        r.version,
-        Some(&r.location),
-    ))
+    resource_reply(StatusCode::OK, &r)
 }
 
 async fn replace(
@@ -769,11 +759,7 @@ async fn enrol_device(
     ctx.projection = Projection::default();
     let body = json_body(&svc, &headers, body).await?;
     let r = blocking(&svc, move |s| s.enrol_device(&rt, &body, &ctx)).await?;
-    Ok(with_etag(
-        rendered(StatusCode::CREATED, &r)?,
-        r.version,
-        Some(&r.location),
-    ))
+    resource_reply(StatusCode::CREATED, &r)
 }
 
 fn attributes_json(attrs: &[scim_proto::schema::custom::CustomAttribute]) -> Value {

@@ -147,6 +147,14 @@ fn new_id(now: chrono::DateTime<chrono::Utc>) -> String {
     uuid::Uuid::new_v7(ts).to_string()
 }
 
+/// A user's userName (None for other types), kept to name it in a uniqueness error.
+fn user_name(rt: &ResourceTypeDef, doc: &Value) -> Option<String> {
+    (rt.name == "User")
+        .then(|| doc.get("userName").and_then(Value::as_str))
+        .flatten()
+        .map(str::to_string)
+}
+
 /// A store error as the client sees it; a taken userName is named.
 fn uniqueness_detail(e: StoreError, user_name: Option<&str>) -> ScimError {
     match (e, user_name) {
@@ -280,15 +288,8 @@ impl Service {
         max_failures: usize,
         ctx: &RequestCtx,
     ) -> Vec<ScimResult<Created>> {
-        let user_names: Vec<Option<String>> = items
-            .iter()
-            .map(|(rt, w)| {
-                Self::is_user(rt)
-                    .then(|| w.doc.get("userName").and_then(Value::as_str))
-                    .flatten()
-                    .map(str::to_string)
-            })
-            .collect();
+        let user_names: Vec<Option<String>> =
+            items.iter().map(|(rt, w)| user_name(rt, &w.doc)).collect();
         let types: Vec<ResourceTypeDef> = items.iter().map(|(rt, _)| rt.clone()).collect();
         self.store
             .create_many(items, max_failures)
@@ -363,10 +364,7 @@ impl Service {
         write: Write,
         ctx: &RequestCtx,
     ) -> ScimResult<Rendered> {
-        let name = Self::is_user(rt)
-            .then(|| write.doc.get("userName").and_then(Value::as_str))
-            .flatten()
-            .map(str::to_string);
+        let name = user_name(rt, &write.doc);
         let stored = self
             .store
             .create(rt, write)
@@ -375,7 +373,7 @@ impl Service {
     }
 
     pub fn get(&self, rt: &ResourceTypeDef, id: &str, ctx: &RequestCtx) -> ScimResult<Rendered> {
-        if Self::is_user(rt) && self.wants(rt, ctx, "groups") {
+        if Self::is_user(rt) && self.wants(rt, ctx, "groups", None) {
             // One store call for the document and the groups (one round trip on
             // PostgreSQL instead of two).
             let (stored, groups) = self
@@ -388,10 +386,14 @@ impl Service {
         self.render_one(rt, stored, ctx)
     }
 
-    /// Whether the response asks for this top-level attribute of `rt`.
-    fn wants(&self, rt: &ResourceTypeDef, ctx: &RequestCtx, attr: &str) -> bool {
-        ctx.projection
-            .wants(&self.registry(), rt, &AttrPath::simple(attr))
+    /// Whether the response asks for this core attribute (or sub-attribute) of `rt`.
+    fn wants(&self, rt: &ResourceTypeDef, ctx: &RequestCtx, attr: &str, sub: Option<&str>) -> bool {
+        let path = AttrPath {
+            urn: None,
+            attr: attr.to_string(),
+            sub_attr: sub.map(str::to_string),
+        };
+        ctx.projection.wants(&self.registry(), rt, &path)
     }
 
     /// One resource as a response shows it. A group's member list comes apart from
@@ -414,18 +416,7 @@ impl Service {
             ..ctx.clone()
         };
         let full = self.full_doc(rt, &stored, &no_members, true)?;
-        let registry = self.registry();
-        let wants = |sub: Option<&str>| {
-            ctx.projection.wants(
-                &registry,
-                rt,
-                &AttrPath {
-                    urn: None,
-                    attr: "members".into(),
-                    sub_attr: sub.map(str::to_string),
-                },
-            )
-        };
+        let wants = |sub: Option<&str>| self.wants(rt, ctx, "members", sub);
         let members = if wants(None) {
             let keep = MEMBER_FIELDS.map(|f| wants(Some(f)));
             let mut items = self
@@ -447,7 +438,7 @@ impl Service {
             None
         };
         Ok(Rendered {
-            doc: project(&registry, rt, &full, &ctx.projection),
+            doc: project(&self.registry(), rt, &full, &ctx.projection),
             members,
             version: stored.version,
             location: self.location(ctx, rt, &stored.id),
@@ -603,10 +594,7 @@ impl Service {
                 "created": created,
                 "lastModified": rfc3339(now),
             });
-            let name = Self::is_user(rt)
-                .then(|| doc.get("userName").and_then(Value::as_str))
-                .flatten()
-                .map(str::to_string);
+            let name = user_name(rt, &doc);
             let write = Write {
                 id: id.to_string(),
                 unique_key: unique_key(rt, &doc),
@@ -698,18 +686,20 @@ impl Service {
         query: &Query,
         ctx: &RequestCtx,
     ) -> ScimResult<Value> {
-        let found = if self.wants(rt, ctx, "groups") {
-            self.store.find_unique_with_groups(rt, key)
+        let with_groups = self.wants(rt, ctx, "groups", None);
+        let found = if with_groups {
+            self.store
+                .find_unique_with_groups(rt, key)
+                .map(|f| f.map(|(r, g)| (r, Some(g))))
         } else {
             self.store
                 .find_unique(rt, key)
-                .map(|f| f.map(|r| (r, Vec::new())))
+                .map(|f| f.map(|r| (r, None)))
         }
         .map_err(store_error)?;
         let total = u64::from(found.is_some());
         let resources = match found {
             Some((stored, groups)) if query.count > 0 => {
-                let groups = self.wants(rt, ctx, "groups").then_some(groups);
                 vec![self.render_with(rt, stored, ctx, groups)?.doc]
             }
             _ => vec![],
@@ -730,7 +720,7 @@ impl Service {
             _ => None,
         };
         match filter {
-            Some(f) if params.user_id.is_none() && unique_key_filter(rt, &f).is_some() => {
+            Some(f) if unique_key_filter(rt, &f).is_some() => {
                 if self.store.cheap_point_reads() {
                     SearchCost::PointRead
                 } else {
@@ -983,17 +973,7 @@ impl Service {
         let mut doc = stored.doc.clone();
         doc["meta"]["version"] = json!(etag(stored.version));
         doc["meta"]["location"] = json!(self.location(ctx, rt, &stored.id));
-        let wants = |attr: &str, sub: Option<&str>| {
-            ctx.projection.wants(
-                &self.registry(),
-                rt,
-                &AttrPath {
-                    urn: None,
-                    attr: attr.to_string(),
-                    sub_attr: sub.map(str::to_string),
-                },
-            )
-        };
+        let wants = |attr: &str, sub: Option<&str>| self.wants(rt, ctx, attr, sub);
         if Self::is_group(rt) && wants("members", None) {
             let display =
                 member_display && !ctx.overhead_bypass && wants("members", Some("display"));
@@ -1235,19 +1215,19 @@ fn unique_key_filter(rt: &ResourceTypeDef, f: &Filter) -> Option<String> {
                 .as_deref()
                 .is_none_or(|u| u.eq_ignore_ascii_case(scim_proto::schema::USER_SCHEMA)) =>
         {
-            Some(v.to_lowercase())
+            Some(user_key(v))
         }
         _ => None,
     }
 }
 
 fn unique_key(rt: &ResourceTypeDef, doc: &Value) -> Option<String> {
-    if rt.name != "User" {
-        return None;
-    }
-    doc.get("userName")
-        .and_then(Value::as_str)
-        .map(str::to_lowercase)
+    user_name(rt, doc).map(|n| user_key(&n))
+}
+
+/// userName is unique regardless of case: the key is its lower-case form.
+fn user_key(name: &str) -> String {
+    name.to_lowercase()
 }
 
 /// What member lists show: the displayName only — a client that set none must not
