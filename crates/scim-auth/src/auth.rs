@@ -1,7 +1,6 @@
 //! The authorization core shared by the endpoints and the protection middleware:
 //! key ring, token issuance and validation, client authentication with lock-out.
 
-use crate::clock::Clock;
 use crate::external::External;
 use crate::keys::{maintain_keys, KeySet};
 use crate::scope::ScopePolicy;
@@ -12,6 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, TimeZone, Utc};
 use jsonwebtoken::{decode, decode_header, encode, Algorithm, DecodingKey, Header, Validation};
+use scim_proto::clock::Clock;
 use scim_store::clients::{ClientRecord, ClientStore};
 use scim_store::StoreResult;
 use sha2::{Digest, Sha256};

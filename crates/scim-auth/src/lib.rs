@@ -8,7 +8,6 @@
 
 pub mod admin;
 pub mod auth;
-pub mod clock;
 pub mod endpoints;
 pub mod external;
 pub mod guard;
@@ -42,6 +41,32 @@ pub enum Mode {
     Test,
     /// No checks at all.
     Bypass,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "oauth" => Ok(Mode::Oauth),
+            "uma" => Ok(Mode::Uma),
+            "test" => Ok(Mode::Test),
+            "bypass" => Ok(Mode::Bypass),
+            other => Err(format!(
+                "unknown protection mode '{other}' (expected oauth, uma, test or bypass)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Oauth => "oauth",
+            Mode::Uma => "uma",
+            Mode::Test => "test",
+            Mode::Bypass => "bypass",
+        })
+    }
 }
 
 /// A trusted external authorization server.

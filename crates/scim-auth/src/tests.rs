@@ -3,7 +3,6 @@
 
 use crate::admin::{create_client, ORIGIN_CLI};
 use crate::auth::{Auth, ClientAuthFailure, Rejection};
-use crate::clock::Clock;
 use crate::guard::{protect, Caller, Guard};
 use crate::token::TokenKind;
 use crate::{AuthConfig, Mode};
@@ -13,6 +12,7 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
 use http_body_util::BodyExt;
+use scim_proto::clock::Clock;
 use scim_store::clients::{ClientStore, SqliteClientStore};
 use serde_json::Value;
 use std::sync::{Arc, Mutex};

@@ -44,11 +44,11 @@ pub struct ScimError {
     pub status: u16,
     pub scim_type: Option<ScimType>,
     pub detail: String,
+    /// What went wrong inside, for the log line of a 500; never sent to a client.
+    pub cause: Option<String>,
 }
 
 pub type ScimResult<T> = Result<T, ScimError>;
-
-pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
 impl ScimError {
     pub fn new(status: u16, scim_type: Option<ScimType>, detail: impl Into<String>) -> Self {
@@ -56,6 +56,7 @@ impl ScimError {
             status,
             scim_type,
             detail: detail.into(),
+            cause: None,
         }
     }
     fn bad(t: ScimType, detail: impl Into<String>) -> Self {
@@ -103,14 +104,36 @@ impl ScimError {
     pub fn payload_too_large(d: impl Into<String>) -> Self {
         Self::new(413, None, d)
     }
+    pub fn unauthorized(d: impl Into<String>) -> Self {
+        Self::new(401, None, d)
+    }
+    pub fn forbidden(d: impl Into<String>) -> Self {
+        Self::new(403, None, d)
+    }
+    pub fn method_not_allowed(d: impl Into<String>) -> Self {
+        Self::new(405, None, d)
+    }
+    pub fn gone(d: impl Into<String>) -> Self {
+        Self::new(410, None, d)
+    }
+    pub fn unsupported_media_type(d: impl Into<String>) -> Self {
+        Self::new(415, None, d)
+    }
     pub fn internal(d: impl Into<String>) -> Self {
         Self::new(500, None, d)
+    }
+    /// A 500 whose `detail` the client sees and whose `cause` only the log does.
+    pub fn internal_because(d: impl Into<String>, cause: impl fmt::Display) -> Self {
+        ScimError {
+            cause: Some(cause.to_string()),
+            ..Self::internal(d)
+        }
     }
 
     /// The SCIM error body; `status` is a string as RFC 7644 §3.12 shows.
     pub fn to_json(&self) -> Value {
         let mut body = json!({
-            "schemas": [ERROR_SCHEMA],
+            "schemas": [crate::messages::ERROR],
             "status": self.status.to_string(),
             "detail": self.detail,
         });
@@ -141,7 +164,7 @@ mod tests {
         let body = ScimError::uniqueness("userName taken").to_json();
         assert_eq!(body["status"], "409");
         assert_eq!(body["scimType"], "uniqueness");
-        assert_eq!(body["schemas"][0], ERROR_SCHEMA);
+        assert_eq!(body["schemas"][0], crate::messages::ERROR);
         assert!(ScimError::not_found("x")
             .to_json()
             .get("scimType")

@@ -4,6 +4,8 @@ pub mod clock;
 pub mod error;
 pub mod filter;
 pub mod gluu;
+pub mod member_delta;
+pub mod messages;
 pub mod patch;
 pub mod project;
 pub mod schema;

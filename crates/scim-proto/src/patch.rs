@@ -12,7 +12,7 @@ use crate::schema::{
 };
 use serde_json::{Map, Value};
 
-pub const PATCH_OP_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+use crate::messages::PATCH_OP;
 
 /// Apply a PatchOp request body to the stored canonical `resource` and return the
 /// new document, already checked with `schema::validate::validate_document`. Nothing
@@ -82,11 +82,11 @@ fn parse_request(request: &Value) -> ScimResult<Vec<Operation<'_>>> {
         .is_some_and(|s| {
             s.iter()
                 .filter_map(Value::as_str)
-                .any(|u| u.eq_ignore_ascii_case(PATCH_OP_SCHEMA))
+                .any(|u| u.eq_ignore_ascii_case(PATCH_OP))
         });
     if !has_schema {
         return Err(ScimError::invalid_syntax(format!(
-            "'schemas' must contain \"{PATCH_OP_SCHEMA}\""
+            "'schemas' must contain \"{PATCH_OP}\""
         )));
     }
     let ops = match member(body, "Operations").and_then(Value::as_array) {

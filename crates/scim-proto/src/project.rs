@@ -63,12 +63,12 @@ impl Projection {
             Some(Target::Extension(urn)) => registry.extension_of(rt, urn).is_some_and(|s| {
                 s.attributes
                     .iter()
-                    .any(|d| !matches!(plan.mode(Some(urn), d), Mode::Drop))
+                    .any(|d| !matches!(plan.mode(Some(urn), d), Keep::Drop))
             }),
             Some(Target::Attr { ext, attr, sub }) => {
                 let mode = plan.mode(ext, attr);
                 match (mode, sub) {
-                    (Mode::Drop, _) => false,
+                    (Keep::Drop, _) => false,
                     (_, None) => true,
                     (mode, Some(s)) => plan.keep_sub(ext, attr, &mode, s),
                 }
@@ -137,7 +137,7 @@ fn target<'a>(
 
 /// How much of one attribute the response carries.
 #[derive(Debug, PartialEq)]
-enum Mode<'a> {
+enum Keep<'a> {
     Drop,
     /// All of it; `named` when the attribute (or its extension) was asked for,
     /// which also brings its `returned: request` sub-attributes.
@@ -200,20 +200,20 @@ impl<'a> Plan<'a> {
         }
     }
 
-    fn mode(&self, ext: Option<&str>, def: &AttributeDef) -> Mode<'a> {
+    fn mode(&self, ext: Option<&str>, def: &AttributeDef) -> Keep<'a> {
         if def.returned == Returned::Never {
-            return Mode::Drop;
+            return Keep::Drop;
         }
         let named = self.attributes.iter().any(|t| covers(t, ext, def));
         if def.returned == Returned::Always {
-            return Mode::Whole { named };
+            return Keep::Whole { named };
         }
         if self.excluded.iter().any(|t| covers(t, ext, def)) {
-            return Mode::Drop;
+            return Keep::Drop;
         }
         if self.restrict {
             if named {
-                return Mode::Whole { named };
+                return Keep::Whole { named };
             }
             let subs: Vec<&'a str> = self
                 .attributes
@@ -221,14 +221,14 @@ impl<'a> Plan<'a> {
                 .filter_map(|t| sub_of(t, ext, def))
                 .collect();
             return if subs.is_empty() {
-                Mode::Drop
+                Keep::Drop
             } else {
-                Mode::Subs(subs)
+                Keep::Subs(subs)
             };
         }
         match def.returned {
-            Returned::Request => Mode::Drop,
-            _ => Mode::Whole { named: false },
+            Returned::Request => Keep::Drop,
+            _ => Keep::Whole { named: false },
         }
     }
 
@@ -236,12 +236,12 @@ impl<'a> Plan<'a> {
         &self,
         ext: Option<&str>,
         def: &AttributeDef,
-        mode: &Mode<'_>,
+        mode: &Keep<'_>,
         sub: &AttributeDef,
     ) -> bool {
         match sub.returned {
             Returned::Never => return false,
-            Returned::Always => return !matches!(mode, Mode::Drop),
+            Returned::Always => return !matches!(mode, Keep::Drop),
             _ => {}
         }
         let excluded = self
@@ -253,16 +253,16 @@ impl<'a> Plan<'a> {
             return false;
         }
         match mode {
-            Mode::Drop => false,
-            Mode::Whole { named } => *named || sub.returned != Returned::Request,
-            Mode::Subs(names) => names.iter().any(|n| n.eq_ignore_ascii_case(&sub.name)),
+            Keep::Drop => false,
+            Keep::Whole { named } => *named || sub.returned != Returned::Request,
+            Keep::Subs(names) => names.iter().any(|n| n.eq_ignore_ascii_case(&sub.name)),
         }
     }
 
     /// The projected value of one attribute; None when nothing of it is returned.
     fn apply(&self, ext: Option<&str>, def: &AttributeDef, value: &Value) -> Option<Value> {
         let mode = self.mode(ext, def);
-        if mode == Mode::Drop {
+        if mode == Keep::Drop {
             return None;
         }
         if def.ty != AttrType::Complex {
@@ -493,9 +493,9 @@ mod tests {
             .clone();
         def.returned = Returned::Request;
         let plan = Plan::new(&r, rt, &proj(&[], &[]));
-        assert_eq!(plan.mode(None, &def), Mode::Drop);
+        assert_eq!(plan.mode(None, &def), Keep::Drop);
         let plan = Plan::new(&r, rt, &proj(&["title"], &[]));
-        assert_eq!(plan.mode(None, &def), Mode::Whole { named: true });
+        assert_eq!(plan.mode(None, &def), Keep::Whole { named: true });
     }
 
     #[test]

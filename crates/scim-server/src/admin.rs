@@ -108,10 +108,10 @@ impl Service {
         path: &AttrPath,
     ) -> ScimResult<()> {
         let patch = serde_json::json!({
-            "schemas": [scim_proto::patch::PATCH_OP_SCHEMA],
+            "schemas": [scim_proto::messages::PATCH_OP],
             "Operations": [{"op": "remove", "path": scim_proto::schema::display_path(path)}],
         });
-        let ctx = crate::service::RequestCtx::default();
+        let ctx = self.local_ctx();
         match self.patch(rt, id, &patch, None, &ctx) {
             Ok(_) => Ok(()),
             Err(e) if e.status == 404 => Ok(()),

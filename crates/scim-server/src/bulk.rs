@@ -8,8 +8,7 @@ use scim_store::Write;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
-pub const BULK_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
-pub const BULK_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";
+use scim_proto::messages::{BULK_REQUEST, BULK_RESPONSE};
 
 /// One operation as sent by the client.
 #[derive(Debug, Clone)]
@@ -46,10 +45,10 @@ fn parse_ops(body: &Value, max_ops: usize) -> ScimResult<(Vec<Op>, Option<usize>
         .ok_or_else(|| ScimError::invalid_syntax("BulkRequest must be a JSON object"))?;
     let schemas_ok = field(obj, "schemas")
         .and_then(Value::as_array)
-        .is_some_and(|a| a.iter().any(|s| s.as_str() == Some(BULK_REQUEST_SCHEMA)));
+        .is_some_and(|a| a.iter().any(|s| s.as_str() == Some(BULK_REQUEST)));
     if !schemas_ok {
         return Err(ScimError::invalid_syntax(format!(
-            "schemas must contain {BULK_REQUEST_SCHEMA}"
+            "schemas must contain {BULK_REQUEST}"
         )));
     }
     let fail_on_errors =
@@ -290,7 +289,7 @@ impl Service {
             }
         }
         Ok(json!({
-            "schemas": [BULK_RESPONSE_SCHEMA],
+            "schemas": [BULK_RESPONSE],
             "Operations": p.results.into_iter().flatten().collect::<Vec<_>>(),
         }))
     }

@@ -7,7 +7,7 @@ use scim_proto::{ScimError, ScimResult};
 use scim_store::SortKey;
 use serde_json::{json, Value};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Copy)]
 pub enum Direction {
     Next,
     Previous,

@@ -1,8 +1,9 @@
 //! /ServiceProviderConfig, /Schemas and /ResourceTypes, generated from the schema
 //! registry and the running configuration: nothing is advertised that does not work.
 
-use crate::config::{Protection, ServerConfig};
-use crate::service::LIST_RESPONSE_SCHEMA;
+use crate::config::ServerConfig;
+use scim_auth::Mode;
+use scim_proto::messages::LIST_RESPONSE as LIST_RESPONSE_SCHEMA;
 use scim_proto::schema::render::{resource_type_json, schema_json};
 use scim_proto::schema::SchemaRegistry;
 use serde_json::{json, Value};
@@ -11,7 +12,7 @@ pub const SPC_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProvi
 
 pub fn service_provider_config(cfg: &ServerConfig, base_url: &str) -> Value {
     let schemes = match cfg.protection {
-        Protection::Bypass => json!([]),
+        Mode::Bypass => json!([]),
         _ => json!([{
             "type": "oauthbearertoken",
             "name": "OAuth Bearer Token",

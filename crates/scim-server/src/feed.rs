@@ -134,7 +134,7 @@ impl Service {
             .changes(position.as_deref(), limit)
             .map_err(|e| match e {
                 StoreError::BadCursor(d) => {
-                    ScimError::new(410, None, format!("cursor expired or invalid: {d}"))
+                    ScimError::gone(format!("cursor expired or invalid: {d}"))
                 }
                 other => store_error(other),
             })?;

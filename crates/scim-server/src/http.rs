@@ -1,18 +1,17 @@
 //! Routes and the HTTP edge: content negotiation, body limits, ETags, and mapping
 //! of `ScimError` to SCIM error responses.
 
-use crate::config::Protection;
 use crate::discovery;
-use crate::service::{
-    etag, parse_etag, MemberList, Rendered, RequestCtx, SearchCost, SearchParams, Service,
-    SEARCH_REQUEST_SCHEMA,
-};
+use crate::extract::{AppState, BaseUrl, Ctx, Endpoint, Failure, Snapshot};
+use crate::service::{etag, parse_etag, MemberList, Rendered, RequestCtx, SearchCost, Service};
 use axum::body::{to_bytes, Body};
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
+use scim_auth::Mode;
+use scim_proto::messages::{int_param, param, SearchRequest};
 use scim_proto::project::Projection;
 use scim_proto::schema::ResourceTypeDef;
 use scim_proto::{ScimError, ScimResult};
@@ -28,7 +27,6 @@ pub const API_PREFIXES: [&str; 3] = [
     "/scim/restv1/scim/v2",
 ];
 
-type AppState = Arc<Service>;
 type Params = Query<Vec<(String, String)>>;
 
 pub fn router(service: Arc<Service>) -> Router {
@@ -41,7 +39,7 @@ pub fn router(service: Arc<Service>) -> Router {
 pub fn router_with_auth(service: Arc<Service>, auth: Option<Arc<scim_auth::Auth>>) -> Router {
     let guard = match &auth {
         Some(a) => scim_auth::Guard::new(a.clone()),
-        None => scim_auth::Guard::unconfigured(service.config.protection.auth_mode()),
+        None => scim_auth::Guard::unconfigured(service.config.protection),
     };
     let protect = axum::middleware::from_fn_with_state(guard, scim_auth::protect);
     let api = Router::new()
@@ -70,12 +68,15 @@ pub fn router_with_auth(service: Arc<Service>, auth: Option<Arc<scim_auth::Auth>
             get(list).post(create).fallback(method_not_allowed),
         )
         .route(
+            "/{endpoint}/.search",
+            post(search_post).fallback(method_not_allowed),
+        )
+        .route(
             "/{endpoint}/{id}",
             get(get_one)
                 .put(replace)
                 .patch(patch)
                 .delete(delete)
-                .post(search_post)
                 .fallback(method_not_allowed),
         )
         .layer(protect.clone());
@@ -127,17 +128,18 @@ pub fn router_with_auth(service: Arc<Service>, auth: Option<Arc<scim_auth::Auth>
     if let Some(auth) = auth {
         app = app.merge(scim_auth::routes(auth));
     }
+    let state = AppState::new(service);
     app.route("/", any(not_found))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
-            service.clone(),
+            state.clone(),
             log_request,
         ))
-        .with_state(service)
+        .with_state(state)
 }
 
 async fn log_request(
-    State(svc): State<AppState>,
+    State(app): State<AppState>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -147,7 +149,7 @@ async fn log_request(
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
     let micros = started.elapsed().as_micros() as u64;
-    if svc.config.protection == Protection::Bypass {
+    if app.svc.config.protection == Mode::Bypass {
         tracing::info!(%method, %path, status, micros, protection = "bypass", "request (UNPROTECTED: bypass mode)");
     } else {
         tracing::info!(%method, %path, status, micros, "request");
@@ -169,23 +171,28 @@ fn scim_text(status: StatusCode, body: String) -> Response {
     resp
 }
 
+/// The SCIM error body of `e`. A server error gets an error id, in its detail and
+/// in the log line that records its cause, so an operator can find one from the
+/// other; the cause itself never reaches the client.
 pub fn error_response(e: &ScimError) -> Response {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    scim(status, &e.to_json())
-}
-
-struct Failure(ScimError);
-
-impl IntoResponse for Failure {
-    fn into_response(self) -> Response {
-        error_response(&self.0)
+    if !status.is_server_error() {
+        return scim(status, &e.to_json());
     }
-}
-
-impl From<ScimError> for Failure {
-    fn from(e: ScimError) -> Self {
-        Failure(e)
-    }
+    let error_id = uuid::Uuid::new_v4().simple().to_string();
+    tracing::error!(
+        error_id,
+        status = e.status,
+        detail = %e.detail,
+        cause = e.cause.as_deref().unwrap_or(""),
+        "server error"
+    );
+    let shown = ScimError::new(
+        e.status,
+        e.scim_type,
+        format!("{} (error id {error_id})", e.detail),
+    );
+    scim(status, &shown.to_json())
 }
 
 type Reply = Result<Response, Failure>;
@@ -195,65 +202,9 @@ async fn not_found() -> Response {
 }
 
 async fn method_not_allowed(method: Method) -> Response {
-    error_response(&ScimError::new(
-        405,
-        None,
-        format!("method {method} is not allowed on this endpoint"),
-    ))
-}
-
-/// `http(s)://host/prefix` as the client addressed us, for `meta.location` and `$ref`.
-fn base_url(headers: &HeaderMap, uri: &OriginalUri) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("http");
-    let path = uri.path();
-    let prefix = API_PREFIXES
-        .iter()
-        .filter(|p| path.starts_with(*p))
-        .max_by_key(|p| p.len())
-        .copied()
-        .unwrap_or(API_PREFIXES[0]);
-    format!("{scheme}://{host}{prefix}")
-}
-
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-}
-
-fn int_param(params: &[(String, String)], name: &str) -> ScimResult<Option<i64>> {
-    param(params, name)
-        .map(|v| {
-            v.trim().parse::<i64>().map_err(|_| {
-                ScimError::invalid_value(format!("{name} must be an integer, got '{v}'"))
-            })
-        })
-        .transpose()
-}
-
-fn ctx(
-    headers: &HeaderMap,
-    uri: &OriginalUri,
-    params: &[(String, String)],
-) -> ScimResult<RequestCtx> {
-    let projection = Projection::parse(
-        param(params, "attributes"),
-        param(params, "excludedAttributes"),
-    )?;
-    Ok(RequestCtx {
-        base_url: base_url(headers, uri),
-        projection,
-        overhead_bypass: headers.contains_key("group-overhead-bypass")
-            || param(params, "Group-Overhead-Bypass").is_some(),
-    })
+    error_response(&ScimError::method_not_allowed(format!(
+        "method {method} is not allowed on this endpoint"
+    )))
 }
 
 /// Read and parse a JSON request body: media type checked (415), size limited (413),
@@ -274,11 +225,9 @@ async fn json_body_limited(headers: &HeaderMap, body: Body, limit: usize) -> Sci
         .trim()
         .to_ascii_lowercase();
     if !mime.is_empty() && mime != SCIM_CONTENT_TYPE && mime != "application/json" {
-        return Err(ScimError::new(
-            415,
-            None,
-            format!("unsupported media type '{mime}'; use {SCIM_CONTENT_TYPE} or application/json"),
-        ));
+        return Err(ScimError::unsupported_media_type(format!(
+            "unsupported media type '{mime}'; use {SCIM_CONTENT_TYPE} or application/json"
+        )));
     }
     let bytes = to_bytes(body, limit).await.map_err(|_| {
         ScimError::payload_too_large(format!("request body is larger than {limit} bytes"))
@@ -298,47 +247,45 @@ fn if_match(headers: &HeaderMap) -> ScimResult<Option<i64>> {
 
 /// Run service code on the blocking pool (the store is synchronous).
 async fn blocking<T: Send + 'static>(
-    svc: &AppState,
+    app: &AppState,
     f: impl FnOnce(&Service) -> ScimResult<T> + Send + 'static,
 ) -> ScimResult<T> {
-    let svc = svc.clone();
+    let svc = app.svc.clone();
     tokio::task::spawn_blocking(move || f(&svc))
         .await
-        .map_err(|_| ScimError::internal("request worker failed"))?
+        .map_err(|e| ScimError::internal_because("request worker failed", e))?
 }
 
-/// Searches and feed pages that may run at once. They can take seconds (a `co`
-/// filter at 1M users) and wait for the store's few reader connections; past this
-/// many they wait here, holding no blocking thread, so writes and lookups still
-/// find one (with 32 slow searches in flight, POSTs waited 570 ms for a thread).
-static SEARCH_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
-
-/// `blocking` for searches and feed pages: at most `SEARCH_SLOTS` at once.
+/// `blocking` for searches and feed pages: they wait for one of the state's
+/// search slots first, holding no blocking thread while they wait.
 async fn searching<T: Send + 'static>(
-    svc: &AppState,
+    app: &AppState,
     f: impl FnOnce(&Service) -> ScimResult<T> + Send + 'static,
 ) -> ScimResult<T> {
-    let _slot = SEARCH_SLOTS
+    let _slot = app
+        .search_slots
         .acquire()
         .await
-        .map_err(|_| ScimError::internal("search slots closed"))?;
-    blocking(svc, f).await
+        .map_err(|e| ScimError::internal_because("search slots closed", e))?;
+    blocking(app, f).await
 }
 
-/// A search of one resource type: a point read runs in place, equality lookups go
-/// straight to a blocking thread, the rest wait for a search slot (lookups must
-/// not queue behind `co`).
+/// A search of one resource type, validated here once: a point read runs in
+/// place, equality lookups go straight to a blocking thread, the rest wait for a
+/// search slot (lookups must not queue behind `co`).
 async fn search_one(
-    svc: &AppState,
-    rt: ResourceTypeDef,
-    search: SearchParams,
+    app: &AppState,
+    rt: &ResourceTypeDef,
+    req: &SearchRequest,
     ctx: RequestCtx,
-) -> ScimResult<Value> {
-    match svc.search_cost(&rt, &search) {
-        SearchCost::PointRead => svc.search(&rt, &search, &ctx),
-        SearchCost::Lookup => blocking(svc, move |s| s.search(&rt, &search, &ctx)).await,
-        SearchCost::Scan => searching(svc, move |s| s.search(&rt, &search, &ctx)).await,
-    }
+) -> Reply {
+    let q = app.svc.prepare_search(rt, req, &ctx)?;
+    let v = match q.cost() {
+        SearchCost::PointRead => app.svc.search(&q, &ctx)?,
+        SearchCost::Lookup => blocking(app, move |s| s.search(&q, &ctx)).await?,
+        SearchCost::Scan => searching(app, move |s| s.search(&q, &ctx)).await?,
+    };
+    Ok(scim(StatusCode::OK, &v))
 }
 
 fn with_etag(mut resp: Response, version: i64, location: Option<&str>) -> Response {
@@ -351,94 +298,68 @@ fn with_etag(mut resp: Response, version: i64, location: Option<&str>) -> Respon
     resp
 }
 
-fn resource_type(svc: &Service, endpoint: &str) -> ScimResult<scim_proto::schema::ResourceTypeDef> {
-    svc.resource_type(endpoint)
-        .ok_or_else(|| ScimError::not_found(format!("no resource type at /{endpoint}")))
-}
-
-async fn spc(State(svc): State<AppState>, headers: HeaderMap, uri: OriginalUri) -> Response {
+async fn spc(State(app): State<AppState>, BaseUrl(base): BaseUrl) -> Response {
     scim(
         StatusCode::OK,
-        &discovery::service_provider_config(&svc.config, &base_url(&headers, &uri)),
+        &discovery::service_provider_config(&app.svc.config, &base),
     )
 }
 
-async fn list_schemas(
-    State(svc): State<AppState>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-) -> Response {
-    scim(
-        StatusCode::OK,
-        &discovery::schemas(&svc.registry(), &base_url(&headers, &uri)),
-    )
+async fn list_schemas(Snapshot(registry): Snapshot, BaseUrl(base): BaseUrl) -> Response {
+    scim(StatusCode::OK, &discovery::schemas(&registry, &base))
 }
 
 async fn get_schema(
-    State(svc): State<AppState>,
-    headers: HeaderMap,
-    uri: OriginalUri,
+    Snapshot(registry): Snapshot,
+    BaseUrl(base): BaseUrl,
     Path(id): Path<String>,
 ) -> Reply {
-    discovery::schema(&svc.registry(), &base_url(&headers, &uri), &id)
+    discovery::schema(&registry, &base, &id)
         .map(|v| scim(StatusCode::OK, &v))
         .ok_or_else(|| ScimError::not_found(format!("schema '{id}' not found")).into())
 }
 
-async fn list_resource_types(
-    State(svc): State<AppState>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-) -> Response {
-    scim(
-        StatusCode::OK,
-        &discovery::resource_types(&svc.registry(), &base_url(&headers, &uri)),
-    )
+async fn list_resource_types(Snapshot(registry): Snapshot, BaseUrl(base): BaseUrl) -> Response {
+    scim(StatusCode::OK, &discovery::resource_types(&registry, &base))
 }
 
 async fn get_resource_type(
-    State(svc): State<AppState>,
-    headers: HeaderMap,
-    uri: OriginalUri,
+    Snapshot(registry): Snapshot,
+    BaseUrl(base): BaseUrl,
     Path(id): Path<String>,
 ) -> Reply {
-    discovery::resource_type(&svc.registry(), &base_url(&headers, &uri), &id)
+    discovery::resource_type(&registry, &base, &id)
         .map(|v| scim(StatusCode::OK, &v))
         .ok_or_else(|| ScimError::not_found(format!("resource type '{id}' not found")).into())
 }
 
 async fn create(
-    State(svc): State<AppState>,
-    Path(endpoint): Path<String>,
+    State(app): State<AppState>,
+    Endpoint(rt): Endpoint,
+    Ctx(ctx): Ctx,
     headers: HeaderMap,
-    uri: OriginalUri,
-    Query(params): Params,
     body: Body,
 ) -> Reply {
-    let rt = resource_type(&svc, &endpoint)?;
-    let ctx = ctx(&headers, &uri, &params)?;
-    let body = json_body(&svc, &headers, body).await?;
-    let r = blocking(&svc, move |s| s.create(&rt, &body, &ctx)).await?;
+    let body = json_body(&app.svc, &headers, body).await?;
+    let r = blocking(&app, move |s| s.create(&rt, &body, &ctx)).await?;
     resource_reply(StatusCode::CREATED, &r)
 }
 
 async fn get_one(
-    State(svc): State<AppState>,
-    Path((endpoint, id)): Path<(String, String)>,
+    State(app): State<AppState>,
+    Endpoint(rt): Endpoint,
+    Path((_, id)): Path<(String, String)>,
+    Ctx(ctx): Ctx,
     headers: HeaderMap,
-    uri: OriginalUri,
-    Query(params): Params,
 ) -> Reply {
-    let rt = resource_type(&svc, &endpoint)?;
-    let ctx = ctx(&headers, &uri, &params)?;
     let if_none_match = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .and_then(parse_etag);
-    let r = if svc.get_is_cheap(&rt) {
-        svc.get(&rt, &id, &ctx)?
+    let r = if app.svc.get_is_cheap(&rt) {
+        app.svc.get(&rt, &id, &ctx)?
     } else {
-        blocking(&svc, move |s| s.get(&rt, &id, &ctx)).await?
+        blocking(&app, move |s| s.get(&rt, &id, &ctx)).await?
     };
     if let Some(want) = if_none_match {
         if want.is_none_or(|v| v == r.version) {
@@ -477,7 +398,7 @@ fn with_members(doc: &Value, members: &MemberList) -> ScimResult<String> {
         .as_object()
         .ok_or_else(|| ScimError::internal("a group document is not an object"))?;
     serde_json::to_string(&Both(obj, members))
-        .map_err(|e| ScimError::internal(format!("cannot write the group: {e}")))
+        .map_err(|e| ScimError::internal_because("cannot write the group", e))
 }
 
 /// PUT and PATCH differ only in the service call.
@@ -487,198 +408,143 @@ enum Update {
     Patch,
 }
 
-async fn update(
-    kind: Update,
-    svc: AppState,
-    (endpoint, id): (String, String),
+struct UpdateRequest {
+    rt: ResourceTypeDef,
+    id: String,
+    ctx: RequestCtx,
     headers: HeaderMap,
-    uri: OriginalUri,
-    params: Vec<(String, String)>,
     body: Body,
-) -> Reply {
-    let rt = resource_type(&svc, &endpoint)?;
-    let ctx = ctx(&headers, &uri, &params)?;
-    let if_match = if_match(&headers)?;
-    let body = json_body(&svc, &headers, body).await?;
-    let r = blocking(&svc, move |s| match kind {
+}
+
+async fn update(kind: Update, app: AppState, r: UpdateRequest) -> Reply {
+    let if_match = if_match(&r.headers)?;
+    let body = json_body(&app.svc, &r.headers, r.body).await?;
+    let (rt, id, ctx) = (r.rt, r.id, r.ctx);
+    let done = blocking(&app, move |s| match kind {
         Update::Replace => s.replace(&rt, &id, &body, if_match, &ctx),
         Update::Patch => s.patch(&rt, &id, &body, if_match, &ctx),
     })
     .await?;
-    resource_reply(StatusCode::OK, &r)
+    resource_reply(StatusCode::OK, &done)
 }
 
 async fn replace(
-    State(svc): State<AppState>,
-    Path(target): Path<(String, String)>,
+    State(app): State<AppState>,
+    Endpoint(rt): Endpoint,
+    Path((_, id)): Path<(String, String)>,
+    Ctx(ctx): Ctx,
     headers: HeaderMap,
-    uri: OriginalUri,
-    Query(params): Params,
     body: Body,
 ) -> Reply {
-    update(Update::Replace, svc, target, headers, uri, params, body).await
+    let r = UpdateRequest {
+        rt,
+        id,
+        ctx,
+        headers,
+        body,
+    };
+    update(Update::Replace, app, r).await
 }
 
 async fn patch(
-    State(svc): State<AppState>,
-    Path(target): Path<(String, String)>,
+    State(app): State<AppState>,
+    Endpoint(rt): Endpoint,
+    Path((_, id)): Path<(String, String)>,
+    Ctx(ctx): Ctx,
     headers: HeaderMap,
-    uri: OriginalUri,
-    Query(params): Params,
     body: Body,
 ) -> Reply {
-    update(Update::Patch, svc, target, headers, uri, params, body).await
+    let r = UpdateRequest {
+        rt,
+        id,
+        ctx,
+        headers,
+        body,
+    };
+    update(Update::Patch, app, r).await
 }
 
 async fn delete(
-    State(svc): State<AppState>,
-    Path((endpoint, id)): Path<(String, String)>,
+    State(app): State<AppState>,
+    Endpoint(rt): Endpoint,
+    Path((_, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Reply {
-    let rt = resource_type(&svc, &endpoint)?;
     let if_match = if_match(&headers)?;
-    blocking(&svc, move |s| s.delete(&rt, &id, if_match)).await?;
+    blocking(&app, move |s| s.delete(&rt, &id, if_match)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn list(
-    State(svc): State<AppState>,
-    Path(endpoint): Path<String>,
-    headers: HeaderMap,
-    uri: OriginalUri,
+    State(app): State<AppState>,
+    Endpoint(rt): Endpoint,
+    Ctx(ctx): Ctx,
     Query(params): Params,
 ) -> Reply {
-    let rt = resource_type(&svc, &endpoint)?;
-    let ctx = ctx(&headers, &uri, &params)?;
-    let search = SearchParams {
-        filter: param(&params, "filter").map(str::to_string),
-        sort_by: param(&params, "sortBy").map(str::to_string),
-        sort_order: param(&params, "sortOrder").map(str::to_string),
-        start_index: int_param(&params, "startIndex")?,
-        count: int_param(&params, "count")?,
-        user_id: param(&params, "userId").map(str::to_string),
-        cursor: param(&params, "cursor").map(str::to_string),
-    };
-    let v = search_one(&svc, rt, search, ctx).await?;
-    Ok(scim(StatusCode::OK, &v))
+    let req = SearchRequest::from_query(&params)?;
+    search_one(&app, &rt, &req, ctx).await
 }
 
-/// A SearchRequest body (RFC 7644 §3.4.3) as search parameters plus projection.
-fn search_request(body: &Value) -> ScimResult<(SearchParams, Option<String>, Option<String>)> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| ScimError::invalid_syntax("SearchRequest must be a JSON object"))?;
-    if let Some(schemas) = obj.get("schemas") {
-        let ok = schemas
-            .as_array()
-            .is_some_and(|a| a.iter().any(|s| s.as_str() == Some(SEARCH_REQUEST_SCHEMA)));
-        if !ok {
-            return Err(ScimError::invalid_syntax(format!(
-                "schemas must contain {SEARCH_REQUEST_SCHEMA}"
-            )));
-        }
-    }
-    let get = |k: &str| {
-        obj.iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(k))
-            .map(|(_, v)| v)
-    };
-    let text = |k: &str| -> ScimResult<Option<String>> {
-        match get(k) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(Value::Array(a)) => Ok(Some(
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            )),
-            Some(_) => Err(ScimError::invalid_value(format!("{k} must be a string"))),
-        }
-    };
-    let int = |k: &str| -> ScimResult<Option<i64>> {
-        match get(k) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => v
-                .as_i64()
-                .map(Some)
-                .ok_or_else(|| ScimError::invalid_value(format!("{k} must be an integer"))),
-        }
-    };
-    Ok((
-        SearchParams {
-            filter: text("filter")?,
-            sort_by: text("sortBy")?,
-            sort_order: text("sortOrder")?,
-            start_index: int("startIndex")?,
-            count: int("count")?,
-            user_id: text("userId")?,
-            cursor: text("cursor")?,
-        },
-        text("attributes")?,
-        text("excludedAttributes")?,
-    ))
+/// A SearchRequest body: its own `attributes` / `excludedAttributes` replace the
+/// query string's.
+async fn search_request(
+    svc: &Service,
+    headers: &HeaderMap,
+    body: Body,
+    ctx: &mut RequestCtx,
+) -> ScimResult<SearchRequest> {
+    let body = json_body(svc, headers, body).await?;
+    let req = SearchRequest::from_body(&body)?;
+    ctx.projection = Projection::parse(
+        req.attributes.as_deref(),
+        req.excluded_attributes.as_deref(),
+    )?;
+    Ok(req)
 }
 
 async fn search_post(
-    State(svc): State<AppState>,
-    Path((endpoint, id)): Path<(String, String)>,
+    State(app): State<AppState>,
+    Endpoint(rt): Endpoint,
+    Ctx(mut ctx): Ctx,
     headers: HeaderMap,
-    uri: OriginalUri,
-    Query(params): Params,
     body: Body,
 ) -> Reply {
-    if id != ".search" {
-        return Ok(method_not_allowed(Method::POST).await);
-    }
-    let rt = resource_type(&svc, &endpoint)?;
-    let body = json_body(&svc, &headers, body).await?;
-    let (search, attributes, excluded) = search_request(&body)?;
-    let mut ctx = ctx(&headers, &uri, &params)?;
-    ctx.projection = Projection::parse(attributes.as_deref(), excluded.as_deref())?;
-    let v = search_one(&svc, rt, search, ctx).await?;
-    Ok(scim(StatusCode::OK, &v))
+    let req = search_request(&app.svc, &headers, body, &mut ctx).await?;
+    search_one(&app, &rt, &req, ctx).await
 }
 
 async fn root_search(
-    State(svc): State<AppState>,
+    State(app): State<AppState>,
+    Ctx(mut ctx): Ctx,
     headers: HeaderMap,
-    uri: OriginalUri,
-    Query(params): Params,
     body: Body,
 ) -> Reply {
-    let body = json_body(&svc, &headers, body).await?;
-    let (search, attributes, excluded) = search_request(&body)?;
-    let mut ctx = ctx(&headers, &uri, &params)?;
-    ctx.projection = Projection::parse(attributes.as_deref(), excluded.as_deref())?;
-    let v = searching(&svc, move |s| s.search_all(&search, &ctx)).await?;
+    let req = search_request(&app.svc, &headers, body, &mut ctx).await?;
+    let q = app.svc.prepare_root_search(&req, &ctx)?;
+    let v = searching(&app, move |s| s.search_all(&q, &ctx)).await?;
     Ok(scim(StatusCode::OK, &v))
 }
 
 async fn bulk(
-    State(svc): State<AppState>,
+    State(app): State<AppState>,
+    Ctx(ctx): Ctx,
     headers: HeaderMap,
-    uri: OriginalUri,
-    Query(params): Params,
     caller: Option<axum::Extension<scim_auth::Caller>>,
     body: Body,
 ) -> Reply {
     // Each operation needs the scope of its own endpoint too (scim-auth decides).
     let caller = match caller {
         Some(axum::Extension(c)) => c,
-        None if svc.config.protection == Protection::Bypass => scim_auth::Caller::bypass(),
-        None => return Err(ScimError::new(401, None, "authentication required").into()),
+        None if app.svc.config.protection == Mode::Bypass => scim_auth::Caller::bypass(),
+        None => return Err(ScimError::unauthorized("authentication required").into()),
     };
-    let ctx = ctx(&headers, &uri, &params)?;
-    let body = json_body_limited(&headers, body, svc.config.bulk_max_payload_bytes).await?;
-    let v = blocking(&svc, move |s| {
+    let body = json_body_limited(&headers, body, app.svc.config.bulk_max_payload_bytes).await?;
+    let v = blocking(&app, move |s| {
         let authorise = |method: &str, endpoint: &str| {
             caller.authorise(method, endpoint).map_err(|scope| {
-                ScimError::new(
-                    403,
-                    None,
-                    format!("insufficient_scope: this operation needs scope {scope}"),
-                )
+                ScimError::forbidden(format!(
+                    "insufficient_scope: this operation needs scope {scope}"
+                ))
             })
         };
         s.bulk(&body, &ctx, &authorise)
@@ -699,7 +565,7 @@ async fn resource_changes_yaml() -> Response {
     resp
 }
 
-async fn updated_users(State(svc): State<AppState>, Query(params): Params) -> Reply {
+async fn updated_users(State(app): State<AppState>, Query(params): Params) -> Reply {
     let since = param(&params, "timeStamp")
         .ok_or_else(|| ScimError::bad_request("Unparsable date: timeStamp is required"))
         .and_then(crate::feed::parse_timestamp)?;
@@ -709,7 +575,8 @@ async fn updated_users(State(svc): State<AppState>, Query(params): Params) -> Re
         Some(v) => v.trim().parse::<u64>().map_err(|_| bad())?,
     };
     let page_size = match param(&params, "pageSize") {
-        None => svc
+        None => app
+            .svc
             .config
             .max_results
             .min(crate::feed::UPDATED_USERS_MAX_PAGE),
@@ -720,7 +587,7 @@ async fn updated_users(State(svc): State<AppState>, Query(params): Params) -> Re
             .filter(|n| (1..=crate::feed::UPDATED_USERS_MAX_PAGE).contains(n))
             .ok_or_else(bad)?,
     };
-    let v = searching(&svc, move |s| s.updated_users(since, start, page_size)).await?;
+    let v = searching(&app, move |s| s.updated_users(since, start, page_size)).await?;
     let mut resp = (StatusCode::OK, v.to_string()).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -729,36 +596,29 @@ async fn updated_users(State(svc): State<AppState>, Query(params): Params) -> Re
     Ok(resp)
 }
 
-async fn changes(
-    State(svc): State<AppState>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-    Query(params): Params,
-) -> Reply {
-    let ctx = ctx(&headers, &uri, &params)?;
+async fn changes(State(app): State<AppState>, Ctx(ctx): Ctx, Query(params): Params) -> Reply {
     let cursor = param(&params, "cursor").map(str::to_string);
     let count = int_param(&params, "count")?;
-    let v = searching(&svc, move |s| s.changes(cursor.as_deref(), count, &ctx)).await?;
+    let v = searching(&app, move |s| s.changes(cursor.as_deref(), count, &ctx)).await?;
     Ok(scim(StatusCode::OK, &v))
 }
 
-/// Admin enrolment of a FIDO device (SCIM clients cannot create devices).
+/// Admin enrolment of a FIDO device (SCIM clients cannot create devices). The
+/// device's location is shown under the canonical base.
 async fn enrol_device(
-    State(svc): State<AppState>,
-    Path(endpoint): Path<String>,
+    State(app): State<AppState>,
+    Endpoint(rt): Endpoint,
+    Ctx(ctx): Ctx,
     headers: HeaderMap,
-    Query(params): Params,
     body: Body,
 ) -> Reply {
-    let rt = resource_type(&svc, &endpoint)?;
-    let mut ctx = ctx(
-        &headers,
-        &OriginalUri(axum::http::Uri::from_static("/scim/v2")),
-        &params,
-    )?;
-    ctx.projection = Projection::default();
-    let body = json_body(&svc, &headers, body).await?;
-    let r = blocking(&svc, move |s| s.enrol_device(&rt, &body, &ctx)).await?;
+    let ctx = RequestCtx {
+        base_url: crate::extract::base_url(&headers, API_PREFIXES[0]),
+        projection: Projection::default(),
+        ..ctx
+    };
+    let body = json_body(&app.svc, &headers, body).await?;
+    let r = blocking(&app, move |s| s.enrol_device(&rt, &body, &ctx)).await?;
     resource_reply(StatusCode::CREATED, &r)
 }
 
@@ -766,20 +626,20 @@ fn attributes_json(attrs: &[scim_proto::schema::custom::CustomAttribute]) -> Val
     serde_json::json!({ "attributes": attrs })
 }
 
-async fn list_custom_attributes(State(svc): State<AppState>) -> Reply {
-    let attrs = blocking(&svc, |s| s.custom_attributes()).await?;
+async fn list_custom_attributes(State(app): State<AppState>) -> Reply {
+    let attrs = blocking(&app, |s| s.custom_attributes()).await?;
     Ok(scim(StatusCode::OK, &attributes_json(&attrs)))
 }
 
 async fn add_custom_attribute(
-    State(svc): State<AppState>,
+    State(app): State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> Reply {
-    let body = json_body(&svc, &headers, body).await?;
+    let body = json_body(&app.svc, &headers, body).await?;
     let attr = crate::admin::parse_custom_attribute(&body)?;
     let added = attr.clone();
-    blocking(&svc, move |s| s.add_custom_attribute(&attr)).await?;
+    blocking(&app, move |s| s.add_custom_attribute(&attr)).await?;
     Ok(scim(
         StatusCode::CREATED,
         &serde_json::to_value(added).unwrap_or_default(),
@@ -787,12 +647,12 @@ async fn add_custom_attribute(
 }
 
 async fn remove_custom_attribute(
-    State(svc): State<AppState>,
+    State(app): State<AppState>,
     Path(name): Path<String>,
     Query(params): Params,
 ) -> Reply {
     let force = param(&params, "force").is_some_and(|v| v != "false");
-    let cleared = blocking(&svc, move |s| s.remove_custom_attribute(&name, force)).await?;
+    let cleared = blocking(&app, move |s| s.remove_custom_attribute(&name, force)).await?;
     Ok(scim(
         StatusCode::OK,
         &serde_json::json!({ "clearedUsers": cleared }),

@@ -3,16 +3,15 @@
 
 pub mod admin;
 pub mod bulk;
-pub mod clock;
 pub mod config;
 pub mod cursor;
 pub mod discovery;
+pub mod extract;
 pub mod feed;
 pub mod http;
 pub mod locks;
-mod members;
 pub mod service;
 
-pub use config::{Protection, ServerConfig};
+pub use config::ServerConfig;
 pub use http::router;
 pub use service::Service;

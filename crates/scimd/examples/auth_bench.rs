@@ -176,7 +176,7 @@ async fn validator_cost() -> Result<(f64, f64), Error> {
     let auth = scim_auth::Auth::new(
         scim_auth::AuthConfig::default(),
         store.clone(),
-        Arc::new(scim_auth::clock::SystemClock),
+        Arc::new(scim_proto::clock::SystemClock),
     )?;
     let hasher = scim_auth::secrets::SecretHasher::load(store.as_ref())?;
     let (client, _) = scim_auth::admin::create_client(

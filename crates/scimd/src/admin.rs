@@ -4,7 +4,6 @@
 use crate::config::DatabaseArgs;
 use clap::{Args, Subcommand};
 use scim_proto::schema::custom::{CustomAttribute, CustomType};
-use scim_server::service::RequestCtx;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
@@ -158,7 +157,7 @@ pub fn run_devices(args: DevicesArgs) -> Result<(), String> {
             .map_err(|e| format!("cannot read {}: {e}", input.display()))?;
     }
     let devices = devices_from(&text)?;
-    let ctx = RequestCtx::default();
+    let ctx = service.local_ctx();
     let mut enrolled = 0;
     for (i, d) in devices.iter().enumerate() {
         let endpoint = endpoint_of(d)

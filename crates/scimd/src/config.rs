@@ -2,9 +2,10 @@
 //! variables, then the config file (TOML), then defaults.
 
 use clap::Args;
+use scim_auth::Mode;
 use scim_proto::schema::custom::GLUU_USER_EXTENSION;
 use scim_proto::schema::RegistryOptions;
-use scim_server::{Protection, ServerConfig};
+use scim_server::ServerConfig;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -21,7 +22,7 @@ pub struct ServeArgs {
     database: Option<String>,
     /// API protection: oauth, uma, test or bypass.
     #[arg(long, env = "SCIMD_PROTECTION")]
-    protection: Option<Protection>,
+    protection: Option<Mode>,
     /// TOML config file with the same settings (and limits).
     #[arg(long, env = "SCIMD_CONFIG")]
     config: Option<PathBuf>,
@@ -94,7 +95,7 @@ pub struct Settings {
     pub listen: String,
     pub data_dir: PathBuf,
     pub database: Option<String>,
-    pub protection: Protection,
+    pub protection: Mode,
     pub max_payload_bytes: usize,
     pub max_results: u64,
     pub bulk_max_operations: usize,
@@ -116,7 +117,7 @@ impl Settings {
         let protection = match (args.protection, file.protection) {
             (Some(p), _) => p,
             (None, Some(p)) => p.parse()?,
-            (None, None) => Protection::default(),
+            (None, None) => Mode::default(),
         };
         Ok(Settings {
             listen: args
@@ -279,7 +280,7 @@ mod tests {
         };
         let s = Settings::resolve(args).expect("settings");
         assert_eq!(s.listen, "127.0.0.1:1");
-        assert_eq!(s.protection, Protection::Bypass);
+        assert_eq!(s.protection, Mode::Bypass);
         assert_eq!(s.max_results, 50);
         assert_eq!(s.data_dir, PathBuf::from("scimd-data"));
         assert_eq!(

@@ -8,9 +8,10 @@ mod transfer;
 
 use clap::{Parser, Subcommand};
 use config::{Database, ServeArgs, Settings};
+use scim_auth::Mode;
+use scim_proto::clock::SystemClock;
 use scim_proto::schema::{SchemaRegistry, SharedRegistry};
-use scim_server::clock::SystemClock;
-use scim_server::{Protection, Service};
+use scim_server::Service;
 use scim_store::clients::ClientStore;
 use scim_store::postgres::PostgresStore;
 use scim_store::sqlite::SqliteStore;
@@ -85,7 +86,7 @@ fn main() -> ExitCode {
 
 fn serve(settings: Settings) -> Result<(), String> {
     match settings.protection {
-        Protection::Bypass => {
+        Mode::Bypass => {
             tracing::warn!("PROTECTION MODE IS BYPASS: every SCIM endpoint is open to anyone who can reach {}. Use only behind your own access control.", settings.listen);
         }
         other => {
@@ -188,7 +189,7 @@ fn open_auth(
     settings: &Settings,
     store: Arc<dyn ClientStore>,
 ) -> Result<Arc<scim_auth::Auth>, String> {
-    let mode = settings.protection.auth_mode();
+    let mode = settings.protection;
     let config = settings.auth.to_config(mode, &settings.listen)?;
     let open_registration = matches!(mode, scim_auth::Mode::Oauth | scim_auth::Mode::Uma);
     if config.dynamic_registration && open_registration {
@@ -197,7 +198,7 @@ fn open_auth(
     if settings.auth.issuer.is_none() {
         tracing::info!(issuer = %config.issuer, "no --issuer given; tokens name this issuer");
     }
-    let clock = Arc::new(scim_auth::clock::SystemClock);
+    let clock = Arc::new(scim_proto::clock::SystemClock);
     let auth = scim_auth::Auth::new(config, store, clock)
         .map_err(|e| format!("cannot set up the authorization server: {e}"))?;
     Ok(Arc::new(auth))

@@ -408,8 +408,15 @@ pub fn fido2_device_schema() -> Schema {
     }
 }
 
-fn device_resource_type(name: &str, endpoint: &str, schema: &str, desc: &str) -> ResourceTypeDef {
+fn device_resource_type(
+    kind: ResourceKind,
+    endpoint: &str,
+    schema: &str,
+    desc: &str,
+) -> ResourceTypeDef {
+    let name = kind.as_str();
     ResourceTypeDef {
+        kind,
         id: name.to_string(),
         name: name.to_string(),
         endpoint: endpoint.to_string(),
@@ -421,7 +428,7 @@ fn device_resource_type(name: &str, endpoint: &str, schema: &str, desc: &str) ->
 
 pub fn fido_device_resource_type() -> ResourceTypeDef {
     device_resource_type(
-        "FidoDevice",
+        ResourceKind::FidoDevice,
         "/FidoDevices",
         super::FIDO_DEVICE_SCHEMA,
         "FIDO U2F device",
@@ -430,7 +437,7 @@ pub fn fido_device_resource_type() -> ResourceTypeDef {
 
 pub fn fido2_device_resource_type() -> ResourceTypeDef {
     device_resource_type(
-        "Fido2Device",
+        ResourceKind::Fido2Device,
         "/Fido2Devices",
         super::FIDO2_DEVICE_SCHEMA,
         "FIDO 2.0 device",
@@ -439,6 +446,7 @@ pub fn fido2_device_resource_type() -> ResourceTypeDef {
 
 pub fn user_resource_type() -> ResourceTypeDef {
     ResourceTypeDef {
+        kind: ResourceKind::User,
         id: "User".to_string(),
         name: "User".to_string(),
         endpoint: "/Users".to_string(),
@@ -453,6 +461,7 @@ pub fn user_resource_type() -> ResourceTypeDef {
 
 pub fn group_resource_type() -> ResourceTypeDef {
     ResourceTypeDef {
+        kind: ResourceKind::Group,
         id: "Group".to_string(),
         name: "Group".to_string(),
         endpoint: "/Groups".to_string(),

@@ -100,10 +100,91 @@ pub struct SchemaExtensionRef {
     pub required: bool,
 }
 
+/// The resource types scimd serves; what code branches on instead of names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResourceKind {
+    User,
+    Group,
+    FidoDevice,
+    Fido2Device,
+}
+
+impl ResourceKind {
+    /// The resource type's name (`meta.resourceType`, `/ResourceTypes/{name}`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::User => "User",
+            ResourceKind::Group => "Group",
+            ResourceKind::FidoDevice => "FidoDevice",
+            ResourceKind::Fido2Device => "Fido2Device",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ResourceKind> {
+        [
+            ResourceKind::User,
+            ResourceKind::Group,
+            ResourceKind::FidoDevice,
+            ResourceKind::Fido2Device,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
+
+    pub fn is_user(self) -> bool {
+        self == ResourceKind::User
+    }
+
+    pub fn is_group(self) -> bool {
+        self == ResourceKind::Group
+    }
+
+    /// FIDO U2F and FIDO 2 devices: enrolled by the authentication flows, owned by a user.
+    pub fn is_device(self) -> bool {
+        matches!(self, ResourceKind::FidoDevice | ResourceKind::Fido2Device)
+    }
+}
+
+/// What a group member is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MemberKind {
+    User,
+    Group,
+}
+
+impl MemberKind {
+    /// The member's `type` as a response shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberKind::User => "User",
+            MemberKind::Group => "Group",
+        }
+    }
+
+    /// A `type` value as clients send it (exact, as RFC 7643 §4.2 lists them).
+    pub fn parse(s: &str) -> Option<MemberKind> {
+        match s {
+            "User" => Some(MemberKind::User),
+            "Group" => Some(MemberKind::Group),
+            _ => None,
+        }
+    }
+
+    /// The endpoint a member's `$ref` points into.
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            MemberKind::User => "/Users",
+            MemberKind::Group => "/Groups",
+        }
+    }
+}
+
 /// A resource type, RFC 7643 §6.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceTypeDef {
+    #[serde(skip)]
+    pub kind: ResourceKind,
     pub id: String,
     pub name: String,
     pub endpoint: String,

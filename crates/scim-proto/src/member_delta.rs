@@ -1,8 +1,9 @@
-//! Group PATCHes that only add or remove members are applied as a membership
-//! delta, without loading the member list: their cost is proportional to the
-//! members named in the request, not to the size of the group.
+//! The member-delta analysis of a Group PATCH: a request that only adds or removes
+//! members is applied as a delta, without loading the member list, so its cost is
+//! proportional to the members it names, not to the size of the group.
 
-use scim_proto::filter::{parse_patch_path, CompareOp, Filter, Literal};
+use crate::filter::{parse_patch_path, CompareOp, Filter, Literal};
+use crate::messages::PATCH_OP;
 use serde_json::{json, Value};
 
 /// A PATCH request split into member changes and the remaining operations.
@@ -106,7 +107,7 @@ pub fn split(request: &Value) -> Option<MemberOps> {
     }
     if !rest.is_empty() {
         out.rest = Some(json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "schemas": [PATCH_OP],
             "Operations": rest,
         }));
     }
@@ -118,7 +119,7 @@ mod tests {
     use super::*;
 
     fn req(ops: Value) -> Value {
-        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
+        json!({"schemas": [PATCH_OP], "Operations": ops})
     }
 
     #[test]

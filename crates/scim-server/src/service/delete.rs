@@ -1,0 +1,49 @@
+//! Deleting resources: a user takes its devices with it.
+
+use super::{not_found, owner_filter, store_error, Service};
+use scim_proto::schema::ResourceTypeDef;
+use scim_proto::ScimResult;
+use scim_store::{Query, StoreError};
+
+impl Service {
+    pub fn delete(&self, rt: &ResourceTypeDef, id: &str, if_match: Option<i64>) -> ScimResult<()> {
+        if rt.kind.is_user() {
+            // Devices go first: a crash in between leaves a user with fewer
+            // devices, never devices without a user; a retried DELETE finishes.
+            self.version(rt, id)?;
+            self.delete_devices_of(id)?;
+        }
+        self.store
+            .delete(rt, id, if_match, self.now())
+            .map_err(|e| not_found(e, rt, id))
+    }
+
+    fn delete_devices_of(&self, user_id: &str) -> ScimResult<()> {
+        let registry = self.registry();
+        for rt in registry
+            .resource_types()
+            .iter()
+            .filter(|r| r.kind.is_device())
+        {
+            loop {
+                let query = Query {
+                    filter: Some(owner_filter(user_id)),
+                    start_index: 1,
+                    count: 500,
+                    ..Query::default()
+                };
+                let page = self.store.search(rt, &query).map_err(store_error)?;
+                if page.resources.is_empty() {
+                    break;
+                }
+                for d in page.resources {
+                    match self.store.delete(rt, &d.id, None, self.now()) {
+                        Ok(()) | Err(StoreError::NotFound) => {}
+                        Err(e) => return Err(store_error(e)),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
