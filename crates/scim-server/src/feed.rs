@@ -1,8 +1,9 @@
 //! Change feeds: Gluu's IDM-sync endpoint (`UpdatedUsers`, offset paging over
 //! modification times) and scimd's lossless cursor feed with tombstones.
 
-use crate::service::{etag, store_error, RequestCtx, Service};
+use crate::service::{etag, stamp_meta, store_error, RequestCtx, Service};
 use chrono::{DateTime, FixedOffset, Local, NaiveDateTime, TimeZone, Utc};
+use scim_proto::document::Document;
 use scim_proto::filter::{AttrPath, CompareOp, Filter, Literal};
 use scim_proto::{ScimError, ScimResult};
 use scim_store::{Query, SortOrder, StoreError};
@@ -154,14 +155,15 @@ impl Service {
                     "version": etag(c.version),
                     "at": c.at,
                 });
-                if let Some(mut doc) = c.doc {
-                    doc["meta"]["version"] = json!(etag(c.version));
-                    doc["meta"]["location"] = json!(format!("{}{endpoint}/{}", ctx.base_url, c.id));
-                    v["resource"] = doc;
+                if let Some(doc) = c.doc {
+                    let mut doc = Document::from_value(doc)?;
+                    let location = format!("{}{endpoint}/{}", ctx.base_url, c.id);
+                    stamp_meta(&mut doc, c.version, location);
+                    v["resource"] = doc.into_value();
                 }
-                v
+                Ok(v)
             })
-            .collect();
+            .collect::<ScimResult<_>>()?;
         Ok(json!({
             "schemas": ["urn:scimd:api:messages:1.0:ChangeFeed"],
             "changes": changes,

@@ -5,6 +5,7 @@ use super::{
     display_of, not_found, rfc3339, take_password, unique_key, uniqueness_detail, user_name,
     Rendered, RequestCtx, Service,
 };
+use scim_proto::document::Document;
 use scim_proto::schema::validate::validate_create;
 use scim_proto::schema::{ResourceKind, ResourceTypeDef};
 use scim_proto::{ScimError, ScimResult};
@@ -124,18 +125,17 @@ impl Service {
         let id = new_id(now);
         let secret = take_password(&mut doc)?;
         let members = self.take_members(rt, &mut doc, ctx)?;
-        let obj = doc
-            .as_object_mut()
-            .ok_or_else(|| ScimError::internal("a validated resource is not an object"))?;
-        obj.insert("id".into(), json!(id));
-        obj.insert(
-            "meta".into(),
+        let mut stamped = Document::from_value(doc)?;
+        stamped.set("id", json!(id));
+        stamped.set(
+            "meta",
             json!({
                 "resourceType": rt.name,
                 "created": rfc3339(now),
                 "lastModified": rfc3339(now),
             }),
         );
+        let doc = stamped.into_value();
         Ok(Write {
             id,
             unique_key: unique_key(rt, &doc),

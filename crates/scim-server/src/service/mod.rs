@@ -14,6 +14,7 @@ mod update;
 mod tests;
 
 pub use create::Created;
+pub(crate) use render::stamp_meta;
 pub use render::{MemberList, Rendered};
 pub use search::{RootSearch, SearchCost, SearchQuery};
 

@@ -2,6 +2,7 @@
 //! elsewhere (meta.version/location, members, groups) joined in, then projected.
 
 use super::{etag, not_found, store_error, without_members, RequestCtx, Service};
+use scim_proto::document::Document;
 use scim_proto::filter::AttrPath;
 use scim_proto::project::project;
 use scim_proto::schema::ResourceTypeDef;
@@ -18,6 +19,12 @@ pub struct Rendered {
     pub members: Option<MemberList>,
     pub version: i64,
     pub location: String,
+}
+
+/// What a response adds to a stored document's `meta`: its ETag and location.
+pub(crate) fn stamp_meta(doc: &mut Document, version: i64, location: String) {
+    doc.set_meta("version", json!(etag(version)));
+    doc.set_meta("location", json!(location));
 }
 
 /// One element of a group's `members` (or a user's `groups`, with its kind).
@@ -192,19 +199,8 @@ impl Service {
         member_display: bool,
         groups: Option<Vec<GroupRef>>,
     ) -> ScimResult<Value> {
-        let mut doc = stored.doc.clone();
-        let Some(obj) = doc.as_object_mut() else {
-            return Err(scim_proto::ScimError::internal(
-                "a stored resource is not an object",
-            ));
-        };
-        let meta = obj
-            .entry("meta")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Some(meta) = meta.as_object_mut() {
-            meta.insert("version".into(), json!(etag(stored.version)));
-            meta.insert("location".into(), json!(self.location(ctx, rt, &stored.id)));
-        }
+        let mut doc = Document::from_value(stored.doc.clone())?;
+        stamp_meta(&mut doc, stored.version, self.location(ctx, rt, &stored.id));
         let wants = |attr: &str, sub: Option<&str>| self.wants(rt, ctx, attr, sub);
         if rt.kind.is_group() && wants("members", None) {
             let display =
@@ -214,8 +210,8 @@ impl Service {
                 .members(&stored.id, display)
                 .map_err(store_error)?;
             if !members.is_empty() {
-                obj.insert(
-                    "members".into(),
+                doc.set(
+                    "members",
                     Value::Array(
                         members
                             .iter()
@@ -231,8 +227,8 @@ impl Service {
                 None => self.store.groups_of(&stored.id).map_err(store_error)?,
             };
             if !groups.is_empty() {
-                obj.insert(
-                    "groups".into(),
+                doc.set(
+                    "groups",
                     Value::Array(
                         groups
                             .iter()
@@ -250,7 +246,7 @@ impl Service {
                 );
             }
         }
-        Ok(doc)
+        Ok(doc.into_value())
     }
 
     pub(super) fn render(

@@ -5,6 +5,7 @@ use super::{
     display_of, not_found, rfc3339, store_error, take_password, unique_key, uniqueness_detail,
     user_name, without_members, Rendered, RequestCtx, Service,
 };
+use scim_proto::document::Document;
 use scim_proto::member_delta::{self, MemberOps};
 use scim_proto::messages::{self, PATCH_OP};
 use scim_proto::patch::apply_patch;
@@ -149,19 +150,18 @@ impl Service {
                 None => self.member_change(rt, &before, &mut doc, ctx)?,
             };
             let now = self.now();
-            let obj = doc
-                .as_object_mut()
-                .ok_or_else(|| ScimError::internal("an updated resource is not an object"))?;
-            obj.insert("id".into(), json!(id));
-            obj.remove("groups");
-            obj.insert(
-                "meta".into(),
+            let mut stamped = Document::from_value(doc)?;
+            stamped.set("id", json!(id));
+            stamped.remove("groups");
+            stamped.set(
+                "meta",
                 json!({
                     "resourceType": rt.name,
                     "created": stored.doc.pointer("/meta/created").cloned().unwrap_or(Value::Null),
                     "lastModified": rfc3339(now),
                 }),
             );
+            let doc = stamped.into_value();
             let name = user_name(rt, &doc);
             let write = Write {
                 id: id.to_string(),
