@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 
-pub const SCIM_JSON: &str = "application/scim+json";
+pub(crate) const SCIM_JSON: &str = "application/scim+json";
 
 /// Where the SCIM API is: `http://host:port/prefix`.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(crate) struct Target {
     /// `host:port` to connect to.
     pub authority: String,
     /// Path prefix without a trailing slash, e.g. `/scim/v2` (may be empty).
@@ -26,7 +26,7 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn parse(base: &str, token: Option<String>, timeout: Duration) -> Result<Self, String> {
+    pub(crate) fn parse(base: &str, token: Option<String>, timeout: Duration) -> Result<Self, String> {
         let rest = base
             .strip_prefix("http://")
             .ok_or_else(|| format!("base URL must start with http:// (got {base})"))?;
@@ -53,16 +53,16 @@ impl Target {
 
 /// One response, body fully read.
 #[derive(Debug)]
-pub struct Resp {
+pub(crate) struct Resp {
     pub status: u16,
     pub body: Bytes,
 }
 
 impl Resp {
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         (200..300).contains(&self.status)
     }
-    pub fn json(&self) -> Result<serde_json::Value, String> {
+    pub(crate) fn json(&self) -> Result<serde_json::Value, String> {
         serde_json::from_slice(&self.body).map_err(|e| {
             format!(
                 "HTTP {}: body is not JSON ({e}): {}",
@@ -72,12 +72,12 @@ impl Resp {
         })
     }
     /// `HTTP 409: {...}` for error messages.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!("HTTP {}: {}", self.status, snippet(&self.body))
     }
 }
 
-pub fn snippet(body: &[u8]) -> String {
+pub(crate) fn snippet(body: &[u8]) -> String {
     let s = String::from_utf8_lossy(body);
     let s = s.trim();
     if s.chars().count() > 240 {
@@ -88,13 +88,13 @@ pub fn snippet(body: &[u8]) -> String {
 }
 
 /// One keep-alive connection.
-pub struct Conn {
+pub(crate) struct Conn {
     target: Arc<Target>,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl Conn {
-    pub fn new(target: Arc<Target>) -> Self {
+    pub(crate) fn new(target: Arc<Target>) -> Self {
         Conn {
             target,
             sender: None,
@@ -126,7 +126,7 @@ impl Conn {
     }
 
     /// Send a request to `prefix + path` (path includes any query string).
-    pub async fn send(
+    pub(crate) async fn send(
         &mut self,
         method: Method,
         path: &str,
@@ -197,11 +197,11 @@ impl Conn {
         Err(format!("{method} {uri}: connection closed twice"))
     }
 
-    pub async fn get(&mut self, path: &str) -> Result<Resp, String> {
+    pub(crate) async fn get(&mut self, path: &str) -> Result<Resp, String> {
         self.send(Method::GET, path, None, &[]).await
     }
 
-    pub async fn post_json(
+    pub(crate) async fn post_json(
         &mut self,
         path: &str,
         v: &serde_json::Value,
@@ -211,7 +211,7 @@ impl Conn {
             .await
     }
 
-    pub async fn patch_json(
+    pub(crate) async fn patch_json(
         &mut self,
         path: &str,
         v: &serde_json::Value,
@@ -222,12 +222,12 @@ impl Conn {
     }
 }
 
-pub fn to_body(v: &serde_json::Value) -> Bytes {
+pub(crate) fn to_body(v: &serde_json::Value) -> Bytes {
     Bytes::from(serde_json::to_vec(v).unwrap_or_default())
 }
 
 /// Percent-encode a query-string value (everything but RFC 3986 unreserved).
-pub fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3);
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 
 /// What the server says about /Bulk in its ServiceProviderConfig.
 #[derive(Debug, Clone, Copy)]
-pub struct BulkLimits {
+pub(crate) struct BulkLimits {
     pub supported: bool,
     pub max_operations: usize,
     pub max_payload: usize,
 }
 
-pub async fn bulk_limits(c: &mut Conn) -> Result<BulkLimits, String> {
+pub(crate) async fn bulk_limits(c: &mut Conn) -> Result<BulkLimits, String> {
     let r = c.get("/ServiceProviderConfig").await?;
     if !r.ok() {
         return Err(format!("GET /ServiceProviderConfig: {}", r.describe()));
@@ -35,7 +35,7 @@ pub async fn bulk_limits(c: &mut Conn) -> Result<BulkLimits, String> {
 
 /// totalResults of a list query (`/Users?count=0`, falling back to count=1 for
 /// servers that do not take 0).
-pub async fn total(c: &mut Conn, endpoint: &str) -> Result<u64, String> {
+pub(crate) async fn total(c: &mut Conn, endpoint: &str) -> Result<u64, String> {
     for count in [0, 1] {
         let r = c.get(&format!("/{endpoint}?count={count}")).await?;
         if r.ok() {
@@ -48,7 +48,7 @@ pub async fn total(c: &mut Conn, endpoint: &str) -> Result<u64, String> {
 }
 
 /// The id of the user `userName eq name`, if any.
-pub async fn user_id(c: &mut Conn, user_name: &str) -> Result<Option<String>, String> {
+pub(crate) async fn user_id(c: &mut Conn, user_name: &str) -> Result<Option<String>, String> {
     let filter = format!("userName eq \"{user_name}\"");
     let r = c
         .get(&format!("/Users?filter={}&attributes=id", enc(&filter)))
@@ -61,7 +61,7 @@ pub async fn user_id(c: &mut Conn, user_name: &str) -> Result<Option<String>, St
 
 /// Resolve the ids of `k` random benchmark users (`user{i}`, `i < n_users`) by
 /// `userName eq` lookups on `conns` connections.
-pub async fn sample_ids(
+pub(crate) async fn sample_ids(
     target: &Arc<Target>,
     n_users: u64,
     k: usize,
@@ -121,7 +121,7 @@ pub async fn sample_ids(
 }
 
 /// One request of a closed-loop scenario.
-pub struct Req {
+pub(crate) struct Req {
     pub method: Method,
     pub path: String,
     pub body: Option<Bytes>,
@@ -129,7 +129,7 @@ pub struct Req {
 }
 
 impl Req {
-    pub fn get(path: String) -> Self {
+    pub(crate) fn get(path: String) -> Self {
         Req {
             method: Method::GET,
             path,
@@ -140,16 +140,16 @@ impl Req {
 }
 
 /// Builds the next request of a worker: (kind index, request).
-pub type MakeReq = dyn Fn(&mut Rng, usize, u64) -> (usize, Req) + Send + Sync;
+pub(crate) type MakeReq = dyn Fn(&mut Rng, usize, u64) -> (usize, Req) + Send + Sync;
 
 /// Result of a closed-loop run: one recorder per request kind.
-pub struct LoopResult {
+pub(crate) struct LoopResult {
     pub per_kind: Vec<Recorder>,
     pub elapsed: Duration,
 }
 
 impl LoopResult {
-    pub fn overall(&self) -> Recorder {
+    pub(crate) fn overall(&self) -> Recorder {
         let mut all = Recorder::default();
         for r in &self.per_kind {
             all.merge(r);
@@ -161,7 +161,7 @@ impl LoopResult {
 /// `conns` workers, each on its own connection, send requests back to back for
 /// `warmup + duration`; requests completed after the warm-up are recorded, and
 /// the rate is over the time from the end of the warm-up to the last completion.
-pub async fn closed_loop(
+pub(crate) async fn closed_loop(
     target: &Arc<Target>,
     conns: usize,
     kinds: usize,
@@ -216,12 +216,12 @@ pub async fn closed_loop(
 }
 
 /// Turns a 2xx response into an error message when its content is wrong.
-pub type Check = dyn Fn(usize, &Resp) -> Option<String> + Sync;
+pub(crate) type Check = dyn Fn(usize, &Resp) -> Option<String> + Sync;
 
 /// Send `n` requests one after the other on one connection (stopping after
 /// `budget` once 10 are done); `check` may turn a 2xx response into an error
 /// (e.g. a wrong totalResults).
-pub async fn sequential(
+pub(crate) async fn sequential(
     target: &Arc<Target>,
     n: usize,
     budget: Duration,
@@ -261,7 +261,7 @@ pub async fn sequential(
 }
 
 /// One printed/recorded result row.
-pub struct Row {
+pub(crate) struct Row {
     pub label: String,
     pub name: String,
     pub conns: usize,
@@ -270,7 +270,7 @@ pub struct Row {
     pub peak_mib: Option<f64>,
 }
 
-pub fn header() {
+pub(crate) fn header() {
     println!(
         "{:<30} {:>5} {:>9} {:>10} {:>8} {:>8} {:>8} {:>7} {:>10}",
         "scenario",
@@ -286,7 +286,7 @@ pub fn header() {
 }
 
 impl Row {
-    pub fn print(&self) {
+    pub(crate) fn print(&self) {
         let rss = self
             .peak_mib
             .map_or_else(|| "-".to_string(), |m| format!("{m:.0} MiB"));
@@ -305,7 +305,7 @@ impl Row {
     }
 
     /// Append `label scenario conns requests rps p50 p99 max errors peak` to a TSV file.
-    pub fn append_tsv(&self, path: Option<&str>) -> Result<(), String> {
+    pub(crate) fn append_tsv(&self, path: Option<&str>) -> Result<(), String> {
         let Some(path) = path else { return Ok(()) };
         let mut f = std::fs::OpenOptions::new()
             .create(true)
@@ -331,11 +331,11 @@ impl Row {
     }
 }
 
-pub fn peak_of(pid: Option<u32>) -> Option<f64> {
+pub(crate) fn peak_of(pid: Option<u32>) -> Option<f64> {
     pid.and_then(memory_mib).map(|(hwm, _)| hwm)
 }
 
-pub fn print_memory(pid: Option<u32>) {
+pub(crate) fn print_memory(pid: Option<u32>) {
     if let Some(pid) = pid {
         match memory_mib(pid) {
             Some((hwm, rss)) => {
@@ -349,7 +349,7 @@ pub fn print_memory(pid: Option<u32>) {
 }
 
 /// A short per-run tag that keeps names unique across runs.
-pub fn run_id() -> String {
+pub(crate) fn run_id() -> String {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
@@ -357,7 +357,7 @@ pub fn run_id() -> String {
     format!("{:x}", t & 0xffff_ffff_ffff)
 }
 
-pub fn json_status(v: &Value) -> u16 {
+pub(crate) fn json_status(v: &Value) -> u16 {
     match v {
         Value::String(s) => s.parse().unwrap_or(0),
         Value::Number(n) => n.as_u64().unwrap_or(0) as u16,

@@ -2,11 +2,11 @@
 
 use serde_json::{json, Value};
 
-pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-pub const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-pub const BULK_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
+pub(crate) const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub(crate) const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub(crate) const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub(crate) const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+pub(crate) const BULK_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 
 const GIVEN: [&str; 16] = [
     "Ada", "Alan", "Barbara", "Claude", "Donald", "Edsger", "Frances", "Grace", "John", "Ken",
@@ -33,12 +33,12 @@ const FAMILY: [&str; 16] = [
 
 /// The benchmark user number `i`: userName `user{i}`, a work email
 /// `user{i}@example.com` (primary) and, for odd `i`, a home email.
-pub fn user(i: u64) -> Value {
+pub(crate) fn user(i: u64) -> Value {
     user_named(&format!("user{i}"), i)
 }
 
 /// A user with the given userName; `i` picks the other values.
-pub fn user_named(user_name: &str, i: u64) -> Value {
+pub(crate) fn user_named(user_name: &str, i: u64) -> Value {
     let given = GIVEN[(i % 16) as usize];
     let family = FAMILY[((i / 16) % 16) as usize];
     let mut emails = vec![json!({
@@ -74,7 +74,7 @@ pub fn user_named(user_name: &str, i: u64) -> Value {
     })
 }
 
-pub fn group(display_name: &str, members: &[String]) -> Value {
+pub(crate) fn group(display_name: &str, members: &[String]) -> Value {
     let members: Vec<Value> = members.iter().map(|id| json!({ "value": id })).collect();
     json!({
         "schemas": [GROUP_SCHEMA],
@@ -83,7 +83,7 @@ pub fn group(display_name: &str, members: &[String]) -> Value {
     })
 }
 
-pub fn patch_add_members(ids: &[String]) -> Value {
+pub(crate) fn patch_add_members(ids: &[String]) -> Value {
     let members: Vec<Value> = ids.iter().map(|id| json!({ "value": id })).collect();
     json!({
         "schemas": [PATCH_SCHEMA],
@@ -91,14 +91,14 @@ pub fn patch_add_members(ids: &[String]) -> Value {
     })
 }
 
-pub fn patch_remove_member(id: &str) -> Value {
+pub(crate) fn patch_remove_member(id: &str) -> Value {
     json!({
         "schemas": [PATCH_SCHEMA],
         "Operations": [{ "op": "remove", "path": format!("members[value eq \"{id}\"]") }]
     })
 }
 
-pub fn patch_display_name(name: &str) -> Value {
+pub(crate) fn patch_display_name(name: &str) -> Value {
     json!({
         "schemas": [PATCH_SCHEMA],
         "Operations": [{ "op": "replace", "path": "displayName", "value": name }]
@@ -106,7 +106,7 @@ pub fn patch_display_name(name: &str) -> Value {
 }
 
 /// A BulkRequest of user creations.
-pub fn bulk_users(users: impl Iterator<Item = (String, Value)>) -> Value {
+pub(crate) fn bulk_users(users: impl Iterator<Item = (String, Value)>) -> Value {
     let ops: Vec<Value> = users
         .map(|(bulk_id, data)| {
             json!({ "method": "POST", "path": "/Users", "bulkId": bulk_id, "data": data })
@@ -116,7 +116,7 @@ pub fn bulk_users(users: impl Iterator<Item = (String, Value)>) -> Value {
 }
 
 /// The id at the end of a `location` URL.
-pub fn id_from_location(loc: &str) -> Option<String> {
+pub(crate) fn id_from_location(loc: &str) -> Option<String> {
     loc.trim_end_matches('/')
         .rsplit('/')
         .next()

@@ -10,7 +10,7 @@ use crate::run::large_group;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub struct GroupsArgs {
+pub(crate) struct GroupsArgs {
     pub members: u64,
     pub reps: usize,
     pub chunk: u64,
@@ -176,7 +176,7 @@ async fn measure_group(
     })
 }
 
-pub async fn groups(target: Arc<Target>, a: GroupsArgs) -> Result<(), String> {
+pub(crate) async fn groups(target: Arc<Target>, a: GroupsArgs) -> Result<(), String> {
     let mut c = Conn::new(target.clone());
     let run = run_id();
     println!(

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub struct LoadArgs {
+pub(crate) struct LoadArgs {
     pub users: u64,
     pub start: u64,
     pub groups: u64,
@@ -32,7 +32,7 @@ struct Counters {
 /// Approximate bytes one user takes inside a BulkRequest (measured: ~700).
 const BYTES_PER_BULK_USER: usize = 900;
 
-pub async fn load(target: Arc<Target>, a: LoadArgs) -> Result<(), String> {
+pub(crate) async fn load(target: Arc<Target>, a: LoadArgs) -> Result<(), String> {
     let mut c = Conn::new(target.clone());
     let limits = bulk_limits(&mut c).await?;
     let end = a.start + a.users;

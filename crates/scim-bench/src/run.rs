@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 /// Request kinds; `Mixed` draws from the others.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     GetById,
     UserNameEq,
     EmailEq,
@@ -23,7 +23,7 @@ pub enum Kind {
     AddMemberLarge,
 }
 
-pub const KINDS: [Kind; 8] = [
+pub(crate) const KINDS: [Kind; 8] = [
     Kind::GetById,
     Kind::UserNameEq,
     Kind::EmailEq,
@@ -35,7 +35,7 @@ pub const KINDS: [Kind; 8] = [
 ];
 
 impl Kind {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::GetById => "get-by-id",
             Kind::UserNameEq => "filter-username-eq",
@@ -53,7 +53,7 @@ impl Kind {
 }
 
 /// The mixed workload: 80 % reads, 20 % writes (weights out of 100).
-pub const MIXED: [(Kind, u64); 7] = [
+pub(crate) const MIXED: [(Kind, u64); 7] = [
     (Kind::GetById, 40),
     (Kind::UserNameEq, 20),
     (Kind::EmailEq, 10),
@@ -63,7 +63,7 @@ pub const MIXED: [(Kind, u64); 7] = [
     (Kind::PatchUser, 10),
 ];
 
-pub const SCENARIOS: [&str; 9] = [
+pub(crate) const SCENARIOS: [&str; 9] = [
     "get-by-id",
     "filter-username-eq",
     "filter-email-eq",
@@ -92,7 +92,7 @@ fn kinds_of(scenario: &str) -> Result<Vec<Kind>, String> {
         })
 }
 
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     pub scenarios: Vec<String>,
     pub duration: Duration,
     pub warmup: Duration,
@@ -179,7 +179,7 @@ fn make_req(kind: Kind, ctx: &Ctx, rng: &mut Rng, worker: usize, seq: u64) -> Re
 
 /// Find the group `displayName` or create it, then make sure it has at least
 /// `members` members, adding synthetic ids in chunks with `Group-Overhead-Bypass`.
-pub async fn large_group(
+pub(crate) async fn large_group(
     c: &mut Conn,
     display_name: &str,
     members: u64,
@@ -248,13 +248,13 @@ pub async fn large_group(
 }
 
 /// A member id that looks like a UUID and refers to no resource.
-pub fn synthetic_id(tag: &str, j: u64) -> String {
+pub(crate) fn synthetic_id(tag: &str, j: u64) -> String {
     let t = u64::from_str_radix(tag, 16).unwrap_or(0) & 0xffff_ffff;
     format!("{t:08x}-0000-4000-8000-{j:012x}")
 }
 
 /// Number of members of a group (reads the group with members, ids only).
-pub async fn group_size(c: &mut Conn, id: &str) -> Result<u64, String> {
+pub(crate) async fn group_size(c: &mut Conn, id: &str) -> Result<u64, String> {
     let r = c
         .get(&format!("/Groups/{id}?attributes=members.value"))
         .await?;
@@ -266,7 +266,7 @@ pub async fn group_size(c: &mut Conn, id: &str) -> Result<u64, String> {
         .map_or(0, |a| a.len() as u64))
 }
 
-pub async fn run(target: Arc<Target>, a: RunArgs) -> Result<(), String> {
+pub(crate) async fn run(target: Arc<Target>, a: RunArgs) -> Result<(), String> {
     let mut c = Conn::new(target.clone());
     let n_users = match a.users {
         Some(n) => n,

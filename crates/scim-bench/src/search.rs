@@ -9,7 +9,7 @@ use crate::stats::Rng;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub struct SearchArgs {
+pub(crate) struct SearchArgs {
     pub users: Option<u64>,
     pub requests: usize,
     pub connections: usize,
@@ -50,7 +50,7 @@ fn make(q: usize, n: u64) -> Arc<MakeReq> {
     })
 }
 
-pub async fn search(target: Arc<Target>, a: SearchArgs) -> Result<(), String> {
+pub(crate) async fn search(target: Arc<Target>, a: SearchArgs) -> Result<(), String> {
     let mut c = crate::client::Conn::new(target.clone());
     let n = match a.users {
         Some(n) => n,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Latencies in microseconds, 1 µs .. 10 min, 3 significant digits.
-pub fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).unwrap_or_else(|_| {
         // The bounds above are valid; this arm only keeps clippy's unwrap lint quiet.
         Histogram::new(3).unwrap_or_else(|_| unreachable!("3 significant figures is valid"))
@@ -14,7 +14,7 @@ pub fn histogram() -> Histogram<u64> {
 }
 
 /// What one worker (or a whole run, after merging) saw.
-pub struct Recorder {
+pub(crate) struct Recorder {
     pub hist: Histogram<u64>,
     pub ok: u64,
     pub errors: u64,
@@ -34,7 +34,7 @@ impl Default for Recorder {
 }
 
 impl Recorder {
-    pub fn record(&mut self, latency: Duration, result: &Result<Resp, String>) {
+    pub(crate) fn record(&mut self, latency: Duration, result: &Result<Resp, String>) {
         let us = (latency.as_micros() as u64).max(1);
         let _ = self.hist.record(us.min(600_000_000));
         match result {
@@ -46,13 +46,13 @@ impl Recorder {
         }
     }
 
-    pub fn error(&mut self, kind: String, example: String) {
+    pub(crate) fn error(&mut self, kind: String, example: String) {
         self.errors += 1;
         let e = self.breakdown.entry(kind).or_insert((0, example));
         e.0 += 1;
     }
 
-    pub fn merge(&mut self, other: &Recorder) {
+    pub(crate) fn merge(&mut self, other: &Recorder) {
         let _ = self.hist.add(&other.hist);
         self.ok += other.ok;
         self.errors += other.errors;
@@ -62,24 +62,24 @@ impl Recorder {
         }
     }
 
-    pub fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.ok + self.errors
     }
 
-    pub fn p(&self, q: f64) -> f64 {
+    pub(crate) fn p(&self, q: f64) -> f64 {
         self.hist.value_at_quantile(q) as f64 / 1000.0
     }
 
-    pub fn max_ms(&self) -> f64 {
+    pub(crate) fn max_ms(&self) -> f64 {
         self.hist.max() as f64 / 1000.0
     }
 
-    pub fn mean_ms(&self) -> f64 {
+    pub(crate) fn mean_ms(&self) -> f64 {
         self.hist.mean() / 1000.0
     }
 
     /// Print up to `n` error kinds with an example each.
-    pub fn print_errors(&self, indent: &str, n: usize) {
+    pub(crate) fn print_errors(&self, indent: &str, n: usize) {
         for (k, (count, ex)) in self.breakdown.iter().take(n) {
             println!("{indent}{count:>8} × {k}: {ex}");
         }
@@ -102,10 +102,10 @@ fn transport_kind(e: &str) -> String {
 }
 
 /// xorshift64*: fast, good enough to pick random users.
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         let mut s = seed ^ 0x9E37_79B9_7F4A_7C15;
         if s == 0 {
             s = 1;
@@ -116,14 +116,14 @@ impl Rng {
         }
         r
     }
-    pub fn seeded(worker: u64) -> Self {
+    pub(crate) fn seeded(worker: u64) -> Self {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(42);
         Rng::new(t.wrapping_add(worker.wrapping_mul(0x2545_F491_4F6C_DD1D)))
     }
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -132,7 +132,7 @@ impl Rng {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
     /// Uniform in `0..n` (n > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         if n == 0 {
             0
         } else {
@@ -142,7 +142,7 @@ impl Rng {
 }
 
 /// `(VmHWM, VmRSS)` of a process in MiB, from /proc/PID/status.
-pub fn memory_mib(pid: u32) -> Option<(f64, f64)> {
+pub(crate) fn memory_mib(pid: u32) -> Option<(f64, f64)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| -> Option<f64> {
         let line = s.lines().find(|l| l.starts_with(name))?;
@@ -154,7 +154,7 @@ pub fn memory_mib(pid: u32) -> Option<(f64, f64)> {
 
 /// Reset the peak RSS (VmHWM) of a process (Linux ≥ 4.0; needs the same user or
 /// root). Returns whether it worked.
-pub fn reset_peak(pid: u32) -> bool {
+pub(crate) fn reset_peak(pid: u32) -> bool {
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
 }
 

@@ -118,7 +118,7 @@ fn multi_valued(
 
 /// id, externalId and meta (RFC 7643 §3.1), which every resource carries
 /// regardless of its schema.
-pub fn common_attributes() -> Vec<AttributeDef> {
+pub(super) fn common_attributes() -> Vec<AttributeDef> {
     vec![
         string("id")
             .case_exact()
@@ -157,7 +157,7 @@ pub fn common_attributes() -> Vec<AttributeDef> {
     ]
 }
 
-pub fn user_schema() -> Schema {
+pub(super) fn user_schema() -> Schema {
     let name = complex(
         "name",
         vec![
@@ -291,7 +291,7 @@ pub fn user_schema() -> Schema {
     }
 }
 
-pub fn group_schema() -> Schema {
+pub(super) fn group_schema() -> Schema {
     Schema {
         id: GROUP_SCHEMA.to_string(),
         name: "Group".to_string(),
@@ -324,7 +324,7 @@ pub fn group_schema() -> Schema {
     }
 }
 
-pub fn enterprise_user_schema() -> Schema {
+pub(super) fn enterprise_user_schema() -> Schema {
     Schema {
         id: ENTERPRISE_USER_SCHEMA.to_string(),
         name: "EnterpriseUser".to_string(),
@@ -353,7 +353,7 @@ pub fn enterprise_user_schema() -> Schema {
 /// Gluu's FIDO U2F device (`…:core:2.0:FidoDevice`). Devices are enrolled by the
 /// authentication flows, so almost everything about them is immutable; an admin
 /// may relabel them or mark them compromised.
-pub fn fido_device_schema() -> Schema {
+pub(super) fn fido_device_schema() -> Schema {
     let fixed = |a: AttributeDef| a.immutable();
     Schema {
         id: super::FIDO_DEVICE_SCHEMA.to_string(),
@@ -384,7 +384,7 @@ pub fn fido_device_schema() -> Schema {
 }
 
 /// Gluu's FIDO 2 device (`…:core:2.0:Fido2Device`).
-pub fn fido2_device_schema() -> Schema {
+pub(super) fn fido2_device_schema() -> Schema {
     Schema {
         id: super::FIDO2_DEVICE_SCHEMA.to_string(),
         name: "Fido2Device".to_string(),
@@ -426,7 +426,7 @@ fn device_resource_type(
     }
 }
 
-pub fn fido_device_resource_type() -> ResourceTypeDef {
+pub(super) fn fido_device_resource_type() -> ResourceTypeDef {
     device_resource_type(
         ResourceKind::FidoDevice,
         "/FidoDevices",
@@ -435,7 +435,7 @@ pub fn fido_device_resource_type() -> ResourceTypeDef {
     )
 }
 
-pub fn fido2_device_resource_type() -> ResourceTypeDef {
+pub(super) fn fido2_device_resource_type() -> ResourceTypeDef {
     device_resource_type(
         ResourceKind::Fido2Device,
         "/Fido2Devices",
@@ -444,7 +444,7 @@ pub fn fido2_device_resource_type() -> ResourceTypeDef {
     )
 }
 
-pub fn user_resource_type() -> ResourceTypeDef {
+pub(super) fn user_resource_type() -> ResourceTypeDef {
     ResourceTypeDef {
         kind: ResourceKind::User,
         id: "User".to_string(),
@@ -459,7 +459,7 @@ pub fn user_resource_type() -> ResourceTypeDef {
     }
 }
 
-pub fn group_resource_type() -> ResourceTypeDef {
+pub(super) fn group_resource_type() -> ResourceTypeDef {
     ResourceTypeDef {
         kind: ResourceKind::Group,
         id: "Group".to_string(),
