@@ -65,8 +65,9 @@ for t in "${TARGETS[@]}"; do
   # what it finds there (ignored by git), so later runs start further along.
   if ! cargo fuzz run --sanitizer "$SANITIZER" "$t" -- \
     -max_total_time="$SECS" -timeout=10 -dict=dict/scim.dict -print_final_stats=1 >"$log" 2>&1; then
-    tail -n 40 "$log"
-    echo
+    # The panic (or sanitizer report) and cargo-fuzz's summary; the rest is in $log.
+    grep -m1 -A2 -E 'panicked at|==ERROR:|ERROR: libFuzzer' "$log" || tail -n 20 "$log"
+    sed -n '/^Output of `std::fmt::Debug`:/,/^Reproduce with:/p' "$log" | grep -v '^Reproduce with:' | head -n 20
     echo "fuzz: $t FAILED. Crashing input:" >&2
     grep -o 'Test unit written to .*' "$log" | sed 's/^Test unit written to /  /' >&2 || true
     echo "Reproduce: cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer $SANITIZER $t <that file>" >&2
