@@ -6,8 +6,9 @@
 #   3. cargo fmt --all -- --check
 #   4. cargo clippy --workspace --all-targets -- -D warnings
 #   5. cargo test --workspace   (SCIMD_TEST_POSTGRES_URL points at scimd_test)
-#   6. the end-to-end suite again, every server on PostgreSQL  (SCIMD_E2E_DATABASE=postgres)
-#   7. scim2-tester conformance against a fresh scimd           (scripts/conformance.sh)
+#   6. fuzz each cargo-fuzz target for 60 s                    (scripts/fuzz.sh; SCIMD_FUZZ_SECONDS)
+#   7. the end-to-end suite again, every server on PostgreSQL  (SCIMD_E2E_DATABASE=postgres)
+#   8. scim2-tester conformance against a fresh scimd           (scripts/conformance.sh)
 #
 # Stops at the first failing step. The last line printed is the conformance summary
 # `conformance: N passed, M failed` (cargo test prints its own `test result:` lines).
@@ -28,32 +29,36 @@ section() {
 }
 done_step() { echo "---- ok: $1 ($((SECONDS - STEP_START)) s)"; }
 
-section "1/7 PostgreSQL (scripts/ensure-postgres.sh)"
+section "1/8 PostgreSQL (scripts/ensure-postgres.sh)"
 ./scripts/ensure-postgres.sh
 done_step postgres
 
-section "2/7 Python tools (scripts/setup-python.sh)"
+section "2/8 Python tools (scripts/setup-python.sh)"
 ./scripts/setup-python.sh
 done_step python
 
-section "3/7 cargo fmt --all -- --check"
+section "3/8 cargo fmt --all -- --check"
 cargo fmt --all -- --check
 done_step fmt
 
-section "4/7 cargo clippy --workspace --all-targets -- -D warnings"
+section "4/8 cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 done_step clippy
 
-section "5/7 cargo test --workspace"
+section "5/8 cargo test --workspace"
 cargo test --workspace
 # Make sure target/debug/scimd is current, with the same features as the test build
 # (usually a no-op: the e2e tests already built it).
 cargo build --quiet --workspace --bins --tests
 done_step test
 
-section "6/7 end-to-end suite on PostgreSQL"
+section "6/8 fuzz (scripts/fuzz.sh, ${SCIMD_FUZZ_SECONDS:-60} s per target)"
+./scripts/fuzz.sh "${SCIMD_FUZZ_SECONDS:-60}"
+done_step fuzz
+
+section "7/8 end-to-end suite on PostgreSQL"
 SCIMD_E2E_DATABASE=postgres cargo test -p scimd --test e2e
 done_step e2e-postgres
 
-section "7/7 conformance (scripts/conformance.sh, scim2-tester)"
+section "8/8 conformance (scripts/conformance.sh, scim2-tester)"
 SCIMD_BIN="$TARGET_DIR/debug/scimd" ./scripts/conformance.sh
