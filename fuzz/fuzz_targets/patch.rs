@@ -7,7 +7,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scim_proto::patch::{apply_patch, PATCH_OP_SCHEMA};
+use scim_proto::messages::PATCH_OP;
+use scim_proto::patch::apply_patch;
 use scim_proto::schema::validate::validate_document;
 use scim_proto::schema::{ResourceTypeDef, SchemaRegistry};
 use serde_json::{json, Value};
@@ -63,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let request = match request {
-        Value::Array(ops) => json!({"schemas": [PATCH_OP_SCHEMA], "Operations": ops}),
+        Value::Array(ops) => json!({"schemas": [PATCH_OP], "Operations": ops}),
         other => other,
     };
     match apply_patch(&REGISTRY, user_rt(), &USER, &request) {

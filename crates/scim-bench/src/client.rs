@@ -26,7 +26,11 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    pub(crate) fn parse(base: &str, token: Option<String>, timeout: Duration) -> Result<Self, String> {
+    pub(crate) fn parse(
+        base: &str,
+        token: Option<String>,
+        timeout: Duration,
+    ) -> Result<Self, String> {
         let rest = base
             .strip_prefix("http://")
             .ok_or_else(|| format!("base URL must start with http:// (got {base})"))?;
