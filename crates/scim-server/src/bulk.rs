@@ -305,9 +305,7 @@ impl Service {
         if endpoint.contains('/') {
             return Err(invalid_op(op));
         }
-        let rt = self
-            .resource_type(endpoint)
-            .ok_or_else(|| ScimError::not_found(format!("no resource type at /{endpoint}")))?;
+        let rt = resource_type(ctx, endpoint)?;
         authorise(&op.method, &rt.endpoint)?;
         let data = op.data.clone().unwrap_or(Value::Null);
         let write = self.prepare_create(&rt, &data, ctx)?;
@@ -361,9 +359,7 @@ impl Service {
             })
             .collect();
         let endpoint = segments.first().map(String::as_str).unwrap_or_default();
-        let rt = self
-            .resource_type(endpoint)
-            .ok_or_else(|| ScimError::not_found(format!("no resource type at /{endpoint}")))?;
+        let rt = resource_type(ctx, endpoint)?;
         authorise(&op.method, &rt.endpoint)?;
         let if_match = match &op.version {
             Some(v) => parse_etag(v).ok_or_else(|| {
@@ -412,4 +408,12 @@ impl Service {
             _ => Err(invalid_op(op)),
         }
     }
+}
+
+/// The resource type an operation's path names, from the request's snapshot.
+fn resource_type(ctx: &RequestCtx, endpoint: &str) -> ScimResult<ResourceTypeDef> {
+    ctx.registry
+        .resource_type_by_endpoint(endpoint)
+        .cloned()
+        .ok_or_else(|| ScimError::not_found(format!("no resource type at /{endpoint}")))
 }

@@ -10,7 +10,11 @@ impl Service {
         if rt.kind.is_user() {
             // Devices go first: a crash in between leaves a user with fewer
             // devices, never devices without a user; a retried DELETE finishes.
-            self.version(rt, id)?;
+            // A refused condition must leave the devices too.
+            let version = self.version(rt, id)?;
+            if if_match.is_some_and(|v| v != version) {
+                return Err(store_error(StoreError::VersionMismatch));
+            }
             self.delete_devices_of(id)?;
         }
         self.store

@@ -111,13 +111,7 @@ impl Service {
         };
         let cost = match (&paging, &query.filter) {
             (Paging::Cursor { .. }, _) | (_, None) => SearchCost::Scan,
-            (Paging::Index, Some(f)) if unique_key_filter(rt, f).is_some() => {
-                if self.store.cheap_point_reads() {
-                    SearchCost::PointRead
-                } else {
-                    SearchCost::Lookup
-                }
-            }
+            _ if unique_key.is_some() && self.store.cheap_point_reads() => SearchCost::PointRead,
             (Paging::Index, Some(f)) if scim_store::sql::is_lookup(f) => SearchCost::Lookup,
             _ => SearchCost::Scan,
         };
