@@ -21,6 +21,11 @@ pub trait Dialect {
     /// binding its parameters again.
     fn placeholder(&self, n: usize, param: &SqlParam) -> String;
 
+    /// The `n`-th bound parameter of a fixed statement (`crate::statements`);
+    /// `cast` names its SQL type where the server cannot infer it (SQLite, typed
+    /// dynamically, needs none).
+    fn param(&self, n: usize, cast: Option<&str>) -> String;
+
     /// A boolean constant usable as a whole condition.
     fn bool_literal(&self, b: bool) -> &'static str;
 
@@ -51,6 +56,10 @@ pub struct Sqlite;
 
 impl Dialect for Sqlite {
     fn placeholder(&self, n: usize, _param: &SqlParam) -> String {
+        format!("?{n}")
+    }
+
+    fn param(&self, n: usize, _cast: Option<&str>) -> String {
         format!("?{n}")
     }
 
@@ -96,6 +105,13 @@ impl Dialect for Postgres {
             SqlParam::Int(_) => "bigint",
         };
         format!("${n}::{ty}")
+    }
+
+    fn param(&self, n: usize, cast: Option<&str>) -> String {
+        match cast {
+            Some(ty) => format!("${n}::{ty}"),
+            None => format!("${n}"),
+        }
     }
 
     fn bool_literal(&self, b: bool) -> &'static str {

@@ -12,6 +12,7 @@ pub mod postgres;
 pub mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+mod statements;
 
 mod model;
 mod open;

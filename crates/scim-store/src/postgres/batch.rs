@@ -3,6 +3,7 @@
 
 use super::session::{Fail, Session, TxResult};
 use crate::index::{index_rows, IndexValue};
+use crate::statements;
 use crate::{ChangeOp, Member, MemberChange, StoreError, StoreResult, Write};
 use scim_proto::schema::{ResourceTypeDef, SchemaRegistry};
 
@@ -177,10 +178,7 @@ pub(super) fn missing_or_changed(
     id: &str,
 ) -> TxResult<Fail> {
     let exists = s
-        .query_opt(
-            "SELECT version FROM resources WHERE id = $1 AND rtype = $2",
-            &[&id, &rt.name],
-        )?
+        .query_opt(&statements::postgres().version_of, &[&id, &rt.name])?
         .is_some();
     Ok(Fail::Store(if exists {
         StoreError::VersionMismatch

@@ -4,6 +4,7 @@
 use super::session::{found, Fail, Mode, TxResult};
 use super::PostgresStore;
 use crate::clients::{ClientRecord, ClientStore, SigningKeyRecord};
+use crate::statements;
 use crate::{StoreError, StoreResult};
 use postgres::Row;
 
@@ -32,8 +33,7 @@ impl ClientStore for PostgresStore {
         let scopes = c.scopes.join(" ");
         self.run(Mode::Write, |s| {
             s.execute(
-                "INSERT INTO oauth_clients (id, name, secret_hash, scopes, created, expires, disabled, locked_until, origin)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                &statements::postgres().create_client,
                 &[
                     &c.id,
                     &c.name,
@@ -52,33 +52,25 @@ impl ClientStore for PostgresStore {
 
     fn get_client(&self, id: &str) -> StoreResult<Option<ClientRecord>> {
         self.run(Mode::Single, |s| {
-            s.query_opt(
-                "SELECT id, name, secret_hash, scopes, created, expires, disabled, locked_until, origin
-                 FROM oauth_clients WHERE id = $1",
-                &[&id],
-            )?
-            .map(|r| client_row(&r))
-            .transpose()
+            s.query_opt(&statements::postgres().get_client, &[&id])?
+                .map(|r| client_row(&r))
+                .transpose()
         })
     }
 
     fn list_clients(&self) -> StoreResult<Vec<ClientRecord>> {
         self.run(Mode::Single, |s| {
-            s.query(
-                "SELECT id, name, secret_hash, scopes, created, expires, disabled, locked_until, origin
-                 FROM oauth_clients ORDER BY created, id",
-                &[],
-            )?
-            .iter()
-            .map(client_row)
-            .collect()
+            s.query(&statements::postgres().list_clients, &[])?
+                .iter()
+                .map(client_row)
+                .collect()
         })
     }
 
     fn set_client_disabled(&self, id: &str, disabled: bool) -> StoreResult<()> {
         self.run(Mode::Single, |s| {
             found(s.execute(
-                "UPDATE oauth_clients SET disabled = $2 WHERE id = $1",
+                &statements::postgres().set_client_disabled,
                 &[&id, &disabled],
             )?)
         })
@@ -86,18 +78,15 @@ impl ClientStore for PostgresStore {
 
     fn delete_client(&self, id: &str) -> StoreResult<()> {
         self.run(Mode::Write, |s| {
-            s.execute("DELETE FROM oauth_failures WHERE client_id = $1", &[&id])?;
-            found(s.execute("DELETE FROM oauth_clients WHERE id = $1", &[&id])?)
+            s.execute(&statements::postgres().forget_failures, &[&id])?;
+            found(s.execute(&statements::postgres().delete_client, &[&id])?)
         })
     }
 
     fn rotate_secret(&self, id: &str, secret_hash: &str) -> StoreResult<()> {
         self.run(Mode::Write, |s| {
-            s.execute("DELETE FROM oauth_failures WHERE client_id = $1", &[&id])?;
-            found(s.execute(
-                "UPDATE oauth_clients SET secret_hash = $2, locked_until = NULL WHERE id = $1",
-                &[&id, &secret_hash],
-            )?)
+            s.execute(&statements::postgres().forget_failures, &[&id])?;
+            found(s.execute(&statements::postgres().rotate_secret, &[&id, &secret_hash])?)
         })
     }
 
@@ -115,18 +104,12 @@ impl ClientStore for PostgresStore {
                 &[&id],
             )?;
             s.execute(
-                "DELETE FROM oauth_failures WHERE client_id = $1 AND at < $2",
+                &statements::postgres().forget_old_failures,
                 &[&id, &window_start],
             )?;
-            s.execute(
-                "INSERT INTO oauth_failures (client_id, at) VALUES ($1, $2)",
-                &[&id, &at],
-            )?;
+            s.execute(&statements::postgres().add_failure, &[&id, &at])?;
             let n: i64 = s
-                .query_opt(
-                    "SELECT count(*) FROM oauth_failures WHERE client_id = $1",
-                    &[&id],
-                )?
+                .query_opt(&statements::postgres().count_failures, &[&id])?
                 .map(|r| r.try_get(0))
                 .transpose()?
                 .unwrap_or(0);
@@ -142,10 +125,10 @@ impl ClientStore for PostgresStore {
         let until_text = until.map(crate::db_time);
         self.run(Mode::Write, |s| {
             if until_text.is_none() {
-                s.execute("DELETE FROM oauth_failures WHERE client_id = $1", &[&id])?;
+                s.execute(&statements::postgres().forget_failures, &[&id])?;
             }
             found(s.execute(
-                "UPDATE oauth_clients SET locked_until = $2 WHERE id = $1",
+                &statements::postgres().set_locked_until,
                 &[&id, &until_text],
             )?)
         })
@@ -158,7 +141,7 @@ impl ClientStore for PostgresStore {
         let now = crate::db_time(now);
         self.run(Mode::Single, |s| {
             Ok(s.execute(
-                "DELETE FROM oauth_clients WHERE origin = 'dynamic' AND expires IS NOT NULL AND expires < $1",
+                &statements::postgres().delete_expired_dynamic_clients,
                 &[&now],
             )?)
         })
@@ -166,33 +149,28 @@ impl ClientStore for PostgresStore {
 
     fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
         self.run(Mode::Single, |s| {
-            s.query(
-                "SELECT kid, alg, private_key, public_jwk, created, retired
-                 FROM oauth_signing_keys ORDER BY created DESC, kid",
-                &[],
-            )?
-            .iter()
-            .map(|r| {
-                let created: String = r.try_get(4)?;
-                let retired: Option<String> = r.try_get(5)?;
-                Ok(SigningKeyRecord {
-                    kid: r.try_get(0)?,
-                    alg: r.try_get(1)?,
-                    private_key: r.try_get(2)?,
-                    public_jwk: r.try_get(3)?,
-                    created: crate::parse_db_time(&created)?,
-                    retired: retired.as_deref().map(crate::parse_db_time).transpose()?,
+            s.query(&statements::postgres().signing_keys, &[])?
+                .iter()
+                .map(|r| {
+                    let created: String = r.try_get(4)?;
+                    let retired: Option<String> = r.try_get(5)?;
+                    Ok(SigningKeyRecord {
+                        kid: r.try_get(0)?,
+                        alg: r.try_get(1)?,
+                        private_key: r.try_get(2)?,
+                        public_jwk: r.try_get(3)?,
+                        created: crate::parse_db_time(&created)?,
+                        retired: retired.as_deref().map(crate::parse_db_time).transpose()?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
         })
     }
 
     fn add_signing_key(&self, k: &SigningKeyRecord) -> StoreResult<()> {
         self.run(Mode::Single, |s| {
             s.execute(
-                "INSERT INTO oauth_signing_keys (kid, alg, private_key, public_jwk, created, retired)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &statements::postgres().add_signing_key,
                 &[
                     &k.kid,
                     &k.alg,
@@ -214,7 +192,7 @@ impl ClientStore for PostgresStore {
         let at = crate::db_time(at);
         self.run(Mode::Single, |s| {
             Ok(s.execute(
-                "UPDATE oauth_signing_keys SET retired = $2 WHERE kid <> $1 AND retired IS NULL",
+                &statements::postgres().retire_signing_keys,
                 &[&keep_kid, &at],
             )?)
         })
@@ -222,7 +200,7 @@ impl ClientStore for PostgresStore {
 
     fn delete_signing_key(&self, kid: &str) -> StoreResult<()> {
         self.run(Mode::Single, |s| {
-            s.execute("DELETE FROM oauth_signing_keys WHERE kid = $1", &[&kid])?;
+            s.execute(&statements::postgres().delete_signing_key, &[&kid])?;
             Ok(())
         })
     }
@@ -232,11 +210,10 @@ impl ClientStore for PostgresStore {
         self.run(Mode::Write, |s| {
             // Concurrent first starts: one insert wins, every process reads it.
             s.execute(
-                "INSERT INTO server_secrets (name, value, created) VALUES ($1, $2, $3)
-                 ON CONFLICT (name) DO NOTHING",
+                &statements::postgres().add_server_secret,
                 &[&name, &candidate, &now],
             )?;
-            match s.query_opt("SELECT value FROM server_secrets WHERE name = $1", &[&name])? {
+            match s.query_opt(&statements::postgres().server_secret, &[&name])? {
                 Some(r) => Ok(r.try_get(0)?),
                 None => Err(Fail::Store(StoreError::NotFound)),
             }

@@ -8,6 +8,7 @@ use super::session::{found, Conn, Fail, Mode, TxResult};
 use super::{db_error, json_err, PostgresStore};
 use crate::dialect::Postgres as PgDialect;
 use crate::sql::search_sql;
+use crate::statements;
 use crate::{
     Change, ChangeOp, ChangePage, ExportRecord, FeedStore, GroupRef, Member, MemberView,
     MembershipStore, Page, Query, ResourceStore, SchemaStore, SecretChange, StoreError,
@@ -192,10 +193,7 @@ impl ResourceStore for PostgresStore {
 
     fn find_unique(&self, rt: &ResourceTypeDef, key: &str) -> StoreResult<Option<StoredResource>> {
         let row = self.run(Mode::Single, |s| {
-            let row = s.query_opt(
-                "SELECT id, doc, version FROM resources WHERE rtype = $1 AND unique_key = $2",
-                &[&rt.name, &key],
-            )?;
+            let row = s.query_opt(&statements::postgres().find_unique, &[&rt.name, &key])?;
             Ok(match row {
                 Some(r) => Some((
                     r.try_get::<_, String>(0)?,
@@ -211,10 +209,7 @@ impl ResourceStore for PostgresStore {
 
     fn get(&self, rt: &ResourceTypeDef, id: &str) -> StoreResult<StoredResource> {
         let row = self.run(Mode::Single, |s| {
-            let row = s.query_opt(
-                "SELECT doc, version FROM resources WHERE id = $1 AND rtype = $2",
-                &[&id, &rt.name],
-            )?;
+            let row = s.query_opt(&statements::postgres().get, &[&id, &rt.name])?;
             Ok(match row {
                 Some(r) => Some((r.try_get::<_, String>(0)?, r.try_get::<_, i64>(1)?)),
                 None => None,
@@ -239,11 +234,7 @@ impl ResourceStore for PostgresStore {
             // Locks the row: writers of this resource (and of this group's member
             // rows) queue here, and each re-checks the version when its turn comes.
             let updated = s.query_opt(
-                "UPDATE resources SET doc = $3, version = version + 1, modified = $4,
-                        unique_key = $5, display = $6,
-                        secret = CASE WHEN $7 THEN $8 ELSE secret END
-                 WHERE id = $1 AND rtype = $2 AND ($9::bigint IS NULL OR version = $9)
-                 RETURNING version",
+                &statements::postgres().replace,
                 &[
                     &w.id,
                     &rt.name,
@@ -260,7 +251,7 @@ impl ResourceStore for PostgresStore {
                 return Err(missing_or_changed(s, rt, &w.id)?);
             };
             let next: i64 = row.try_get(0)?;
-            s.execute("DELETE FROM attr_index WHERE res_id = $1", &[&w.id])?;
+            s.execute(&statements::postgres().delete_index, &[&w.id])?;
             index.insert(s)?;
             write_members(s, &w.id, &w.members)?;
             record_change(
@@ -291,19 +282,15 @@ impl ResourceStore for PostgresStore {
     ) -> StoreResult<()> {
         self.run(Mode::Write, |s| {
             let deleted = s.query_opt(
-                "DELETE FROM resources WHERE id = $1 AND rtype = $2 AND ($3::bigint IS NULL OR version = $3)
-                 RETURNING version",
+                &statements::postgres().delete,
                 &[&id, &rt.name, &if_version],
             )?;
             let Some(row) = deleted else {
                 return Err(missing_or_changed(s, rt, id)?);
             };
             let version: i64 = row.try_get(0)?;
-            s.execute("DELETE FROM attr_index WHERE res_id = $1", &[&id])?;
-            s.execute(
-                "DELETE FROM members WHERE group_id = $1 OR member_id = $1",
-                &[&id],
-            )?;
+            s.execute(&statements::postgres().delete_index, &[&id])?;
+            s.execute(&statements::postgres().delete_memberships, &[&id])?;
             record_change(s, id, &rt.name, ChangeOp::Deleted, version, at, None)
         })
     }
@@ -454,10 +441,7 @@ impl FeedStore for PostgresStore {
         let limit_rows = i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1;
         let (pruned, rows) = self.run(Mode::Snapshot, |s| {
             let pruned = s
-                .query_opt(
-                    "SELECT value FROM feed_state WHERE name = 'pruned_through'",
-                    &[],
-                )?
+                .query_opt(&statements::postgres().pruned_through, &[])?
                 .map(|r| r.try_get::<_, String>(0))
                 .transpose()?;
             let pruned = pruned.as_deref().map(parse_position).transpose()?;
@@ -573,7 +557,7 @@ impl SchemaStore for PostgresStore {
         let key = attr.name.to_lowercase();
         self.run(Mode::Single, |s| {
             s.execute(
-                "INSERT INTO custom_attributes (name_key, definition) VALUES ($1, $2)",
+                &statements::postgres().add_custom_attribute,
                 &[&key, &definition],
             )?;
             Ok(())
@@ -583,7 +567,7 @@ impl SchemaStore for PostgresStore {
     fn remove_custom_attribute(&self, name: &str) -> StoreResult<()> {
         let key = name.to_lowercase();
         self.run(Mode::Single, |s| {
-            found(s.execute("DELETE FROM custom_attributes WHERE name_key = $1", &[&key])?)
+            found(s.execute(&statements::postgres().remove_custom_attribute, &[&key])?)
         })
     }
 }
@@ -600,11 +584,7 @@ impl TransferStore for PostgresStore {
             .start()
             .map_err(db_error)?;
         let portal = tx
-            .bind(
-                "SELECT id, rtype, doc, version, created, modified, unique_key, display, secret
-                 FROM resources ORDER BY rtype, created, id",
-                &[],
-            )
+            .bind(&statements::postgres().export_resources, &[])
             .map_err(db_error)?;
         let mut n = 0;
         loop {

@@ -3,6 +3,7 @@
 
 use super::backend;
 use crate::index::{index_rows, IndexValue};
+use crate::statements;
 use crate::{ChangeOp, Member, MemberChange, StoreResult, StoredResource, Write};
 use rusqlite::{params, Transaction};
 use scim_proto::schema::{ResourceTypeDef, SchemaRegistry};
@@ -58,7 +59,7 @@ pub(super) fn write_index(
     rt: &ResourceTypeDef,
     write: &Write,
 ) -> StoreResult<()> {
-    tx.execute("DELETE FROM attr_index WHERE res_id = ?1", [&write.id])
+    tx.execute(&statements::sqlite().delete_index, [&write.id])
         .map_err(backend)?;
     let mut stmt = tx
         .prepare_cached(

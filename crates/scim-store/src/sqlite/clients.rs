@@ -2,6 +2,7 @@
 
 use super::backend;
 use crate::clients::{ClientRecord, ClientStore, SigningKeyRecord};
+use crate::statements;
 use crate::{db_time, StoreError, StoreResult};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
@@ -30,9 +31,6 @@ fn opt_time(s: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
 fn split_scopes(s: &str) -> Vec<String> {
     s.split_whitespace().map(str::to_string).collect()
 }
-
-const CLIENT_COLUMNS: &str =
-    "id, name, secret_hash, scopes, created, expires, disabled, locked_until, origin";
 
 fn client_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ClientRecord> {
     Ok(ClientRecord {
@@ -95,7 +93,7 @@ impl ClientStore for SqliteClientStore {
     fn create_client(&self, c: &ClientRecord) -> StoreResult<()> {
         self.conn()?
             .execute(
-                &format!("INSERT INTO oauth_clients ({CLIENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+                &statements::sqlite().create_client,
                 params![
                     c.id,
                     c.name,
@@ -114,9 +112,7 @@ impl ClientStore for SqliteClientStore {
 
     fn get_client(&self, id: &str) -> StoreResult<Option<ClientRecord>> {
         self.conn()?
-            .prepare_cached(&format!(
-                "SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE id = ?1"
-            ))
+            .prepare_cached(&statements::sqlite().get_client)
             .and_then(|mut s| s.query_row([id], client_row).optional())
             .map_err(backend)
     }
@@ -124,9 +120,7 @@ impl ClientStore for SqliteClientStore {
     fn list_clients(&self) -> StoreResult<Vec<ClientRecord>> {
         let conn = self.conn()?;
         let mut stmt = conn
-            .prepare(&format!(
-                "SELECT {CLIENT_COLUMNS} FROM oauth_clients ORDER BY created, id"
-            ))
+            .prepare(&statements::sqlite().list_clients)
             .map_err(backend)?;
         let rows = stmt
             .query_map([], client_row)
@@ -139,7 +133,7 @@ impl ClientStore for SqliteClientStore {
         let n = self
             .conn()?
             .execute(
-                "UPDATE oauth_clients SET disabled = ?2 WHERE id = ?1",
+                &statements::sqlite().set_client_disabled,
                 params![id, i64::from(disabled)],
             )
             .map_err(backend)?;
@@ -149,10 +143,10 @@ impl ClientStore for SqliteClientStore {
     fn delete_client(&self, id: &str) -> StoreResult<()> {
         let mut conn = self.conn()?;
         let tx = conn.transaction().map_err(backend)?;
-        tx.execute("DELETE FROM oauth_failures WHERE client_id = ?1", [id])
+        tx.execute(&statements::sqlite().forget_failures, [id])
             .map_err(backend)?;
         let n = tx
-            .execute("DELETE FROM oauth_clients WHERE id = ?1", [id])
+            .execute(&statements::sqlite().delete_client, [id])
             .map_err(backend)?;
         tx.commit().map_err(backend)?;
         found(n)
@@ -161,11 +155,11 @@ impl ClientStore for SqliteClientStore {
     fn rotate_secret(&self, id: &str, secret_hash: &str) -> StoreResult<()> {
         let mut conn = self.conn()?;
         let tx = conn.transaction().map_err(backend)?;
-        tx.execute("DELETE FROM oauth_failures WHERE client_id = ?1", [id])
+        tx.execute(&statements::sqlite().forget_failures, [id])
             .map_err(backend)?;
         let n = tx
             .execute(
-                "UPDATE oauth_clients SET secret_hash = ?2, locked_until = NULL WHERE id = ?1",
+                &statements::sqlite().rotate_secret,
                 params![id, secret_hash],
             )
             .map_err(backend)?;
@@ -184,21 +178,14 @@ impl ClientStore for SqliteClientStore {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(backend)?;
         tx.execute(
-            "DELETE FROM oauth_failures WHERE client_id = ?1 AND at < ?2",
+            &statements::sqlite().forget_old_failures,
             params![id, db_time(window_start)],
         )
         .map_err(backend)?;
-        tx.execute(
-            "INSERT INTO oauth_failures (client_id, at) VALUES (?1, ?2)",
-            params![id, db_time(at)],
-        )
-        .map_err(backend)?;
+        tx.execute(&statements::sqlite().add_failure, params![id, db_time(at)])
+            .map_err(backend)?;
         let n: i64 = tx
-            .query_row(
-                "SELECT COUNT(*) FROM oauth_failures WHERE client_id = ?1",
-                [id],
-                |r| r.get(0),
-            )
+            .query_row(&statements::sqlite().count_failures, [id], |r| r.get(0))
             .map_err(backend)?;
         tx.commit().map_err(backend)?;
         Ok(n.max(0) as u64)
@@ -208,12 +195,12 @@ impl ClientStore for SqliteClientStore {
         let mut conn = self.conn()?;
         let tx = conn.transaction().map_err(backend)?;
         if until.is_none() {
-            tx.execute("DELETE FROM oauth_failures WHERE client_id = ?1", [id])
+            tx.execute(&statements::sqlite().forget_failures, [id])
                 .map_err(backend)?;
         }
         let n = tx
             .execute(
-                "UPDATE oauth_clients SET locked_until = ?2 WHERE id = ?1",
+                &statements::sqlite().set_locked_until,
                 params![id, until.map(db_time)],
             )
             .map_err(backend)?;
@@ -225,7 +212,7 @@ impl ClientStore for SqliteClientStore {
         let n = self
             .conn()?
             .execute(
-                "DELETE FROM oauth_clients WHERE origin = 'dynamic' AND expires IS NOT NULL AND expires < ?1",
+                &statements::sqlite().delete_expired_dynamic_clients,
                 [db_time(now)],
             )
             .map_err(backend)?;
@@ -235,10 +222,7 @@ impl ClientStore for SqliteClientStore {
     fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
         let conn = self.conn()?;
         let mut stmt = conn
-            .prepare_cached(
-                "SELECT kid, alg, private_key, public_jwk, created, retired
-                 FROM oauth_signing_keys ORDER BY created DESC, kid",
-            )
+            .prepare_cached(&statements::sqlite().signing_keys)
             .map_err(backend)?;
         let rows = stmt
             .query_map([], key_row)
@@ -250,8 +234,7 @@ impl ClientStore for SqliteClientStore {
     fn add_signing_key(&self, k: &SigningKeyRecord) -> StoreResult<()> {
         self.conn()?
             .execute(
-                "INSERT INTO oauth_signing_keys (kid, alg, private_key, public_jwk, created, retired)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                &statements::sqlite().add_signing_key,
                 params![
                     k.kid,
                     k.alg,
@@ -269,7 +252,7 @@ impl ClientStore for SqliteClientStore {
         let n = self
             .conn()?
             .execute(
-                "UPDATE oauth_signing_keys SET retired = ?2 WHERE kid <> ?1 AND retired IS NULL",
+                &statements::sqlite().retire_signing_keys,
                 params![keep_kid, db_time(at)],
             )
             .map_err(backend)?;
@@ -278,7 +261,7 @@ impl ClientStore for SqliteClientStore {
 
     fn delete_signing_key(&self, kid: &str) -> StoreResult<()> {
         self.conn()?
-            .execute("DELETE FROM oauth_signing_keys WHERE kid = ?1", [kid])
+            .execute(&statements::sqlite().delete_signing_key, [kid])
             .map_err(backend)?;
         Ok(())
     }
@@ -286,16 +269,12 @@ impl ClientStore for SqliteClientStore {
     fn server_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>> {
         let conn = self.conn()?;
         conn.execute(
-            "INSERT OR IGNORE INTO server_secrets (name, value, created) VALUES (?1, ?2, ?3)",
+            &statements::sqlite().add_server_secret,
             params![name, candidate, db_time(Utc::now())],
         )
         .map_err(backend)?;
-        conn.query_row(
-            "SELECT value FROM server_secrets WHERE name = ?1",
-            [name],
-            |r| r.get(0),
-        )
-        .map_err(backend)
+        conn.query_row(&statements::sqlite().server_secret, [name], |r| r.get(0))
+            .map_err(backend)
     }
 }
 

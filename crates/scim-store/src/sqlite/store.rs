@@ -6,12 +6,13 @@ use super::session::{open, READER_CACHE_KIB};
 use super::{backend, json_err, SqliteStore};
 use crate::dialect::Sqlite as SqliteDialect;
 use crate::sql::{search_sql, SearchSql, SqlParam};
+use crate::statements;
 use crate::{
     Change, ChangeOp, ChangePage, ExportRecord, FeedStore, GroupRef, Member, MemberView,
     MembershipStore, Page, Query, ResourceStore, SchemaStore, SecretChange, StoreError,
     StoreResult, StoredResource, TransferStore, Write,
 };
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 use scim_proto::schema::custom::CustomAttribute;
 use scim_proto::schema::ResourceTypeDef;
 
@@ -26,6 +27,20 @@ pub(super) fn parse_position(after: Option<&str>) -> StoreResult<i64> {
             .and_then(|n| n.parse::<i64>().ok())
             .filter(|n| *n >= 0)
             .ok_or_else(|| StoreError::BadCursor("not a position of this server".into())),
+    }
+}
+
+/// Why a conditional write matched no row: the resource is gone, or changed.
+fn missing_or_changed(tx: &Transaction<'_>, rtype: &str, id: &str) -> StoreError {
+    let exists = tx
+        .query_row(&statements::sqlite().version_of, params![id, rtype], |_| {
+            Ok(())
+        })
+        .optional();
+    match exists {
+        Ok(Some(())) => StoreError::VersionMismatch,
+        Ok(None) => StoreError::NotFound,
+        Err(e) => backend(e),
     }
 }
 
@@ -118,11 +133,7 @@ pub(super) fn changes_after(
     limit: usize,
 ) -> StoreResult<ChangePage> {
     let pruned: i64 = conn
-        .query_row(
-            "SELECT value FROM feed_state WHERE name = 'pruned_through'",
-            [],
-            |r| r.get(0),
-        )
+        .query_row(&statements::sqlite().pruned_through, [], |r| r.get(0))
         .optional()
         .map_err(backend)?
         .unwrap_or(0);
@@ -232,7 +243,7 @@ impl ResourceStore for SqliteStore {
     fn get(&self, rt: &ResourceTypeDef, id: &str) -> StoreResult<StoredResource> {
         let conn = self.point_reader()?;
         let row = conn
-            .prepare_cached("SELECT doc, version FROM resources WHERE id = ?1 AND rtype = ?2")
+            .prepare_cached(&statements::sqlite().get)
             .map_err(backend)?
             .query_row(params![id, rt.name], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
@@ -246,9 +257,7 @@ impl ResourceStore for SqliteStore {
     fn find_unique(&self, rt: &ResourceTypeDef, key: &str) -> StoreResult<Option<StoredResource>> {
         let conn = self.point_reader()?;
         let row = conn
-            .prepare_cached(
-                "SELECT id, doc, version FROM resources WHERE rtype = ?1 AND unique_key = ?2",
-            )
+            .prepare_cached(&statements::sqlite().find_unique)
             .map_err(backend)?
             .query_row(params![rt.name, key], |r| {
                 Ok((
@@ -272,35 +281,27 @@ impl ResourceStore for SqliteStore {
         let doc = serde_json::to_string(&w.doc).map_err(json_err)?;
         let rt = rt.clone();
         self.write(move |tx, registry| {
-            let current: i64 = tx
+            let next: Option<i64> = tx
                 .query_row(
-                    "SELECT version FROM resources WHERE id = ?1 AND rtype = ?2",
-                    params![w.id, rt.name],
+                    &statements::sqlite().replace,
+                    params![
+                        w.id,
+                        rt.name,
+                        doc,
+                        crate::db_time(w.modified),
+                        w.unique_key,
+                        w.display,
+                        matches!(w.secret, SecretChange::Set(_)),
+                        w.secret.new_hash(),
+                        if_version
+                    ],
                     |r| r.get(0),
                 )
                 .optional()
-                .map_err(backend)?
-                .ok_or(StoreError::NotFound)?;
-            if if_version.is_some_and(|v| v != current) {
-                return Err(StoreError::VersionMismatch);
-            }
-            let next = current + 1;
-            tx.execute(
-                "UPDATE resources SET doc = ?2, version = ?3, modified = ?4, unique_key = ?5,
-                        display = ?6, secret = CASE WHEN ?7 THEN ?8 ELSE secret END
-                 WHERE id = ?1",
-                params![
-                    w.id,
-                    doc,
-                    next,
-                    crate::db_time(w.modified),
-                    w.unique_key,
-                    w.display,
-                    matches!(w.secret, SecretChange::Set(_)),
-                    w.secret.new_hash()
-                ],
-            )
-            .map_err(backend)?;
+                .map_err(backend)?;
+            let Some(next) = next else {
+                return Err(missing_or_changed(tx, &rt.name, &w.id));
+            };
             write_index(tx, registry, &rt, &w)?;
             write_members(tx, &w.id, &w.members)?;
             record_change(
@@ -331,28 +332,17 @@ impl ResourceStore for SqliteStore {
         let (id, rtype) = (id.to_string(), rt.name.clone());
         self.write(move |tx, _| {
             let (id, rt_name) = (id.as_str(), rtype.as_str());
-            let current: i64 = tx
-                .query_row(
-                    "SELECT version FROM resources WHERE id = ?1 AND rtype = ?2",
-                    params![id, rt_name],
-                    |r| r.get(0),
-                )
+            let st = statements::sqlite();
+            let deleted: Option<i64> = tx
+                .query_row(&st.delete, params![id, rt_name, if_version], |r| r.get(0))
                 .optional()
-                .map_err(backend)?
-                .ok_or(StoreError::NotFound)?;
-            if if_version.is_some_and(|v| v != current) {
-                return Err(StoreError::VersionMismatch);
-            }
-            tx.execute("DELETE FROM resources WHERE id = ?1", [id])
                 .map_err(backend)?;
-            tx.execute("DELETE FROM attr_index WHERE res_id = ?1", [id])
-                .map_err(backend)?;
-            tx.execute(
-                "DELETE FROM members WHERE group_id = ?1 OR member_id = ?1",
-                [id],
-            )
-            .map_err(backend)?;
-            record_change(tx, id, rt_name, ChangeOp::Deleted, current, at, None)
+            let Some(version) = deleted else {
+                return Err(missing_or_changed(tx, rt_name, id));
+            };
+            tx.execute(&st.delete_index, [id]).map_err(backend)?;
+            tx.execute(&st.delete_memberships, [id]).map_err(backend)?;
+            record_change(tx, id, rt_name, ChangeOp::Deleted, version, at, None)
         })
     }
 
@@ -505,7 +495,7 @@ impl SchemaStore for SqliteStore {
         let key = attr.name.to_lowercase();
         self.write(move |tx, _| {
             tx.execute(
-                "INSERT INTO custom_attributes (name_key, definition) VALUES (?1, ?2)",
+                &statements::sqlite().add_custom_attribute,
                 params![key, definition],
             )
             .map_err(backend)?;
@@ -517,7 +507,7 @@ impl SchemaStore for SqliteStore {
         let key = name.to_lowercase();
         self.write(move |tx, _| {
             let n = tx
-                .execute("DELETE FROM custom_attributes WHERE name_key = ?1", [key])
+                .execute(&statements::sqlite().remove_custom_attribute, [key])
                 .map_err(backend)?;
             if n == 0 {
                 return Err(StoreError::NotFound);
@@ -534,10 +524,7 @@ impl TransferStore for SqliteStore {
         let mut conn = open(&self.path, true, READER_CACHE_KIB)?;
         let tx = conn.transaction().map_err(backend)?;
         let mut rows = tx
-            .prepare(
-                "SELECT id, rtype, doc, version, created, modified, unique_key, display, secret
-                 FROM resources ORDER BY rtype, created, id",
-            )
+            .prepare(&statements::sqlite().export_resources)
             .map_err(backend)?;
         let mut members = tx
             .prepare(
