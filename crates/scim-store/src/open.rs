@@ -313,6 +313,43 @@ mod tests {
         assert!(Location::parse("mysql://x").is_err());
     }
 
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn a_sqlite_url_migrates_and_opens_both_stores() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("new").join("scimd.db");
+        let url = format!("sqlite:{}", path.display());
+        let all: Vec<usize> = (1..=crate::ddl::SQLITE_MIGRATIONS.len()).collect();
+        assert_eq!(migrate(&url).expect("migrate").applied, all);
+        let again = migrate(&url).expect("migrate again");
+        assert_eq!(again.applied, Vec::<usize>::new());
+        assert!(
+            again.to_string().starts_with("SQLite schema at "),
+            "{again}"
+        );
+        let registry = Arc::new(SharedRegistry::new(
+            scim_proto::schema::SchemaRegistry::standard(),
+        ));
+        let stores = open(&url, registry, &OpenOptions::default()).expect("open");
+        assert_eq!(stores.backend, Backend::Sqlite { path: path.clone() });
+        assert!(stores.resources.cheap_point_reads());
+        assert_eq!(stores.clients.list_clients().expect("clients"), vec![]);
+        let clients = open_clients(&url, &OpenOptions::default()).expect("clients only");
+        assert_eq!(clients.signing_keys().expect("keys"), vec![]);
+    }
+
+    #[test]
+    fn a_bad_url_says_what_is_expected() {
+        let registry = Arc::new(SharedRegistry::new(
+            scim_proto::schema::SchemaRegistry::standard(),
+        ));
+        let err = open("mysql://x", registry, &OpenOptions::default())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("expected sqlite:PATH or postgres://"), "{err}");
+    }
+
     #[test]
     fn migrate_reports_like_scimd_says() {
         let report = MigrationReport {

@@ -76,7 +76,7 @@ impl SqliteClientStore {
             .map_err(backend)?;
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
             .map_err(backend)?;
-        crate::sqlite::migrate(&conn)?;
+        super::migrate(&conn)?;
         Ok(SqliteClientStore {
             conn: Mutex::new(conn),
         })

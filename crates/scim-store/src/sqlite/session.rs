@@ -26,7 +26,7 @@ pub(super) const LOOKUP_READERS: usize = 2;
 pub(super) const SCAN_READERS: usize = 3;
 /// Connections for primary-key lookups only (get, groups_of, existence checks):
 /// never held for long, so a GET never waits behind a slow search, and callers
-/// may run them on an async worker (`Store::cheap_point_reads`).
+/// may run them on an async worker (`ResourceStore::cheap_point_reads`).
 pub(super) const POINT_READERS: usize = 4;
 
 /// Statistics are refreshed after this many commits (a cheap no-op when nothing
