@@ -18,8 +18,8 @@
 //! - no advisory locks, no deferred constraints, random (v4) ids.
 //!
 //! SQL for filters and sorting comes from the one compiler (`crate::sql`) in the
-//! [`crate::dialect::Postgres`] spelling; this file holds only the statements
-//! whose shape is fixed.
+//! [`crate::dialect::Postgres`] spelling, the fixed statements shared with SQLite
+//! from `crate::statements`; this folder holds only the statements of its own.
 //!
 //! - `session`: the connection pool, prepared-statement cache and the retry loop;
 //! - `migrate`: the schema steps, tracked in `schema_migrations`;
