@@ -26,6 +26,13 @@ pub trait Dialect {
     /// dynamically, needs none).
     fn param(&self, n: usize, cast: Option<&str>) -> String;
 
+    /// The column of `members` that keeps a group's members in the order they
+    /// were added.
+    fn member_order(&self) -> &'static str;
+
+    /// A NULL text value in a select list (PostgreSQL must be told its type).
+    fn null_text(&self) -> &'static str;
+
     /// A boolean constant usable as a whole condition.
     fn bool_literal(&self, b: bool) -> &'static str;
 
@@ -61,6 +68,15 @@ impl Dialect for Sqlite {
 
     fn param(&self, n: usize, _cast: Option<&str>) -> String {
         format!("?{n}")
+    }
+
+    fn member_order(&self) -> &'static str {
+        // One writer: rowid order is insertion order.
+        "rowid"
+    }
+
+    fn null_text(&self) -> &'static str {
+        "NULL"
     }
 
     fn bool_literal(&self, b: bool) -> &'static str {
@@ -112,6 +128,15 @@ impl Dialect for Postgres {
             Some(ty) => format!("${n}::{ty}"),
             None => format!("${n}"),
         }
+    }
+
+    fn member_order(&self) -> &'static str {
+        // Computed per group while the group's row is locked (see crate::ddl).
+        "pos"
+    }
+
+    fn null_text(&self) -> &'static str {
+        "NULL::text"
     }
 
     fn bool_literal(&self, b: bool) -> &'static str {

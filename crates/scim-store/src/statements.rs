@@ -1,7 +1,8 @@
 //! The fixed statements both backends run, spelled once. In a template `{n}` is
 //! the n-th bound parameter and `{n::type}` one whose type the server must be
-//! told (PostgreSQL cannot infer it from `$n IS NULL`); each dialect renders the
-//! set once per process, so callers get `&'static str` for their statement caches.
+//! told (PostgreSQL cannot infer it from `$n IS NULL`); `{member_order}` and
+//! `{null_text}` are the dialect's words for those. Each dialect renders the set
+//! once per process, so callers get `&'static str` for their statement caches.
 
 use crate::dialect::Dialect;
 
@@ -26,6 +27,13 @@ const DELETE: &str =
  RETURNING version";
 const DELETE_INDEX: &str = "DELETE FROM attr_index WHERE res_id = {1}";
 const DELETE_MEMBERSHIPS: &str = "DELETE FROM members WHERE group_id = {1} OR member_id = {1}";
+/// A group's members in order, with what member lists show of each.
+const MEMBERS_WITH_DISPLAY: &str = "SELECT m.member_id, m.member_type, r.display FROM members m
+                     LEFT JOIN resources r ON r.id = m.member_id
+                     WHERE m.group_id = {1} ORDER BY m.{member_order}";
+/// A group's members in order, without the join.
+const MEMBERS: &str = "SELECT m.member_id, m.member_type, {null_text} FROM members m
+                     WHERE m.group_id = {1} ORDER BY m.{member_order}";
 const PRUNED_THROUGH: &str = "SELECT value FROM feed_state WHERE name = 'pruned_through'";
 const ADD_CUSTOM_ATTRIBUTE: &str =
     "INSERT INTO custom_attributes (name_key, definition) VALUES ({1}, {2})";
@@ -77,6 +85,8 @@ pub(crate) struct Statements {
     pub delete: String,
     pub delete_index: String,
     pub delete_memberships: String,
+    pub members_with_display: String,
+    pub members: String,
     pub pruned_through: String,
     pub add_custom_attribute: String,
     pub remove_custom_attribute: String,
@@ -112,6 +122,8 @@ impl Statements {
             delete: r(DELETE),
             delete_index: r(DELETE_INDEX),
             delete_memberships: r(DELETE_MEMBERSHIPS),
+            members_with_display: r(MEMBERS_WITH_DISPLAY),
+            members: r(MEMBERS),
             pruned_through: r(PRUNED_THROUGH),
             add_custom_attribute: r(ADD_CUSTOM_ATTRIBUTE),
             remove_custom_attribute: r(REMOVE_CUSTOM_ATTRIBUTE),
@@ -170,9 +182,11 @@ fn render(d: &dyn Dialect, template: &str) -> String {
             Some((n, ty)) => (n, Some(ty)),
             None => (token, None),
         };
-        match n.parse::<usize>() {
-            Ok(n) => out.push_str(&d.param(n, ty)),
-            Err(_) => out.push_str(&rest[open..open + close + 2]),
+        match (token, n.parse::<usize>()) {
+            ("member_order", _) => out.push_str(d.member_order()),
+            ("null_text", _) => out.push_str(d.null_text()),
+            (_, Ok(n)) => out.push_str(&d.param(n, ty)),
+            (_, Err(_)) => out.push_str(&rest[open..open + close + 2]),
         }
         rest = &after[close + 1..];
     }
@@ -202,6 +216,13 @@ mod tests {
  RETURNING version"
         );
         assert_eq!(render(&Sqlite, PRUNED_THROUGH), PRUNED_THROUGH);
+        assert_eq!(
+            render(&Postgres, MEMBERS),
+            "SELECT m.member_id, m.member_type, NULL::text FROM members m
+                     WHERE m.group_id = $1 ORDER BY m.pos"
+        );
+        assert!(render(&Sqlite, MEMBERS_WITH_DISPLAY)
+            .ends_with("WHERE m.group_id = ?1 ORDER BY m.rowid"));
     }
 
     #[test]
@@ -209,6 +230,8 @@ mod tests {
         for s in [Statements::new(&Sqlite), Statements::new(&Postgres)] {
             for sql in [
                 &s.replace,
+                &s.members,
+                &s.members_with_display,
                 &s.create_client,
                 &s.add_signing_key,
                 &s.add_server_secret,

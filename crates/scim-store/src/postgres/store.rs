@@ -354,20 +354,13 @@ impl ResourceStore for PostgresStore {
 impl MembershipStore for PostgresStore {
     fn members(&self, group_id: &str, with_display: bool) -> StoreResult<Vec<MemberView>> {
         self.run(Mode::Single, |s| {
-            let rows = if with_display {
-                s.query(
-                    "SELECT m.member_id, m.member_type, r.display FROM members m
-                     LEFT JOIN resources r ON r.id = m.member_id
-                     WHERE m.group_id = $1 ORDER BY m.pos",
-                    &[&group_id],
-                )?
+            let st = statements::postgres();
+            let sql = if with_display {
+                &st.members_with_display
             } else {
-                s.query(
-                    "SELECT member_id, member_type, NULL::text FROM members
-                     WHERE group_id = $1 ORDER BY pos",
-                    &[&group_id],
-                )?
+                &st.members
             };
+            let rows = s.query(sql, &[&group_id])?;
             rows.iter()
                 .map(|r| {
                     Ok(MemberView {

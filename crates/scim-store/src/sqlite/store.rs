@@ -104,13 +104,11 @@ pub(super) fn members_of(
     group_id: &str,
     with_display: bool,
 ) -> StoreResult<Vec<MemberView>> {
+    let st = statements::sqlite();
     let sql = if with_display {
-        "SELECT m.member_id, m.member_type, r.display FROM members m
-         LEFT JOIN resources r ON r.id = m.member_id
-         WHERE m.group_id = ?1 ORDER BY m.rowid"
+        &st.members_with_display
     } else {
-        "SELECT m.member_id, m.member_type, NULL FROM members m
-         WHERE m.group_id = ?1 ORDER BY m.rowid"
+        &st.members
     };
     let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
     let rows = stmt
