@@ -21,6 +21,18 @@ pub trait Dialect {
     /// binding its parameters again.
     fn placeholder(&self, n: usize, param: &SqlParam) -> String;
 
+    /// The `n`-th bound parameter of a fixed statement (`crate::statements`);
+    /// `cast` names its SQL type where the server cannot infer it (SQLite, typed
+    /// dynamically, needs none).
+    fn param(&self, n: usize, cast: Option<&str>) -> String;
+
+    /// The column of `members` that keeps a group's members in the order they
+    /// were added.
+    fn member_order(&self) -> &'static str;
+
+    /// A NULL text value in a select list (PostgreSQL must be told its type).
+    fn null_text(&self) -> &'static str;
+
     /// A boolean constant usable as a whole condition.
     fn bool_literal(&self, b: bool) -> &'static str;
 
@@ -52,6 +64,19 @@ pub struct Sqlite;
 impl Dialect for Sqlite {
     fn placeholder(&self, n: usize, _param: &SqlParam) -> String {
         format!("?{n}")
+    }
+
+    fn param(&self, n: usize, _cast: Option<&str>) -> String {
+        format!("?{n}")
+    }
+
+    fn member_order(&self) -> &'static str {
+        // One writer: rowid order is insertion order.
+        "rowid"
+    }
+
+    fn null_text(&self) -> &'static str {
+        "NULL"
     }
 
     fn bool_literal(&self, b: bool) -> &'static str {
@@ -96,6 +121,22 @@ impl Dialect for Postgres {
             SqlParam::Int(_) => "bigint",
         };
         format!("${n}::{ty}")
+    }
+
+    fn param(&self, n: usize, cast: Option<&str>) -> String {
+        match cast {
+            Some(ty) => format!("${n}::{ty}"),
+            None => format!("${n}"),
+        }
+    }
+
+    fn member_order(&self) -> &'static str {
+        // Computed per group while the group's row is locked (see crate::ddl).
+        "pos"
+    }
+
+    fn null_text(&self) -> &'static str {
+        "NULL::text"
     }
 
     fn bool_literal(&self, b: bool) -> &'static str {

@@ -170,7 +170,7 @@ async fn measure(s: &Running, http: &Client, seconds: u64, concurrency: usize) -
 /// sight (signature verified) and when seen again (verified-token cache).
 async fn validator_cost() -> Result<(f64, f64), Error> {
     let dir = tempfile::tempdir()?;
-    let store = Arc::new(scim_store::clients::SqliteClientStore::open(
+    let store = Arc::new(scim_store::sqlite::SqliteClientStore::open(
         &dir.path().join("db"),
     )?);
     let auth = scim_auth::Auth::new(

@@ -1,15 +1,14 @@
 //! `scimd clients …` and `scimd keys …`: administration of the built-in
 //! authorization server, straight on the database (works while servers run).
 
-use crate::config::{Database, DatabaseArgs, Settings};
+use crate::config::{DatabaseArgs, Settings};
 use chrono::Utc;
 use clap::{Args, Subcommand};
 use scim_auth::admin::{client_json, create_client, parse_scopes, rotate_secret, ORIGIN_CLI};
 use scim_auth::keys::rotate_keys;
 use scim_auth::secrets::SecretHasher;
 use scim_auth::ScopePolicy;
-use scim_proto::schema::{SchemaRegistry, SharedRegistry};
-use scim_store::clients::{ClientStore, SqliteClientStore};
+use scim_store::clients::ClientStore;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -85,24 +84,8 @@ enum KeysCommand {
 /// PostgreSQL, as `scimd serve` would open it).
 fn open(db: DatabaseArgs) -> Result<(Arc<dyn ClientStore>, Settings), String> {
     let settings = db.settings()?;
-    let store: Arc<dyn ClientStore> = match settings.database()? {
-        Database::Sqlite(path) => {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
-            }
-            Arc::new(
-                SqliteClientStore::open(&path)
-                    .map_err(|e| format!("cannot open {}: {e}", path.display()))?,
-            )
-        }
-        Database::Postgres(_) => {
-            let registry = Arc::new(SharedRegistry::new(SchemaRegistry::build(
-                &settings.registry_options(),
-            )));
-            crate::open_stores(&settings, registry)?.1
-        }
-    };
+    let store = scim_store::open_clients(&settings.database_url(), &settings.open_options())
+        .map_err(crate::store_error)?;
     Ok((store, settings))
 }
 

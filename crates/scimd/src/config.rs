@@ -17,7 +17,7 @@ pub struct ServeArgs {
     /// Directory for the embedded SQLite database.
     #[arg(long, env = "SCIMD_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Database URL: sqlite:PATH (postgres:// comes with the PostgreSQL backend).
+    /// Database URL: sqlite:PATH or postgres://USER@HOST:PORT/DB.
     #[arg(long, env = "SCIMD_DATABASE")]
     database: Option<String>,
     /// API protection: oauth, uma, test or bypass.
@@ -188,46 +188,20 @@ impl Settings {
         }
     }
 
-    /// Which database: `--database sqlite:PATH` or `postgres://…` (also
-    /// `postgresql://…`), else the SQLite file `DATA_DIR/scimd.db`.
-    pub fn database(&self) -> Result<Database, String> {
-        match self.database.as_deref() {
-            None => Ok(Database::Sqlite(self.data_dir.join("scimd.db"))),
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Ok(Database::Postgres(url.to_string()))
-            }
-            Some(url) => match url.strip_prefix("sqlite:") {
-                Some(p) => Ok(Database::Sqlite(PathBuf::from(p.trim_start_matches("//")))),
-                None => Err(format!(
-                    "unsupported database URL '{url}' (expected sqlite:PATH or postgres://…)"
-                )),
-            },
+    /// The database URL: `--database` (`sqlite:PATH`, `postgres://…`), else the
+    /// SQLite file `DATA_DIR/scimd.db`. `scim_store::open` parses it.
+    pub fn database_url(&self) -> String {
+        match &self.database {
+            Some(url) => url.clone(),
+            None => scim_store::default_url(&self.data_dir),
         }
     }
 
-    /// The SQLite file, for commands that only work on SQLite.
-    pub fn sqlite_path(&self) -> Result<PathBuf, String> {
-        match self.database()? {
-            Database::Sqlite(path) => Ok(path),
-            Database::Postgres(_) => {
-                Err("this command needs the SQLite database; --database names PostgreSQL".into())
-            }
-        }
-    }
-
-    pub fn postgres_options(&self) -> scim_store::postgres::PostgresOptions {
-        scim_store::postgres::PostgresOptions {
+    pub fn open_options(&self) -> scim_store::OpenOptions {
+        scim_store::OpenOptions {
             max_connections: self.db_max_connections.max(1),
-            ..scim_store::postgres::PostgresOptions::default()
         }
     }
-}
-
-/// Where the resources (and the authorization server's data) are stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Database {
-    Sqlite(PathBuf),
-    Postgres(String),
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, String> {
@@ -263,6 +237,11 @@ impl DatabaseArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use scim_store::Location;
+
+    fn location(s: &Settings) -> Result<Location, scim_store::StoreError> {
+        Location::parse(&s.database_url())
+    }
 
     #[test]
     fn flags_override_file_and_defaults_fill_the_rest() {
@@ -284,8 +263,8 @@ mod tests {
         assert_eq!(s.max_results, 50);
         assert_eq!(s.data_dir, PathBuf::from("scimd-data"));
         assert_eq!(
-            s.sqlite_path().expect("path"),
-            PathBuf::from("scimd-data/scimd.db")
+            location(&s),
+            Ok(Location::Sqlite(PathBuf::from("scimd-data/scimd.db")))
         );
     }
 
@@ -304,7 +283,7 @@ mod tests {
             ..ServeArgs::default()
         })
         .expect("settings");
-        assert!(s.sqlite_path().is_err());
+        assert!(location(&s).is_err());
     }
 
     #[test]
@@ -319,9 +298,9 @@ mod tests {
                 ..ServeArgs::default()
             })
             .expect("settings");
-            assert_eq!(s.database(), Ok(Database::Postgres(url.into())));
-            assert!(s.sqlite_path().is_err());
-            assert_eq!(s.postgres_options().max_connections, 4);
+            assert_eq!(location(&s), Ok(Location::Postgres(url.into())));
+            assert!(!matches!(location(&s), Ok(Location::Sqlite(_))));
+            assert_eq!(s.open_options().max_connections, 4);
         }
         let s = Settings::resolve(ServeArgs {
             database: Some("sqlite:///tmp/x.db".into()),
@@ -329,8 +308,8 @@ mod tests {
         })
         .expect("settings");
         assert_eq!(
-            s.database(),
-            Ok(Database::Sqlite(PathBuf::from("/tmp/x.db")))
+            location(&s),
+            Ok(Location::Sqlite(PathBuf::from("/tmp/x.db")))
         );
     }
 }

@@ -7,14 +7,13 @@ mod config;
 mod transfer;
 
 use clap::{Parser, Subcommand};
-use config::{Database, ServeArgs, Settings};
+use config::{ServeArgs, Settings};
 use scim_auth::Mode;
 use scim_proto::clock::SystemClock;
 use scim_proto::schema::{SchemaRegistry, SharedRegistry};
 use scim_server::Service;
 use scim_store::clients::ClientStore;
-use scim_store::postgres::PostgresStore;
-use scim_store::sqlite::SqliteStore;
+use scim_store::{StoreError, Stores};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -135,10 +134,10 @@ pub fn open_service(settings: &Settings) -> Result<(Arc<Service>, Arc<dyn Client
     let registry = Arc::new(SharedRegistry::new(SchemaRegistry::build(
         &settings.registry_options(),
     )));
-    let (store, client_store) = open_stores(settings, registry.clone())?;
+    let stores = open_stores(settings, registry.clone())?;
     let service = Arc::new(Service {
         registry,
-        store,
+        store: stores.resources,
         clock: Arc::new(SystemClock),
         config: settings.server_config(),
         updating: Default::default(),
@@ -146,41 +145,25 @@ pub fn open_service(settings: &Settings) -> Result<(Arc<Service>, Arc<dyn Client
     service
         .reload_registry()
         .map_err(|e| format!("cannot read custom attributes: {e}"))?;
-    Ok((service, client_store))
+    Ok((service, stores.clients))
 }
-
-/// Resources and the authorization server's data, on one database.
-pub type Stores = (Arc<dyn scim_store::Store>, Arc<dyn ClientStore>);
 
 /// The stores of the configured database (SQLite by default, PostgreSQL for
 /// `postgres://…`): resources and the authorization server's data side by side.
 /// Migrations are applied on open.
 pub fn open_stores(settings: &Settings, registry: Arc<SharedRegistry>) -> Result<Stores, String> {
-    match settings.database()? {
-        Database::Sqlite(path) => {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| format!("cannot create data directory {}: {e}", dir.display()))?;
-            }
-            tracing::info!(path = %path.display(), "using SQLite store");
-            let store = SqliteStore::open(&path, registry)
-                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-            let clients = scim_store::clients::SqliteClientStore::open(&path)
-                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-            Ok((Arc::new(store), Arc::new(clients)))
-        }
-        Database::Postgres(url) => {
-            let options = settings.postgres_options();
-            tracing::info!(
-                max_connections = options.max_connections,
-                "using PostgreSQL store"
-            );
-            let store = Arc::new(
-                PostgresStore::open(&url, registry, &options)
-                    .map_err(|e| format!("cannot open the PostgreSQL database: {e}"))?,
-            );
-            Ok((store.clone(), store))
-        }
+    let stores = scim_store::open(&settings.database_url(), registry, &settings.open_options())
+        .map_err(store_error)?;
+    tracing::info!(backend = %stores.backend, "using store");
+    Ok(stores)
+}
+
+/// A storage error as one sentence for the user (the store's own messages already
+/// say what failed where).
+pub fn store_error(e: StoreError) -> String {
+    match e {
+        StoreError::Backend(message) => message,
+        other => other.to_string(),
     }
 }
 

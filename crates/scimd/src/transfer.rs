@@ -8,7 +8,7 @@
 //! The change feed is not exported either: its positions belong to one database,
 //! so feed consumers start over against the new one.
 
-use crate::config::{Database, DatabaseArgs, Settings};
+use crate::config::{DatabaseArgs, Settings};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use clap::Args;
@@ -131,25 +131,8 @@ fn progress(len: u64, what: &str) -> ProgressBar {
 /// `scimd migrate`: apply the schema migrations and exit.
 pub fn migrate(args: MigrateArgs) -> Result<(), String> {
     let settings = args.db.settings()?;
-    match settings.database()? {
-        Database::Postgres(url) => {
-            let applied = scim_store::postgres::migrate_url(&url)
-                .map_err(|e| format!("migrating PostgreSQL: {e}"))?;
-            eprintln!(
-                "scimd: PostgreSQL schema is current ({} migration steps; applied now: {:?})",
-                scim_store::ddl::POSTGRES_MIGRATIONS.len(),
-                applied
-            );
-        }
-        Database::Sqlite(path) => {
-            crate::open_stores(&settings, registry(&settings))?;
-            eprintln!(
-                "scimd: SQLite schema at {} is current ({} migration steps)",
-                path.display(),
-                scim_store::ddl::SQLITE_MIGRATIONS.len()
-            );
-        }
-    }
+    let report = scim_store::migrate(&settings.database_url()).map_err(crate::store_error)?;
+    eprintln!("scimd: {report}");
     Ok(())
 }
 
@@ -163,7 +146,11 @@ fn registry(settings: &Settings) -> Arc<SharedRegistry> {
 pub fn export(args: ExportArgs) -> Result<(), String> {
     let settings = args.db.settings()?;
     let registry = registry(&settings);
-    let (store, clients) = crate::open_stores(&settings, registry.clone())?;
+    let scim_store::Stores {
+        resources: store,
+        clients,
+        ..
+    } = crate::open_stores(&settings, registry.clone())?;
     let out: Box<dyn std::io::Write> = if args.out == "-" {
         Box::new(std::io::stdout().lock())
     } else {
@@ -264,7 +251,11 @@ fn count_resources(store: &dyn Store, registry: &SchemaRegistry) -> Result<u64, 
 pub fn import(args: ImportArgs) -> Result<(), String> {
     let settings = args.db.settings()?;
     let registry = registry(&settings);
-    let (store, clients) = crate::open_stores(&settings, registry.clone())?;
+    let scim_store::Stores {
+        resources: store,
+        clients,
+        ..
+    } = crate::open_stores(&settings, registry.clone())?;
     // Index rows are derived through the registry: it must know the target's
     // custom attributes, and those the export brings.
     let reload = || -> Result<(), String> {

@@ -206,22 +206,16 @@ pub fn assert_scim_error(resp: Response, status: u16, scim_type: Option<&str>) -
 /// PostgreSQL for the tests: `SCIMD_TEST_POSTGRES_URL`, by default the database
 /// that `scripts/ensure-postgres.sh` creates.
 pub fn postgres_url() -> String {
-    std::env::var("SCIMD_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/scimd_test".to_string())
+    scim_store::postgres::test_url()
 }
 
 /// A fresh schema of its own for one test (dropped with the value), and the URL
-/// that selects it. Fails the test loudly when PostgreSQL cannot be reached.
-pub fn postgres_schema() -> scim_store::postgres::ScratchSchema {
+/// that selects it; `None` (with a notice) when the test is to be skipped. With
+/// `SCIMD_TEST_POSTGRES_URL` set (as under `scripts/test.sh`) an unreachable
+/// server fails the test instead (`ScratchSchema::for_tests`).
+pub fn postgres_schema() -> Option<scim_store::postgres::ScratchSchema> {
     sweep_stale_schemas();
-    let url = postgres_url();
-    scim_store::postgres::ScratchSchema::create(&url, &format!("e2e_p{}", std::process::id()))
-        .unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL is required for this test and is not reachable at {url}: {e}\n\
-                 (start it with scripts/ensure-postgres.sh, or set SCIMD_TEST_POSTGRES_URL)"
-            )
-        })
+    scim_store::postgres::ScratchSchema::for_tests(&format!("e2e_p{}", std::process::id()))
 }
 
 /// With `SCIMD_E2E_DATABASE=postgres` every server the tests start runs on
@@ -236,7 +230,12 @@ fn default_database(dir: &Path, extra: &[&str]) -> Vec<String> {
     let url = match std::fs::read_to_string(&marker) {
         Ok(url) => url,
         Err(_) => {
-            let schema = postgres_schema();
+            let schema = postgres_schema().unwrap_or_else(|| {
+                panic!(
+                    "SCIMD_E2E_DATABASE=postgres needs PostgreSQL (./scripts/ensure-postgres.sh, \
+                     or set SCIMD_TEST_POSTGRES_URL)"
+                )
+            });
             let url = schema.url.clone();
             std::fs::write(&marker, &url).expect("write schema marker");
             // Kept until the test process ends: a test may restart its server on

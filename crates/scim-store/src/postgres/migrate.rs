@@ -1,0 +1,85 @@
+//! The PostgreSQL schema steps (`crate::ddl`), applied in order and recorded in
+//! `schema_migrations`; safe when several processes start at once.
+
+use super::session::{backoff, is_retryable};
+use super::{db_error, describe};
+use crate::{StoreError, StoreResult};
+use postgres::error::SqlState;
+use postgres::{Client, Config, NoTls};
+use std::collections::HashSet;
+use std::str::FromStr;
+
+/// Apply the migrations not yet applied; returns the steps applied now. Safe when
+/// several processes start at once: each step is one transaction that first
+/// inserts its version row, so a second process blocks on that row and then skips
+/// the step (23505) once the first commits.
+pub fn migrate(client: &mut Client) -> StoreResult<Vec<usize>> {
+    let exists = client
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+        .and_then(|r| r.try_get::<_, bool>(0))
+        .map_err(db_error)?;
+    let mut tries = 0;
+    let mut created = exists;
+    while !created {
+        // Concurrent CREATE TABLE IF NOT EXISTS can still collide in the catalog.
+        match client.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version  BIGINT PRIMARY KEY,
+                 applied  TEXT NOT NULL
+             )",
+        ) {
+            Ok(()) => created = true,
+            Err(e)
+                if tries < 5
+                    && (e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+                        || e.code() == Some(&SqlState::DUPLICATE_TABLE)
+                        || is_retryable(&e)) =>
+            {
+                tries += 1;
+                std::thread::sleep(backoff(tries));
+            }
+            Err(e) => return Err(StoreError::Backend(describe(&e))),
+        }
+    }
+    let done: HashSet<i64> = client
+        .query("SELECT version FROM schema_migrations", &[])
+        .map_err(db_error)?
+        .iter()
+        .map(|r| r.try_get::<_, i64>(0))
+        .collect::<Result<_, _>>()
+        .map_err(db_error)?;
+    let mut applied = Vec::new();
+    for (i, step) in crate::ddl::POSTGRES_MIGRATIONS.iter().enumerate() {
+        let version = i64::try_from(i + 1).unwrap_or(i64::MAX);
+        if done.contains(&version) {
+            continue;
+        }
+        let mut tx = client.transaction().map_err(db_error)?;
+        let claimed = tx.execute(
+            "INSERT INTO schema_migrations (version, applied) VALUES ($1, $2)",
+            &[&version, &crate::db_time(chrono::Utc::now())],
+        );
+        match claimed {
+            Ok(_) => {}
+            // Another process applied this step meanwhile.
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => continue,
+            Err(e) => return Err(StoreError::Backend(describe(&e))),
+        }
+        tx.batch_execute(step)
+            .map_err(|e| StoreError::Backend(format!("migration {version}: {}", describe(&e))))?;
+        tx.commit().map_err(db_error)?;
+        tracing::info!(version, "applied PostgreSQL migration");
+        applied.push(i + 1);
+    }
+    Ok(applied)
+}
+
+/// Connect once and apply the migrations (`scimd migrate`).
+pub fn migrate_url(url: &str) -> StoreResult<Vec<usize>> {
+    let config = Config::from_str(url)
+        .map_err(|e| StoreError::Backend(format!("bad database URL: {}", describe(&e))))?;
+    let mut client = config.connect(NoTls).map_err(|e| {
+        StoreError::Backend(format!("cannot connect to PostgreSQL: {}", describe(&e)))
+    })?;
+    migrate(&mut client)
+}

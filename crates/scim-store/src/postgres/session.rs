@@ -1,0 +1,284 @@
+//! The connection pool, each connection's prepared statements, and the loop that
+//! runs a transaction again when the engine asks for a retry (40001 / 40P01).
+
+use super::migrate::migrate;
+use super::{db_error, describe, PostgresOptions, PostgresStore};
+use crate::sql::SqlParam;
+use crate::{StoreError, StoreResult};
+use postgres::error::SqlState;
+use postgres::types::{ToSql, Type};
+use postgres::{Client, Config, IsolationLevel, NoTls, Row, Statement, Transaction};
+use scim_proto::schema::SharedRegistry;
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One pooled connection with the statements prepared on it.
+pub struct Conn {
+    pub(super) client: Client,
+    pub(super) statements: HashMap<&'static str, Statement>,
+}
+
+pub(super) struct Manager {
+    config: Config,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> Result<Conn, postgres::Error> {
+        Ok(Conn {
+            client: self.config.connect(NoTls)?,
+            statements: HashMap::new(),
+        })
+    }
+
+    fn is_valid(&self, conn: &mut Conn) -> Result<(), postgres::Error> {
+        conn.client.simple_query("").map(|_| ())
+    }
+
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        conn.client.is_closed()
+    }
+}
+
+/// Why a transaction attempt stopped: a store outcome, or a database error that
+/// may call for another attempt.
+pub(super) enum Fail {
+    Store(StoreError),
+    Db(postgres::Error),
+}
+
+impl From<postgres::Error> for Fail {
+    fn from(e: postgres::Error) -> Self {
+        Fail::Db(e)
+    }
+}
+
+impl From<StoreError> for Fail {
+    fn from(e: StoreError) -> Self {
+        Fail::Store(e)
+    }
+}
+
+pub(super) type TxResult<T> = Result<T, Fail>;
+
+pub(super) fn is_retryable(e: &postgres::Error) -> bool {
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+    )
+}
+
+/// Exponential backoff with jitter: attempt 1 waits 1–2 ms, doubling up to
+/// 250–500 ms, so writers that collided do not collide again in lockstep.
+pub(super) fn backoff(attempt: u32) -> Duration {
+    let cap_us = 2_000u64.saturating_mul(1 << attempt.min(8)).min(500_000);
+    let random = (uuid::Uuid::new_v4().as_u128() & u128::from(u64::MAX)) as u64;
+    Duration::from_micros(cap_us / 2 + random % (cap_us / 2 + 1))
+}
+
+pub(super) enum Handle<'a> {
+    /// Autocommit: a single statement needs no transaction round trips.
+    Auto(&'a mut Client),
+    Tx(Transaction<'a>),
+}
+
+/// A connection in use, with its cache of prepared statements.
+pub(super) struct Session<'a> {
+    handle: Handle<'a>,
+    statements: &'a mut HashMap<&'static str, Statement>,
+}
+
+pub(super) type Params<'p> = [&'p (dyn ToSql + Sync)];
+
+impl Session<'_> {
+    pub(super) fn prepared(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = match &mut self.handle {
+            Handle::Auto(c) => c.prepare(sql)?,
+            Handle::Tx(t) => t.prepare(sql)?,
+        };
+        self.statements.insert(sql, s.clone());
+        Ok(s)
+    }
+
+    pub(super) fn query(
+        &mut self,
+        sql: &'static str,
+        params: &Params<'_>,
+    ) -> Result<Vec<Row>, postgres::Error> {
+        let s = self.prepared(sql)?;
+        match &mut self.handle {
+            Handle::Auto(c) => c.query(&s, params),
+            Handle::Tx(t) => t.query(&s, params),
+        }
+    }
+
+    pub(super) fn query_opt(
+        &mut self,
+        sql: &'static str,
+        params: &Params<'_>,
+    ) -> Result<Option<Row>, postgres::Error> {
+        let s = self.prepared(sql)?;
+        match &mut self.handle {
+            Handle::Auto(c) => c.query_opt(&s, params),
+            Handle::Tx(t) => t.query_opt(&s, params),
+        }
+    }
+
+    pub(super) fn execute(
+        &mut self,
+        sql: &'static str,
+        params: &Params<'_>,
+    ) -> Result<u64, postgres::Error> {
+        let s = self.prepared(sql)?;
+        match &mut self.handle {
+            Handle::Auto(c) => c.execute(&s, params),
+            Handle::Tx(t) => t.execute(&s, params),
+        }
+    }
+
+    /// A statement built at run time (searches): parameter types are given, so it
+    /// takes one round trip and leaves nothing prepared behind.
+    pub(super) fn query_built(
+        &mut self,
+        sql: &str,
+        params: &[SqlParam],
+    ) -> Result<Vec<Row>, postgres::Error> {
+        let typed: Vec<(&(dyn ToSql + Sync), Type)> = params
+            .iter()
+            .map(|p| -> (&(dyn ToSql + Sync), Type) {
+                match p {
+                    SqlParam::Text(t) => (t, Type::TEXT),
+                    SqlParam::Num(n) => (n, Type::FLOAT8),
+                    SqlParam::Bool(b) => (b, Type::BOOL),
+                    SqlParam::Int(i) => (i, Type::INT8),
+                }
+            })
+            .collect();
+        match &mut self.handle {
+            Handle::Auto(c) => c.query_typed(sql, &typed),
+            Handle::Tx(t) => t.query_typed(sql, &typed),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// One statement, autocommit.
+    Single,
+    /// Several reads that must see one snapshot.
+    Snapshot,
+    /// A read-write transaction at the server's default isolation.
+    Write,
+}
+
+impl PostgresStore {
+    /// Connect (failing if the server cannot be reached), apply migrations, and
+    /// keep a pool of connections.
+    pub fn open(
+        url: &str,
+        registry: Arc<SharedRegistry>,
+        options: &PostgresOptions,
+    ) -> StoreResult<Self> {
+        let config = Config::from_str(url)
+            .map_err(|e| StoreError::Backend(format!("bad database URL: {}", describe(&e))))?;
+        let pool = r2d2::Pool::builder()
+            .max_size(options.max_connections.max(1))
+            .min_idle(Some(options.min_idle.min(options.max_connections)))
+            .connection_timeout(options.acquire_timeout)
+            .test_on_check_out(false)
+            .build(Manager { config })
+            .map_err(|e| StoreError::Backend(format!("cannot connect to PostgreSQL: {e}")))?;
+        let store = PostgresStore {
+            registry,
+            pool,
+            max_attempts: options.max_attempts.max(1),
+        };
+        {
+            let mut conn = store.conn()?;
+            migrate(&mut conn.client)?;
+        }
+        Ok(store)
+    }
+
+    pub(super) fn conn(&self) -> StoreResult<r2d2::PooledConnection<Manager>> {
+        self.pool
+            .get()
+            .map_err(|e| StoreError::Backend(format!("no database connection: {e}")))
+    }
+
+    /// Run `f` in `mode`, again from the start when the engine asks for a retry.
+    pub(super) fn run<T>(
+        &self,
+        mode: Mode,
+        mut f: impl FnMut(&mut Session<'_>) -> TxResult<T>,
+    ) -> StoreResult<T> {
+        let mut attempt = 1;
+        loop {
+            match self.attempt(mode, &mut f) {
+                Ok(v) => return Ok(v),
+                Err(Fail::Db(e)) if is_retryable(&e) && attempt < self.max_attempts => {
+                    tracing::debug!(attempt, error = %describe(&e), "retrying transaction");
+                    std::thread::sleep(backoff(attempt));
+                    attempt += 1;
+                }
+                Err(Fail::Db(e)) => return Err(db_error(e)),
+                Err(Fail::Store(e)) => return Err(e),
+            }
+        }
+    }
+
+    pub(super) fn attempt<T>(
+        &self,
+        mode: Mode,
+        f: &mut impl FnMut(&mut Session<'_>) -> TxResult<T>,
+    ) -> TxResult<T> {
+        let mut conn = self.conn()?;
+        let Conn { client, statements } = &mut *conn;
+        let handle = match mode {
+            Mode::Single => Handle::Auto(client),
+            Mode::Snapshot => Handle::Tx(
+                client
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start()?,
+            ),
+            Mode::Write => Handle::Tx(client.transaction()?),
+        };
+        let mut session = Session { handle, statements };
+        let out = f(&mut session)?;
+        if let Handle::Tx(t) = session.handle {
+            t.commit()?;
+        }
+        Ok(out)
+    }
+}
+
+pub(super) fn found(changed: u64) -> TxResult<()> {
+    if changed == 0 {
+        Err(Fail::Store(StoreError::NotFound))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_bounded() {
+        for attempt in 1..20 {
+            let d = backoff(attempt);
+            assert!(d <= Duration::from_millis(500), "{d:?}");
+            assert!(d >= Duration::from_micros(1_000), "{d:?}");
+        }
+    }
+}

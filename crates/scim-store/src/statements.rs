@@ -1,0 +1,243 @@
+//! The fixed statements both backends run, spelled once. In a template `{n}` is
+//! the n-th bound parameter and `{n::type}` one whose type the server must be
+//! told (PostgreSQL cannot infer it from `$n IS NULL`); `{member_order}` and
+//! `{null_text}` are the dialect's words for those. Each dialect renders the set
+//! once per process, so callers get `&'static str` for their statement caches.
+
+use crate::dialect::Dialect;
+
+/// Resource statements; parameters in the order the comment gives.
+const GET: &str = "SELECT doc, version FROM resources WHERE id = {1} AND rtype = {2}";
+const FIND_UNIQUE: &str =
+    "SELECT id, doc, version FROM resources WHERE rtype = {1} AND unique_key = {2}";
+/// Why a conditional write matched no row: is the resource there at all?
+const VERSION_OF: &str = "SELECT version FROM resources WHERE id = {1} AND rtype = {2}";
+/// Read-check-write in one statement: (id, rtype, doc, modified, unique_key,
+/// display, set secret?, secret, if_version); no row when the resource is missing
+/// or its version is not `if_version`. On PostgreSQL the row lock makes a second
+/// writer re-check the version once the first commits.
+const REPLACE: &str = "UPDATE resources SET doc = {3}, version = version + 1, modified = {4},
+        unique_key = {5}, display = {6},
+        secret = CASE WHEN {7} THEN {8} ELSE secret END
+ WHERE id = {1} AND rtype = {2} AND ({9::bigint} IS NULL OR version = {9})
+ RETURNING version";
+/// (id, rtype, if_version), as `REPLACE`.
+const DELETE: &str =
+    "DELETE FROM resources WHERE id = {1} AND rtype = {2} AND ({3::bigint} IS NULL OR version = {3})
+ RETURNING version";
+const DELETE_INDEX: &str = "DELETE FROM attr_index WHERE res_id = {1}";
+const DELETE_MEMBERSHIPS: &str = "DELETE FROM members WHERE group_id = {1} OR member_id = {1}";
+/// A group's members in order, with what member lists show of each.
+const MEMBERS_WITH_DISPLAY: &str = "SELECT m.member_id, m.member_type, r.display FROM members m
+                     LEFT JOIN resources r ON r.id = m.member_id
+                     WHERE m.group_id = {1} ORDER BY m.{member_order}";
+/// A group's members in order, without the join.
+const MEMBERS: &str = "SELECT m.member_id, m.member_type, {null_text} FROM members m
+                     WHERE m.group_id = {1} ORDER BY m.{member_order}";
+const PRUNED_THROUGH: &str = "SELECT value FROM feed_state WHERE name = 'pruned_through'";
+const ADD_CUSTOM_ATTRIBUTE: &str =
+    "INSERT INTO custom_attributes (name_key, definition) VALUES ({1}, {2})";
+const REMOVE_CUSTOM_ATTRIBUTE: &str = "DELETE FROM custom_attributes WHERE name_key = {1}";
+const EXPORT_RESOURCES: &str =
+    "SELECT id, rtype, doc, version, created, modified, unique_key, display, secret
+                 FROM resources ORDER BY rtype, created, id";
+
+/// The authorization server's statements.
+const CREATE_CLIENT: &str = "INSERT INTO oauth_clients (id, name, secret_hash, scopes, created, expires, disabled, locked_until, origin)
+                 VALUES ({1}, {2}, {3}, {4}, {5}, {6}, {7}, {8}, {9})";
+const GET_CLIENT: &str =
+    "SELECT id, name, secret_hash, scopes, created, expires, disabled, locked_until, origin
+                 FROM oauth_clients WHERE id = {1}";
+const LIST_CLIENTS: &str =
+    "SELECT id, name, secret_hash, scopes, created, expires, disabled, locked_until, origin
+                 FROM oauth_clients ORDER BY created, id";
+const SET_CLIENT_DISABLED: &str = "UPDATE oauth_clients SET disabled = {2} WHERE id = {1}";
+const FORGET_FAILURES: &str = "DELETE FROM oauth_failures WHERE client_id = {1}";
+const DELETE_CLIENT: &str = "DELETE FROM oauth_clients WHERE id = {1}";
+const ROTATE_SECRET: &str =
+    "UPDATE oauth_clients SET secret_hash = {2}, locked_until = NULL WHERE id = {1}";
+const FORGET_OLD_FAILURES: &str = "DELETE FROM oauth_failures WHERE client_id = {1} AND at < {2}";
+const ADD_FAILURE: &str = "INSERT INTO oauth_failures (client_id, at) VALUES ({1}, {2})";
+const COUNT_FAILURES: &str = "SELECT count(*) FROM oauth_failures WHERE client_id = {1}";
+const SET_LOCKED_UNTIL: &str = "UPDATE oauth_clients SET locked_until = {2} WHERE id = {1}";
+const DELETE_EXPIRED_DYNAMIC_CLIENTS: &str =
+    "DELETE FROM oauth_clients WHERE origin = 'dynamic' AND expires IS NOT NULL AND expires < {1}";
+const SIGNING_KEYS: &str = "SELECT kid, alg, private_key, public_jwk, created, retired
+                 FROM oauth_signing_keys ORDER BY created DESC, kid";
+const ADD_SIGNING_KEY: &str =
+    "INSERT INTO oauth_signing_keys (kid, alg, private_key, public_jwk, created, retired)
+                 VALUES ({1}, {2}, {3}, {4}, {5}, {6})";
+const RETIRE_SIGNING_KEYS: &str =
+    "UPDATE oauth_signing_keys SET retired = {2} WHERE kid <> {1} AND retired IS NULL";
+const DELETE_SIGNING_KEY: &str = "DELETE FROM oauth_signing_keys WHERE kid = {1}";
+/// Concurrent first starts: one insert wins, every process reads it.
+const ADD_SERVER_SECRET: &str =
+    "INSERT INTO server_secrets (name, value, created) VALUES ({1}, {2}, {3})
+                 ON CONFLICT (name) DO NOTHING";
+const SERVER_SECRET: &str = "SELECT value FROM server_secrets WHERE name = {1}";
+
+/// The statements in one dialect's spelling.
+pub(crate) struct Statements {
+    pub get: String,
+    pub find_unique: String,
+    pub version_of: String,
+    pub replace: String,
+    pub delete: String,
+    pub delete_index: String,
+    pub delete_memberships: String,
+    pub members_with_display: String,
+    pub members: String,
+    pub pruned_through: String,
+    pub add_custom_attribute: String,
+    pub remove_custom_attribute: String,
+    pub export_resources: String,
+    pub create_client: String,
+    pub get_client: String,
+    pub list_clients: String,
+    pub set_client_disabled: String,
+    pub forget_failures: String,
+    pub delete_client: String,
+    pub rotate_secret: String,
+    pub forget_old_failures: String,
+    pub add_failure: String,
+    pub count_failures: String,
+    pub set_locked_until: String,
+    pub delete_expired_dynamic_clients: String,
+    pub signing_keys: String,
+    pub add_signing_key: String,
+    pub retire_signing_keys: String,
+    pub delete_signing_key: String,
+    pub add_server_secret: String,
+    pub server_secret: String,
+}
+
+impl Statements {
+    fn new(d: &dyn Dialect) -> Statements {
+        let r = |t: &str| render(d, t);
+        Statements {
+            get: r(GET),
+            find_unique: r(FIND_UNIQUE),
+            version_of: r(VERSION_OF),
+            replace: r(REPLACE),
+            delete: r(DELETE),
+            delete_index: r(DELETE_INDEX),
+            delete_memberships: r(DELETE_MEMBERSHIPS),
+            members_with_display: r(MEMBERS_WITH_DISPLAY),
+            members: r(MEMBERS),
+            pruned_through: r(PRUNED_THROUGH),
+            add_custom_attribute: r(ADD_CUSTOM_ATTRIBUTE),
+            remove_custom_attribute: r(REMOVE_CUSTOM_ATTRIBUTE),
+            export_resources: r(EXPORT_RESOURCES),
+            create_client: r(CREATE_CLIENT),
+            get_client: r(GET_CLIENT),
+            list_clients: r(LIST_CLIENTS),
+            set_client_disabled: r(SET_CLIENT_DISABLED),
+            forget_failures: r(FORGET_FAILURES),
+            delete_client: r(DELETE_CLIENT),
+            rotate_secret: r(ROTATE_SECRET),
+            forget_old_failures: r(FORGET_OLD_FAILURES),
+            add_failure: r(ADD_FAILURE),
+            count_failures: r(COUNT_FAILURES),
+            set_locked_until: r(SET_LOCKED_UNTIL),
+            delete_expired_dynamic_clients: r(DELETE_EXPIRED_DYNAMIC_CLIENTS),
+            signing_keys: r(SIGNING_KEYS),
+            add_signing_key: r(ADD_SIGNING_KEY),
+            retire_signing_keys: r(RETIRE_SIGNING_KEYS),
+            delete_signing_key: r(DELETE_SIGNING_KEY),
+            add_server_secret: r(ADD_SERVER_SECRET),
+            server_secret: r(SERVER_SECRET),
+        }
+    }
+}
+
+/// SQLite's spelling, rendered on first use.
+#[cfg(feature = "sqlite")]
+pub(crate) fn sqlite() -> &'static Statements {
+    static STATEMENTS: std::sync::LazyLock<Statements> =
+        std::sync::LazyLock::new(|| Statements::new(&crate::dialect::Sqlite));
+    &STATEMENTS
+}
+
+/// PostgreSQL's spelling, rendered on first use.
+#[cfg(feature = "postgres")]
+pub(crate) fn postgres() -> &'static Statements {
+    static STATEMENTS: std::sync::LazyLock<Statements> =
+        std::sync::LazyLock::new(|| Statements::new(&crate::dialect::Postgres));
+    &STATEMENTS
+}
+
+/// `template` with each `{n}` / `{n::type}` replaced by the dialect's parameter.
+fn render(d: &dyn Dialect, template: &str) -> String {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            out.push_str(&rest[open..]);
+            return out;
+        };
+        let token = &after[..close];
+        let (n, ty) = match token.split_once("::") {
+            Some((n, ty)) => (n, Some(ty)),
+            None => (token, None),
+        };
+        match (token, n.parse::<usize>()) {
+            ("member_order", _) => out.push_str(d.member_order()),
+            ("null_text", _) => out.push_str(d.null_text()),
+            (_, Ok(n)) => out.push_str(&d.param(n, ty)),
+            (_, Err(_)) => out.push_str(&rest[open..open + close + 2]),
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dialect::{Postgres, Sqlite};
+
+    #[test]
+    fn templates_render_per_dialect() {
+        assert_eq!(
+            render(&Sqlite, DELETE_MEMBERSHIPS),
+            "DELETE FROM members WHERE group_id = ?1 OR member_id = ?1"
+        );
+        assert_eq!(
+            render(&Postgres, DELETE),
+            "DELETE FROM resources WHERE id = $1 AND rtype = $2 AND ($3::bigint IS NULL OR version = $3)
+ RETURNING version"
+        );
+        assert_eq!(
+            render(&Sqlite, DELETE),
+            "DELETE FROM resources WHERE id = ?1 AND rtype = ?2 AND (?3 IS NULL OR version = ?3)
+ RETURNING version"
+        );
+        assert_eq!(render(&Sqlite, PRUNED_THROUGH), PRUNED_THROUGH);
+        assert_eq!(
+            render(&Postgres, MEMBERS),
+            "SELECT m.member_id, m.member_type, NULL::text FROM members m
+                     WHERE m.group_id = $1 ORDER BY m.pos"
+        );
+        assert!(render(&Sqlite, MEMBERS_WITH_DISPLAY)
+            .ends_with("WHERE m.group_id = ?1 ORDER BY m.rowid"));
+    }
+
+    #[test]
+    fn every_statement_renders_without_braces() {
+        for s in [Statements::new(&Sqlite), Statements::new(&Postgres)] {
+            for sql in [
+                &s.replace,
+                &s.members,
+                &s.members_with_display,
+                &s.create_client,
+                &s.add_signing_key,
+                &s.add_server_secret,
+            ] {
+                assert!(!sql.contains('{') && !sql.contains('}'), "{sql}");
+            }
+        }
+    }
+}

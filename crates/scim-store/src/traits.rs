@@ -1,0 +1,165 @@
+//! The storage capabilities the service and the CLI use, one narrow trait each,
+//! and `Store`, all of them together (what a backend implements and what
+//! `Arc<dyn Store>` callers hold). Every write is one transaction and durable when
+//! the call returns.
+
+use crate::{
+    ChangePage, ExportRecord, GroupRef, Member, MemberView, Page, Query, StoreResult,
+    StoredResource, Write,
+};
+use chrono::{DateTime, Utc};
+use scim_proto::schema::custom::CustomAttribute;
+use scim_proto::schema::ResourceTypeDef;
+
+/// Resources: create, read, replace, delete and search documents of one type.
+/// Reading a resource together with its groups needs the membership capability,
+/// hence the supertrait.
+pub trait ResourceStore: MembershipStore + Send + Sync {
+    fn create(&self, rt: &ResourceTypeDef, write: Write) -> StoreResult<StoredResource>;
+
+    /// Create several resources in order, each succeeding or failing on its own,
+    /// durable together when the call returns (one commit where the backend can:
+    /// Bulk loads pay one fsync per request, not per resource). After
+    /// `max_failures` failures the remaining items are not attempted, so the answer
+    /// may be shorter than `items`.
+    fn create_many(
+        &self,
+        items: Vec<(ResourceTypeDef, Write)>,
+        max_failures: usize,
+    ) -> Vec<StoreResult<StoredResource>> {
+        let mut out = Vec::with_capacity(items.len());
+        let mut failures = 0;
+        for (rt, w) in items {
+            if failures >= max_failures {
+                break;
+            }
+            let r = self.create(&rt, w);
+            failures += usize::from(r.is_err());
+            out.push(r);
+        }
+        out
+    }
+
+    fn get(&self, rt: &ResourceTypeDef, id: &str) -> StoreResult<StoredResource>;
+
+    /// The resource and the groups it belongs to (`groups_of`), together: one
+    /// round trip where the backend is across a network.
+    fn get_with_groups(
+        &self,
+        rt: &ResourceTypeDef,
+        id: &str,
+    ) -> StoreResult<(StoredResource, Vec<GroupRef>)> {
+        let found = self.get(rt, id)?;
+        let groups = self.groups_of(id)?;
+        Ok((found, groups))
+    }
+
+    /// The resource of this type whose unique key (lower-cased userName) is `key`:
+    /// one lookup of the uniqueness index, for `userName eq` searches.
+    fn find_unique(&self, rt: &ResourceTypeDef, key: &str) -> StoreResult<Option<StoredResource>>;
+
+    /// `find_unique` and the groups of what it finds, together (see
+    /// `get_with_groups`).
+    fn find_unique_with_groups(
+        &self,
+        rt: &ResourceTypeDef,
+        key: &str,
+    ) -> StoreResult<Option<(StoredResource, Vec<GroupRef>)>> {
+        match self.find_unique(rt, key)? {
+            None => Ok(None),
+            Some(found) => {
+                let groups = self.groups_of(&found.id)?;
+                Ok(Some((found, groups)))
+            }
+        }
+    }
+
+    /// Whether `get`, `find_unique` and `groups_of` are local, bounded and never wait behind slow
+    /// queries, so an async caller may run them in place instead of handing them to
+    /// a blocking thread (the hand-off cost more than the read on SQLite).
+    fn cheap_point_reads(&self) -> bool {
+        false
+    }
+
+    /// Replace the document; `if_version` makes it conditional (ETag If-Match).
+    fn replace(
+        &self,
+        rt: &ResourceTypeDef,
+        write: Write,
+        if_version: Option<i64>,
+    ) -> StoreResult<StoredResource>;
+
+    /// Delete the resource and every membership row naming it; `at` stamps the
+    /// tombstone in the change feed.
+    fn delete(
+        &self,
+        rt: &ResourceTypeDef,
+        id: &str,
+        if_version: Option<i64>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    fn search(&self, rt: &ResourceTypeDef, query: &Query) -> StoreResult<Page>;
+
+    /// Which of these ids exist, and as what resource type.
+    fn existing(&self, ids: &[String]) -> StoreResult<Vec<Member>>;
+}
+
+/// Group membership, stored relationally beside the documents.
+pub trait MembershipStore: Send + Sync {
+    /// Members of a group; display names joined in the same query when asked.
+    fn members(&self, group_id: &str, with_display: bool) -> StoreResult<Vec<MemberView>>;
+
+    /// Groups that contain `member_id` directly or through nested groups, with
+    /// their display names (RFC 7643 §4.1.2 `groups`, type direct/indirect).
+    fn groups_of(&self, member_id: &str) -> StoreResult<Vec<GroupRef>>;
+
+    /// Which of these ids are members of the group.
+    fn members_among(&self, group_id: &str, ids: &[String]) -> StoreResult<Vec<String>>;
+}
+
+/// The change feed: one entry per committed write.
+pub trait FeedStore: Send + Sync {
+    /// Committed changes after position `after` (None: from the oldest retained),
+    /// in commit order, at most `limit`. Every committed change appears exactly once
+    /// across consecutive pages, whatever the commit order of concurrent writers.
+    fn changes(&self, after: Option<&str>, limit: usize) -> StoreResult<ChangePage>;
+
+    /// Drop feed entries older than `before`; a position inside the dropped range is
+    /// then refused rather than silently skipping changes.
+    fn prune_changes(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+}
+
+/// Custom user attributes registered by administrators (the schema's variable part).
+pub trait SchemaStore: Send + Sync {
+    /// Custom user attributes registered by administrators, in registration order.
+    fn custom_attributes(&self) -> StoreResult<Vec<CustomAttribute>>;
+
+    /// Register a custom attribute; `Uniqueness` if the name (case-insensitive) exists.
+    fn add_custom_attribute(&self, attr: &CustomAttribute) -> StoreResult<()>;
+
+    /// Forget a custom attribute definition (`NotFound` if unknown). Stored values
+    /// are the caller's business.
+    fn remove_custom_attribute(&self, name: &str) -> StoreResult<()>;
+}
+
+/// Moving a deployment between databases (`scimd export` / `scimd import`).
+pub trait TransferStore: Send + Sync {
+    /// Every resource with everything stored about it, from one consistent
+    /// snapshot, handed to `sink` one at a time (streaming: memory stays flat).
+    /// Returns how many were exported.
+    fn export(&self, sink: &mut dyn FnMut(ExportRecord) -> StoreResult<()>) -> StoreResult<u64>;
+
+    /// Store these records exactly as exported (ids, versions, timestamps, password
+    /// hashes, member order), in one transaction; a record whose id exists replaces
+    /// it, so an interrupted import can be run again.
+    fn import(&self, batch: &[ExportRecord]) -> StoreResult<()>;
+}
+
+/// Every storage capability: what each backend provides.
+pub trait Store: ResourceStore + MembershipStore + FeedStore + SchemaStore + TransferStore {}
+
+impl<T> Store for T where
+    T: ResourceStore + MembershipStore + FeedStore + SchemaStore + TransferStore + ?Sized
+{
+}
