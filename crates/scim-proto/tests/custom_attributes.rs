@@ -1,5 +1,8 @@
 //! Custom user attributes are validated exactly as Gluu does (gluu-compat.md).
 
+// A test crate: a failed expectation should stop the test loudly.
+#![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
+
 use scim_proto::schema::custom::{CustomAttribute, CustomType, GLUU_USER_EXTENSION};
 use scim_proto::schema::validate::validate_create;
 use scim_proto::schema::{RegistryOptions, SchemaRegistry};

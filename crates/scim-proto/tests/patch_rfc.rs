@@ -1,6 +1,8 @@
 //! PATCH (RFC 7644 §3.5.2): the RFC's examples, the errors it names, and the
 //! shapes real clients (Entra ID) send.
-#![allow(clippy::unwrap_used)]
+
+// A test crate: a failed expectation should stop the test loudly.
+#![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
 use scim_proto::patch::apply_patch;
 use scim_proto::schema::{

@@ -4,7 +4,7 @@
 use crate::service::{parse_etag, RequestCtx, Service};
 use scim_proto::schema::ResourceTypeDef;
 use scim_proto::{ScimError, ScimResult};
-use scim_store::Write;
+use scim_store::ResourceWrite;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
@@ -176,7 +176,7 @@ struct Progress {
     errors: usize,
     fail_on_errors: Option<usize>,
     /// Creations validated and waiting to be stored together, in request order.
-    batch: Vec<(usize, ResourceTypeDef, Write)>,
+    batch: Vec<(usize, ResourceTypeDef, ResourceWrite)>,
 }
 
 impl Progress {
@@ -300,7 +300,7 @@ impl Service {
         op: &Op,
         ctx: &RequestCtx,
         authorise: Authorise<'_>,
-    ) -> ScimResult<(ResourceTypeDef, Write)> {
+    ) -> ScimResult<(ResourceTypeDef, ResourceWrite)> {
         let endpoint = op.path.trim_matches('/');
         if endpoint.contains('/') {
             return Err(invalid_op(op));

@@ -71,7 +71,7 @@ impl SecretChange {
 
 /// One resource write (create or replace). `doc` is complete: id and meta are set.
 #[derive(Debug, Clone)]
-pub struct Write {
+pub struct ResourceWrite {
     pub id: String,
     pub doc: Value,
     /// The value that must be unique per resource type (lower-cased userName for Users).
@@ -241,8 +241,8 @@ pub fn parse_db_time(s: &str) -> StoreResult<chrono::DateTime<chrono::Utc>> {
 }
 
 /// The write an imported record amounts to, for its index and member rows.
-pub fn import_write(rec: &ExportRecord) -> Write {
-    Write {
+pub fn import_write(rec: &ExportRecord) -> ResourceWrite {
+    ResourceWrite {
         id: rec.id.clone(),
         doc: rec.doc.clone(),
         unique_key: rec.unique_key.clone(),

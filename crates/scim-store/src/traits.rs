@@ -4,8 +4,8 @@
 //! the call returns.
 
 use crate::{
-    ChangePage, ExportRecord, GroupRef, Member, MemberView, Page, Query, StoreResult,
-    StoredResource, Write,
+    ChangePage, ExportRecord, GroupRef, Member, MemberView, Page, Query, ResourceWrite,
+    StoreResult, StoredResource,
 };
 use chrono::{DateTime, Utc};
 use scim_proto::schema::custom::CustomAttribute;
@@ -15,7 +15,7 @@ use scim_proto::schema::ResourceTypeDef;
 /// Reading a resource together with its groups needs the membership capability,
 /// hence the supertrait.
 pub trait ResourceStore: MembershipStore + Send + Sync {
-    fn create(&self, rt: &ResourceTypeDef, write: Write) -> StoreResult<StoredResource>;
+    fn create(&self, rt: &ResourceTypeDef, write: ResourceWrite) -> StoreResult<StoredResource>;
 
     /// Create several resources in order, each succeeding or failing on its own,
     /// durable together when the call returns (one commit where the backend can:
@@ -24,7 +24,7 @@ pub trait ResourceStore: MembershipStore + Send + Sync {
     /// may be shorter than `items`.
     fn create_many(
         &self,
-        items: Vec<(ResourceTypeDef, Write)>,
+        items: Vec<(ResourceTypeDef, ResourceWrite)>,
         max_failures: usize,
     ) -> Vec<StoreResult<StoredResource>> {
         let mut out = Vec::with_capacity(items.len());
@@ -85,7 +85,7 @@ pub trait ResourceStore: MembershipStore + Send + Sync {
     fn replace(
         &self,
         rt: &ResourceTypeDef,
-        write: Write,
+        write: ResourceWrite,
         if_version: Option<i64>,
     ) -> StoreResult<StoredResource>;
 

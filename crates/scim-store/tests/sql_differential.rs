@@ -3,6 +3,9 @@
 //! exactly those `scim_proto::filter::matches` accepts. Plus EXPLAIN QUERY PLAN
 //! checks that selective filters are answered from an index.
 
+// A test crate: a failed expectation should stop the test loudly.
+#![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
+
 use proptest::prelude::*;
 use rusqlite::{params, params_from_iter, Connection};
 use scim_proto::filter::{matches, parse_filter, AttrPath, CompareOp, Filter, Literal};

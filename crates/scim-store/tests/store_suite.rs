@@ -11,6 +11,9 @@
 //! documents and random filters through both backends' `search` and compares the
 //! ids with the in-memory evaluator, and the order of sorted pages between backends.
 
+// A test crate: a failed expectation should stop the test loudly.
+#![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
+
 use chrono::{DateTime, TimeDelta, Utc};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PropConfig, TestCaseError, TestRunner};
@@ -22,8 +25,8 @@ use scim_store::clients::{ClientRecord, ClientStore, SigningKeyRecord};
 use scim_store::postgres::{PostgresOptions, PostgresStore, ScratchSchema};
 use scim_store::sqlite::{SqliteClientStore, SqliteStore};
 use scim_store::{
-    ChangeOp, ExportRecord, Member, MemberChange, Query, ResourceStore, SecretChange, SortOrder,
-    Store, StoreError, StoredResource, Write,
+    ChangeOp, ExportRecord, Member, MemberChange, Query, ResourceStore, ResourceWrite,
+    SecretChange, SortOrder, Store, StoreError, StoredResource,
 };
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
@@ -136,7 +139,7 @@ impl Backend {
         }
         self.store.create(
             &self.rt("User"),
-            Write {
+            ResourceWrite {
                 id,
                 display: Some(name.to_string()),
                 unique_key: Some(name.to_lowercase()),
@@ -159,7 +162,7 @@ impl Backend {
         self.store
             .create(
                 &self.rt("Group"),
-                Write {
+                ResourceWrite {
                     id,
                     display: Some(name.to_string()),
                     unique_key: None,
@@ -206,7 +209,7 @@ impl Backend {
             .map(str::to_string);
         self.store.replace(
             &self.rt(&r.rtype),
-            Write {
+            ResourceWrite {
                 id: r.id.clone(),
                 doc,
                 unique_key,
@@ -759,7 +762,7 @@ fn export_then_import_is_lossless(b: &Backend) {
         .store
         .replace(
             &b.rt("User"),
-            Write {
+            ResourceWrite {
                 id: u.id.clone(),
                 doc: u.doc.clone(),
                 unique_key: Some("exported".into()),
@@ -1121,7 +1124,7 @@ fn backends_agree_with_the_evaluator_and_each_other() {
                 b.store
                     .create(
                         &rt,
-                        Write {
+                        ResourceWrite {
                             id: id.clone(),
                             doc: doc.clone(),
                             unique_key: None,

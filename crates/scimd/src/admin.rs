@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
-pub struct AttributesArgs {
+pub(crate) struct AttributesArgs {
     #[command(flatten)]
     db: DatabaseArgs,
     #[command(subcommand)]
@@ -43,7 +43,7 @@ enum AttributesCommand {
     },
 }
 
-pub fn run_attributes(args: AttributesArgs) -> Result<(), String> {
+pub(crate) fn run_attributes(args: AttributesArgs) -> Result<(), String> {
     let settings = args.db.settings()?;
     let (service, _) = crate::open_service(&settings)?;
     let fail = |e: scim_proto::ScimError| e.detail;
@@ -92,7 +92,7 @@ pub fn run_attributes(args: AttributesArgs) -> Result<(), String> {
 }
 
 #[derive(Args, Debug)]
-pub struct DevicesArgs {
+pub(crate) struct DevicesArgs {
     #[command(flatten)]
     db: DatabaseArgs,
     #[command(subcommand)]
@@ -143,7 +143,7 @@ fn endpoint_of(device: &Value) -> Option<&'static str> {
     }
 }
 
-pub fn run_devices(args: DevicesArgs) -> Result<(), String> {
+pub(crate) fn run_devices(args: DevicesArgs) -> Result<(), String> {
     let settings = args.db.settings()?;
     let (service, _) = crate::open_service(&settings)?;
     let DevicesCommand::Import { input } = args.command;

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 #[derive(Args, Debug)]
-pub struct ClientsArgs {
+pub(crate) struct ClientsArgs {
     #[command(flatten)]
     db: DatabaseArgs,
     #[command(subcommand)]
@@ -62,7 +62,7 @@ enum ClientsCommand {
 }
 
 #[derive(Args, Debug)]
-pub struct KeysArgs {
+pub(crate) struct KeysArgs {
     #[command(flatten)]
     db: DatabaseArgs,
     #[command(subcommand)]
@@ -127,7 +127,7 @@ fn describe(v: &Value) -> String {
     )
 }
 
-pub fn run_clients(args: ClientsArgs) -> Result<(), String> {
+pub(crate) fn run_clients(args: ClientsArgs) -> Result<(), String> {
     let (store, settings) = open(args.db)?;
     let now = Utc::now();
     let err = |e: &dyn std::fmt::Display| e.to_string();
@@ -222,7 +222,7 @@ pub fn run_clients(args: ClientsArgs) -> Result<(), String> {
     Ok(())
 }
 
-pub fn run_keys(args: KeysArgs) -> Result<(), String> {
+pub(crate) fn run_keys(args: KeysArgs) -> Result<(), String> {
     let (store, _) = open(args.db)?;
     match args.command {
         KeysCommand::List { json } => {

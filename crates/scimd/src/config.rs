@@ -212,7 +212,7 @@ fn read_file(path: &Path) -> Result<FileConfig, String> {
 
 /// Where the database is: the same flags as `scimd serve`.
 #[derive(Args, Debug)]
-pub struct DatabaseArgs {
+pub(crate) struct DatabaseArgs {
     /// Directory of the embedded SQLite database.
     #[arg(long, env = "SCIMD_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
@@ -225,7 +225,7 @@ pub struct DatabaseArgs {
 }
 
 impl DatabaseArgs {
-    pub fn settings(self) -> Result<Settings, String> {
+    pub(crate) fn settings(self) -> Result<Settings, String> {
         Settings::resolve(ServeArgs::database_only(
             self.data_dir,
             self.database,

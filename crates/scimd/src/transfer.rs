@@ -25,13 +25,13 @@ use std::sync::Arc;
 const FORMAT: u32 = 1;
 
 #[derive(Args, Debug)]
-pub struct MigrateArgs {
+pub(crate) struct MigrateArgs {
     #[command(flatten)]
     db: DatabaseArgs,
 }
 
 #[derive(Args, Debug)]
-pub struct ExportArgs {
+pub(crate) struct ExportArgs {
     #[command(flatten)]
     db: DatabaseArgs,
     /// File to write, or `-` for standard output.
@@ -40,7 +40,7 @@ pub struct ExportArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct ImportArgs {
+pub(crate) struct ImportArgs {
     #[command(flatten)]
     db: DatabaseArgs,
     /// File to read, or `-` for standard input.
@@ -129,7 +129,7 @@ fn progress(len: u64, what: &str) -> ProgressBar {
 }
 
 /// `scimd migrate`: apply the schema migrations and exit.
-pub fn migrate(args: MigrateArgs) -> Result<(), String> {
+pub(crate) fn migrate(args: MigrateArgs) -> Result<(), String> {
     let settings = args.db.settings()?;
     let report = scim_store::migrate(&settings.database_url()).map_err(crate::store_error)?;
     eprintln!("scimd: {report}");
@@ -143,7 +143,7 @@ fn registry(settings: &Settings) -> Arc<SharedRegistry> {
 }
 
 /// `scimd export`: every resource and the authorization server's state as JSON lines.
-pub fn export(args: ExportArgs) -> Result<(), String> {
+pub(crate) fn export(args: ExportArgs) -> Result<(), String> {
     let settings = args.db.settings()?;
     let registry = registry(&settings);
     let scim_store::Stores {
@@ -248,7 +248,7 @@ fn count_resources(store: &dyn Store, registry: &SchemaRegistry) -> Result<u64, 
 
 /// `scimd import`: write an export into this database, in batched transactions.
 /// Running it again (say after an interruption) gives the same result.
-pub fn import(args: ImportArgs) -> Result<(), String> {
+pub(crate) fn import(args: ImportArgs) -> Result<(), String> {
     let settings = args.db.settings()?;
     let registry = registry(&settings);
     let scim_store::Stores {

@@ -9,7 +9,7 @@ use scim_proto::document::Document;
 use scim_proto::schema::validate::validate_create;
 use scim_proto::schema::{ResourceKind, ResourceTypeDef};
 use scim_proto::{ScimError, ScimResult};
-use scim_store::{MemberChange, Write};
+use scim_store::{MemberChange, ResourceWrite};
 use serde_json::{json, Value};
 
 /// What a stored creation gives Bulk: the new id, its version and location.
@@ -53,7 +53,7 @@ impl Service {
         rt: &ResourceTypeDef,
         body: &Value,
         ctx: &RequestCtx,
-    ) -> ScimResult<Write> {
+    ) -> ScimResult<ResourceWrite> {
         if rt.kind.is_device() {
             return Err(ScimError::method_not_allowed(format!(
                 "{} resources are enrolled by the authentication flows, not created over SCIM",
@@ -68,7 +68,7 @@ impl Service {
     /// the rest are not attempted, so the answer may be shorter than `items`.
     pub(crate) fn create_prepared(
         &self,
-        items: Vec<(ResourceTypeDef, Write)>,
+        items: Vec<(ResourceTypeDef, ResourceWrite)>,
         max_failures: usize,
         ctx: &RequestCtx,
     ) -> Vec<ScimResult<Created>> {
@@ -119,7 +119,12 @@ impl Service {
     }
 
     /// The write that creates `body` as a new resource of type `rt`.
-    fn new_write(&self, rt: &ResourceTypeDef, body: &Value, ctx: &RequestCtx) -> ScimResult<Write> {
+    fn new_write(
+        &self,
+        rt: &ResourceTypeDef,
+        body: &Value,
+        ctx: &RequestCtx,
+    ) -> ScimResult<ResourceWrite> {
         let mut doc = validate_create(&ctx.registry, rt, body)?;
         let now = self.now();
         let id = new_id(now);
@@ -136,7 +141,7 @@ impl Service {
             }),
         );
         let doc = stamped.into_value();
-        Ok(Write {
+        Ok(ResourceWrite {
             id,
             unique_key: unique_key(rt, &doc),
             display: display_of(&doc),
@@ -151,7 +156,7 @@ impl Service {
     fn store_new(
         &self,
         rt: &ResourceTypeDef,
-        write: Write,
+        write: ResourceWrite,
         ctx: &RequestCtx,
     ) -> ScimResult<Rendered> {
         let name = user_name(rt, &write.doc);

@@ -13,7 +13,7 @@ use scim_proto::project::Projection;
 use scim_proto::schema::validate::validate_replace;
 use scim_proto::schema::ResourceTypeDef;
 use scim_proto::{ScimError, ScimResult};
-use scim_store::{Member, MemberChange, StoreError, Write};
+use scim_store::{Member, MemberChange, ResourceWrite, StoreError};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 
@@ -163,7 +163,7 @@ impl Service {
             );
             let doc = stamped.into_value();
             let name = user_name(rt, &doc);
-            let write = Write {
+            let write = ResourceWrite {
                 id: id.to_string(),
                 unique_key: unique_key(rt, &doc),
                 display: display_of(&doc),

@@ -4,7 +4,7 @@
 use super::session::{Fail, Session, TxResult};
 use crate::index::{index_rows, IndexValue};
 use crate::statements;
-use crate::{ChangeOp, Member, MemberChange, StoreError, StoreResult, Write};
+use crate::{ChangeOp, Member, MemberChange, ResourceWrite, StoreError, StoreResult};
 use scim_proto::schema::{ResourceTypeDef, SchemaRegistry};
 
 /// Index rows of several resources as parallel arrays, inserted with one
@@ -192,7 +192,7 @@ pub(super) fn missing_or_changed(
 pub(super) fn insert_new(
     s: &mut Session<'_>,
     rt: &ResourceTypeDef,
-    w: &Write,
+    w: &ResourceWrite,
     doc: &str,
     index: &IndexBatch,
 ) -> TxResult<StoreResult<()>> {

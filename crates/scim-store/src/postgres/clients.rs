@@ -1,7 +1,7 @@
 //! `ClientStore` on PostgreSQL: the authorization server's clients and keys in the
 //! same database, so every scimd process sees the same clients, keys and lock-outs.
 
-use super::session::{found, Fail, Mode, TxResult};
+use super::session::{found, Fail, TxKind, TxResult};
 use super::PostgresStore;
 use crate::clients::{ClientRecord, ClientStore, SigningKeyRecord};
 use crate::statements;
@@ -31,7 +31,7 @@ fn client_row(r: &Row) -> TxResult<ClientRecord> {
 impl ClientStore for PostgresStore {
     fn create_client(&self, c: &ClientRecord) -> StoreResult<()> {
         let scopes = c.scopes.join(" ");
-        self.run(Mode::Write, |s| {
+        self.run(TxKind::Write, |s| {
             s.execute(
                 &statements::postgres().create_client,
                 &[
@@ -51,7 +51,7 @@ impl ClientStore for PostgresStore {
     }
 
     fn get_client(&self, id: &str) -> StoreResult<Option<ClientRecord>> {
-        self.run(Mode::Single, |s| {
+        self.run(TxKind::Single, |s| {
             s.query_opt(&statements::postgres().get_client, &[&id])?
                 .map(|r| client_row(&r))
                 .transpose()
@@ -59,7 +59,7 @@ impl ClientStore for PostgresStore {
     }
 
     fn list_clients(&self) -> StoreResult<Vec<ClientRecord>> {
-        self.run(Mode::Single, |s| {
+        self.run(TxKind::Single, |s| {
             s.query(&statements::postgres().list_clients, &[])?
                 .iter()
                 .map(client_row)
@@ -68,7 +68,7 @@ impl ClientStore for PostgresStore {
     }
 
     fn set_client_disabled(&self, id: &str, disabled: bool) -> StoreResult<()> {
-        self.run(Mode::Single, |s| {
+        self.run(TxKind::Single, |s| {
             found(s.execute(
                 &statements::postgres().set_client_disabled,
                 &[&id, &disabled],
@@ -77,14 +77,14 @@ impl ClientStore for PostgresStore {
     }
 
     fn delete_client(&self, id: &str) -> StoreResult<()> {
-        self.run(Mode::Write, |s| {
+        self.run(TxKind::Write, |s| {
             s.execute(&statements::postgres().forget_failures, &[&id])?;
             found(s.execute(&statements::postgres().delete_client, &[&id])?)
         })
     }
 
     fn rotate_secret(&self, id: &str, secret_hash: &str) -> StoreResult<()> {
-        self.run(Mode::Write, |s| {
+        self.run(TxKind::Write, |s| {
             s.execute(&statements::postgres().forget_failures, &[&id])?;
             found(s.execute(&statements::postgres().rotate_secret, &[&id, &secret_hash])?)
         })
@@ -97,7 +97,7 @@ impl ClientStore for PostgresStore {
         window_start: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<u64> {
         let (at, window_start) = (crate::db_time(at), crate::db_time(window_start));
-        self.run(Mode::Write, |s| {
+        self.run(TxKind::Write, |s| {
             // The client's row lock serialises failure counting across processes.
             s.query_opt(
                 "SELECT 1 FROM oauth_clients WHERE id = $1 FOR UPDATE",
@@ -123,7 +123,7 @@ impl ClientStore for PostgresStore {
         until: Option<chrono::DateTime<chrono::Utc>>,
     ) -> StoreResult<()> {
         let until_text = until.map(crate::db_time);
-        self.run(Mode::Write, |s| {
+        self.run(TxKind::Write, |s| {
             if until_text.is_none() {
                 s.execute(&statements::postgres().forget_failures, &[&id])?;
             }
@@ -139,7 +139,7 @@ impl ClientStore for PostgresStore {
         now: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<u64> {
         let now = crate::db_time(now);
-        self.run(Mode::Single, |s| {
+        self.run(TxKind::Single, |s| {
             Ok(s.execute(
                 &statements::postgres().delete_expired_dynamic_clients,
                 &[&now],
@@ -148,7 +148,7 @@ impl ClientStore for PostgresStore {
     }
 
     fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
-        self.run(Mode::Single, |s| {
+        self.run(TxKind::Single, |s| {
             s.query(&statements::postgres().signing_keys, &[])?
                 .iter()
                 .map(|r| {
@@ -168,7 +168,7 @@ impl ClientStore for PostgresStore {
     }
 
     fn add_signing_key(&self, k: &SigningKeyRecord) -> StoreResult<()> {
-        self.run(Mode::Single, |s| {
+        self.run(TxKind::Single, |s| {
             s.execute(
                 &statements::postgres().add_signing_key,
                 &[
@@ -190,7 +190,7 @@ impl ClientStore for PostgresStore {
         at: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<u64> {
         let at = crate::db_time(at);
-        self.run(Mode::Single, |s| {
+        self.run(TxKind::Single, |s| {
             Ok(s.execute(
                 &statements::postgres().retire_signing_keys,
                 &[&keep_kid, &at],
@@ -199,7 +199,7 @@ impl ClientStore for PostgresStore {
     }
 
     fn delete_signing_key(&self, kid: &str) -> StoreResult<()> {
-        self.run(Mode::Single, |s| {
+        self.run(TxKind::Single, |s| {
             s.execute(&statements::postgres().delete_signing_key, &[&kid])?;
             Ok(())
         })
@@ -207,7 +207,7 @@ impl ClientStore for PostgresStore {
 
     fn server_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>> {
         let now = crate::db_time(chrono::Utc::now());
-        self.run(Mode::Write, |s| {
+        self.run(TxKind::Write, |s| {
             // Concurrent first starts: one insert wins, every process reads it.
             s.execute(
                 &statements::postgres().add_server_secret,

@@ -41,6 +41,8 @@ impl ScratchSchema {
     ///   required, and an unreachable one fails the test (panics);
     /// - unset: the default server if it answers, else `None` with a notice on
     ///   stderr, and the caller skips its PostgreSQL part.
+    // Test support only: failing the calling test is what this is for.
+    #[allow(clippy::panic)]
     pub fn for_tests(prefix: &str) -> Option<ScratchSchema> {
         let required = std::env::var_os(TEST_URL_VAR).is_some();
         let url = test_url();

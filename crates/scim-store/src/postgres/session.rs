@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// One pooled connection with the statements prepared on it.
-pub struct Conn {
+pub(super) struct Conn {
     pub(super) client: Client,
     pub(super) statements: HashMap<&'static str, Statement>,
 }
@@ -169,7 +169,7 @@ impl Session<'_> {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Mode {
+pub(super) enum TxKind {
     /// One statement, autocommit.
     Single,
     /// Several reads that must see one snapshot.
@@ -213,10 +213,10 @@ impl PostgresStore {
             .map_err(|e| StoreError::Backend(format!("no database connection: {e}")))
     }
 
-    /// Run `f` in `mode`, again from the start when the engine asks for a retry.
+    /// Run `f` in a transaction of kind `mode`, again from the start when the engine asks for a retry.
     pub(super) fn run<T>(
         &self,
-        mode: Mode,
+        mode: TxKind,
         mut f: impl FnMut(&mut Session<'_>) -> TxResult<T>,
     ) -> StoreResult<T> {
         let mut attempt = 1;
@@ -236,21 +236,21 @@ impl PostgresStore {
 
     pub(super) fn attempt<T>(
         &self,
-        mode: Mode,
+        mode: TxKind,
         f: &mut impl FnMut(&mut Session<'_>) -> TxResult<T>,
     ) -> TxResult<T> {
         let mut conn = self.conn()?;
         let Conn { client, statements } = &mut *conn;
         let handle = match mode {
-            Mode::Single => Handle::Auto(client),
-            Mode::Snapshot => Handle::Tx(
+            TxKind::Single => Handle::Auto(client),
+            TxKind::Snapshot => Handle::Tx(
                 client
                     .build_transaction()
                     .isolation_level(IsolationLevel::RepeatableRead)
                     .read_only(true)
                     .start()?,
             ),
-            Mode::Write => Handle::Tx(client.transaction()?),
+            TxKind::Write => Handle::Tx(client.transaction()?),
         };
         let mut session = Session { handle, statements };
         let out = f(&mut session)?;

@@ -4,15 +4,15 @@
 use super::batch::{
     insert_new, missing_or_changed, record_change, write_members, IndexBatch, MemberBatch,
 };
-use super::session::{found, Conn, Fail, Mode, TxResult};
+use super::session::{found, Conn, Fail, TxKind, TxResult};
 use super::{db_error, json_err, PostgresStore};
 use crate::dialect::Postgres as PgDialect;
 use crate::sql::search_sql;
 use crate::statements;
 use crate::{
     Change, ChangeOp, ChangePage, ExportRecord, FeedStore, GroupRef, Member, MemberView,
-    MembershipStore, Page, Query, ResourceStore, SchemaStore, SecretChange, StoreError,
-    StoreResult, StoredResource, TransferStore, Write,
+    MembershipStore, Page, Query, ResourceStore, ResourceWrite, SchemaStore, SecretChange,
+    StoreError, StoreResult, StoredResource, TransferStore,
 };
 use postgres::IsolationLevel;
 use scim_proto::schema::custom::CustomAttribute;
@@ -59,7 +59,7 @@ impl PostgresStore {
         rt: &ResourceTypeDef,
         target: &str,
     ) -> StoreResult<Option<(StoredResource, Vec<GroupRef>)>> {
-        let rows = self.run(Mode::Single, |s| {
+        let rows = self.run(TxKind::Single, |s| {
             let rows = s.query(sql, &[&target, &rt.name, &MAX_GROUP_NESTING])?;
             rows.iter()
                 .map(|r| {
@@ -117,7 +117,7 @@ pub(super) fn stored(
 }
 
 impl ResourceStore for PostgresStore {
-    fn create(&self, rt: &ResourceTypeDef, w: Write) -> StoreResult<StoredResource> {
+    fn create(&self, rt: &ResourceTypeDef, w: ResourceWrite) -> StoreResult<StoredResource> {
         self.create_many(vec![(rt.clone(), w)], 1)
             .pop()
             .unwrap_or_else(|| Err(StoreError::Backend("creation not attempted".into())))
@@ -125,7 +125,7 @@ impl ResourceStore for PostgresStore {
 
     fn create_many(
         &self,
-        items: Vec<(ResourceTypeDef, Write)>,
+        items: Vec<(ResourceTypeDef, ResourceWrite)>,
         max_failures: usize,
     ) -> Vec<StoreResult<StoredResource>> {
         let registry = self.registry.load();
@@ -141,7 +141,7 @@ impl ResourceStore for PostgresStore {
         // One transaction for all: a uniqueness conflict skips its item without
         // aborting the transaction (no savepoint per item); any other error fails
         // them all, and a retryable one runs them all again.
-        let outcome = self.run(Mode::Write, |s| {
+        let outcome = self.run(TxKind::Write, |s| {
             let mut out = Vec::with_capacity(prepared.len());
             let mut failures = 0;
             for (rt, w, doc, index) in &prepared {
@@ -192,7 +192,7 @@ impl ResourceStore for PostgresStore {
     }
 
     fn find_unique(&self, rt: &ResourceTypeDef, key: &str) -> StoreResult<Option<StoredResource>> {
-        let row = self.run(Mode::Single, |s| {
+        let row = self.run(TxKind::Single, |s| {
             let row = s.query_opt(&statements::postgres().find_unique, &[&rt.name, &key])?;
             Ok(match row {
                 Some(r) => Some((
@@ -208,7 +208,7 @@ impl ResourceStore for PostgresStore {
     }
 
     fn get(&self, rt: &ResourceTypeDef, id: &str) -> StoreResult<StoredResource> {
-        let row = self.run(Mode::Single, |s| {
+        let row = self.run(TxKind::Single, |s| {
             let row = s.query_opt(&statements::postgres().get, &[&id, &rt.name])?;
             Ok(match row {
                 Some(r) => Some((r.try_get::<_, String>(0)?, r.try_get::<_, i64>(1)?)),
@@ -222,7 +222,7 @@ impl ResourceStore for PostgresStore {
     fn replace(
         &self,
         rt: &ResourceTypeDef,
-        w: Write,
+        w: ResourceWrite,
         if_version: Option<i64>,
     ) -> StoreResult<StoredResource> {
         let doc = serde_json::to_string(&w.doc).map_err(json_err)?;
@@ -230,7 +230,7 @@ impl ResourceStore for PostgresStore {
         let secret = w.secret.new_hash();
         let mut index = IndexBatch::default();
         index.add(&self.registry.load(), rt, &w.id, &w.doc);
-        let version = self.run(Mode::Write, |s| {
+        let version = self.run(TxKind::Write, |s| {
             // Locks the row: writers of this resource (and of this group's member
             // rows) queue here, and each re-checks the version when its turn comes.
             let updated = s.query_opt(
@@ -280,7 +280,7 @@ impl ResourceStore for PostgresStore {
         if_version: Option<i64>,
         at: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<()> {
-        self.run(Mode::Write, |s| {
+        self.run(TxKind::Write, |s| {
             let deleted = s.query_opt(
                 &statements::postgres().delete,
                 &[&id, &rt.name, &if_version],
@@ -300,9 +300,9 @@ impl ResourceStore for PostgresStore {
             search_sql(&PgDialect, &self.registry.load(), rt, q).map_err(StoreError::Query)?;
         // Page and total from one snapshot; a count-only search needs no transaction.
         let mode = if sql.page_sql.is_some() {
-            Mode::Snapshot
+            TxKind::Snapshot
         } else {
-            Mode::Single
+            TxKind::Single
         };
         let (total, rows) = self.run(mode, |s| {
             let mut rows: Vec<crate::model::PageRow> = Vec::new();
@@ -330,7 +330,7 @@ impl ResourceStore for PostgresStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let found: HashMap<String, String> = self.run(Mode::Single, |s| {
+        let found: HashMap<String, String> = self.run(TxKind::Single, |s| {
             let rows = s.query(
                 "SELECT id, rtype FROM resources WHERE id = ANY($1)",
                 &[&ids],
@@ -353,7 +353,7 @@ impl ResourceStore for PostgresStore {
 
 impl MembershipStore for PostgresStore {
     fn members(&self, group_id: &str, with_display: bool) -> StoreResult<Vec<MemberView>> {
-        self.run(Mode::Single, |s| {
+        self.run(TxKind::Single, |s| {
             let st = statements::postgres();
             let sql = if with_display {
                 &st.members_with_display
@@ -374,7 +374,7 @@ impl MembershipStore for PostgresStore {
     }
 
     fn groups_of(&self, member_id: &str) -> StoreResult<Vec<GroupRef>> {
-        self.run(Mode::Single, |s| {
+        self.run(TxKind::Single, |s| {
             // Depth-capped walk up the membership graph (cycles end at the cap).
             let rows = s.query(
                 "WITH RECURSIVE up(group_id, depth) AS (
@@ -407,7 +407,7 @@ impl MembershipStore for PostgresStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let found: HashSet<String> = self.run(Mode::Single, |s| {
+        let found: HashSet<String> = self.run(TxKind::Single, |s| {
             let rows = s.query(
                 "SELECT member_id FROM members WHERE group_id = $1 AND member_id = ANY($2)",
                 &[&group_id, &ids],
@@ -432,7 +432,7 @@ impl FeedStore for PostgresStore {
     fn changes(&self, after: Option<&str>, limit: usize) -> StoreResult<ChangePage> {
         let from = after.map(parse_position).transpose()?;
         let limit_rows = i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1;
-        let (pruned, rows) = self.run(Mode::Snapshot, |s| {
+        let (pruned, rows) = self.run(TxKind::Snapshot, |s| {
             let pruned = s
                 .query_opt(&statements::postgres().pruned_through, &[])?
                 .map(|r| r.try_get::<_, String>(0))
@@ -497,7 +497,7 @@ impl FeedStore for PostgresStore {
 
     fn prune_changes(&self, before: chrono::DateTime<chrono::Utc>) -> StoreResult<u64> {
         let before = crate::db_time(before);
-        self.run(Mode::Write, |s| {
+        self.run(TxKind::Write, |s| {
             // Only settled rows (see `changes`) can be pruned, so nothing can later
             // appear behind the pruned position.
             let Some(last) = s.query_opt(
@@ -531,7 +531,7 @@ impl FeedStore for PostgresStore {
 
 impl SchemaStore for PostgresStore {
     fn custom_attributes(&self) -> StoreResult<Vec<CustomAttribute>> {
-        self.run(Mode::Single, |s| {
+        self.run(TxKind::Single, |s| {
             s.query(
                 "SELECT definition FROM custom_attributes ORDER BY created, name_key",
                 &[],
@@ -548,7 +548,7 @@ impl SchemaStore for PostgresStore {
     fn add_custom_attribute(&self, attr: &CustomAttribute) -> StoreResult<()> {
         let definition = serde_json::to_string(attr).map_err(json_err)?;
         let key = attr.name.to_lowercase();
-        self.run(Mode::Single, |s| {
+        self.run(TxKind::Single, |s| {
             s.execute(
                 &statements::postgres().add_custom_attribute,
                 &[&key, &definition],
@@ -559,7 +559,7 @@ impl SchemaStore for PostgresStore {
 
     fn remove_custom_attribute(&self, name: &str) -> StoreResult<()> {
         let key = name.to_lowercase();
-        self.run(Mode::Single, |s| {
+        self.run(TxKind::Single, |s| {
             found(s.execute(&statements::postgres().remove_custom_attribute, &[&key])?)
         })
     }
@@ -670,7 +670,7 @@ impl TransferStore for PostgresStore {
                 members.add(&rec.id, &rec.members, 1);
             }
         }
-        self.run(Mode::Write, |s| {
+        self.run(TxKind::Write, |s| {
             s.execute(
                 "INSERT INTO resources (id, rtype, doc, version, created, modified, unique_key, display, secret)
                  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],

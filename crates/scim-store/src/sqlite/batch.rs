@@ -4,7 +4,7 @@
 use super::backend;
 use crate::index::{index_rows, IndexValue};
 use crate::statements;
-use crate::{ChangeOp, Member, MemberChange, StoreResult, StoredResource, Write};
+use crate::{ChangeOp, Member, MemberChange, ResourceWrite, StoreResult, StoredResource};
 use rusqlite::{params, Transaction};
 use scim_proto::schema::{ResourceTypeDef, SchemaRegistry};
 
@@ -14,7 +14,7 @@ pub(super) fn insert_resource(
     tx: &Transaction<'_>,
     registry: &SchemaRegistry,
     rt: &ResourceTypeDef,
-    w: Write,
+    w: ResourceWrite,
     doc: &str,
 ) -> StoreResult<StoredResource> {
     let secret = w.secret.new_hash();
@@ -57,7 +57,7 @@ pub(super) fn write_index(
     tx: &Transaction<'_>,
     registry: &SchemaRegistry,
     rt: &ResourceTypeDef,
-    write: &Write,
+    write: &ResourceWrite,
 ) -> StoreResult<()> {
     tx.execute(&statements::sqlite().delete_index, [&write.id])
         .map_err(backend)?;

@@ -9,8 +9,8 @@ use crate::sql::{search_sql, SearchSql, SqlParam};
 use crate::statements;
 use crate::{
     Change, ChangeOp, ChangePage, ExportRecord, FeedStore, GroupRef, Member, MemberView,
-    MembershipStore, Page, Query, ResourceStore, SchemaStore, SecretChange, StoreError,
-    StoreResult, StoredResource, TransferStore, Write,
+    MembershipStore, Page, Query, ResourceStore, ResourceWrite, SchemaStore, SecretChange,
+    StoreError, StoreResult, StoredResource, TransferStore,
 };
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 use scim_proto::schema::custom::CustomAttribute;
@@ -194,7 +194,7 @@ impl ResourceStore for SqliteStore {
         true
     }
 
-    fn create(&self, rt: &ResourceTypeDef, w: Write) -> StoreResult<StoredResource> {
+    fn create(&self, rt: &ResourceTypeDef, w: ResourceWrite) -> StoreResult<StoredResource> {
         let doc = serde_json::to_string(&w.doc).map_err(json_err)?;
         let rt = rt.clone();
         self.write(move |tx, registry| insert_resource(tx, registry, &rt, w, &doc))
@@ -202,7 +202,7 @@ impl ResourceStore for SqliteStore {
 
     fn create_many(
         &self,
-        items: Vec<(ResourceTypeDef, Write)>,
+        items: Vec<(ResourceTypeDef, ResourceWrite)>,
         max_failures: usize,
     ) -> Vec<StoreResult<StoredResource>> {
         let n = items.len();
@@ -273,7 +273,7 @@ impl ResourceStore for SqliteStore {
     fn replace(
         &self,
         rt: &ResourceTypeDef,
-        w: Write,
+        w: ResourceWrite,
         if_version: Option<i64>,
     ) -> StoreResult<StoredResource> {
         let doc = serde_json::to_string(&w.doc).map_err(json_err)?;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub struct Server {
+pub(crate) struct Server {
     child: Child,
     pub port: u16,
     pub data_dir: PathBuf,
@@ -25,7 +25,7 @@ fn free_port() -> u16 {
 }
 
 impl Server {
-    pub fn start() -> Server {
+    pub(crate) fn start() -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_path_buf();
         let mut s = Server::start_in(&dir, &[]);
@@ -33,7 +33,7 @@ impl Server {
         s
     }
 
-    pub fn start_with(extra: &[&str]) -> Server {
+    pub(crate) fn start_with(extra: &[&str]) -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_path_buf();
         let mut s = Server::start_in(&dir, extra);
@@ -42,7 +42,7 @@ impl Server {
     }
 
     /// Start on an existing data directory (kept by the caller).
-    pub fn start_in(dir: &Path, extra: &[&str]) -> Server {
+    pub(crate) fn start_in(dir: &Path, extra: &[&str]) -> Server {
         let mut args = vec!["--protection", "bypass"];
         args.extend_from_slice(extra);
         Server::spawn_in(dir, &args)
@@ -50,7 +50,7 @@ impl Server {
 
     /// Start with protection on: oauth unless `extra` names another
     /// `--protection`; no bypass default.
-    pub fn start_protected(extra: &[&str]) -> Server {
+    pub(crate) fn start_protected(extra: &[&str]) -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().to_path_buf();
         let mut s = Server::spawn_in(&dir, extra);
@@ -59,7 +59,7 @@ impl Server {
     }
 
     /// Start on an existing data directory with exactly these extra flags.
-    pub fn spawn_in(dir: &Path, extra: &[&str]) -> Server {
+    pub(crate) fn spawn_in(dir: &Path, extra: &[&str]) -> Server {
         let port = free_port();
         let default_db = default_database(dir, extra);
         let database = default_db.get(1).cloned().or_else(|| {
@@ -110,32 +110,32 @@ impl Server {
 
     /// Flags that make a `scimd` command (clients, keys, export…) use this
     /// server's database.
-    pub fn database_args(&self) -> Vec<String> {
+    pub(crate) fn database_args(&self) -> Vec<String> {
         match &self.database {
             Some(url) => vec!["--database".to_string(), url.clone()],
             None => Vec::new(),
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{}", self.port, path)
     }
 
     /// SIGKILL: no shutdown code runs, as in a crash.
-    pub fn kill(mut self) {
+    pub(crate) fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
-    pub fn get(&self, path: &str) -> RequestBuilder {
+    pub(crate) fn get(&self, path: &str) -> RequestBuilder {
         self.client.get(self.url(path))
     }
 
-    pub fn delete(&self, path: &str) -> RequestBuilder {
+    pub(crate) fn delete(&self, path: &str) -> RequestBuilder {
         self.client.delete(self.url(path))
     }
 
-    pub fn send_json(&self, method: &str, path: &str, body: &Value) -> RequestBuilder {
+    pub(crate) fn send_json(&self, method: &str, path: &str, body: &Value) -> RequestBuilder {
         let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         self.client
             .request(m, self.url(path))
@@ -143,15 +143,15 @@ impl Server {
             .body(body.to_string())
     }
 
-    pub fn post(&self, path: &str, body: &Value) -> Response {
+    pub(crate) fn post(&self, path: &str, body: &Value) -> Response {
         self.send_json("POST", path, body).send().expect("POST")
     }
 
-    pub fn put(&self, path: &str, body: &Value) -> Response {
+    pub(crate) fn put(&self, path: &str, body: &Value) -> Response {
         self.send_json("PUT", path, body).send().expect("PUT")
     }
 
-    pub fn patch(&self, path: &str, body: &Value) -> Response {
+    pub(crate) fn patch(&self, path: &str, body: &Value) -> Response {
         self.send_json("PATCH", path, body).send().expect("PATCH")
     }
 }
@@ -164,7 +164,7 @@ impl Drop for Server {
 }
 
 /// Status and JSON body of a response.
-pub fn parts(resp: Response) -> (u16, Value) {
+pub(crate) fn parts(resp: Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     let text = resp.text().expect("body");
     let body = if text.is_empty() {
@@ -176,7 +176,7 @@ pub fn parts(resp: Response) -> (u16, Value) {
 }
 
 /// Assert a SCIM error body with this status and scimType.
-pub fn assert_scim_error(resp: Response, status: u16, scim_type: Option<&str>) -> Value {
+pub(crate) fn assert_scim_error(resp: Response, status: u16, scim_type: Option<&str>) -> Value {
     let ct = resp
         .headers()
         .get("content-type")
@@ -205,7 +205,7 @@ pub fn assert_scim_error(resp: Response, status: u16, scim_type: Option<&str>) -
 
 /// PostgreSQL for the tests: `SCIMD_TEST_POSTGRES_URL`, by default the database
 /// that `scripts/ensure-postgres.sh` creates.
-pub fn postgres_url() -> String {
+pub(crate) fn postgres_url() -> String {
     scim_store::postgres::test_url()
 }
 
@@ -213,7 +213,7 @@ pub fn postgres_url() -> String {
 /// that selects it; `None` (with a notice) when the test is to be skipped. With
 /// `SCIMD_TEST_POSTGRES_URL` set (as under `scripts/test.sh`) an unreachable
 /// server fails the test instead (`ScratchSchema::for_tests`).
-pub fn postgres_schema() -> Option<scim_store::postgres::ScratchSchema> {
+pub(crate) fn postgres_schema() -> Option<scim_store::postgres::ScratchSchema> {
     sweep_stale_schemas();
     scim_store::postgres::ScratchSchema::for_tests(&format!("e2e_p{}", std::process::id()))
 }

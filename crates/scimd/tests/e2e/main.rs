@@ -1,5 +1,8 @@
 //! End-to-end tests: a real scimd process over loopback HTTP.
 
+// A test crate: a failed expectation should stop the test loudly.
+#![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
+
 mod auth;
 mod bulk;
 mod concurrency;
