@@ -26,7 +26,6 @@ pub use scope::{classify, required_scope, Access, ScopePolicy};
 pub use token::{TokenInfo, TokenKind};
 
 use scim_store::StoreError;
-use std::fmt;
 use std::time::Duration;
 
 /// How the SCIM API is protected.
@@ -152,29 +151,15 @@ impl Default for AuthConfig {
     }
 }
 
-#[derive(Debug)]
+/// What setting up or running the authorization server can fail with.
+#[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    Store(StoreError),
+    #[error("client store: {0}")]
+    Store(#[from] StoreError),
+    #[error("crypto: {0}")]
     Crypto(String),
+    #[error("configuration: {0}")]
     Config(String),
-}
-
-impl fmt::Display for AuthError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AuthError::Store(e) => write!(f, "client store: {e}"),
-            AuthError::Crypto(e) => write!(f, "crypto: {e}"),
-            AuthError::Config(e) => write!(f, "configuration: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for AuthError {}
-
-impl From<StoreError> for AuthError {
-    fn from(e: StoreError) -> Self {
-        AuthError::Store(e)
-    }
 }
 
 pub(crate) fn to_chrono(d: Duration) -> chrono::Duration {

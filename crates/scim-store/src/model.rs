@@ -3,7 +3,6 @@
 use chrono::{DateTime, Utc};
 use scim_proto::filter::{AttrPath, Filter};
 use serde_json::Value;
-use std::fmt;
 
 /// A resource as stored: the canonical document (with `id`, `meta`) and its version.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,19 +13,95 @@ pub struct StoredResource {
     pub version: i64,
 }
 
+/// What a group member is (the `member_type` column, a member's `type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum MemberKind {
+    User,
+    Group,
+}
+
+impl MemberKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberKind::User => "User",
+            MemberKind::Group => "Group",
+        }
+    }
+
+    /// A stored or sent `type` (exact, as RFC 7643 §4.2 names them).
+    pub fn parse(s: &str) -> Option<MemberKind> {
+        match s {
+            "User" => Some(MemberKind::User),
+            "Group" => Some(MemberKind::Group),
+            _ => None,
+        }
+    }
+
+    /// The member kind of a resource type, if it can be a member at all.
+    pub fn of(kind: scim_proto::schema::ResourceKind) -> Option<MemberKind> {
+        match kind {
+            scim_proto::schema::ResourceKind::User => Some(MemberKind::User),
+            scim_proto::schema::ResourceKind::Group => Some(MemberKind::Group),
+            _ => None,
+        }
+    }
+
+    /// The endpoint a member's `$ref` points into.
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            MemberKind::User => "/Users",
+            MemberKind::Group => "/Groups",
+        }
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl rusqlite::types::FromSql for MemberKind {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let s = v.as_str()?;
+        MemberKind::parse(s).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(
+                format!("stored member type '{s}' is not User or Group").into(),
+            )
+        })
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl rusqlite::ToSql for MemberKind {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::from(self.as_str()))
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl<'a> postgres::types::FromSql<'a> for MemberKind {
+    fn from_sql(
+        ty: &postgres::types::Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let s = <&str as postgres::types::FromSql>::from_sql(ty, raw)?;
+        MemberKind::parse(s)
+            .ok_or_else(|| format!("stored member type '{s}' is not User or Group").into())
+    }
+
+    fn accepts(ty: &postgres::types::Type) -> bool {
+        <&str as postgres::types::FromSql>::accepts(ty)
+    }
+}
+
 /// A group member row.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Member {
     pub id: String,
-    /// "User" or "Group".
-    pub kind: String,
+    pub kind: MemberKind,
 }
 
 /// A member with what a response shows about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberView {
     pub id: String,
-    pub kind: String,
+    pub kind: MemberKind,
     pub display: Option<String>,
 }
 
@@ -173,34 +248,26 @@ pub struct ChangePage {
     pub more: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a store call can fail with; the service maps it to a SCIM error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
+    #[error("not found")]
     NotFound,
     /// The unique key is taken by another resource.
+    #[error("unique value already taken")]
     Uniqueness,
     /// `If-Match` version did not match.
+    #[error("version mismatch")]
     VersionMismatch,
     /// A change-feed position is malformed, or older than the retained changes.
+    #[error("change feed position: {0}")]
     BadCursor(String),
     /// The query could not be compiled (bad attribute for this backend, …).
-    Query(scim_proto::ScimError),
+    #[error("query: {0}")]
+    Query(#[source] scim_proto::ScimError),
+    #[error("storage backend: {0}")]
     Backend(String),
 }
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StoreError::NotFound => f.write_str("not found"),
-            StoreError::Uniqueness => f.write_str("unique value already taken"),
-            StoreError::VersionMismatch => f.write_str("version mismatch"),
-            StoreError::BadCursor(e) => write!(f, "change feed position: {e}"),
-            StoreError::Query(e) => write!(f, "query: {e}"),
-            StoreError::Backend(e) => write!(f, "storage backend: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for StoreError {}
 
 pub type StoreResult<T> = Result<T, StoreError>;
 

@@ -101,7 +101,8 @@ pub trait ResourceStore: MembershipStore + Send + Sync {
 
     fn search(&self, rt: &ResourceTypeDef, query: &Query) -> StoreResult<Page>;
 
-    /// Which of these ids exist, and as what resource type.
+    /// Which of these ids are users or groups, and which (devices and unknown
+    /// ids are left out: they cannot be members).
     fn existing(&self, ids: &[String]) -> StoreResult<Vec<Member>>;
 }
 

@@ -25,7 +25,7 @@ use scim_store::clients::{ClientRecord, ClientStore, SigningKeyRecord};
 use scim_store::postgres::{PostgresOptions, PostgresStore, ScratchSchema};
 use scim_store::sqlite::{SqliteClientStore, SqliteStore};
 use scim_store::{
-    ChangeOp, ExportRecord, Member, MemberChange, Query, ResourceStore, ResourceWrite,
+    ChangeOp, ExportRecord, Member, MemberChange, MemberKind, Query, ResourceStore, ResourceWrite,
     SecretChange, SortOrder, Store, StoreError, StoredResource,
 };
 use serde_json::{json, Map, Value};
@@ -185,7 +185,7 @@ impl Backend {
                 kind: found
                     .iter()
                     .find(|m| &m.id == id)
-                    .map_or("User".into(), |m| m.kind.clone()),
+                    .map_or(MemberKind::User, |m| m.kind),
             })
             .collect()
     }
@@ -402,7 +402,7 @@ fn members_add_remove_replace_in_order(b: &Backend) {
     assert_eq!(b.member_ids(&g.id), ids(&[&y, &x]));
     let shown = b.store.members(&g.id, true).expect("members");
     assert_eq!(shown[0].display.as_deref(), Some("y"));
-    assert_eq!(shown[0].kind, "User");
+    assert_eq!(shown[0].kind, MemberKind::User);
     assert_eq!(
         b.store.members(&g.id, false).expect("members")[0].display,
         None
@@ -568,11 +568,11 @@ fn members_among_and_existing(b: &Backend) {
         vec![
             Member {
                 id: g.id.clone(),
-                kind: "Group".into()
+                kind: MemberKind::Group
             },
             Member {
                 id: a.id.clone(),
-                kind: "User".into()
+                kind: MemberKind::User
             }
         ]
     );
@@ -884,7 +884,7 @@ fn concurrent_writers_lose_nothing(b: &Backend) {
                         let add = MemberChange::Delta {
                             add: vec![Member {
                                 id: m.id.clone(),
-                                kind: "User".into(),
+                                kind: MemberKind::User,
                             }],
                             remove: vec![],
                         };

@@ -145,40 +145,6 @@ impl ResourceKind {
     }
 }
 
-/// What a group member is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum MemberKind {
-    User,
-    Group,
-}
-
-impl MemberKind {
-    /// The member's `type` as a response shows it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MemberKind::User => "User",
-            MemberKind::Group => "Group",
-        }
-    }
-
-    /// A `type` value as clients send it (exact, as RFC 7643 §4.2 lists them).
-    pub fn parse(s: &str) -> Option<MemberKind> {
-        match s {
-            "User" => Some(MemberKind::User),
-            "Group" => Some(MemberKind::Group),
-            _ => None,
-        }
-    }
-
-    /// The endpoint a member's `$ref` points into.
-    pub fn endpoint(self) -> &'static str {
-        match self {
-            MemberKind::User => "/Users",
-            MemberKind::Group => "/Groups",
-        }
-    }
-}
-
 /// A resource type, RFC 7643 §6.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -4,7 +4,7 @@
 use super::{store_error, RequestCtx, Service};
 use scim_proto::schema::ResourceTypeDef;
 use scim_proto::{ScimError, ScimResult};
-use scim_store::{Member, MemberChange};
+use scim_store::{Member, MemberChange, MemberKind};
 use serde_json::Value;
 use std::collections::HashSet;
 
@@ -44,8 +44,8 @@ impl Service {
         let mut out = Vec::with_capacity(wanted.len());
         for m in wanted {
             match found.iter().find(|f| f.id == m.id) {
-                Some(f) if f.kind == "User" || f.kind == "Group" => out.push(f.clone()),
-                _ => {
+                Some(f) => out.push(f.clone()),
+                None => {
                     return Err(ScimError::invalid_value(format!(
                         "member '{}' is not an existing User or Group",
                         m.id
@@ -96,14 +96,23 @@ fn listed_members(doc: &mut Value) -> ScimResult<Vec<Member>> {
             .and_then(Value::as_str)
             .ok_or_else(|| ScimError::invalid_value("every member needs a 'value'"))?;
         if seen.insert(id.to_string()) {
-            let kind = m.get("type").and_then(Value::as_str).unwrap_or("User");
             wanted.push(Member {
                 id: id.to_string(),
-                kind: kind.to_string(),
+                kind: member_kind(m.get("type").and_then(Value::as_str))?,
             });
         }
     }
     Ok(wanted)
+}
+
+/// A member's `type` as sent; none means a user.
+pub(super) fn member_kind(sent: Option<&str>) -> ScimResult<MemberKind> {
+    match sent {
+        None => Ok(MemberKind::User),
+        Some(t) => MemberKind::parse(t).ok_or_else(|| {
+            ScimError::invalid_value(format!("member type '{t}' is not 'User' or 'Group'"))
+        }),
+    }
 }
 
 /// The ids in a document's `members`.

@@ -7,7 +7,7 @@ use scim_proto::filter::AttrPath;
 use scim_proto::project::project;
 use scim_proto::schema::ResourceTypeDef;
 use scim_proto::ScimResult;
-use scim_store::{GroupRef, MemberView, StoredResource};
+use scim_store::{GroupRef, MemberKind, MemberView, StoredResource};
 use serde_json::{json, Map, Value};
 
 /// A resource ready to send: projected document and its version (for the ETag).
@@ -29,11 +29,7 @@ pub(crate) fn stamp_meta(doc: &mut Document, version: i64, location: String) {
 
 /// One element of a group's `members` (or a user's `groups`, with its kind).
 fn member_json(base_url: &str, m: &MemberView, kind: Option<&str>) -> Value {
-    let endpoint = if m.kind == "Group" {
-        "/Groups"
-    } else {
-        "/Users"
-    };
+    let endpoint = m.kind.endpoint();
     let mut v = Map::new();
     v.insert("value".into(), json!(m.id));
     v.insert(
@@ -43,7 +39,7 @@ fn member_json(base_url: &str, m: &MemberView, kind: Option<&str>) -> Value {
     if let Some(d) = &m.display {
         v.insert("display".into(), json!(d));
     }
-    v.insert("type".into(), json!(kind.unwrap_or(&m.kind)));
+    v.insert("type".into(), json!(kind.unwrap_or(m.kind.as_str())));
     Value::Object(v)
 }
 
@@ -235,7 +231,7 @@ impl Service {
                             .map(|g| {
                                 let view = MemberView {
                                     id: g.id.clone(),
-                                    kind: "Group".into(),
+                                    kind: MemberKind::Group,
                                     display: g.display.clone(),
                                 };
                                 let kind = if g.direct { "direct" } else { "indirect" };

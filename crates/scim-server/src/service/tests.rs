@@ -2606,3 +2606,26 @@ fn bulk_keeps_the_registry_it_started_with() {
     let resp = svc.bulk(&body, &ctx(&svc), &allow_all).expect("bulk");
     assert_eq!(statuses(&resp), vec!["409", "201"], "{resp}");
 }
+
+#[test]
+fn a_member_type_is_user_or_group() {
+    let (_dir, svc, clock) = fixture();
+    let a = create_user(&svc, &clock, "typed");
+    let bypass = RequestCtx {
+        overhead_bypass: true,
+        ..ctx(&svc)
+    };
+    for c in [ctx(&svc), bypass] {
+        let body = json!({"schemas": [GROUP_SCHEMA], "displayName": "t",
+                          "members": [{"value": id_of(&a), "type": "Device"}]});
+        let e = err(svc.create(&groups(&svc), &body, &c));
+        assert_eq!(e.status, 400, "{e}");
+        assert_eq!(e.scim_type, Some(ScimType::InvalidValue), "{e}");
+    }
+    let g = create_group(&svc, &clock, "t2", &[]);
+    let ops = patch_body(json!([{"op": "add", "path": "members",
+                                  "value": [{"value": id_of(&a), "type": "Robot"}]}]));
+    let e = err(svc.patch(&groups(&svc), &id_of(&g), &ops, None, &ctx(&svc)));
+    assert_eq!(e.status, 400, "{e}");
+    assert!(member_ids(&svc.get(&groups(&svc), &id_of(&g), &ctx(&svc)).expect("g")).is_empty());
+}

@@ -1,6 +1,7 @@
 //! Updating resources: PUT and PATCH as one read-modify-write with optimistic
 //! concurrency, and the member-delta fast path of a group PATCH.
 
+use super::members::member_kind;
 use super::{
     display_of, not_found, rfc3339, store_error, take_password, unique_key, uniqueness_detail,
     user_name, without_members, Rendered, RequestCtx, Service,
@@ -96,11 +97,13 @@ impl Service {
                 .add
                 .iter()
                 .filter(|(i, _)| seen.insert(i.clone()))
-                .map(|(i, kind)| Member {
-                    id: i.clone(),
-                    kind: kind.clone().unwrap_or_else(|| "User".into()),
+                .map(|(i, kind)| {
+                    Ok(Member {
+                        id: i.clone(),
+                        kind: member_kind(kind.as_deref())?,
+                    })
                 })
-                .collect();
+                .collect::<ScimResult<_>>()?;
             let add = if ctx.overhead_bypass || add.is_empty() {
                 add
             } else {

@@ -80,7 +80,7 @@ impl MemberBatch {
         for (k, m) in members.iter().enumerate() {
             self.group_id.push(group_id.to_string());
             self.member_id.push(m.id.clone());
-            self.member_type.push(m.kind.clone());
+            self.member_type.push(m.kind.as_str().to_string());
             self.pos
                 .push(first_pos.saturating_add(i64::try_from(k).unwrap_or(i64::MAX)));
         }

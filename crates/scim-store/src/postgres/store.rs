@@ -342,9 +342,12 @@ impl ResourceStore for PostgresStore {
         Ok(ids
             .iter()
             .filter_map(|id| {
-                found.get(id).map(|kind| Member {
+                let kind = found
+                    .get(id)
+                    .and_then(|k: &String| crate::MemberKind::parse(k))?;
+                Some(Member {
                     id: id.clone(),
-                    kind: kind.clone(),
+                    kind,
                 })
             })
             .collect())

@@ -362,11 +362,11 @@ impl ResourceStore for SqliteStore {
             .map_err(backend)?;
         let mut found = Vec::new();
         for id in ids {
-            if let Some(kind) = stmt
+            let rtype = stmt
                 .query_row([id], |r| r.get::<_, String>(0))
                 .optional()
-                .map_err(backend)?
-            {
+                .map_err(backend)?;
+            if let Some(kind) = rtype.as_deref().and_then(crate::MemberKind::parse) {
                 found.push(Member {
                     id: id.clone(),
                     kind,
