@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SearchCost {
     /// `userName eq` on a store whose point reads an async worker may run in place
-    /// (see `Store::cheap_point_reads`): the lookup provisioning clients make
+    /// (see `ResourceStore::cheap_point_reads`): the lookup provisioning clients make
     /// before every create.
     PointRead,
     /// Equality lookups (`scim_store::sql::is_lookup`): a few rows whatever the

@@ -16,7 +16,7 @@ use std::time::Duration;
 /// pages (which can be slow). A connection always used by the same thread keeps
 /// its page cache in that thread's allocator heap: shared through a mutex by 32
 /// request threads, each thread's heap came to hold a cache's worth of freed pages
-/// (RSS 675 MiB after 32 concurrent `co` searches at 1M users).
+/// (docs/benchmarks.md, "Memory").
 ///
 /// Two sets, each with its own queue: searches that find their rows by equality
 /// lookups (`sql::is_lookup`), and everything that may scan (`co`, ranges,
@@ -157,8 +157,8 @@ pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// WAL size (in 4 KiB frames, 64 MiB) past which the writer makes the WAL start
 /// over. Under a steady write load the background PASSIVE checkpoints never catch
-/// up with the end of the log, so it would only ever grow (11 GB after loading 1M
-/// users, reads slowing down as the WAL index grew).
+/// up with the end of the log, so it would only ever grow, reads slowing down as
+/// the WAL index grows (docs/benchmarks.md, "WAL checkpoints off the commit path").
 pub(super) const WAL_RESTART_FRAMES: i64 = 16_384;
 
 /// How long a RESTART checkpoint may wait for readers to leave the WAL. Writes
@@ -227,11 +227,11 @@ pub(super) fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> StoreResul
 }
 
 /// Page cache of each connection, KiB. Readers get a moderate one (the OS caches
-/// the file too, and resident memory stays bounded: the 1M-user benchmark must stay
-/// under 300 MB); point readers only need the upper levels of the id index. The
-/// writer's stays small: SQLite walks the whole page cache when a write
-/// transaction ends (pcache1TruncateUnsafe), so a big writer cache makes every
-/// commit slower (12% of CPU at 64 MiB).
+/// the file too, and resident memory must stay bounded at a million users); point
+/// readers only need the upper levels of the id index. The writer's stays small:
+/// SQLite walks the whole page cache when a write transaction ends
+/// (pcache1TruncateUnsafe), so a big writer cache makes every commit slower
+/// (docs/benchmarks.md).
 pub(super) const READER_CACHE_KIB: u32 = 12_288;
 pub(super) const POINT_READER_CACHE_KIB: u32 = 4_096;
 pub(super) const WRITER_CACHE_KIB: u32 = 8_192;

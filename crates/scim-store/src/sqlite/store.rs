@@ -220,8 +220,8 @@ impl ResourceStore for SqliteStore {
                 if failures >= max_failures {
                     break;
                 }
-                // No savepoint per item (they took half the writer's time in a
-                // 1,000-user batch): an item's only expected failure is the
+                // No savepoint per item (they dominated the writer's time in a
+                // Bulk batch, docs/benchmarks.md): an item's only expected failure is the
                 // uniqueness check of its first statement, which SQLite undoes by
                 // itself; any other error fails the whole batch.
                 let r = match doc.map(|doc| insert_resource(tx, registry, &rt, w, &doc)) {
