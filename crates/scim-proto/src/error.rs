@@ -46,6 +46,16 @@ pub struct ScimError {
     pub detail: String,
     /// What went wrong inside, for the log line of a 500; never sent to a client.
     pub cause: Option<String>,
+    /// A complete answer that replaces the operation (an interception script's
+    /// response): this body and these headers are sent with `status` as they are.
+    pub reply: Option<Box<Reply>>,
+}
+
+/// A response decided outside the protocol rules (see `ScimError::reply`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub body: Value,
+    pub headers: Vec<(String, String)>,
 }
 
 pub type ScimResult<T> = Result<T, ScimError>;
@@ -57,6 +67,7 @@ impl ScimError {
             scim_type,
             detail: detail.into(),
             cause: None,
+            reply: None,
         }
     }
     fn bad(t: ScimType, detail: impl Into<String>) -> Self {
@@ -130,8 +141,20 @@ impl ScimError {
         }
     }
 
-    /// The SCIM error body; `status` is a string as RFC 7644 §3.12 shows.
+    /// An answer that replaces the operation: `status`, `body` and `headers` as given.
+    pub fn replied(status: u16, body: Value, headers: Vec<(String, String)>) -> Self {
+        ScimError {
+            reply: Some(Box::new(Reply { body, headers })),
+            ..Self::new(status, None, "answered by an interception script")
+        }
+    }
+
+    /// The SCIM error body (or the replacing answer's body); `status` is a string
+    /// as RFC 7644 §3.12 shows.
     pub fn to_json(&self) -> Value {
+        if let Some(r) = &self.reply {
+            return r.body.clone();
+        }
         let mut body = json!({
             "schemas": [crate::messages::ERROR],
             "status": self.status.to_string(),

@@ -95,6 +95,35 @@ impl SearchRequest {
     }
 }
 
+impl SearchRequest {
+    /// The request as a SearchRequest body (what a script sees); absent members
+    /// are left out.
+    pub fn to_json(&self) -> Value {
+        let mut body = Map::new();
+        body.insert("schemas".into(), json!([SEARCH_REQUEST]));
+        let texts = [
+            ("filter", &self.filter),
+            ("sortBy", &self.sort_by),
+            ("sortOrder", &self.sort_order),
+            ("userId", &self.user_id),
+            ("cursor", &self.cursor),
+            ("attributes", &self.attributes),
+            ("excludedAttributes", &self.excluded_attributes),
+        ];
+        for (name, v) in texts {
+            if let Some(v) = v {
+                body.insert(name.into(), json!(v));
+            }
+        }
+        for (name, v) in [("startIndex", self.start_index), ("count", self.count)] {
+            if let Some(v) = v {
+                body.insert(name.into(), json!(v));
+            }
+        }
+        Value::Object(body)
+    }
+}
+
 fn body_member<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     obj.iter()
         .find(|(key, _)| key.eq_ignore_ascii_case(name))
@@ -189,6 +218,7 @@ mod tests {
         assert_eq!(r.attributes.as_deref(), Some("userName,emails"));
         assert_eq!(r.count, Some(2));
         assert_eq!(r.cursor.as_deref(), Some(""));
+        assert_eq!(SearchRequest::from_body(&r.to_json()).expect("again"), r);
         for bad in [
             json!([1]),
             json!({"schemas": ["urn:x"]}),

@@ -232,7 +232,9 @@ impl Service {
                 }
                 let op = &ops[i];
                 let refs = op_references(op);
-                if refs.is_empty() && op.method == "POST" {
+                // With scripts every operation runs alone, so its hooks see it
+                // (and may stop it) by itself.
+                if refs.is_empty() && op.method == "POST" && ctx.hook.is_none() {
                     match self.prepare_bulk_create(op, ctx, authorise) {
                         Ok((rt, write)) => {
                             p.batch.push((i, rt, write));
@@ -368,6 +370,8 @@ impl Service {
             None => None,
         };
         let etag = |v: i64| Some(crate::service::etag(v));
+        let op_ctx = operation_ctx(ctx, &op.method, &segments, &rt);
+        let ctx: &RequestCtx = &op_ctx;
         match (op.method.as_str(), segments.get(1), segments.len()) {
             ("POST", None, 1) => {
                 let r = self.create(&rt, &data, ctx)?;
@@ -397,7 +401,7 @@ impl Service {
                 })
             }
             ("DELETE", Some(id), 2) => {
-                self.delete(&rt, id, if_match)?;
+                self.delete(&rt, id, if_match, ctx)?;
                 Ok(Outcome {
                     status: 204,
                     created_id: None,
@@ -416,4 +420,26 @@ fn resource_type(ctx: &RequestCtx, endpoint: &str) -> ScimResult<ResourceTypeDef
         .resource_type_by_endpoint(endpoint)
         .cloned()
         .ok_or_else(|| ScimError::not_found(format!("no resource type at /{endpoint}")))
+}
+
+/// The request context of one Bulk operation: scripts see the operation's own
+/// method, path and resource type, not the Bulk request's.
+fn operation_ctx<'a>(
+    ctx: &'a RequestCtx,
+    method: &str,
+    segments: &[String],
+    rt: &ResourceTypeDef,
+) -> std::borrow::Cow<'a, RequestCtx> {
+    let Some(h) = &ctx.hook else {
+        return std::borrow::Cow::Borrowed(ctx);
+    };
+    std::borrow::Cow::Owned(RequestCtx {
+        hook: Some(std::sync::Arc::new(scim_hooks::HookContext {
+            method: method.to_string(),
+            path: format!("/{}", segments.join("/")),
+            resource_type: rt.name.clone(),
+            ..(**h).clone()
+        })),
+        ..ctx.clone()
+    })
 }

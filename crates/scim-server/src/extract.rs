@@ -8,6 +8,7 @@ use axum::extract::{FromRequestParts, OriginalUri, RawPathParams};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
+use scim_hooks::{HookContext, TokenDetails};
 use scim_proto::messages::param;
 use scim_proto::project::Projection;
 use scim_proto::schema::{ResourceTypeDef, SchemaRegistry};
@@ -130,12 +131,20 @@ impl FromRequestParts<AppState> for Ctx {
             param(&params, "attributes"),
             param(&params, "excludedAttributes"),
         )?;
+        let base = base_url(&parts.headers, &original_path(parts));
+        let registry = snapshot(parts, state);
+        let hook = state
+            .svc
+            .hooks
+            .active()
+            .then(|| Arc::new(hook_context(parts, &registry, &base, params.clone())));
         Ok(Ctx(RequestCtx {
-            base_url: base_url(&parts.headers, &original_path(parts)),
+            base_url: base,
             projection,
             overhead_bypass: parts.headers.contains_key("group-overhead-bypass")
                 || param(&params, "Group-Overhead-Bypass").is_some(),
-            registry: snapshot(parts, state),
+            registry,
+            hook,
         }))
     }
 }
@@ -165,5 +174,61 @@ impl FromRequestParts<AppState> for Endpoint {
                     "no resource type at /{endpoint}"
                 )))
             })
+    }
+}
+
+/// Headers a script never sees: credentials.
+const HIDDEN_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
+
+/// What interception scripts learn about the request (Gluu's OperationContext).
+fn hook_context(
+    parts: &Parts,
+    registry: &SchemaRegistry,
+    base: &str,
+    query_params: Vec<(String, String)>,
+) -> HookContext {
+    let full = original_path(parts);
+    let prefix = API_PREFIXES
+        .iter()
+        .filter(|p| full.starts_with(*p))
+        .max_by_key(|p| p.len())
+        .copied()
+        .unwrap_or("");
+    let path = full[prefix.len()..].to_string();
+    let resource_type = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .and_then(|e| registry.resource_type_by_endpoint(e))
+        .map(|rt| rt.name.clone())
+        .unwrap_or_default();
+    let request_headers = parts
+        .headers
+        .iter()
+        .filter(|(k, _)| !HIDDEN_HEADERS.contains(&k.as_str()))
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let token = parts
+        .extensions
+        .get::<scim_auth::Caller>()
+        .and_then(|c| c.token())
+        .map(|t| TokenDetails {
+            client_id: t.client_id.clone().unwrap_or_default(),
+            scope: t.scopes.join(" "),
+            expiration: t.expires_at,
+            token_type: match t.kind {
+                scim_auth::TokenKind::Rpt => "UMA".into(),
+                _ => "Bearer".into(),
+            },
+        });
+    HookContext {
+        path,
+        base_uri: base.to_string(),
+        method: parts.method.as_str().to_string(),
+        resource_type,
+        query_params,
+        request_headers,
+        token,
+        request_id: None,
     }
 }

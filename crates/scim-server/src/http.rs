@@ -176,6 +176,9 @@ fn scim_text(status: StatusCode, body: String) -> Response {
 /// other; the cause itself never reaches the client.
 pub fn error_response(e: &ScimError) -> Response {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Some(reply) = &e.reply {
+        return script_reply(status, reply);
+    }
     if !status.is_server_error() {
         return scim(status, &e.to_json());
     }
@@ -193,6 +196,24 @@ pub fn error_response(e: &ScimError) -> Response {
         format!("{} (error id {error_id})", e.detail),
     );
     scim(status, &shown.to_json())
+}
+
+/// An interception script's own answer: its status, body and headers.
+fn script_reply(status: StatusCode, reply: &scim_proto::error::Reply) -> Response {
+    let mut resp = if reply.body.is_null() {
+        status.into_response()
+    } else {
+        scim(status, &reply.body)
+    };
+    for (k, v) in &reply.headers {
+        if let (Ok(k), Ok(v)) = (
+            header::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            resp.headers_mut().insert(k, v);
+        }
+    }
+    resp
 }
 
 type Reply = Result<Response, Failure>;
@@ -468,10 +489,11 @@ async fn delete(
     State(app): State<AppState>,
     Endpoint(rt): Endpoint,
     Path((_, id)): Path<(String, String)>,
+    Ctx(ctx): Ctx,
     headers: HeaderMap,
 ) -> Reply {
     let if_match = if_match(&headers)?;
-    blocking(&app, move |s| s.delete(&rt, &id, if_match)).await?;
+    blocking(&app, move |s| s.delete(&rt, &id, if_match, &ctx)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

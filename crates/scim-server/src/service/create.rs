@@ -5,6 +5,7 @@ use super::{
     display_of, not_found, rfc3339, take_password, unique_key, uniqueness_detail, user_name,
     Rendered, RequestCtx, Service,
 };
+use scim_hooks::WriteOp;
 use scim_proto::document::Document;
 use scim_proto::schema::validate::validate_create;
 use scim_proto::schema::{ResourceKind, ResourceTypeDef};
@@ -42,8 +43,17 @@ impl Service {
         body: &Value,
         ctx: &RequestCtx,
     ) -> ScimResult<Rendered> {
-        let write = self.prepare_create(rt, body, ctx)?;
-        self.store_new(rt, write, ctx)
+        let mut write = self.prepare_create(rt, body, ctx)?;
+        let Some(h) = self.hooked(ctx, rt) else {
+            return self.store_new(rt, write, ctx);
+        };
+        self.gate(h, rt, &write.doc, Some(body))?;
+        self.before_write(h, rt, WriteOp::Create, &mut write.doc, ctx)?;
+        write.unique_key = unique_key(rt, &write.doc);
+        write.display = display_of(&write.doc);
+        let mut r = self.store_new(rt, write, ctx)?;
+        self.after_write(h, rt, WriteOp::Create, &mut r.doc)?;
+        Ok(r)
     }
 
     /// Validate a POST body and build its write, touching nothing: Bulk prepares a

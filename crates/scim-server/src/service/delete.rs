@@ -1,12 +1,34 @@
 //! Deleting resources: a user takes its devices with it.
 
-use super::{not_found, owner_filter, store_error, Service};
+use super::{not_found, owner_filter, store_error, RequestCtx, Service};
+use scim_hooks::WriteOp;
 use scim_proto::schema::ResourceTypeDef;
 use scim_proto::ScimResult;
 use scim_store::{Query, StoreError};
 
 impl Service {
-    pub fn delete(&self, rt: &ResourceTypeDef, id: &str, if_match: Option<i64>) -> ScimResult<()> {
+    pub fn delete(
+        &self,
+        rt: &ResourceTypeDef,
+        id: &str,
+        if_match: Option<i64>,
+        ctx: &RequestCtx,
+    ) -> ScimResult<()> {
+        let Some(h) = self.hooked(ctx, rt) else {
+            return self.delete_unhooked(rt, id, if_match);
+        };
+        let mut stored = self.gate_stored(h, rt, id, ctx, None)?;
+        self.before_write(h, rt, WriteOp::Delete, &mut stored, ctx)?;
+        self.delete_unhooked(rt, id, if_match)?;
+        self.after_write(h, rt, WriteOp::Delete, &mut stored)
+    }
+
+    fn delete_unhooked(
+        &self,
+        rt: &ResourceTypeDef,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> ScimResult<()> {
         if rt.kind.is_user() {
             // Devices go first: a crash in between leaves a user with fewer
             // devices, never devices without a user; a retried DELETE finishes.

@@ -5,6 +5,7 @@
 
 mod create;
 mod delete;
+mod hooks;
 mod members;
 mod render;
 mod search;
@@ -33,6 +34,8 @@ pub struct Service {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub config: ServerConfig,
+    /// Interception scripts (`scim_hooks::NoHooks` without any).
+    pub hooks: Arc<dyn scim_hooks::Hooks>,
     /// Read-modify-writes of one resource queue here rather than race.
     pub updating: crate::locks::KeyedLocks,
 }
@@ -48,6 +51,9 @@ pub struct RequestCtx {
     /// The schema registry as it was when the request arrived: one snapshot serves
     /// the whole request, even if custom attributes change meanwhile.
     pub registry: Arc<SchemaRegistry>,
+    /// What interception scripts see of the request; None when no script runs
+    /// (and for work that does not come from the API).
+    pub hook: Option<Arc<scim_hooks::HookContext>>,
 }
 
 impl RequestCtx {
@@ -111,6 +117,7 @@ impl Service {
             projection: Projection::default(),
             overhead_bypass: false,
             registry: self.registry(),
+            hook: None,
         }
     }
 

@@ -77,6 +77,21 @@ const MEMBER_FIELDS: [&str; 4] = ["value", "$ref", "display", "type"];
 
 impl Service {
     pub fn get(&self, rt: &ResourceTypeDef, id: &str, ctx: &RequestCtx) -> ScimResult<Rendered> {
+        let Some(h) = self.hooked(ctx, rt) else {
+            return self.get_unhooked(rt, id, ctx);
+        };
+        self.gate_stored(h, rt, id, ctx, None)?;
+        let mut r = self.get_unhooked(rt, id, ctx)?;
+        self.on_get(h, rt, &mut r.doc)?;
+        Ok(r)
+    }
+
+    fn get_unhooked(
+        &self,
+        rt: &ResourceTypeDef,
+        id: &str,
+        ctx: &RequestCtx,
+    ) -> ScimResult<Rendered> {
         if rt.kind.is_user() && self.wants(rt, ctx, "groups", None) {
             // One store call for the document and the groups (one round trip on
             // PostgreSQL instead of two).
@@ -92,8 +107,9 @@ impl Service {
 
     /// Whether `get` of this type is a few primary-key lookups that an async
     /// worker may run in place: not for groups, whose member lists can be long.
+    /// Not with scripts either: they may take milliseconds.
     pub fn get_is_cheap(&self, rt: &ResourceTypeDef) -> bool {
-        self.store.cheap_point_reads() && !rt.kind.is_group()
+        self.store.cheap_point_reads() && !rt.kind.is_group() && !self.hooks.active()
     }
 
     pub fn version(&self, rt: &ResourceTypeDef, id: &str) -> ScimResult<i64> {

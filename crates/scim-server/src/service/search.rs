@@ -1,8 +1,10 @@
 //! Searching: a SearchRequest becomes a `SearchQuery` once, at the edge (parsed,
 //! validated, its cost class and paging decided); running it never parses again.
 
+use super::hooks::{hook_error, scripted};
 use super::{owner_filter, store_error, user_key, RequestCtx, Service};
 use crate::cursor::{self, Direction};
+use scim_hooks::SearchGate;
 use scim_proto::filter::eval::validate_filter;
 use scim_proto::filter::{parse_attr_path, parse_filter, AttrPath, CompareOp, Filter, Literal};
 use scim_proto::messages::{list_response, SearchRequest, LIST_RESPONSE};
@@ -72,6 +74,14 @@ impl Service {
         req: &SearchRequest,
         ctx: &RequestCtx,
     ) -> ScimResult<SearchQuery> {
+        let gated;
+        let req = match self.hooked(ctx, rt) {
+            Some(h) => {
+                gated = self.gate_search(h, rt, req)?;
+                &gated
+            }
+            None => req,
+        };
         let mut query = self.query(&ctx.registry, rt, req)?;
         let paging = match req.cursor.as_deref().map(str::trim) {
             None => Paging::Index,
@@ -135,6 +145,14 @@ impl Service {
         let mut first_error = None;
         let mut parts = Vec::new();
         for rt in ctx.registry.resource_types() {
+            let gated;
+            let req = match self.hooked(ctx, rt) {
+                Some(h) => {
+                    gated = self.gate_search(h, rt, req)?;
+                    &gated
+                }
+                None => req,
+            };
             match self.query(&ctx.registry, rt, req) {
                 Ok(q) => parts.push((rt.clone(), q)),
                 Err(e) if e.status == 400 && e.scim_type != Some(ScimType::TooMany) => {
@@ -155,6 +173,43 @@ impl Service {
     }
 
     pub fn search(&self, q: &SearchQuery, ctx: &RequestCtx) -> ScimResult<Value> {
+        let mut results = self.search_unhooked(q, ctx)?;
+        if let Some(h) = self.hooked(ctx, &q.rt) {
+            self.after_search(h, &q.rt, &mut results)?;
+        }
+        Ok(results)
+    }
+
+    /// v5 `manageSearchOperation`: a script's own answer, or the search with the
+    /// script's filter put before the client's (`prepend and (original)`).
+    fn gate_search(
+        &self,
+        h: &scim_hooks::HookContext,
+        rt: &ResourceTypeDef,
+        req: &SearchRequest,
+    ) -> ScimResult<SearchRequest> {
+        match self
+            .hooks
+            .manage_search(h, rt.kind, &req.to_json())
+            .map_err(hook_error)?
+        {
+            SearchGate::Respond(answer) => Err(scripted(answer)),
+            SearchGate::Continue {
+                filter_prepend: None,
+            } => Ok(req.clone()),
+            SearchGate::Continue {
+                filter_prepend: Some(prepend),
+            } => Ok(SearchRequest {
+                filter: Some(match req.filter.as_deref().map(str::trim) {
+                    Some(f) if !f.is_empty() => format!("{prepend} and ({f})"),
+                    _ => prepend,
+                }),
+                ..req.clone()
+            }),
+        }
+    }
+
+    fn search_unhooked(&self, q: &SearchQuery, ctx: &RequestCtx) -> ScimResult<Value> {
         if let Paging::Cursor {
             fingerprint,
             direction,
@@ -298,7 +353,16 @@ impl Service {
                 }
             }
         }
-        Ok(list_response(total, Some(q.start_index), resources))
+        let mut results = list_response(total, Some(q.start_index), resources);
+        // Gluu runs both v4 hooks on a root search's results.
+        for (rt, _) in &q.parts {
+            if rt.kind.is_user() || rt.kind.is_group() {
+                if let Some(h) = self.hooked(ctx, rt) {
+                    self.after_search(h, rt, &mut results)?;
+                }
+            }
+        }
+        Ok(results)
     }
 
     /// The store query of a search of `rt`: filter parsed and checked against the

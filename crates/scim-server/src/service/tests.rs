@@ -61,6 +61,11 @@ impl Clock for TestClock {
 /// A service over a new SQLite database in its own temporary directory, and the
 /// clock it reads. Keep the directory alive as long as the service.
 fn fixture() -> (TempDir, Service, Arc<TestClock>) {
+    fixture_with(Arc::new(scim_hooks::NoHooks))
+}
+
+/// `fixture` with these interception hooks.
+fn fixture_with(hooks: Arc<dyn scim_hooks::Hooks>) -> (TempDir, Service, Arc<TestClock>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = ServerConfig::default();
     let registry = Arc::new(SharedRegistry::new(SchemaRegistry::build(
@@ -77,6 +82,7 @@ fn fixture() -> (TempDir, Service, Arc<TestClock>) {
         store: Arc::new(store),
         clock: clock.clone(),
         config,
+        hooks,
         updating: Default::default(),
     };
     service.reload_registry().expect("reload the registry");
@@ -100,6 +106,7 @@ fn ctx_with(svc: &Service, projection: Projection) -> RequestCtx {
         projection,
         overhead_bypass: false,
         registry: svc.registry(),
+        hook: None,
     }
 }
 
@@ -368,7 +375,7 @@ fn a_resource_is_found_only_under_its_own_type() {
     let u = create_user(&svc, &clock, "alice");
     let e = err(svc.get(&groups(&svc), &id_of(&u), &ctx(&svc)));
     assert_eq!(e.status, 404, "{e}");
-    let e = err(svc.delete(&groups(&svc), &id_of(&u), None));
+    let e = err(svc.delete(&groups(&svc), &id_of(&u), None, &ctx(&svc)));
     assert_eq!(e.status, 404, "{e}");
     assert!(svc.get(&users(&svc), &id_of(&u), &ctx(&svc)).is_ok());
 }
@@ -522,7 +529,7 @@ fn devices_are_enrolled_not_posted_and_go_with_their_user() {
         2
     );
 
-    svc.delete(&users(&svc), &alice_id, None)
+    svc.delete(&users(&svc), &alice_id, None, &ctx(&svc))
         .expect("delete alice");
     for d in [&d1, &d2] {
         let e = err(svc.get(&fido, &id_of(d), &ctx(&svc)));
@@ -638,7 +645,7 @@ fn replace_bumps_the_version_and_honours_if_match() {
         &ctx(&svc),
     ));
     assert_eq!(e.status, 412, "{e}");
-    let e = err(svc.delete(&users(&svc), &id, Some(1)));
+    let e = err(svc.delete(&users(&svc), &id, Some(1), &ctx(&svc)));
     assert_eq!(e.status, 412, "{e}");
     let now = svc.get(&users(&svc), &id, &ctx(&svc)).expect("still there");
     assert_eq!(now.version, 2);
@@ -827,7 +834,7 @@ fn delete_removes_the_resource_and_its_memberships() {
     let a = create_user(&svc, &clock, "alice");
     let b = create_user(&svc, &clock, "bob");
     let g = create_group(&svc, &clock, "team", &[&id_of(&a), &id_of(&b)]);
-    svc.delete(&users(&svc), &id_of(&a), Some(1))
+    svc.delete(&users(&svc), &id_of(&a), Some(1), &ctx(&svc))
         .expect("delete with the current version");
     let e = err(svc.get(&users(&svc), &id_of(&a), &ctx(&svc)));
     assert_eq!(
@@ -838,7 +845,7 @@ fn delete_removes_the_resource_and_its_memberships() {
             format!("User '{}' not found", id_of(&a)).as_str()
         )
     );
-    let e = err(svc.delete(&users(&svc), &id_of(&a), None));
+    let e = err(svc.delete(&users(&svc), &id_of(&a), None, &ctx(&svc)));
     assert_eq!(e.status, 404, "a second delete: {e}");
     let g = svc
         .get(&groups(&svc), &id_of(&g), &ctx(&svc))
@@ -846,7 +853,7 @@ fn delete_removes_the_resource_and_its_memberships() {
     assert_eq!(member_ids(&g), vec![id_of(&b)]);
 
     // Deleting a group takes it out of its members' groups.
-    svc.delete(&groups(&svc), &id_of(&g), None)
+    svc.delete(&groups(&svc), &id_of(&g), None, &ctx(&svc))
         .expect("delete group");
     let b = svc.get(&users(&svc), &id_of(&b), &ctx(&svc)).expect("bob");
     assert!(b.doc.get("groups").is_none(), "{}", b.doc);
@@ -856,7 +863,7 @@ fn delete_removes_the_resource_and_its_memberships() {
 fn a_refused_user_delete_keeps_the_user() {
     let (_dir, svc, clock) = fixture();
     let u = create_user(&svc, &clock, "kept");
-    let e = err(svc.delete(&users(&svc), &id_of(&u), Some(7)));
+    let e = err(svc.delete(&users(&svc), &id_of(&u), Some(7), &ctx(&svc)));
     assert_eq!(
         parts(&e),
         (412, None, "resource version does not match If-Match")
@@ -869,7 +876,7 @@ fn a_refused_user_delete_keeps_the_user() {
         .enrol_device(&fido, &device_body(&id_of(&u)), &ctx(&svc))
         .expect("enrol");
     let version = svc.version(&users(&svc), &id_of(&u)).expect("v");
-    let e = err(svc.delete(&users(&svc), &id_of(&u), Some(version + 1)));
+    let e = err(svc.delete(&users(&svc), &id_of(&u), Some(version + 1), &ctx(&svc)));
     assert_eq!(e.status, 412, "{e}");
     assert!(
         svc.get(&fido, &id_of(&d), &ctx(&svc)).is_ok(),
@@ -1225,7 +1232,7 @@ fn user_groups_direct_and_indirect() {
     assert!(rec.doc.get("groups").is_none(), "{}", rec.doc);
 
     // The inner group gone, alice belongs to nothing.
-    svc.delete(&groups(&svc), &i_id, None)
+    svc.delete(&groups(&svc), &i_id, None, &ctx(&svc))
         .expect("delete inner");
     let got = svc.get(&users(&svc), &a_id, &ctx(&svc)).expect("get");
     assert!(got.doc.get("groups").is_none(), "{}", got.doc);
@@ -1813,7 +1820,8 @@ fn cursor_walk_in_creation_order_survives_writes_during_the_walk() {
     let first = cursor_page(&svc, &base, "");
     assert_eq!(names(&first), vec!["u1", "u2"]);
     // Deleting a seen user and creating a new one do not shift the pages ahead.
-    svc.delete(&users(&svc), &ids[0], None).expect("delete u1");
+    svc.delete(&users(&svc), &ids[0], None, &ctx(&svc))
+        .expect("delete u1");
     create_user(&svc, &clock, "u8");
     let mut seen = names(&first);
     let mut cursor = first["nextCursor"].as_str().expect("next").to_string();
@@ -2181,7 +2189,8 @@ fn change_feed_lists_writes_in_order_with_tombstones() {
     .expect("patch");
     let g = create_group(&svc, &clock, "crew", &[]);
     clock.tick();
-    svc.delete(&users(&svc), &u_id, None).expect("delete");
+    svc.delete(&users(&svc), &u_id, None, &ctx(&svc))
+        .expect("delete");
 
     let feed = svc.changes(None, Some(10), &ctx(&svc)).expect("feed");
     assert_eq!(
@@ -2628,4 +2637,347 @@ fn a_member_type_is_user_or_group() {
     let e = err(svc.patch(&groups(&svc), &id_of(&g), &ops, None, &ctx(&svc)));
     assert_eq!(e.status, 400, "{e}");
     assert!(member_ids(&svc.get(&groups(&svc), &id_of(&g), &ctx(&svc)).expect("g")).is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// Interception hooks: where the service calls them (a test double, not Luau)
+// ---------------------------------------------------------------------------
+
+mod hooked {
+    use super::*;
+    use scim_hooks::{
+        HookContext, HookError, HookResponse, HookResult, Hooks, SearchGate, WriteOp,
+    };
+    use scim_proto::schema::ResourceKind;
+
+    /// Hooks that act on marker values, and record what they saw.
+    #[derive(Default)]
+    struct Double {
+        seen: Mutex<Vec<String>>,
+    }
+
+    impl Double {
+        fn saw(&self, what: String) {
+            self.seen.lock().expect("seen").push(what);
+        }
+        fn seen(&self) -> Vec<String> {
+            self.seen.lock().expect("seen").clone()
+        }
+    }
+
+    fn refused() -> HookError {
+        HookError::Refused {
+            script: "double".into(),
+        }
+    }
+
+    impl Hooks for Double {
+        fn active(&self) -> bool {
+            true
+        }
+        fn manage_resource(
+            &self,
+            ctx: &HookContext,
+            kind: ResourceKind,
+            resource: &Value,
+            payload: Option<&Value>,
+        ) -> HookResult<Option<HookResponse>> {
+            self.saw(format!(
+                "manage {} {} {:?} payload={}",
+                ctx.method,
+                ctx.path,
+                kind,
+                payload.is_some()
+            ));
+            Ok((resource["title"] == "secret").then(|| HookResponse {
+                status: 403,
+                body: Some(json!({"detail": "not yours"})),
+                headers: vec![("x-script".into(), "double".into())],
+            }))
+        }
+        fn manage_search(
+            &self,
+            _: &HookContext,
+            kind: ResourceKind,
+            search: &Value,
+        ) -> HookResult<SearchGate> {
+            self.saw(format!("search {kind:?}"));
+            if search["filter"] == "refuse" {
+                return Ok(SearchGate::Respond(HookResponse {
+                    status: 400,
+                    body: None,
+                    headers: vec![],
+                }));
+            }
+            Ok(SearchGate::Continue {
+                filter_prepend: kind.is_user().then(|| "title eq \"eng\"".to_string()),
+            })
+        }
+        fn before_write(
+            &self,
+            ctx: &HookContext,
+            _: ResourceKind,
+            op: WriteOp,
+            resource: &mut Value,
+        ) -> HookResult<()> {
+            self.saw(format!("before {op:?} {}", ctx.method));
+            match resource["userName"].as_str() {
+                Some("refused") => Err(refused()),
+                Some("broken") => {
+                    resource["active"] = json!("not a boolean");
+                    Ok(())
+                }
+                _ => {
+                    if op != WriteOp::Delete {
+                        resource["nickName"] = json!("set by a script");
+                    }
+                    Ok(())
+                }
+            }
+        }
+        fn after_write(
+            &self,
+            _: &HookContext,
+            _: ResourceKind,
+            op: WriteOp,
+            resource: &mut Value,
+        ) -> HookResult<()> {
+            self.saw(format!("after {op:?}"));
+            if resource["userName"] == "late-refusal" {
+                return Err(refused());
+            }
+            resource["profileUrl"] = json!("https://response.only");
+            Ok(())
+        }
+        fn on_get(&self, _: &HookContext, _: ResourceKind, resource: &mut Value) -> HookResult<()> {
+            if let Some(o) = resource.as_object_mut() {
+                o.remove("emails");
+            }
+            Ok(())
+        }
+        fn after_search(
+            &self,
+            _: &HookContext,
+            kind: ResourceKind,
+            results: &mut Value,
+        ) -> HookResult<()> {
+            self.saw(format!("results {kind:?}"));
+            results["seenBy"] = json!("double");
+            Ok(())
+        }
+    }
+
+    fn setup() -> (TempDir, Service, Arc<TestClock>, Arc<Double>) {
+        let double = Arc::new(Double::default());
+        let (dir, svc, clock) = fixture_with(double.clone());
+        (dir, svc, clock, double)
+    }
+
+    fn api(svc: &Service, method: &str, path: &str) -> RequestCtx {
+        RequestCtx {
+            hook: Some(Arc::new(HookContext {
+                method: method.into(),
+                path: path.into(),
+                base_uri: BASE.into(),
+                ..HookContext::default()
+            })),
+            ..ctx(svc)
+        }
+    }
+
+    fn titled(name: &str, title: &str) -> Value {
+        let mut b = user_body(name);
+        b["title"] = json!(title);
+        b
+    }
+
+    #[test]
+    fn v1_changes_what_is_stored_and_v2_only_the_response() {
+        let (_dir, svc, _clock, double) = setup();
+        let r = svc
+            .create(
+                &users(&svc),
+                &user_body("ann"),
+                &api(&svc, "POST", "/Users"),
+            )
+            .expect("create");
+        assert_eq!(r.doc["nickName"], "set by a script");
+        assert_eq!(r.doc["profileUrl"], "https://response.only");
+        let stored = svc.get(&users(&svc), &id_of(&r), &ctx(&svc)).expect("get");
+        assert_eq!(stored.doc["nickName"], "set by a script");
+        assert!(stored.doc.get("profileUrl").is_none(), "{}", stored.doc);
+        assert_eq!(
+            double.seen(),
+            vec![
+                "manage POST /Users User payload=true",
+                "before Create POST",
+                "after Create"
+            ]
+        );
+        // Without a request context from the API no script runs.
+        svc.create(&users(&svc), &user_body("quiet"), &ctx(&svc))
+            .expect("create");
+        assert_eq!(double.seen().len(), 3);
+    }
+
+    #[test]
+    fn a_refusal_stops_the_write_and_names_the_script() {
+        let (_dir, svc, _clock, _) = setup();
+        let c = api(&svc, "POST", "/Users");
+        let e = err(svc.create(&users(&svc), &user_body("refused"), &c));
+        assert_eq!(
+            parts(&e),
+            (
+                500,
+                None,
+                "interception script 'double' refused the operation"
+            )
+        );
+        let e = err(svc.create(&users(&svc), &user_body("broken"), &c));
+        assert_eq!(e.status, 500, "{e}");
+        assert!(e.detail.contains("made the resource invalid"), "{e}");
+        let none = search(&svc, &users(&svc), &SearchRequest::default());
+        assert_eq!(none["totalResults"], 0, "nothing stored");
+
+        // A refusal after the write keeps the write, and says so.
+        let e = err(svc.create(&users(&svc), &user_body("late-refusal"), &c));
+        assert_eq!(e.status, 500);
+        assert!(e.detail.ends_with("the write was stored"), "{e}");
+        let kept = search(&svc, &users(&svc), &filter("userName eq \"late-refusal\""));
+        assert_eq!(kept["totalResults"], 1);
+    }
+
+    #[test]
+    fn v5_answers_instead_of_the_operation() {
+        let (_dir, svc, _clock, _) = setup();
+        let e = err(svc.create(
+            &users(&svc),
+            &titled("spy", "secret"),
+            &api(&svc, "POST", "/Users"),
+        ));
+        assert_eq!(e.status, 403);
+        let reply = e.reply.as_ref().expect("a scripted reply");
+        assert_eq!(reply.body, json!({"detail": "not yours"}));
+        assert_eq!(reply.headers, vec![("x-script".into(), "double".into())]);
+        assert_eq!(
+            search(&svc, &users(&svc), &SearchRequest::default())["totalResults"],
+            0
+        );
+
+        // On a stored resource: GET, PUT, PATCH and DELETE are all gated.
+        let u = svc
+            .create(&users(&svc), &titled("kept", "secret"), &ctx(&svc))
+            .expect("create without scripts");
+        let id = id_of(&u);
+        let path = format!("/Users/{id}");
+        let get = err(svc.get(&users(&svc), &id, &api(&svc, "GET", &path)));
+        assert_eq!(get.status, 403);
+        let put = err(svc.replace(
+            &users(&svc),
+            &id,
+            &user_body("kept"),
+            None,
+            &api(&svc, "PUT", &path),
+        ));
+        assert_eq!(put.status, 403);
+        let patch = err(svc.patch(
+            &users(&svc),
+            &id,
+            &patch_body(json!([{"op": "replace", "path": "title", "value": "x"}])),
+            None,
+            &api(&svc, "PATCH", &path),
+        ));
+        assert_eq!(patch.status, 403);
+        let del = err(svc.delete(&users(&svc), &id, None, &api(&svc, "DELETE", &path)));
+        assert_eq!(del.status, 403);
+        let still = svc.get(&users(&svc), &id, &ctx(&svc)).expect("still there");
+        assert_eq!(still.version, 1, "nothing changed");
+    }
+
+    #[test]
+    fn v3_changes_a_get_and_v4_a_page() {
+        let (_dir, svc, _clock, _) = setup();
+        let u = svc
+            .create(&users(&svc), &titled("eve", "eng"), &ctx(&svc))
+            .expect("create");
+        let id = id_of(&u);
+        let got = svc
+            .get(
+                &users(&svc),
+                &id,
+                &api(&svc, "GET", &format!("/Users/{id}")),
+            )
+            .expect("get");
+        assert!(got.doc.get("emails").is_none(), "{}", got.doc);
+        let c = api(&svc, "GET", "/Users");
+        let q = svc
+            .prepare_search(&users(&svc), &SearchRequest::default(), &c)
+            .expect("query");
+        let page = svc.search(&q, &c).expect("page");
+        assert_eq!(page["seenBy"], "double");
+    }
+
+    #[test]
+    fn v5_search_prepends_a_filter_or_answers() {
+        let (_dir, svc, _clock, double) = setup();
+        for (n, t) in [("e1", "eng"), ("e2", "eng"), ("s1", "sales")] {
+            svc.create(&users(&svc), &titled(n, t), &ctx(&svc))
+                .expect("create");
+        }
+        let c = api(&svc, "GET", "/Users");
+        let run = |req: SearchRequest| -> ScimResult<Value> {
+            let q = svc.prepare_search(&users(&svc), &req, &c)?;
+            svc.search(&q, &c)
+        };
+        assert_eq!(
+            run(SearchRequest::default()).expect("all")["totalResults"],
+            2
+        );
+        let narrowed = run(filter("userName sw \"e1\" or userName sw \"s1\"")).expect("or");
+        assert_eq!(
+            narrowed["totalResults"], 1,
+            "the prepend binds tighter: {narrowed}"
+        );
+        let e = err(run(filter("refuse")));
+        assert_eq!(e.status, 400);
+        assert!(e.reply.is_some());
+
+        // Root search: each type's gate, both v4 hooks.
+        let root = svc
+            .prepare_root_search(&SearchRequest::default(), &c)
+            .expect("root");
+        let all = svc.search_all(&root, &c).expect("all");
+        assert_eq!(all["totalResults"], 2, "users narrowed, no groups: {all}");
+        let seen = double.seen();
+        assert!(seen.contains(&"search Group".to_string()), "{seen:?}");
+        assert!(seen.contains(&"results Group".to_string()), "{seen:?}");
+    }
+
+    #[test]
+    fn bulk_runs_the_hooks_per_operation() {
+        let (_dir, svc, _clock, double) = setup();
+        let body = bulk_body(
+            None,
+            json!([
+                {"method": "POST", "path": "/Users", "bulkId": "a", "data": user_body("bulk1")},
+                {"method": "POST", "path": "/Users", "bulkId": "b", "data": user_body("refused")},
+                {"method": "PATCH", "path": "/Users/bulkId:a", "data":
+                    patch_body(json!([{"op": "replace", "path": "title", "value": "t"}]))}
+            ]),
+        );
+        let resp = svc
+            .bulk(&body, &api(&svc, "POST", "/Bulk"), &allow_all)
+            .expect("bulk");
+        assert_eq!(statuses(&resp), vec!["201", "500", "200"], "{resp}");
+        let seen = double.seen();
+        assert_eq!(seen[0], "manage POST /Users User payload=true");
+        assert!(
+            seen.iter().any(|s| s.starts_with("manage PATCH /Users/")),
+            "{seen:?}"
+        );
+        assert!(
+            seen.contains(&"before Update PATCH".to_string()),
+            "{seen:?}"
+        );
+    }
 }

@@ -6,6 +6,7 @@ use super::{
     display_of, not_found, rfc3339, store_error, take_password, unique_key, uniqueness_detail,
     user_name, without_members, Rendered, RequestCtx, Service,
 };
+use scim_hooks::WriteOp;
 use scim_proto::document::Document;
 use scim_proto::member_delta::{self, MemberOps};
 use scim_proto::messages::{self, PATCH_OP};
@@ -40,6 +41,9 @@ impl Service {
         if_match: Option<i64>,
         ctx: &RequestCtx,
     ) -> ScimResult<Rendered> {
+        if let Some(h) = self.hooked(ctx, rt) {
+            self.gate_stored(h, rt, id, ctx, Some(body))?;
+        }
         self.update(rt, id, if_match, ctx, true, |full| {
             validate_replace(&ctx.registry, rt, full, body).map(|d| (d, None))
         })
@@ -53,6 +57,9 @@ impl Service {
         if_match: Option<i64>,
         ctx: &RequestCtx,
     ) -> ScimResult<Rendered> {
+        if let Some(h) = self.hooked(ctx, rt) {
+            self.gate_stored(h, rt, id, ctx, Some(body))?;
+        }
         if rt.kind.is_group() && messages::declares(body, PATCH_OP) {
             if let Some(ops) = member_delta::split(body) {
                 return self.patch_members(rt, id, &ops, if_match, ctx);
@@ -147,6 +154,10 @@ impl Service {
             }
             let before = self.full_doc(rt, &stored, &full_ctx, !ctx.overhead_bypass)?;
             let (mut doc, members) = change(&before)?;
+            let hook = self.hooked(ctx, rt);
+            if let Some(h) = hook {
+                self.before_write(h, rt, WriteOp::Update, &mut doc, ctx)?;
+            }
             let secret = take_password(&mut doc)?;
             let members = match members {
                 Some(m) => m,
@@ -177,7 +188,13 @@ impl Service {
                 members,
             };
             match self.store.replace(rt, write, Some(stored.version)) {
-                Ok(s) => return self.render_one(rt, s, ctx),
+                Ok(s) => {
+                    let mut r = self.render_one(rt, s, ctx)?;
+                    if let Some(h) = hook {
+                        self.after_write(h, rt, WriteOp::Update, &mut r.doc)?;
+                    }
+                    return Ok(r);
+                }
                 Err(StoreError::VersionMismatch) if if_match.is_none() => continue,
                 Err(e) => return Err(uniqueness_detail(e, name.as_deref())),
             }
