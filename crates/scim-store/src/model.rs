@@ -190,6 +190,14 @@ pub struct Query {
     pub count: u64,
 }
 
+impl Query {
+    /// Whether the filter finds its rows by equality lookups (a few rows whatever
+    /// the directory's size), so the search need not wait behind scans.
+    pub fn is_lookup(&self) -> bool {
+        self.filter.as_ref().is_some_and(crate::sql::is_lookup)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page {
     pub total: u64,

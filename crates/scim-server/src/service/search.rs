@@ -20,7 +20,7 @@ pub enum SearchCost {
     /// (see `ResourceStore::cheap_point_reads`): the lookup provisioning clients make
     /// before every create.
     PointRead,
-    /// Equality lookups (`scim_store::sql::is_lookup`): a few rows whatever the
+    /// Equality lookups (`scim_store::Query::is_lookup`): a few rows whatever the
     /// directory's size.
     Lookup,
     /// Anything that may scan (`co`, ranges, presence, unfiltered or sorted pages).
@@ -122,7 +122,7 @@ impl Service {
         let cost = match (&paging, &query.filter) {
             (Paging::Cursor { .. }, _) | (_, None) => SearchCost::Scan,
             _ if unique_key.is_some() && self.store.cheap_point_reads() => SearchCost::PointRead,
-            (Paging::Index, Some(f)) if scim_store::sql::is_lookup(f) => SearchCost::Lookup,
+            (Paging::Index, Some(_)) if query.is_lookup() => SearchCost::Lookup,
             _ => SearchCost::Scan,
         };
         Ok(SearchQuery {
