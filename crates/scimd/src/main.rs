@@ -93,6 +93,10 @@ fn serve(settings: Settings) -> Result<(), String> {
         }
     }
     let (service, client_store) = open_service(&settings)?;
+    // The stored scripts run before the first request is served.
+    let scripts_seen = service
+        .reload_scripts_if_changed(None)
+        .map_err(|e| format!("cannot load interception scripts: {e}"))?;
     let auth = open_auth(&settings, client_store)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -115,7 +119,7 @@ fn serve(settings: Settings) -> Result<(), String> {
             .local_addr()
             .map_err(|e| format!("cannot read the bound address: {e}"))?;
         tracing::info!(%addr, "scimd listening; SCIM base http://{addr}/scim/v2");
-        scim_server::feed::spawn_maintenance(service.clone());
+        scim_server::feed::spawn_maintenance(service.clone(), Some(scripts_seen));
         auth.spawn_maintenance();
         let app = scim_server::http::router_with_auth(service, Some(auth));
         axum::serve(listener, app)
@@ -141,6 +145,8 @@ pub fn open_service(settings: &Settings) -> Result<(Arc<Service>, Arc<dyn Client
         clock: Arc::new(SystemClock),
         config: settings.server_config(),
         updating: Default::default(),
+        hooks: Arc::new(scim_hooks::NoHooks),
+        scripts: Arc::new(scim_server::scripts::AcceptAllScripts),
     });
     service
         .reload_registry()

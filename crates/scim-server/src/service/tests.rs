@@ -78,6 +78,8 @@ fn fixture() -> (TempDir, Service, Arc<TestClock>) {
         clock: clock.clone(),
         config,
         updating: Default::default(),
+        hooks: Arc::new(scim_hooks::NoHooks),
+        scripts: Arc::new(crate::scripts::AcceptAllScripts),
     };
     service.reload_registry().expect("reload the registry");
     (dir, service, clock)
