@@ -4,6 +4,7 @@ mod admin;
 mod auth_config;
 mod clients;
 mod config;
+mod scripts;
 mod transfer;
 
 use clap::{Parser, Subcommand};
@@ -46,6 +47,8 @@ enum Command {
     Keys(clients::KeysArgs),
     /// Manage custom user attributes (the user extension).
     Attributes(admin::AttributesArgs),
+    /// Manage interception scripts (running servers pick changes up within 3 s).
+    Scripts(scripts::ScriptsArgs),
     /// Enrol FIDO devices from JSON (SCIM clients cannot create devices).
     Devices(admin::DevicesArgs),
     /// Apply the database schema migrations and exit.
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Clients(args) => clients::run_clients(args),
         Command::Keys(args) => clients::run_keys(args),
         Command::Attributes(args) => admin::run_attributes(args),
+        Command::Scripts(args) => scripts::run_scripts(args),
         Command::Devices(args) => admin::run_devices(args),
         Command::Migrate(args) => transfer::migrate(args),
         Command::Export(args) => transfer::export(args),
