@@ -677,9 +677,11 @@ async fn remove_custom_attribute(
 async fn list_scripts(State(app): State<AppState>) -> Reply {
     let all = blocking(&app, |s| s.list_scripts()).await?;
     let list: Vec<Value> = all.iter().map(crate::scripts::script_summary).collect();
+    // `active`: whether this process runs an enabled script now (hot reload).
+    let active = app.svc.hooks.active();
     Ok(scim(
         StatusCode::OK,
-        &serde_json::json!({ "scripts": list }),
+        &serde_json::json!({ "scripts": list, "active": active }),
     ))
 }
 

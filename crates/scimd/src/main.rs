@@ -143,14 +143,16 @@ pub fn open_service(settings: &Settings) -> Result<(Arc<Service>, Arc<dyn Client
         &settings.registry_options(),
     )));
     let stores = open_stores(settings, registry.clone())?;
+    // No script engine yet: scripts are managed and "loaded", hooks pass through.
+    let engine = Arc::new(scim_server::scripts::NoEngine::default());
     let service = Arc::new(Service {
         registry,
         store: stores.resources,
         clock: Arc::new(SystemClock),
         config: settings.server_config(),
         updating: Default::default(),
-        hooks: Arc::new(scim_hooks::NoHooks),
-        scripts: Arc::new(scim_server::scripts::AcceptAllScripts),
+        hooks: engine.clone(),
+        scripts: engine,
     });
     service
         .reload_registry()
