@@ -257,6 +257,13 @@ pub fn parse_script_body(body: &Value) -> ScimResult<(Option<String>, ScriptChan
     ))
 }
 
+/// `Service::updating` keys (resource ids are UUIDs, so these never collide):
+/// one script's read-modify-write, and the reload.
+fn script_key(name: &str) -> String {
+    format!("script:{}", name.to_lowercase())
+}
+const RELOAD_KEY: &str = "scripts:reload";
+
 /// Where a script runs when its order is not given.
 pub const DEFAULT_SCRIPT_ORDER: i64 = 0;
 
@@ -317,6 +324,9 @@ impl Service {
     /// Change a script; the result is checked when its source changes or it is
     /// enabled (so disabling, or reordering a disabled script, always works).
     pub fn update_script(&self, name: &str, change: ScriptChange) -> ScimResult<ScriptRecord> {
+        // Updates of one script in this process queue rather than lose each other.
+        let key = script_key(name);
+        let queued = self.updating.lock(&key);
         let mut record = self.script(name)?;
         let new_source = change.source.as_ref().is_some_and(|s| *s != record.source);
         if let Some(p) = &change.properties {
@@ -333,6 +343,7 @@ impl Service {
         }
         record.updated = self.clock.now();
         self.store.replace_script(&record).map_err(unknown(name))?;
+        drop(queued);
         self.reload_scripts()?;
         self.script(name)
     }
@@ -361,6 +372,9 @@ impl Service {
     /// Make the stored enabled scripts the running set; a script that fails to
     /// load is left out and its error recorded (shown by `scimd scripts show`).
     pub fn reload_scripts(&self) -> ScimResult<()> {
+        // One reload at a time, each listing then loading: the set loaded last is
+        // the one listed last (interleaved, an older list could be loaded last).
+        let _one = self.updating.lock(RELOAD_KEY);
         let defs: Vec<ScriptDef> = self
             .list_scripts()?
             .iter()
