@@ -459,3 +459,28 @@ fn admin_scope_protects_scripts() {
         .expect("delete");
     assert_eq!(resp.status().as_u16(), 204);
 }
+
+/// Every scimd process on one PostgreSQL database runs the same set: a change
+/// through one server's admin API reaches the other within 3 s.
+#[test]
+fn two_servers_on_one_postgres_share_scripts() {
+    let Some(db) = crate::harness::postgres_schema() else {
+        return;
+    };
+    let a = Server::start_with(&["--database", &db.url]);
+    let b = Server::start_with(&["--database", &db.url]);
+    assert_eq!(list(&b)["active"], false);
+    let (st, _) = parts(a.post(
+        "/admin/scripts",
+        &json!({"name": "shared", "source": NOTIFY}),
+    ));
+    assert_eq!(st, 201);
+    until_active(&b, true, Duration::from_secs(3));
+    assert_eq!(names(&list(&b)), ["shared"]);
+    let (st, _) = parts(a.put("/admin/scripts/shared", &json!({"enabled": false})));
+    assert_eq!(st, 200);
+    until_active(&b, false, Duration::from_secs(3));
+    let (st, _) = parts(b.put("/admin/scripts/SHARED", &json!({"enabled": true})));
+    assert_eq!(st, 200);
+    until_active(&a, true, Duration::from_secs(3));
+}
