@@ -13,7 +13,8 @@ pub const FIDO2_READ: &str = "fido2.read";
 pub const FIDO2_WRITE: &str = "fido2.write";
 pub const BULK: &str = "bulk";
 pub const ALL_RESOURCES_SEARCH: &str = "all-resources.search";
-/// scimd's admin API (custom attributes); not one of Gluu's scopes.
+/// scimd's admin API (custom attributes, interception scripts); not one of
+/// Gluu's scopes.
 pub const ADMIN: &str = "admin";
 
 /// Every scope name the server knows, without prefix.
@@ -100,7 +101,7 @@ pub fn classify(method: &str, path: &str) -> Access {
         return Access::Scope(USERS_READ);
     }
     // Admin API: device enrolment is a write of that device type; the rest
-    // (custom attributes) needs the admin scope.
+    // (custom attributes, interception scripts) needs the admin scope.
     if let Some(endpoint) = path.strip_prefix("/admin/devices/") {
         return match required_scope("POST", endpoint) {
             Some(s) => Access::Scope(s),
@@ -221,6 +222,10 @@ mod tests {
             ),
             ("GET", "/admin/attributes", Access::Scope(ADMIN)),
             ("DELETE", "/admin/attributes/x", Access::Scope(ADMIN)),
+            ("GET", "/admin/scripts", Access::Scope(ADMIN)),
+            ("POST", "/admin/scripts", Access::Scope(ADMIN)),
+            ("PUT", "/admin/scripts/notify", Access::Scope(ADMIN)),
+            ("DELETE", "/admin/scripts/notify", Access::Scope(ADMIN)),
             ("GET", "/ServiceProviderConfig", Access::Public),
             ("GET", "/Schemas/urn:x", Access::Public),
             ("GET", "/ResourceTypes", Access::Public),

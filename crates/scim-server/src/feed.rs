@@ -179,9 +179,30 @@ impl Service {
     }
 }
 
+/// How often the stored scripts' revision is polled: a change made by another
+/// scimd process or the CLI runs here within 3 s (poll, then load).
+pub const SCRIPTS_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Background upkeep: prune the change feed hourly, and pick up custom attributes
-/// registered by other scimd processes (or the CLI) within seconds.
-pub fn spawn_maintenance(svc: std::sync::Arc<Service>) {
+/// and interception scripts changed by other scimd processes (or the CLI) within
+/// seconds. `scripts_seen` is the scripts revision already running (the one
+/// `Service::reload_scripts_if_changed` returned at start), `None` to load at once.
+pub fn spawn_maintenance(svc: std::sync::Arc<Service>, scripts_seen: Option<i64>) {
+    let scripts = svc.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SCRIPTS_POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut seen = scripts_seen;
+        loop {
+            tick.tick().await;
+            let s = scripts.clone();
+            match tokio::task::spawn_blocking(move || s.reload_scripts_if_changed(seen)).await {
+                Ok(Ok(revision)) => seen = Some(revision),
+                Ok(Err(e)) => tracing::warn!(error = %e, "reloading interception scripts failed"),
+                Err(_) => {}
+            }
+        }
+    });
     let reg = svc.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3));

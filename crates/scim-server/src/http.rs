@@ -115,6 +115,21 @@ pub fn router_with_auth(service: Arc<Service>, auth: Option<Arc<scim_auth::Auth>
             axum::routing::delete(remove_custom_attribute)
                 .fallback(method_not_allowed)
                 .layer(protect.clone()),
+        )
+        .route(
+            "/admin/scripts",
+            get(list_scripts)
+                .post(add_script)
+                .fallback(method_not_allowed)
+                .layer(protect.clone()),
+        )
+        .route(
+            "/admin/scripts/{name}",
+            get(get_script)
+                .put(replace_script)
+                .delete(remove_script)
+                .fallback(method_not_allowed)
+                .layer(protect.clone()),
         );
     for path in [
         "/scim/resource_changes.yaml",
@@ -679,4 +694,61 @@ async fn remove_custom_attribute(
         StatusCode::OK,
         &serde_json::json!({ "clearedUsers": cleared }),
     ))
+}
+
+async fn list_scripts(State(app): State<AppState>) -> Reply {
+    let all = blocking(&app, |s| s.list_scripts()).await?;
+    let list: Vec<Value> = all.iter().map(crate::scripts::script_summary).collect();
+    // `active`: whether this process runs an enabled script now (hot reload).
+    let active = app.svc.hooks.active();
+    Ok(scim(
+        StatusCode::OK,
+        &serde_json::json!({ "scripts": list, "active": active }),
+    ))
+}
+
+/// The admin API's location of a script.
+fn script_location(name: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!("/admin/scripts/{name}")).ok()
+}
+
+async fn add_script(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Reply {
+    let body = json_body(&app.svc, &headers, body).await?;
+    let (name, change) = crate::scripts::parse_script_body(&body)?;
+    let def = crate::scripts::new_script_def(name, change)?;
+    let r = blocking(&app, move |s| s.add_script(def)).await?;
+    let mut resp = scim(StatusCode::CREATED, &crate::scripts::script_json(&r));
+    if let Some(l) = script_location(&r.name) {
+        resp.headers_mut().insert(header::LOCATION, l);
+    }
+    Ok(resp)
+}
+
+async fn get_script(State(app): State<AppState>, Path(name): Path<String>) -> Reply {
+    let r = blocking(&app, move |s| s.script(&name)).await?;
+    Ok(scim(StatusCode::OK, &crate::scripts::script_json(&r)))
+}
+
+/// Replace what the body gives; absent fields keep their value.
+async fn replace_script(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply {
+    let body = json_body(&app.svc, &headers, body).await?;
+    let (renamed, change) = crate::scripts::parse_script_body(&body)?;
+    if let Some(other) = renamed.filter(|n| !n.eq_ignore_ascii_case(&name)) {
+        return Err(ScimError::invalid_value(format!(
+            "the body names script '{other}', the path '{name}'; a script cannot be renamed"
+        ))
+        .into());
+    }
+    let r = blocking(&app, move |s| s.update_script(&name, change)).await?;
+    Ok(scim(StatusCode::OK, &crate::scripts::script_json(&r)))
+}
+
+async fn remove_script(State(app): State<AppState>, Path(name): Path<String>) -> Reply {
+    blocking(&app, move |s| s.remove_script(&name)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

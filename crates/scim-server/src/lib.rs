@@ -10,6 +10,7 @@ pub mod extract;
 pub mod feed;
 pub mod http;
 pub mod locks;
+pub mod scripts;
 pub mod service;
 
 pub use config::ServerConfig;

@@ -109,6 +109,27 @@ CREATE INDEX IF NOT EXISTS attr_index_text ON attr_index (rtype, path, v_text, r
 DROP INDEX IF EXISTS attr_index_num;
 CREATE INDEX IF NOT EXISTS attr_index_num ON attr_index (rtype, path, v_num) WHERE v_num IS NOT NULL;
 "#,
+    // Step 6: interception scripts (`ord`: `order` is a keyword), and the revision
+    // that every change bumps, which running servers poll for hot reload.
+    r#"
+CREATE TABLE IF NOT EXISTS scripts (
+    name_key       TEXT PRIMARY KEY,
+    name           TEXT NOT NULL,
+    ord            INTEGER NOT NULL,
+    enabled        INTEGER NOT NULL,
+    source         TEXT NOT NULL,
+    properties     TEXT NOT NULL,
+    created        TEXT NOT NULL,
+    updated        TEXT NOT NULL,
+    last_error     TEXT,
+    last_error_at  TEXT
+);
+CREATE TABLE IF NOT EXISTS script_revision (
+    id        INTEGER PRIMARY KEY,
+    revision  INTEGER NOT NULL
+);
+INSERT INTO script_revision (id, revision) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
+"#,
 ];
 
 /// PostgreSQL schema (also meant for CockroachDB / YugabyteDB), applied in order at
@@ -223,5 +244,27 @@ DROP INDEX IF EXISTS attr_index_text;
 CREATE INDEX IF NOT EXISTS attr_index_text ON attr_index (rtype, path, v_text, res_id);
 DROP INDEX IF EXISTS attr_index_num;
 CREATE INDEX IF NOT EXISTS attr_index_num ON attr_index (rtype, path, v_num) WHERE v_num IS NOT NULL;
+"#,
+    // Step 5: interception scripts, as SQLite's step 6. The revision is one row
+    // updated in each script write's transaction (no sequence: CockroachDB and
+    // YugabyteDB hand out sequence values out of commit order).
+    r#"
+CREATE TABLE IF NOT EXISTS scripts (
+    name_key       TEXT COLLATE "C" PRIMARY KEY,
+    name           TEXT NOT NULL,
+    ord            BIGINT NOT NULL,
+    enabled        BOOLEAN NOT NULL,
+    source         TEXT NOT NULL,
+    properties     TEXT NOT NULL,
+    created        TEXT COLLATE "C" NOT NULL,
+    updated        TEXT COLLATE "C" NOT NULL,
+    last_error     TEXT,
+    last_error_at  TEXT COLLATE "C"
+);
+CREATE TABLE IF NOT EXISTS script_revision (
+    id        BIGINT PRIMARY KEY,
+    revision  BIGINT NOT NULL
+);
+INSERT INTO script_revision (id, revision) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
 "#,
 ];

@@ -302,6 +302,27 @@ pub struct ExportRecord {
     pub doc: Value,
 }
 
+/// An interception script as stored (`scimd scripts …`, `/admin/scripts`): what
+/// the operator manages, and the last error it caused at run time.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ScriptRecord {
+    /// Unique regardless of case; kept as given.
+    pub name: String,
+    /// Scripts run in ascending order (ties: by name).
+    pub order: i64,
+    pub enabled: bool,
+    pub source: String,
+    #[serde(default)]
+    pub properties: std::collections::BTreeMap<String, String>,
+    pub created: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+    /// The last load or runtime error (cleared when the script is replaced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error_at: Option<DateTime<Utc>>,
+}
+
 /// Timestamps in columns and in the index: UTC, fixed width, microseconds, so that
 /// text order is time order on every backend.
 pub fn db_time(t: chrono::DateTime<chrono::Utc>) -> String {

@@ -38,6 +38,29 @@ const PRUNED_THROUGH: &str = "SELECT value FROM feed_state WHERE name = 'pruned_
 const ADD_CUSTOM_ATTRIBUTE: &str =
     "INSERT INTO custom_attributes (name_key, definition) VALUES ({1}, {2})";
 const REMOVE_CUSTOM_ATTRIBUTE: &str = "DELETE FROM custom_attributes WHERE name_key = {1}";
+/// Interception scripts: the columns every read selects, in `ScriptRecord` order.
+const LIST_SCRIPTS: &str =
+    "SELECT name, ord, enabled, source, properties, created, updated, last_error, last_error_at
+                 FROM scripts ORDER BY ord, name_key";
+const GET_SCRIPT: &str =
+    "SELECT name, ord, enabled, source, properties, created, updated, last_error, last_error_at
+                 FROM scripts WHERE name_key = {1}";
+/// (name_key, name, ord, enabled, source, properties, created, updated,
+/// last_error, last_error_at).
+const ADD_SCRIPT: &str = "INSERT INTO scripts (name_key, name, ord, enabled, source, properties, created, updated, last_error, last_error_at)
+                 VALUES ({1}, {2}, {3}, {4}, {5}, {6}, {7}, {8}, {9}, {10})";
+/// (name_key, name, ord, enabled, source, properties, updated).
+const REPLACE_SCRIPT: &str =
+    "UPDATE scripts SET name = {2}, ord = {3}, enabled = {4}, source = {5},
+                 properties = {6}, updated = {7}, last_error = NULL, last_error_at = NULL
+                 WHERE name_key = {1}";
+const REMOVE_SCRIPT: &str = "DELETE FROM scripts WHERE name_key = {1}";
+const BUMP_SCRIPTS_REVISION: &str =
+    "UPDATE script_revision SET revision = revision + 1 WHERE id = 1";
+const SCRIPTS_REVISION: &str = "SELECT revision FROM script_revision WHERE id = 1";
+/// (name_key, message, at).
+const RECORD_SCRIPT_ERROR: &str =
+    "UPDATE scripts SET last_error = {2}, last_error_at = {3} WHERE name_key = {1}";
 const EXPORT_RESOURCES: &str =
     "SELECT id, rtype, doc, version, created, modified, unique_key, display, secret
                  FROM resources ORDER BY rtype, created, id";
@@ -90,6 +113,14 @@ pub(crate) struct Statements {
     pub pruned_through: String,
     pub add_custom_attribute: String,
     pub remove_custom_attribute: String,
+    pub list_scripts: String,
+    pub get_script: String,
+    pub add_script: String,
+    pub replace_script: String,
+    pub remove_script: String,
+    pub bump_scripts_revision: String,
+    pub scripts_revision: String,
+    pub record_script_error: String,
     pub export_resources: String,
     pub create_client: String,
     pub get_client: String,
@@ -127,6 +158,14 @@ impl Statements {
             pruned_through: r(PRUNED_THROUGH),
             add_custom_attribute: r(ADD_CUSTOM_ATTRIBUTE),
             remove_custom_attribute: r(REMOVE_CUSTOM_ATTRIBUTE),
+            list_scripts: r(LIST_SCRIPTS),
+            get_script: r(GET_SCRIPT),
+            add_script: r(ADD_SCRIPT),
+            replace_script: r(REPLACE_SCRIPT),
+            remove_script: r(REMOVE_SCRIPT),
+            bump_scripts_revision: r(BUMP_SCRIPTS_REVISION),
+            scripts_revision: r(SCRIPTS_REVISION),
+            record_script_error: r(RECORD_SCRIPT_ERROR),
             export_resources: r(EXPORT_RESOURCES),
             create_client: r(CREATE_CLIENT),
             get_client: r(GET_CLIENT),
@@ -235,6 +274,9 @@ mod tests {
                 &s.create_client,
                 &s.add_signing_key,
                 &s.add_server_secret,
+                &s.add_script,
+                &s.replace_script,
+                &s.record_script_error,
             ] {
                 assert!(!sql.contains('{') && !sql.contains('}'), "{sql}");
             }

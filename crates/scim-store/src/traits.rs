@@ -5,7 +5,7 @@
 
 use crate::{
     ChangePage, ExportRecord, GroupRef, Member, MemberView, Page, Query, ResourceWrite,
-    StoreResult, StoredResource,
+    ScriptRecord, StoreResult, StoredResource,
 };
 use chrono::{DateTime, Utc};
 use scim_proto::schema::custom::CustomAttribute;
@@ -144,6 +144,33 @@ pub trait SchemaStore: Send + Sync {
     fn remove_custom_attribute(&self, name: &str) -> StoreResult<()>;
 }
 
+/// Interception scripts, shared by every scimd process on one database.
+pub trait ScriptStore: Send + Sync {
+    /// Every script, in ascending order, ties by name (case-insensitive).
+    fn scripts(&self) -> StoreResult<Vec<ScriptRecord>>;
+
+    /// The script of this name (case-insensitive); `NotFound` if unknown.
+    fn script(&self, name: &str) -> StoreResult<ScriptRecord>;
+
+    /// Store a new script; `Uniqueness` if the name (case-insensitive) exists.
+    fn create_script(&self, script: &ScriptRecord) -> StoreResult<()>;
+
+    /// Replace the script of `script.name` (`NotFound` if unknown): order,
+    /// enabled, source, properties and `updated`; its last error is cleared,
+    /// `created` kept.
+    fn replace_script(&self, script: &ScriptRecord) -> StoreResult<()>;
+
+    /// Forget a script (`NotFound` if unknown).
+    fn remove_script(&self, name: &str) -> StoreResult<()>;
+
+    /// A value that changes with every create, replace and remove (not with a
+    /// recorded error): cheap enough to poll every second for hot reload.
+    fn scripts_revision(&self) -> StoreResult<i64>;
+
+    /// Keep `message` as the script's last error, at `at` (`NotFound` if unknown).
+    fn record_script_error(&self, name: &str, message: &str, at: DateTime<Utc>) -> StoreResult<()>;
+}
+
 /// Moving a deployment between databases (`scimd export` / `scimd import`).
 pub trait TransferStore: Send + Sync {
     /// Every resource with everything stored about it, from one consistent
@@ -158,9 +185,18 @@ pub trait TransferStore: Send + Sync {
 }
 
 /// Every storage capability: what each backend provides.
-pub trait Store: ResourceStore + MembershipStore + FeedStore + SchemaStore + TransferStore {}
+pub trait Store:
+    ResourceStore + MembershipStore + FeedStore + SchemaStore + ScriptStore + TransferStore
+{
+}
 
 impl<T> Store for T where
-    T: ResourceStore + MembershipStore + FeedStore + SchemaStore + TransferStore + ?Sized
+    T: ResourceStore
+        + MembershipStore
+        + FeedStore
+        + SchemaStore
+        + ScriptStore
+        + TransferStore
+        + ?Sized
 {
 }

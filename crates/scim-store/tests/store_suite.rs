@@ -26,7 +26,7 @@ use scim_store::postgres::{PostgresOptions, PostgresStore, ScratchSchema};
 use scim_store::sqlite::{SqliteClientStore, SqliteStore};
 use scim_store::{
     ChangeOp, ExportRecord, Member, MemberChange, MemberKind, Query, ResourceStore, ResourceWrite,
-    SecretChange, SortOrder, Store, StoreError, StoredResource,
+    ScriptRecord, ScriptStore, SecretChange, SortOrder, Store, StoreError, StoredResource,
 };
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
@@ -108,9 +108,122 @@ on_every_backend!(
     change_feed_in_commit_order,
     export_then_import_is_lossless,
     concurrent_writers_lose_nothing,
+    scripts_lifecycle,
 );
 
 // ---------------------------------------------------------------- helpers
+
+fn script(name: &str, order: i64, source: &str) -> ScriptRecord {
+    let t = now();
+    ScriptRecord {
+        name: name.into(),
+        order,
+        enabled: true,
+        source: source.into(),
+        properties: [("url".to_string(), "https://x".to_string())].into(),
+        created: t,
+        updated: t,
+        last_error: None,
+        last_error_at: None,
+    }
+}
+
+fn scripts_lifecycle(b: &Backend) {
+    // The store as the service holds it: `Arc<dyn Store>` upcast to the capability.
+    let s: Arc<dyn ScriptStore> = b.store.clone();
+    let n = b.name;
+    assert_eq!(s.scripts().expect("list"), vec![], "{n}");
+    let r0 = s.scripts_revision().expect("revision");
+
+    let notify = script("Notify", 10, "function init(c) return true end");
+    let mut attach = script("attach", 5, "-- attach");
+    attach.enabled = false;
+    attach.properties.clear();
+    let tie = script("Alpha", 10, "-- tie");
+    for sc in [&notify, &attach, &tie] {
+        s.create_script(sc).expect("create");
+    }
+    let r1 = s.scripts_revision().expect("revision");
+    assert_ne!(r0, r1, "{n}: a create changes the revision");
+    // Ascending order, ties by name.
+    let names: Vec<String> = s
+        .scripts()
+        .expect("list")
+        .into_iter()
+        .map(|x| x.name)
+        .collect();
+    assert_eq!(names, ["attach", "Alpha", "Notify"], "{n}");
+    assert_eq!(
+        s.script("notify").expect("get"),
+        notify,
+        "{n}: case-insensitive get, lossless"
+    );
+    assert_eq!(s.script("ATTACH").expect("get"), attach, "{n}");
+    assert_eq!(s.script("nope"), Err(StoreError::NotFound), "{n}");
+    assert_eq!(
+        s.create_script(&script("NOTIFY", 1, "--")),
+        Err(StoreError::Uniqueness),
+        "{n}: names are unique regardless of case"
+    );
+    assert_eq!(
+        s.scripts_revision().expect("revision"),
+        r1,
+        "{n}: a refused write changes nothing"
+    );
+
+    // Errors are kept per script and do not change the revision.
+    let at = now();
+    s.record_script_error("notify", "line 3: boom", at)
+        .expect("record");
+    let got = s.script("Notify").expect("get");
+    assert_eq!(got.last_error.as_deref(), Some("line 3: boom"), "{n}");
+    assert_eq!(got.last_error_at, Some(at), "{n}");
+    assert_eq!(s.scripts_revision().expect("revision"), r1, "{n}");
+    assert_eq!(
+        s.record_script_error("nope", "x", at),
+        Err(StoreError::NotFound),
+        "{n}"
+    );
+
+    // Replace keeps `created`, clears the error and bumps the revision.
+    let mut changed = notify.clone();
+    changed.order = 1;
+    changed.enabled = false;
+    changed.source = "-- v2".into();
+    changed.properties.insert("k".into(), "v".into());
+    changed.updated = at + TimeDelta::seconds(1);
+    changed.created = at + TimeDelta::days(3);
+    s.replace_script(&changed).expect("replace");
+    let got = s.script("notify").expect("get");
+    assert_eq!(
+        got,
+        ScriptRecord {
+            created: notify.created,
+            ..changed.clone()
+        },
+        "{n}"
+    );
+    let r2 = s.scripts_revision().expect("revision");
+    assert_ne!(r2, r1, "{n}");
+    let names: Vec<String> = s
+        .scripts()
+        .expect("list")
+        .into_iter()
+        .map(|x| x.name)
+        .collect();
+    assert_eq!(names, ["Notify", "attach", "Alpha"], "{n}");
+    assert_eq!(
+        s.replace_script(&script("nope", 1, "--")),
+        Err(StoreError::NotFound),
+        "{n}"
+    );
+
+    s.remove_script("ALPHA").expect("remove");
+    assert_eq!(s.remove_script("alpha"), Err(StoreError::NotFound), "{n}");
+    let r3 = s.scripts_revision().expect("revision");
+    assert_ne!(r3, r2, "{n}");
+    assert_eq!(s.scripts().expect("list").len(), 2, "{n}");
+}
 
 impl Backend {
     fn rt(&self, name: &str) -> ResourceTypeDef {

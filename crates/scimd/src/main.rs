@@ -4,6 +4,7 @@ mod admin;
 mod auth_config;
 mod clients;
 mod config;
+mod scripts;
 mod transfer;
 
 use clap::{Parser, Subcommand};
@@ -46,6 +47,8 @@ enum Command {
     Keys(clients::KeysArgs),
     /// Manage custom user attributes (the user extension).
     Attributes(admin::AttributesArgs),
+    /// Manage interception scripts (running servers pick changes up within 3 s).
+    Scripts(scripts::ScriptsArgs),
     /// Enrol FIDO devices from JSON (SCIM clients cannot create devices).
     Devices(admin::DevicesArgs),
     /// Apply the database schema migrations and exit.
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Clients(args) => clients::run_clients(args),
         Command::Keys(args) => clients::run_keys(args),
         Command::Attributes(args) => admin::run_attributes(args),
+        Command::Scripts(args) => scripts::run_scripts(args),
         Command::Devices(args) => admin::run_devices(args),
         Command::Migrate(args) => transfer::migrate(args),
         Command::Export(args) => transfer::export(args),
@@ -93,6 +97,10 @@ fn serve(settings: Settings) -> Result<(), String> {
         }
     }
     let (service, client_store) = open_service(&settings)?;
+    // The stored scripts run before the first request is served.
+    let scripts_seen = service
+        .reload_scripts_if_changed(None)
+        .map_err(|e| format!("cannot load interception scripts: {e}"))?;
     let auth = open_auth(&settings, client_store)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -115,7 +123,7 @@ fn serve(settings: Settings) -> Result<(), String> {
             .local_addr()
             .map_err(|e| format!("cannot read the bound address: {e}"))?;
         tracing::info!(%addr, "scimd listening; SCIM base http://{addr}/scim/v2");
-        scim_server::feed::spawn_maintenance(service.clone());
+        scim_server::feed::spawn_maintenance(service.clone(), Some(scripts_seen));
         auth.spawn_maintenance();
         let app = scim_server::http::router_with_auth(service, Some(auth));
         axum::serve(listener, app)
@@ -135,6 +143,8 @@ pub fn open_service(settings: &Settings) -> Result<(Arc<Service>, Arc<dyn Client
         &settings.registry_options(),
     )));
     let stores = open_stores(settings, registry.clone())?;
+    // No script engine yet: scripts are managed and "loaded", hooks pass through.
+    let engine = Arc::new(scim_server::scripts::NoEngine::default());
     let service = Arc::new(Service {
         registry,
         store: stores.resources,
@@ -142,6 +152,8 @@ pub fn open_service(settings: &Settings) -> Result<(Arc<Service>, Arc<dyn Client
         hooks: Arc::new(scim_hooks::NoHooks),
         config: settings.server_config(),
         updating: Default::default(),
+        hooks: engine.clone(),
+        scripts: engine,
     });
     service
         .reload_registry()

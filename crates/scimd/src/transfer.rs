@@ -3,7 +3,7 @@
 //!
 //! The export is JSON lines, streamed: a header line, one line per resource
 //! (document, id, version, timestamps, password hash, group members in order),
-//! then the authorization server's state (the client-secret key, signing keys,
+//! the interception scripts, then the authorization server's state (the client-secret key, signing keys,
 //! clients). Index rows are not exported: import derives them from the documents.
 //! The change feed is not exported either: its positions belong to one database,
 //! so feed consumers start over against the new one.
@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use scim_proto::schema::custom::CustomAttribute;
 use scim_proto::schema::{RegistryOptions, SchemaRegistry, SharedRegistry};
 use scim_store::clients::{ClientRecord, SigningKeyRecord};
-use scim_store::{ExportRecord, Query, Store, StoreError};
+use scim_store::{ExportRecord, Query, ScriptRecord, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, BufWriter, Write as _};
 use std::sync::Arc;
@@ -63,6 +63,8 @@ enum Line {
     },
     /// A custom user attribute: before the resources, which may use it.
     CustomAttribute(CustomAttribute),
+    /// An interception script, with its last error.
+    Script(ScriptRecord),
     Resource(ExportRecord),
     ServerSecret {
         name: String,
@@ -178,6 +180,13 @@ pub(crate) fn export(args: ExportArgs) -> Result<(), String> {
     for attr in custom {
         write_line(&mut out, &Line::CustomAttribute(attr)).map_err(io)?;
     }
+    let scripts = store
+        .scripts()
+        .map_err(|e| format!("reading interception scripts: {e}"))?;
+    let script_count = scripts.len();
+    for s in scripts {
+        write_line(&mut out, &Line::Script(s)).map_err(io)?;
+    }
     let mut write_error = None;
     let n = store
         .export(&mut |rec| {
@@ -226,7 +235,7 @@ pub(crate) fn export(args: ExportArgs) -> Result<(), String> {
         write_line(&mut out, &Line::Client(c)).map_err(io)?;
     }
     out.flush().map_err(io)?;
-    eprintln!("scimd: exported {n} resources, {client_count} clients, {key_count} signing keys");
+    eprintln!("scimd: exported {n} resources, {script_count} scripts, {client_count} clients, {key_count} signing keys");
     Ok(())
 }
 
@@ -282,6 +291,7 @@ pub(crate) fn import(args: ImportArgs) -> Result<(), String> {
     let mut batch: Vec<ExportRecord> = Vec::with_capacity(batch_size);
     let mut bar = None;
     let (mut resources, mut client_count, mut key_count) = (0u64, 0u64, 0u64);
+    let mut script_count = 0u64;
     let flush = |batch: &mut Vec<ExportRecord>, bar: &Option<ProgressBar>| -> Result<(), String> {
         if batch.is_empty() {
             return Ok(());
@@ -328,6 +338,14 @@ pub(crate) fn import(args: ImportArgs) -> Result<(), String> {
                 }
                 reload()?;
             }
+            // As exported (not checked again): a restore, not an operator's change.
+            Line::Script(s) => match store.create_script(&s) {
+                Ok(()) => script_count += 1,
+                Err(StoreError::Uniqueness) => store
+                    .replace_script(&s)
+                    .map_err(|e| format!("writing script {}: {e}", s.name))?,
+                Err(e) => return Err(format!("writing script {}: {e}", s.name)),
+            },
             Line::Resource(rec) => {
                 resources += 1;
                 batch.push(rec);
@@ -371,7 +389,7 @@ pub(crate) fn import(args: ImportArgs) -> Result<(), String> {
         b.finish_and_clear();
     }
     eprintln!(
-        "scimd: imported {resources} resources, {client_count} new clients, {key_count} new signing keys"
+        "scimd: imported {resources} resources, {script_count} new scripts, {client_count} new clients, {key_count} new signing keys"
     );
     Ok(())
 }

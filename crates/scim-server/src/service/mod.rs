@@ -38,6 +38,10 @@ pub struct Service {
     pub hooks: Arc<dyn scim_hooks::Hooks>,
     /// Read-modify-writes of one resource queue here rather than race.
     pub updating: crate::locks::KeyedLocks,
+    /// What runs around each operation (the interception scripts).
+    pub hooks: Arc<dyn scim_hooks::Hooks>,
+    /// Checks scripts and makes the stored set the running one (`crate::scripts`).
+    pub scripts: Arc<dyn scim_hooks::ScriptManager>,
 }
 
 /// Per-request context from the HTTP layer.

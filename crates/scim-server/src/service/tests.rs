@@ -84,6 +84,8 @@ fn fixture_with(hooks: Arc<dyn scim_hooks::Hooks>) -> (TempDir, Service, Arc<Tes
         config,
         hooks,
         updating: Default::default(),
+        hooks: Arc::new(scim_hooks::NoHooks),
+        scripts: Arc::new(crate::scripts::AcceptAllScripts),
     };
     service.reload_registry().expect("reload the registry");
     (dir, service, clock)

@@ -11,8 +11,8 @@ use crate::sql::search_sql;
 use crate::statements;
 use crate::{
     Change, ChangeOp, ChangePage, ExportRecord, FeedStore, GroupRef, Member, MemberView,
-    MembershipStore, Page, Query, ResourceStore, ResourceWrite, SchemaStore, SecretChange,
-    StoreError, StoreResult, StoredResource, TransferStore,
+    MembershipStore, Page, Query, ResourceStore, ResourceWrite, SchemaStore, ScriptRecord,
+    ScriptStore, SecretChange, StoreError, StoreResult, StoredResource, TransferStore,
 };
 use postgres::IsolationLevel;
 use scim_proto::schema::custom::CustomAttribute;
@@ -564,6 +564,135 @@ impl SchemaStore for PostgresStore {
         let key = name.to_lowercase();
         self.run(TxKind::Single, |s| {
             found(s.execute(&statements::postgres().remove_custom_attribute, &[&key])?)
+        })
+    }
+}
+
+/// A script row (columns of `statements::LIST_SCRIPTS`) as a record.
+fn script_record(r: &postgres::Row) -> TxResult<ScriptRecord> {
+    let properties: String = r.try_get(4)?;
+    let last_error_at: Option<String> = r.try_get(8)?;
+    Ok(ScriptRecord {
+        name: r.try_get(0)?,
+        order: r.try_get(1)?,
+        enabled: r.try_get(2)?,
+        source: r.try_get(3)?,
+        properties: serde_json::from_str(&properties).map_err(|e| Fail::Store(json_err(e)))?,
+        created: crate::parse_db_time(r.try_get(5)?)?,
+        updated: crate::parse_db_time(r.try_get(6)?)?,
+        last_error: r.try_get(7)?,
+        last_error_at: last_error_at
+            .as_deref()
+            .map(crate::parse_db_time)
+            .transpose()?,
+    })
+}
+
+impl ScriptStore for PostgresStore {
+    fn scripts(&self) -> StoreResult<Vec<ScriptRecord>> {
+        self.run(TxKind::Single, |s| {
+            s.query(&statements::postgres().list_scripts, &[])?
+                .iter()
+                .map(script_record)
+                .collect()
+        })
+    }
+
+    fn script(&self, name: &str) -> StoreResult<ScriptRecord> {
+        let key = name.to_lowercase();
+        self.run(TxKind::Single, |s| {
+            match s.query_opt(&statements::postgres().get_script, &[&key])? {
+                Some(r) => script_record(&r),
+                None => Err(Fail::Store(StoreError::NotFound)),
+            }
+        })
+    }
+
+    fn create_script(&self, script: &ScriptRecord) -> StoreResult<()> {
+        let properties = serde_json::to_string(&script.properties).map_err(json_err)?;
+        let key = script.name.to_lowercase();
+        let (created, updated) = (
+            crate::db_time(script.created),
+            crate::db_time(script.updated),
+        );
+        let last_error_at = script.last_error_at.map(crate::db_time);
+        self.run(TxKind::Write, |s| {
+            let st = statements::postgres();
+            s.execute(
+                &st.add_script,
+                &[
+                    &key,
+                    &script.name,
+                    &script.order,
+                    &script.enabled,
+                    &script.source,
+                    &properties,
+                    &created,
+                    &updated,
+                    &script.last_error,
+                    &last_error_at,
+                ],
+            )?;
+            s.execute(&st.bump_scripts_revision, &[])?;
+            Ok(())
+        })
+    }
+
+    fn replace_script(&self, script: &ScriptRecord) -> StoreResult<()> {
+        let properties = serde_json::to_string(&script.properties).map_err(json_err)?;
+        let key = script.name.to_lowercase();
+        let updated = crate::db_time(script.updated);
+        self.run(TxKind::Write, |s| {
+            let st = statements::postgres();
+            found(s.execute(
+                &st.replace_script,
+                &[
+                    &key,
+                    &script.name,
+                    &script.order,
+                    &script.enabled,
+                    &script.source,
+                    &properties,
+                    &updated,
+                ],
+            )?)?;
+            s.execute(&st.bump_scripts_revision, &[])?;
+            Ok(())
+        })
+    }
+
+    fn remove_script(&self, name: &str) -> StoreResult<()> {
+        let key = name.to_lowercase();
+        self.run(TxKind::Write, |s| {
+            let st = statements::postgres();
+            found(s.execute(&st.remove_script, &[&key])?)?;
+            s.execute(&st.bump_scripts_revision, &[])?;
+            Ok(())
+        })
+    }
+
+    fn scripts_revision(&self) -> StoreResult<i64> {
+        self.run(TxKind::Single, |s| {
+            Ok(s.query_opt(&statements::postgres().scripts_revision, &[])?
+                .map(|r| r.try_get::<_, i64>(0))
+                .transpose()?
+                .unwrap_or(0))
+        })
+    }
+
+    fn record_script_error(
+        &self,
+        name: &str,
+        message: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()> {
+        let key = name.to_lowercase();
+        let at = crate::db_time(at);
+        self.run(TxKind::Single, |s| {
+            found(s.execute(
+                &statements::postgres().record_script_error,
+                &[&key, &message, &at],
+            )?)
         })
     }
 }

@@ -9,8 +9,8 @@ use crate::sql::{search_sql, SearchSql, SqlParam};
 use crate::statements;
 use crate::{
     Change, ChangeOp, ChangePage, ExportRecord, FeedStore, GroupRef, Member, MemberView,
-    MembershipStore, Page, Query, ResourceStore, ResourceWrite, SchemaStore, SecretChange,
-    StoreError, StoreResult, StoredResource, TransferStore,
+    MembershipStore, Page, Query, ResourceStore, ResourceWrite, SchemaStore, ScriptRecord,
+    ScriptStore, SecretChange, StoreError, StoreResult, StoredResource, TransferStore,
 };
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 use scim_proto::schema::custom::CustomAttribute;
@@ -506,6 +506,179 @@ impl SchemaStore for SqliteStore {
         self.write(move |tx, _| {
             let n = tx
                 .execute(&statements::sqlite().remove_custom_attribute, [key])
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// A script row's columns as read (see `statements::LIST_SCRIPTS`).
+type ScriptRow = (
+    String,
+    i64,
+    bool,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
+fn script_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ScriptRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+    ))
+}
+
+fn script_record(row: ScriptRow) -> StoreResult<ScriptRecord> {
+    let (name, order, enabled, source, properties, created, updated, last_error, last_error_at) =
+        row;
+    Ok(ScriptRecord {
+        name,
+        order,
+        enabled,
+        source,
+        properties: serde_json::from_str(&properties).map_err(json_err)?,
+        created: crate::parse_db_time(&created)?,
+        updated: crate::parse_db_time(&updated)?,
+        last_error,
+        last_error_at: last_error_at
+            .as_deref()
+            .map(crate::parse_db_time)
+            .transpose()?,
+    })
+}
+
+impl ScriptStore for SqliteStore {
+    fn scripts(&self) -> StoreResult<Vec<ScriptRecord>> {
+        Self::read(&self.lookups, |conn| {
+            let mut stmt = conn
+                .prepare_cached(&statements::sqlite().list_scripts)
+                .map_err(backend)?;
+            let rows = stmt.query_map([], script_row).map_err(backend)?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(script_record(row.map_err(backend)?)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn script(&self, name: &str) -> StoreResult<ScriptRecord> {
+        let key = name.to_lowercase();
+        Self::read(&self.lookups, move |conn| {
+            let row = conn
+                .prepare_cached(&statements::sqlite().get_script)
+                .map_err(backend)?
+                .query_row([key], script_row)
+                .optional()
+                .map_err(backend)?;
+            script_record(row.ok_or(StoreError::NotFound)?)
+        })
+    }
+
+    fn create_script(&self, script: &ScriptRecord) -> StoreResult<()> {
+        let properties = serde_json::to_string(&script.properties).map_err(json_err)?;
+        let s = script.clone();
+        self.write(move |tx, _| {
+            let st = statements::sqlite();
+            tx.execute(
+                &st.add_script,
+                params![
+                    s.name.to_lowercase(),
+                    s.name,
+                    s.order,
+                    s.enabled,
+                    s.source,
+                    properties,
+                    crate::db_time(s.created),
+                    crate::db_time(s.updated),
+                    s.last_error,
+                    s.last_error_at.map(crate::db_time),
+                ],
+            )
+            .map_err(backend)?;
+            tx.execute(&st.bump_scripts_revision, []).map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    fn replace_script(&self, script: &ScriptRecord) -> StoreResult<()> {
+        let properties = serde_json::to_string(&script.properties).map_err(json_err)?;
+        let s = script.clone();
+        self.write(move |tx, _| {
+            let st = statements::sqlite();
+            let n = tx
+                .execute(
+                    &st.replace_script,
+                    params![
+                        s.name.to_lowercase(),
+                        s.name,
+                        s.order,
+                        s.enabled,
+                        s.source,
+                        properties,
+                        crate::db_time(s.updated),
+                    ],
+                )
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            tx.execute(&st.bump_scripts_revision, []).map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    fn remove_script(&self, name: &str) -> StoreResult<()> {
+        let key = name.to_lowercase();
+        self.write(move |tx, _| {
+            let st = statements::sqlite();
+            let n = tx.execute(&st.remove_script, [key]).map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            tx.execute(&st.bump_scripts_revision, []).map_err(backend)?;
+            Ok(())
+        })
+    }
+
+    fn scripts_revision(&self) -> StoreResult<i64> {
+        let conn = self.point_reader()?;
+        let revision = conn
+            .prepare_cached(&statements::sqlite().scripts_revision)
+            .map_err(backend)?
+            .query_row([], |r| r.get::<_, i64>(0))
+            .optional()
+            .map_err(backend)?;
+        Ok(revision.unwrap_or(0))
+    }
+
+    fn record_script_error(
+        &self,
+        name: &str,
+        message: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<()> {
+        let (key, message) = (name.to_lowercase(), message.to_string());
+        self.write(move |tx, _| {
+            let n = tx
+                .execute(
+                    &statements::sqlite().record_script_error,
+                    params![key, message, crate::db_time(at)],
+                )
                 .map_err(backend)?;
             if n == 0 {
                 return Err(StoreError::NotFound);

@@ -16,4 +16,5 @@ mod feed;
 mod groups;
 mod harness;
 mod postgres;
+mod scripts;
 mod search;
