@@ -149,7 +149,6 @@ pub fn open_service(settings: &Settings) -> Result<(Arc<Service>, Arc<dyn Client
         registry,
         store: stores.resources,
         clock: Arc::new(SystemClock),
-        hooks: Arc::new(scim_hooks::NoHooks),
         config: settings.server_config(),
         updating: Default::default(),
         hooks: engine.clone(),

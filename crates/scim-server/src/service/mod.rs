@@ -34,8 +34,6 @@ pub struct Service {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub config: ServerConfig,
-    /// Interception scripts (`scim_hooks::NoHooks` without any).
-    pub hooks: Arc<dyn scim_hooks::Hooks>,
     /// Read-modify-writes of one resource queue here rather than race.
     pub updating: crate::locks::KeyedLocks,
     /// What runs around each operation (the interception scripts).

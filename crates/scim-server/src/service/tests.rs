@@ -82,9 +82,8 @@ fn fixture_with(hooks: Arc<dyn scim_hooks::Hooks>) -> (TempDir, Service, Arc<Tes
         store: Arc::new(store),
         clock: clock.clone(),
         config,
-        hooks,
         updating: Default::default(),
-        hooks: Arc::new(scim_hooks::NoHooks),
+        hooks,
         scripts: Arc::new(crate::scripts::AcceptAllScripts),
     };
     service.reload_registry().expect("reload the registry");
