@@ -50,6 +50,18 @@ pub struct ServeArgs {
     /// Most PostgreSQL connections this process opens (pool size).
     #[arg(long, env = "SCIMD_DB_MAX_CONNECTIONS")]
     db_max_connections: Option<u32>,
+    /// Also write the interception scripts' log (target scim_script) to this file.
+    #[arg(long, env = "SCIMD_SCRIPT_LOG")]
+    script_log: Option<PathBuf>,
+    /// Heap limit of each script state, MiB.
+    #[arg(long, env = "SCIMD_SCRIPT_MEMORY_MIB")]
+    script_memory_mib: Option<usize>,
+    /// CPU time a script call may take, ms.
+    #[arg(long, env = "SCIMD_SCRIPT_CPU_MS")]
+    script_cpu_ms: Option<u64>,
+    /// Hosts `scim.notify` may POST to (comma-separated; none by default).
+    #[arg(long, env = "SCIMD_SCRIPT_NOTIFY_ALLOW", value_delimiter = ',')]
+    script_notify_allow: Vec<String>,
     #[command(flatten)]
     auth: crate::auth_config::AuthArgs,
 }
@@ -86,6 +98,10 @@ struct FileConfig {
     db_max_connections: Option<u32>,
     no_devices: Option<bool>,
     custom_schema_urn: Option<String>,
+    script_log: Option<PathBuf>,
+    script_memory_mib: Option<usize>,
+    script_cpu_ms: Option<u64>,
+    script_notify_allow: Option<Vec<String>>,
     /// The `[auth]` table: protection settings.
     auth: Option<crate::auth_config::AuthFile>,
 }
@@ -104,7 +120,17 @@ pub struct Settings {
     pub db_max_connections: u32,
     pub devices: bool,
     pub custom_schema_urn: String,
+    pub scripts: ScriptSettings,
     pub auth: crate::auth_config::AuthSettings,
+}
+
+/// How interception scripts run.
+#[derive(Debug, Clone)]
+pub struct ScriptSettings {
+    pub log: Option<PathBuf>,
+    pub memory_mib: usize,
+    pub cpu_ms: u64,
+    pub notify_allow: Vec<String>,
 }
 
 impl Settings {
@@ -159,6 +185,19 @@ impl Settings {
                 .custom_schema_urn
                 .or(file.custom_schema_urn)
                 .unwrap_or_else(|| GLUU_USER_EXTENSION.to_string()),
+            scripts: ScriptSettings {
+                log: args.script_log.or(file.script_log),
+                memory_mib: args
+                    .script_memory_mib
+                    .or(file.script_memory_mib)
+                    .unwrap_or(16),
+                cpu_ms: args.script_cpu_ms.or(file.script_cpu_ms).unwrap_or(50),
+                notify_allow: if args.script_notify_allow.is_empty() {
+                    file.script_notify_allow.unwrap_or_default()
+                } else {
+                    args.script_notify_allow
+                },
+            },
             auth: crate::auth_config::AuthSettings::resolve(
                 args.auth,
                 file.auth.unwrap_or_default(),

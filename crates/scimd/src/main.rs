@@ -4,6 +4,7 @@ mod admin;
 mod auth_config;
 mod clients;
 mod config;
+mod logging;
 mod scripts;
 mod transfer;
 
@@ -61,14 +62,26 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     let result = match cli.command {
-        Command::Serve(args) => Settings::resolve(*args).and_then(serve),
+        Command::Serve(args) => Settings::resolve(*args).and_then(|s| {
+            logging::init(s.scripts.log.as_deref())?;
+            serve(s)
+        }),
+        other => logging::init(None).and_then(|()| run(other)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("scimd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Every command but `serve`.
+fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Serve(_) => Err("serve is run by main".into()),
         Command::Clients(args) => clients::run_clients(args),
         Command::Keys(args) => clients::run_keys(args),
         Command::Attributes(args) => admin::run_attributes(args),
@@ -77,13 +90,6 @@ fn main() -> ExitCode {
         Command::Migrate(args) => transfer::migrate(args),
         Command::Export(args) => transfer::export(args),
         Command::Import(args) => transfer::import(args),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("scimd: {e}");
-            ExitCode::FAILURE
-        }
     }
 }
 
