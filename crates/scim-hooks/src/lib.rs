@@ -2,6 +2,8 @@
 //! `Hooks` trait) and how scripts are managed (`ScriptManager`). The service knows
 //! nothing of the script language; `NoHooks` is what it runs without scripts.
 
+pub mod luau;
+
 use chrono::{DateTime, Utc};
 use scim_proto::schema::ResourceKind;
 use serde_json::Value;

@@ -1,0 +1,224 @@
+//! JSON ↔ Lua tables. Objects become plain tables, arrays become tables marked
+//! with the state's array metatable (so an empty array stays an array), JSON
+//! `null` becomes `scim.null`. On the way back, object keys keep the order they
+//! had in the input (new keys follow, sorted), a table whose keys are exactly
+//! `1..n` is an array, and an empty unmarked table takes the shape the input had
+//! at that place (an object when there was none).
+
+use mlua::{Lua, LuaSerdeExt, Table, Value as LuaValue};
+use serde_json::{Map, Number, Value};
+
+/// Nesting deeper than this is refused both ways (also catches cyclic tables).
+pub(crate) const MAX_DEPTH: usize = 64;
+
+/// The per-state markers the conversion needs.
+pub(crate) struct Marks {
+    pub(crate) array_mt: Table,
+}
+
+pub(crate) fn to_lua(
+    lua: &Lua,
+    marks: &Marks,
+    v: &Value,
+    readonly: bool,
+) -> mlua::Result<LuaValue> {
+    to_lua_at(lua, marks, v, readonly, 0)
+}
+
+fn to_lua_at(
+    lua: &Lua,
+    marks: &Marks,
+    v: &Value,
+    readonly: bool,
+    depth: usize,
+) -> mlua::Result<LuaValue> {
+    if depth > MAX_DEPTH {
+        return Err(mlua::Error::runtime("value nested too deeply"));
+    }
+    Ok(match v {
+        Value::Null => lua.null(),
+        Value::Bool(b) => LuaValue::Boolean(*b),
+        Value::Number(n) => LuaValue::Number(n.as_f64().unwrap_or(0.0)),
+        Value::String(s) => LuaValue::String(lua.create_string(s)?),
+        Value::Array(items) => {
+            let t = lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, item) in items.iter().enumerate() {
+                t.raw_set(i + 1, to_lua_at(lua, marks, item, readonly, depth + 1)?)?;
+            }
+            t.set_metatable(Some(marks.array_mt.clone()))?;
+            if readonly {
+                t.set_readonly(true);
+            }
+            LuaValue::Table(t)
+        }
+        Value::Object(map) => {
+            let t = lua.create_table_with_capacity(0, map.len())?;
+            for (k, item) in map {
+                t.raw_set(
+                    k.as_str(),
+                    to_lua_at(lua, marks, item, readonly, depth + 1)?,
+                )?;
+            }
+            if readonly {
+                t.set_readonly(true);
+            }
+            LuaValue::Table(t)
+        }
+    })
+}
+
+/// `template` is what the value looked like before the script ran (for key order
+/// and the shape of empty tables).
+pub(crate) fn from_lua(
+    marks: &Marks,
+    v: &LuaValue,
+    template: Option<&Value>,
+) -> mlua::Result<Value> {
+    from_lua_at(marks, v, template, 0)
+}
+
+fn number(f: f64) -> Value {
+    if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
+        Value::Number(Number::from(f as i64))
+    } else {
+        Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)
+    }
+}
+
+fn key_string(k: &LuaValue) -> mlua::Result<String> {
+    match k {
+        LuaValue::String(s) => Ok(s.to_string_lossy()),
+        LuaValue::Integer(i) => Ok(i.to_string()),
+        LuaValue::Number(n) => match number(*n) {
+            Value::Number(n) => Ok(n.to_string()),
+            _ => Err(mlua::Error::runtime("invalid table key")),
+        },
+        other => Err(mlua::Error::runtime(format!(
+            "a table key of type {} cannot become JSON",
+            other.type_name()
+        ))),
+    }
+}
+
+fn from_lua_at(
+    marks: &Marks,
+    v: &LuaValue,
+    template: Option<&Value>,
+    depth: usize,
+) -> mlua::Result<Value> {
+    if depth > MAX_DEPTH {
+        return Err(mlua::Error::runtime(
+            "value nested too deeply (or a table contains itself)",
+        ));
+    }
+    Ok(match v {
+        LuaValue::Nil => Value::Null,
+        LuaValue::LightUserData(u) if u.0.is_null() => Value::Null,
+        LuaValue::Boolean(b) => Value::Bool(*b),
+        LuaValue::Integer(i) => Value::Number(Number::from(*i)),
+        LuaValue::Number(n) => number(*n),
+        LuaValue::String(s) => Value::String(s.to_string_lossy()),
+        LuaValue::Table(t) => table_to_json(marks, t, template, depth)?,
+        other => {
+            return Err(mlua::Error::runtime(format!(
+                "a value of type {} cannot become JSON",
+                other.type_name()
+            )))
+        }
+    })
+}
+
+fn table_to_json(
+    marks: &Marks,
+    t: &Table,
+    template: Option<&Value>,
+    depth: usize,
+) -> mlua::Result<Value> {
+    let marked = t
+        .metatable()
+        .is_some_and(|mt| mt.to_pointer() == marks.array_mt.to_pointer());
+    let len = t.raw_len();
+    let mut pairs: Vec<(LuaValue, LuaValue)> = Vec::new();
+    t.for_each(|k: LuaValue, v: LuaValue| {
+        pairs.push((k, v));
+        Ok(())
+    })?;
+    let is_array = if marked {
+        true
+    } else if pairs.is_empty() {
+        matches!(template, Some(Value::Array(_)))
+    } else {
+        len > 0 && pairs.len() == len
+    };
+    if is_array {
+        let tmpl_items = match template {
+            Some(Value::Array(a)) => Some(a),
+            _ => None,
+        };
+        let mut out = Vec::with_capacity(len);
+        for i in 1..=len {
+            let item: LuaValue = t.raw_get(i)?;
+            let tmpl = tmpl_items.and_then(|a| a.get(i - 1));
+            out.push(from_lua_at(marks, &item, tmpl, depth + 1)?);
+        }
+        return Ok(Value::Array(out));
+    }
+    let tmpl_map = match template {
+        Some(Value::Object(m)) => Some(m),
+        _ => None,
+    };
+    let mut entries: Vec<(String, LuaValue)> = Vec::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        entries.push((key_string(&k)?, v));
+    }
+    let mut out = Map::new();
+    if let Some(tm) = tmpl_map {
+        // Keys the input had, in its order.
+        for key in tm.keys() {
+            if let Some(pos) = entries.iter().position(|(k, _)| k == key) {
+                let (k, v) = entries.swap_remove(pos);
+                let conv = from_lua_at(marks, &v, tm.get(&k), depth + 1)?;
+                out.insert(k, conv);
+            }
+        }
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (k, v) in entries {
+        let conv = from_lua_at(marks, &v, None, depth + 1)?;
+        out.insert(k, conv);
+    }
+    Ok(Value::Object(out))
+}
+
+/// A rough upper bound of the JSON text size, stopping once past `limit`.
+pub(crate) fn approx_size(v: &Value, limit: usize) -> usize {
+    fn walk(v: &Value, acc: &mut usize, limit: usize) {
+        if *acc > limit {
+            return;
+        }
+        match v {
+            Value::Null | Value::Bool(_) => *acc += 5,
+            Value::Number(_) => *acc += 12,
+            Value::String(s) => *acc += s.len() + 2,
+            Value::Array(a) => {
+                *acc += 2;
+                for x in a {
+                    *acc += 1;
+                    walk(x, acc, limit);
+                }
+            }
+            Value::Object(m) => {
+                *acc += 2;
+                for (k, x) in m {
+                    *acc += k.len() + 4;
+                    walk(x, acc, limit);
+                }
+            }
+        }
+    }
+    let mut acc = 0;
+    walk(v, &mut acc, limit);
+    acc
+}

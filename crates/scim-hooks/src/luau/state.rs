@@ -1,0 +1,436 @@
+//! One sandboxed Luau state running one script: the standard library cut down to
+//! what cannot reach outside, the `scim` helpers, the heap limit, the CPU-time
+//! interrupt, and the script's functions looked up once.
+
+use super::convert::{self, Marks};
+use super::methods::Method;
+use super::notify::{self, Notification};
+use crate::ScriptDef;
+use mlua::{Function, Lua, LuaOptions, StdLib, Table, Value as LuaValue, VmState};
+use scim_proto::clock::Clock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Globals Luau (or mlua) provides that a script must not have.
+const REMOVED_GLOBALS: &[&str] = &[
+    "require",
+    "loadstring",
+    "load",
+    "dofile",
+    "loadfile",
+    "getfenv",
+    "setfenv",
+    "os",
+    "io",
+    "debug",
+    "package",
+    "print",
+];
+
+/// Notifications one call may buffer; more are dropped with a log line.
+const MAX_NOTES_PER_CALL: usize = 32;
+
+/// What the engine hands every state.
+#[derive(Clone)]
+pub(crate) struct StateEnv {
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) notify_allow: Arc<Vec<String>>,
+    pub(crate) memory_limit: usize,
+}
+
+/// The call now running on a state (for the helpers and the log).
+#[derive(Default)]
+pub(crate) struct CallMeta {
+    pub(crate) method: &'static str,
+    pub(crate) request_id: Option<String>,
+    pub(crate) notes: Vec<Notification>,
+    pub(crate) filter_prepend: Option<String>,
+}
+
+pub(crate) struct CallInfo {
+    pub(crate) script: String,
+    base: Instant,
+    /// Nanoseconds after `base` when the running call must stop; 0: none running.
+    deadline_ns: AtomicU64,
+    meta: Mutex<CallMeta>,
+}
+
+impl CallInfo {
+    pub(crate) fn meta(&self) -> MutexGuard<'_, CallMeta> {
+        match self.meta.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    pub(crate) fn arm(&self, limit: Duration) {
+        let limit = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
+        self.deadline_ns.store(
+            self.now_ns().saturating_add(limit).max(1),
+            Ordering::Relaxed,
+        );
+    }
+
+    pub(crate) fn disarm(&self) {
+        self.deadline_ns.store(0, Ordering::Relaxed);
+    }
+
+    fn expired(&self) -> bool {
+        let d = self.deadline_ns.load(Ordering::Relaxed);
+        d != 0 && self.now_ns() > d
+    }
+}
+
+pub(crate) struct State {
+    pub(crate) lua: Lua,
+    pub(crate) info: Arc<CallInfo>,
+    pub(crate) marks: Marks,
+    /// For user resources: `user.gluu`, and writes to `gluu` refused.
+    pub(crate) resource_mt: Table,
+    /// `context:setFilterPrepend(f)`.
+    pub(crate) context_mt: Table,
+    pub(crate) config: Table,
+    funcs: Vec<Option<Function>>,
+}
+
+/// An error the script raised or a limit it broke, with the text as Luau gave it.
+pub(crate) fn new_state(def: &ScriptDef, env: &StateEnv, limit: Duration) -> mlua::Result<State> {
+    let lua = Lua::new_with(
+        StdLib::COROUTINE
+            | StdLib::TABLE
+            | StdLib::STRING
+            | StdLib::UTF8
+            | StdLib::BIT
+            | StdLib::MATH
+            | StdLib::BUFFER,
+        LuaOptions::default(),
+    )?;
+    let info = Arc::new(CallInfo {
+        script: def.name.clone(),
+        base: Instant::now(),
+        deadline_ns: AtomicU64::new(0),
+        meta: Mutex::new(CallMeta::default()),
+    });
+    let globals = lua.globals();
+    for name in REMOVED_GLOBALS {
+        globals.raw_set(*name, LuaValue::Nil)?;
+    }
+    let array_mt = lua.create_table()?;
+    array_mt.raw_set("__metatable", "array")?;
+    array_mt.set_readonly(true);
+    let marks = Marks { array_mt };
+
+    let scim = lua.create_table()?;
+    scim.raw_set("null", mlua::LuaSerdeExt::null(&lua))?;
+    scim.raw_set("array_mt", marks.array_mt.clone())?;
+    {
+        let info = info.clone();
+        scim.raw_set(
+            "log",
+            lua.create_function(move |_, (level, msg): (String, LuaValue)| {
+                let msg = match msg {
+                    LuaValue::String(s) => s.to_string_lossy(),
+                    other => format!("{other:?}"),
+                };
+                log_from_script(&info, &level, &msg);
+                Ok(())
+            })?,
+        )?;
+    }
+    {
+        let info = info.clone();
+        let print = lua.create_function(move |_, args: mlua::Variadic<LuaValue>| {
+            let text: Vec<String> = args
+                .iter()
+                .map(|v| match v {
+                    LuaValue::String(s) => s.to_string_lossy(),
+                    other => other.to_string().unwrap_or_else(|_| format!("{other:?}")),
+                })
+                .collect();
+            log_from_script(&info, "info", &text.join("\t"));
+            Ok(())
+        })?;
+        globals.raw_set("print", print)?;
+    }
+    {
+        let clock = env.clock.clone();
+        scim.raw_set(
+            "now",
+            lua.create_function(move |_, ()| {
+                Ok(clock
+                    .now()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            })?,
+        )?;
+    }
+    {
+        let info = info.clone();
+        let allow = env.notify_allow.clone();
+        let array_mt = marks.array_mt.clone();
+        scim.raw_set(
+            "notify",
+            lua.create_function(move |_, (url, body): (String, LuaValue)| {
+                let marks = Marks {
+                    array_mt: array_mt.clone(),
+                };
+                let body = convert::from_lua(&marks, &body, None)?;
+                if let Err(why) = notify::allowed(&url, &allow) {
+                    log_from_script(&info, "warn", &format!("notify refused: {why}"));
+                    return Ok(false);
+                }
+                let mut meta = info.meta();
+                if meta.notes.len() >= MAX_NOTES_PER_CALL {
+                    let method = meta.method;
+                    let rid = meta.request_id.clone();
+                    drop(meta);
+                    tracing::warn!(target: "scim_script", script = %info.script, method, request_id = rid.as_deref().unwrap_or(""), url = %url, "too many notifications in one call: dropped");
+                    return Ok(false);
+                }
+                let request_id = meta.request_id.clone();
+                meta.notes.push(Notification {
+                    url,
+                    body,
+                    script: info.script.clone(),
+                    request_id,
+                });
+                Ok(true)
+            })?,
+        )?;
+    }
+    globals.raw_set("scim", scim)?;
+
+    // Freezes the globals and the libraries (and `scim`); the script's own
+    // globals go to a per-thread table in front of them.
+    lua.sandbox(true)?;
+
+    let resource_mt = resource_metatable(&lua, &marks)?;
+    let context_mt = context_metatable(&lua, &info)?;
+    let config = lua.create_table()?;
+    for (k, v) in &def.properties {
+        config.raw_set(k.as_str(), v.as_str())?;
+    }
+    config.set_readonly(true);
+
+    {
+        let info = info.clone();
+        lua.set_interrupt(move |_| {
+            if info.expired() {
+                Err(mlua::Error::runtime("CPU time limit exceeded"))
+            } else {
+                Ok(VmState::Continue)
+            }
+        });
+    }
+    lua.set_memory_limit(env.memory_limit)?;
+
+    info.arm(limit);
+    let loaded = lua
+        .load(def.source.as_str())
+        .set_name(format!("={}", def.name))
+        .set_mode(mlua::chunk::ChunkMode::Text)
+        .exec();
+    info.disarm();
+    loaded?;
+
+    let globals = lua.globals();
+    let mut funcs = Vec::with_capacity(Method::ALL.len());
+    for m in Method::ALL {
+        funcs.push(match globals.get::<LuaValue>(m.name())? {
+            LuaValue::Function(f) => Some(f),
+            _ => None,
+        });
+    }
+    Ok(State {
+        lua,
+        info,
+        marks,
+        resource_mt,
+        context_mt,
+        config,
+        funcs,
+    })
+}
+
+impl State {
+    pub(crate) fn func(&self, m: Method) -> Option<&Function> {
+        self.funcs.get(m as usize).and_then(Option::as_ref)
+    }
+
+    /// Look the functions up again (after `init`, which may define some).
+    pub(crate) fn refresh_funcs(&mut self) -> mlua::Result<()> {
+        let globals = self.lua.globals();
+        for (i, m) in Method::ALL.iter().enumerate() {
+            self.funcs[i] = match globals.get::<LuaValue>(m.name())? {
+                LuaValue::Function(f) => Some(f),
+                _ => None,
+            };
+        }
+        Ok(())
+    }
+
+    pub(crate) fn defined(&self) -> u32 {
+        let mut mask = 0;
+        for m in Method::ALL {
+            if self.func(m).is_some() {
+                mask |= 1 << (m as u32);
+            }
+        }
+        mask
+    }
+}
+
+fn resource_metatable(lua: &Lua, marks: &Marks) -> mlua::Result<Table> {
+    let mt = lua.create_table()?;
+    let array_mt = marks.array_mt.clone();
+    mt.raw_set(
+        "__index",
+        lua.create_function(move |lua, (t, key): (Table, LuaValue)| {
+            let is_gluu = matches!(&key, LuaValue::String(s) if s.as_bytes().as_ref() == b"gluu");
+            if !is_gluu {
+                return Ok(LuaValue::Nil);
+            }
+            let marks = Marks {
+                array_mt: array_mt.clone(),
+            };
+            let doc = convert::from_lua(&marks, &LuaValue::Table(t), None)?;
+            let stored = scim_proto::gluu::stored_user(&doc, &[]);
+            convert::to_lua(lua, &marks, &serde_json::Value::Object(stored), true)
+        })?,
+    )?;
+    mt.raw_set(
+        "__newindex",
+        lua.create_function(|_, (t, key, value): (Table, LuaValue, LuaValue)| {
+            if matches!(&key, LuaValue::String(s) if s.as_bytes().as_ref() == b"gluu") {
+                return Err(mlua::Error::runtime("'gluu' is a read-only view"));
+            }
+            t.raw_set(key, value)
+        })?,
+    )?;
+    mt.set_readonly(true);
+    Ok(mt)
+}
+
+fn context_metatable(lua: &Lua, info: &Arc<CallInfo>) -> mlua::Result<Table> {
+    let methods = lua.create_table()?;
+    {
+        let info = info.clone();
+        methods.raw_set(
+            "setFilterPrepend",
+            lua.create_function(move |_, (_this, f): (LuaValue, Option<String>)| {
+                info.meta().filter_prepend = f.filter(|s| !s.trim().is_empty());
+                Ok(())
+            })?,
+        )?;
+    }
+    {
+        let info = info.clone();
+        methods.raw_set(
+            "getFilterPrepend",
+            lua.create_function(move |_, _this: LuaValue| Ok(info.meta().filter_prepend.clone()))?,
+        )?;
+    }
+    methods.set_readonly(true);
+    let mt = lua.create_table()?;
+    mt.raw_set("__index", methods)?;
+    mt.set_readonly(true);
+    Ok(mt)
+}
+
+/// `scim.log` and `print`: the script log (target `scim_script`).
+pub(crate) fn log_from_script(info: &CallInfo, level: &str, msg: &str) {
+    let (method, rid) = {
+        let m = info.meta();
+        (m.method, m.request_id.clone())
+    };
+    let script = info.script.as_str();
+    let rid = rid.as_deref().unwrap_or("");
+    match level.to_ascii_lowercase().as_str() {
+        "error" | "severe" => {
+            tracing::error!(target: "scim_script", script, method, request_id = rid, "{msg}")
+        }
+        "warn" | "warning" => {
+            tracing::warn!(target: "scim_script", script, method, request_id = rid, "{msg}")
+        }
+        "debug" | "fine" => {
+            tracing::debug!(target: "scim_script", script, method, request_id = rid, "{msg}")
+        }
+        "trace" | "finest" => {
+            tracing::trace!(target: "scim_script", script, method, request_id = rid, "{msg}")
+        }
+        _ => tracing::info!(target: "scim_script", script, method, request_id = rid, "{msg}"),
+    }
+}
+
+impl State {
+    /// Run `f` with the script's function for `m` under the CPU limit; None when
+    /// the script does not define it. The call's notifications and filter
+    /// prepend stay in `info.meta()` until the next call.
+    pub(crate) fn invoke<R>(
+        &self,
+        m: Method,
+        request_id: Option<&str>,
+        limit: Duration,
+        f: impl FnOnce(&State, &Function) -> mlua::Result<R>,
+    ) -> Option<mlua::Result<R>> {
+        let func = self.func(m)?;
+        {
+            let mut meta = self.info.meta();
+            meta.method = m.name();
+            meta.request_id = request_id.map(str::to_owned);
+            meta.notes.clear();
+            meta.filter_prepend = None;
+        }
+        self.info.arm(limit);
+        let out = f(self, func);
+        self.info.disarm();
+        Some(out)
+    }
+}
+
+/// The line and the message of a Luau error, for a script named `script`.
+pub(crate) fn describe(err: &mlua::Error, script: &str) -> (Option<u32>, String) {
+    let full = err.to_string();
+    let line = find_line(&full, script);
+    let mut root = err;
+    while let mlua::Error::CallbackError { cause, .. } = root {
+        root = cause;
+    }
+    let text = match root {
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        mlua::Error::RuntimeError(m) => m.clone(),
+        mlua::Error::MemoryError(m) => format!("memory limit exceeded ({m})"),
+        other => other.to_string(),
+    };
+    let first = text.lines().next().unwrap_or("").trim();
+    let prefix = format!("{script}:");
+    let msg = match first.strip_prefix(&prefix) {
+        Some(rest) => {
+            let digits = rest.chars().take_while(char::is_ascii_digit).count();
+            match rest[digits..].strip_prefix(':') {
+                Some(m) if digits > 0 => m.trim().to_string(),
+                _ => first.to_string(),
+            }
+        }
+        None => first.to_string(),
+    };
+    (line, msg)
+}
+
+fn find_line(text: &str, script: &str) -> Option<u32> {
+    let prefix = format!("{script}:");
+    let mut rest = text;
+    while let Some(pos) = rest.find(&prefix) {
+        let after = &rest[pos + prefix.len()..];
+        let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+        if !digits.is_empty() && after[digits.len()..].starts_with(':') {
+            return digits.parse().ok();
+        }
+        rest = after;
+    }
+    None
+}
