@@ -102,7 +102,7 @@ impl Engine {
                 return Err(e);
             }
             let outcome = s.with_state(|st| {
-                let r = st.invoke(m, ctx.request_id.as_deref(), self.cfg.cpu_limit, |st, f| {
+                let r = st.invoke(m, Some(ctx), self.cfg.cpu_limit, |st, f| {
                     let arg = convert::to_lua(&st.lua, &st.marks, value, false)?;
                     let LuaValue::Table(t) = &arg else {
                         let ret: LuaValue = f.call((arg.clone(), st.config.clone()))?;
@@ -174,9 +174,13 @@ impl Engine {
             }
         }
         let (r, notes, prepend) = s.with_state(|st| {
-            let r = st.invoke(m, ctx.request_id.as_deref(), self.cfg.cpu_limit, |st, f| {
+            let r = st.invoke(m, Some(ctx), self.cfg.cpu_limit, |st, f| {
                 let mut args: Vec<LuaValue> = Vec::with_capacity(inputs.len() + 2);
-                args.push(LuaValue::Table(context_table(st, ctx)?));
+                args.push(LuaValue::Table(state::context_table(
+                    &st.lua,
+                    ctx,
+                    &st.context_mt,
+                )?));
                 for (i, v) in inputs.iter().enumerate() {
                     match v {
                         None => args.push(LuaValue::Nil),
@@ -228,44 +232,6 @@ impl Engine {
 
 fn bad_return(v: &LuaValue) -> mlua::Error {
     mlua::Error::runtime(format!("returned {}, expected a boolean", v.type_name()))
-}
-
-/// `context` for the v5 methods (Gluu's OperationContext).
-fn context_table(st: &State, ctx: &HookContext) -> mlua::Result<Table> {
-    let lua = &st.lua;
-    let t = lua.create_table_with_capacity(0, 8)?;
-    t.raw_set("path", ctx.path.as_str())?;
-    t.raw_set("baseUri", ctx.base_uri.as_str())?;
-    t.raw_set("method", ctx.method.as_str())?;
-    t.raw_set("resourceType", ctx.resource_type.as_str())?;
-    let q = lua.create_table()?;
-    for (k, v) in &ctx.query_params {
-        q.raw_set(k.as_str(), v.as_str())?;
-    }
-    t.raw_set("queryParams", q)?;
-    let h = lua.create_table()?;
-    for (k, v) in &ctx.request_headers {
-        h.raw_set(k.as_str(), v.as_str())?;
-    }
-    t.raw_set("requestHeaders", h)?;
-    if let Some(tok) = &ctx.token {
-        let d = lua.create_table()?;
-        d.raw_set("clientId", tok.client_id.as_str())?;
-        d.raw_set("scope", tok.scope.as_str())?;
-        if let Some(exp) = tok.expiration {
-            d.raw_set(
-                "expirationDate",
-                exp.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            )?;
-        }
-        d.raw_set("tokenType", tok.token_type.as_str())?;
-        t.raw_set("tokenDetails", d)?;
-    }
-    if let Some(rid) = &ctx.request_id {
-        t.raw_set("requestId", rid.as_str())?;
-    }
-    t.set_metatable(Some(st.context_mt.clone()))?;
-    Ok(t)
 }
 
 /// A script's response table as the service sends it.

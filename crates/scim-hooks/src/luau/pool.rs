@@ -133,6 +133,8 @@ fn ready_state(
         f.call::<LuaValue>(st.config.clone())
     }) {
         None => 1,
+        // `mlua::Integer` is i32 or i64 depending on the Luau build.
+        #[allow(clippy::useless_conversion)]
         Some(Ok(LuaValue::Integer(i))) => i64::from(i),
         Some(Ok(LuaValue::Number(n))) if n.fract() == 0.0 && n.abs() < 1e15 => n as i64,
         Some(Ok(other)) => {

@@ -5,7 +5,7 @@
 use super::convert::{self, Marks};
 use super::methods::Method;
 use super::notify::{self, Notification};
-use crate::ScriptDef;
+use crate::{HookContext, ScriptDef};
 use mlua::{Function, Lua, LuaOptions, StdLib, Table, Value as LuaValue, VmState};
 use scim_proto::clock::Clock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,6 +46,8 @@ pub(crate) struct CallMeta {
     pub(crate) request_id: Option<String>,
     pub(crate) notes: Vec<Notification>,
     pub(crate) filter_prepend: Option<String>,
+    /// The request, for `scim.context()` (kept only by scripts that mention it).
+    pub(crate) context: Option<HookContext>,
 }
 
 pub(crate) struct CallInfo {
@@ -53,7 +55,12 @@ pub(crate) struct CallInfo {
     base: Instant,
     /// Nanoseconds after `base` when the running call must stop; 0: none running.
     deadline_ns: AtomicU64,
+    hard_deadline_ns: AtomicU64,
+    cpu_start_ns: AtomicU64,
+    cpu_limit_ns: AtomicU64,
     meta: Mutex<CallMeta>,
+    /// The source mentions `scim.context`: keep each call's context for it.
+    wants_context: bool,
 }
 
 impl CallInfo {
@@ -68,22 +75,56 @@ impl CallInfo {
         u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
+    /// Start the clock of a call that may use `limit` of CPU time. The wall
+    /// clock is the cheap first check; past it, the thread's CPU time decides
+    /// (a call preempted by other work is not stopped), up to a hard wall cap
+    /// of `WALL_CAP_FACTOR` times the limit.
     pub(crate) fn arm(&self, limit: Duration) {
-        let limit = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
-        self.deadline_ns.store(
-            self.now_ns().saturating_add(limit).max(1),
+        let limit_ns = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
+        let now = self.now_ns();
+        self.cpu_limit_ns.store(limit_ns, Ordering::Relaxed);
+        self.cpu_start_ns.store(thread_cpu_ns(), Ordering::Relaxed);
+        self.hard_deadline_ns.store(
+            now.saturating_add(limit_ns.saturating_mul(WALL_CAP_FACTOR)),
             Ordering::Relaxed,
         );
+        self.deadline_ns
+            .store(now.saturating_add(limit_ns).max(1), Ordering::Relaxed);
     }
 
     pub(crate) fn disarm(&self) {
         self.deadline_ns.store(0, Ordering::Relaxed);
     }
 
-    fn expired(&self) -> bool {
+    fn check_time(&self) -> Result<(), &'static str> {
         let d = self.deadline_ns.load(Ordering::Relaxed);
-        d != 0 && self.now_ns() > d
+        if d == 0 {
+            return Ok(());
+        }
+        let now = self.now_ns();
+        if now <= d {
+            return Ok(());
+        }
+        if now > self.hard_deadline_ns.load(Ordering::Relaxed) {
+            return Err("CPU time limit exceeded (wall-clock cap)");
+        }
+        let used = thread_cpu_ns().saturating_sub(self.cpu_start_ns.load(Ordering::Relaxed));
+        if used > self.cpu_limit_ns.load(Ordering::Relaxed) {
+            return Err("CPU time limit exceeded");
+        }
+        Ok(())
     }
+}
+
+/// A call may take this many times its CPU limit in wall-clock time at most.
+const WALL_CAP_FACTOR: u64 = 20;
+
+fn thread_cpu_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    u64::try_from(t.tv_sec)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::try_from(t.tv_nsec).unwrap_or(0))
 }
 
 pub(crate) struct State {
@@ -114,7 +155,11 @@ pub(crate) fn new_state(def: &ScriptDef, env: &StateEnv, limit: Duration) -> mlu
         script: def.name.clone(),
         base: Instant::now(),
         deadline_ns: AtomicU64::new(0),
+        hard_deadline_ns: AtomicU64::new(0),
+        cpu_start_ns: AtomicU64::new(0),
+        cpu_limit_ns: AtomicU64::new(0),
         meta: Mutex::new(CallMeta::default()),
+        wants_context: def.source.contains("context"),
     });
     let globals = lua.globals();
     for name in REMOVED_GLOBALS {
@@ -125,7 +170,23 @@ pub(crate) fn new_state(def: &ScriptDef, env: &StateEnv, limit: Duration) -> mlu
     array_mt.set_readonly(true);
     let marks = Marks { array_mt };
 
+    let resource_mt = resource_metatable(&lua, &marks)?;
+    let context_mt = context_metatable(&lua, &info)?;
     let scim = lua.create_table()?;
+    {
+        let info = info.clone();
+        let mt = context_mt.clone();
+        scim.raw_set(
+            "context",
+            lua.create_function(move |lua, ()| {
+                let ctx = info.meta().context.clone();
+                match ctx {
+                    Some(ctx) => Ok(LuaValue::Table(context_table(lua, &ctx, &mt)?)),
+                    None => Ok(LuaValue::Nil),
+                }
+            })?,
+        )?;
+    }
     scim.raw_set("null", mlua::LuaSerdeExt::null(&lua))?;
     scim.raw_set("array_mt", marks.array_mt.clone())?;
     {
@@ -208,8 +269,6 @@ pub(crate) fn new_state(def: &ScriptDef, env: &StateEnv, limit: Duration) -> mlu
     // globals go to a per-thread table in front of them.
     lua.sandbox(true)?;
 
-    let resource_mt = resource_metatable(&lua, &marks)?;
-    let context_mt = context_metatable(&lua, &info)?;
     let config = lua.create_table()?;
     for (k, v) in &def.properties {
         config.raw_set(k.as_str(), v.as_str())?;
@@ -218,12 +277,9 @@ pub(crate) fn new_state(def: &ScriptDef, env: &StateEnv, limit: Duration) -> mlu
 
     {
         let info = info.clone();
-        lua.set_interrupt(move |_| {
-            if info.expired() {
-                Err(mlua::Error::runtime("CPU time limit exceeded"))
-            } else {
-                Ok(VmState::Continue)
-            }
+        lua.set_interrupt(move |_| match info.check_time() {
+            Ok(()) => Ok(VmState::Continue),
+            Err(why) => Err(mlua::Error::runtime(why)),
         });
     }
     lua.set_memory_limit(env.memory_limit)?;
@@ -373,7 +429,7 @@ impl State {
     pub(crate) fn invoke<R>(
         &self,
         m: Method,
-        request_id: Option<&str>,
+        ctx: Option<&HookContext>,
         limit: Duration,
         f: impl FnOnce(&State, &Function) -> mlua::Result<R>,
     ) -> Option<mlua::Result<R>> {
@@ -381,15 +437,64 @@ impl State {
         {
             let mut meta = self.info.meta();
             meta.method = m.name();
-            meta.request_id = request_id.map(str::to_owned);
+            meta.request_id = ctx.and_then(|c| c.request_id.clone());
+            meta.context = if self.info.wants_context {
+                ctx.cloned()
+            } else {
+                None
+            };
             meta.notes.clear();
             meta.filter_prepend = None;
         }
         self.info.arm(limit);
         let out = f(self, func);
         self.info.disarm();
+        if self.info.wants_context {
+            self.info.meta().context = None;
+        }
         Some(out)
     }
+}
+
+/// `context` for the v5 methods and `scim.context()` (Gluu's OperationContext).
+pub(crate) fn context_table(
+    lua: &Lua,
+    ctx: &HookContext,
+    context_mt: &Table,
+) -> mlua::Result<Table> {
+    let t = lua.create_table_with_capacity(0, 8)?;
+    t.raw_set("path", ctx.path.as_str())?;
+    t.raw_set("baseUri", ctx.base_uri.as_str())?;
+    t.raw_set("method", ctx.method.as_str())?;
+    t.raw_set("resourceType", ctx.resource_type.as_str())?;
+    let q = lua.create_table()?;
+    for (k, v) in &ctx.query_params {
+        q.raw_set(k.as_str(), v.as_str())?;
+    }
+    t.raw_set("queryParams", q)?;
+    let h = lua.create_table()?;
+    for (k, v) in &ctx.request_headers {
+        h.raw_set(k.as_str(), v.as_str())?;
+    }
+    t.raw_set("requestHeaders", h)?;
+    if let Some(tok) = &ctx.token {
+        let d = lua.create_table()?;
+        d.raw_set("clientId", tok.client_id.as_str())?;
+        d.raw_set("scope", tok.scope.as_str())?;
+        if let Some(exp) = tok.expiration {
+            d.raw_set(
+                "expirationDate",
+                exp.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            )?;
+        }
+        d.raw_set("tokenType", tok.token_type.as_str())?;
+        t.raw_set("tokenDetails", d)?;
+    }
+    if let Some(rid) = &ctx.request_id {
+        t.raw_set("requestId", rid.as_str())?;
+    }
+    t.set_metatable(Some(context_mt.clone()))?;
+    Ok(t)
 }
 
 /// The line and the message of a Luau error, for a script named `script`.
