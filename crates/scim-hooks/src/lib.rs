@@ -160,6 +160,15 @@ pub trait Hooks: Send + Sync {
         kind: ResourceKind,
         results: &mut Value,
     ) -> HookResult<()>;
+
+    /// The operations of request `request_id` were committed: release what the
+    /// hooks kept for after the commit (`scim.notify`, when the engine defers
+    /// notifications). Nothing by default.
+    fn commit(&self, _request_id: &str) {}
+
+    /// The request failed after its hooks ran: drop what they kept for after
+    /// the commit. Nothing by default.
+    fn discard(&self, _request_id: &str) {}
 }
 
 /// Loading and checking scripts (the admin API, the CLI, hot reload).

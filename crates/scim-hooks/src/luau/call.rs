@@ -144,7 +144,7 @@ impl Engine {
                 (Some(Err(e)), _) => return Err(self.fail(s, m, ctx, &e)),
             }
         }
-        self.send(notes);
+        self.sent_by(ctx, notes);
         Ok(())
     }
 
@@ -223,7 +223,7 @@ impl Engine {
                         }
                     },
                 };
-                self.send(notes);
+                self.sent_by(ctx, notes);
                 Ok(Some((resp, prepend)))
             }
         }
@@ -289,6 +289,14 @@ fn response(v: Value) -> Result<HookResponse, String> {
 impl Hooks for Engine {
     fn active(&self) -> bool {
         self.is_active()
+    }
+
+    fn commit(&self, request_id: &str) {
+        self.commit_pending(request_id);
+    }
+
+    fn discard(&self, request_id: &str) {
+        self.discard_pending(request_id);
     }
 
     fn manage_resource(

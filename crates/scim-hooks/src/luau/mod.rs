@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use pool::{Dropper, LoadLimits, NoteSink};
 use scim_proto::clock::Clock;
 use state::StateEnv;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
@@ -56,6 +56,12 @@ pub struct EngineConfig {
     pub notify_backoff: Duration,
     /// Timeout of one POST (default 5 s).
     pub notify_timeout: Duration,
+    /// Keep the notifications of a request (by `HookContext::request_id`)
+    /// until the service calls `Hooks::commit` (sent) or `Hooks::discard`
+    /// (dropped). Off (default): they are queued as soon as the hook chain
+    /// that sent them succeeds. At most `notify_queue` requests are kept; the
+    /// oldest are dropped with a log line.
+    pub defer_notifications: bool,
 }
 
 impl Default for EngineConfig {
@@ -74,6 +80,7 @@ impl Default for EngineConfig {
             notify_retries: 3,
             notify_backoff: Duration::from_millis(200),
             notify_timeout: Duration::from_secs(5),
+            defer_notifications: false,
         }
     }
 }
@@ -107,6 +114,13 @@ pub(crate) struct ScriptSet {
     pub(crate) first_v5: Option<usize>,
 }
 
+/// Notifications kept until their request commits.
+#[derive(Default)]
+struct Pending {
+    by_request: HashMap<String, Vec<Notification>>,
+    order: VecDeque<String>,
+}
+
 /// The Luau engine (see the module doc and docs/scripts.md).
 pub struct Engine {
     pub(crate) cfg: EngineConfig,
@@ -116,6 +130,7 @@ pub struct Engine {
     load_lock: Mutex<()>,
     errors: Mutex<BTreeMap<String, LastError>>,
     notifier: Arc<notify::Notifier>,
+    pending: Mutex<Pending>,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -152,6 +167,7 @@ impl Engine {
             load_lock: Mutex::new(()),
             errors: Mutex::new(BTreeMap::new()),
             notifier,
+            pending: Mutex::new(Pending::default()),
             clock,
         }
     }
@@ -187,6 +203,56 @@ impl Engine {
     pub(crate) fn send(&self, notes: Vec<Notification>) {
         for n in notes {
             self.notifier.enqueue(n);
+        }
+    }
+
+    /// What a hook chain that succeeded sent: queued now, or kept for `commit`.
+    pub(crate) fn sent_by(&self, ctx: &crate::HookContext, notes: Vec<Notification>) {
+        if notes.is_empty() {
+            return;
+        }
+        let rid = match (&ctx.request_id, self.cfg.defer_notifications) {
+            (Some(rid), true) => rid,
+            _ => return self.send(notes),
+        };
+        let mut p = lock(&self.pending);
+        let p = &mut *p;
+        match p.by_request.get_mut(rid) {
+            Some(kept) => kept.extend(notes),
+            None => {
+                p.by_request.insert(rid.clone(), notes);
+                p.order.push_back(rid.clone());
+            }
+        }
+        while p.order.len() > self.cfg.notify_queue.max(1) {
+            if let Some(old) = p.order.pop_front() {
+                if let Some(lost) = p.by_request.remove(&old) {
+                    tracing::warn!(target: "scim_script", request_id = %old, count = lost.len(), "notifications never committed: dropped");
+                }
+            }
+        }
+    }
+
+    fn take_pending(&self, request_id: &str) -> Vec<Notification> {
+        let mut p = lock(&self.pending);
+        let Some(notes) = p.by_request.remove(request_id) else {
+            return Vec::new();
+        };
+        p.order.retain(|r| r != request_id);
+        notes
+    }
+
+    /// Send what requests `request_id` kept (see `defer_notifications`).
+    pub(crate) fn commit_pending(&self, request_id: &str) {
+        let notes = self.take_pending(request_id);
+        self.send(notes);
+    }
+
+    /// Drop what request `request_id` kept.
+    pub(crate) fn discard_pending(&self, request_id: &str) {
+        let notes = self.take_pending(request_id);
+        if !notes.is_empty() {
+            tracing::info!(target: "scim_script", request_id, count = notes.len(), "request failed: its notifications are dropped");
         }
     }
 

@@ -1253,3 +1253,129 @@ fn no_script_and_undefined_methods_are_cheap_paths() {
     }
     assert!(start.elapsed() < Duration::from_secs(2));
 }
+
+#[test]
+fn deferred_notifications_wait_for_commit() {
+    let (port, rx) = listener();
+    let e = Engine::new(
+        EngineConfig {
+            states_per_script: 1,
+            notify_allow: vec!["127.0.0.1".into()],
+            notify_rate: 0,
+            defer_notifications: true,
+            ..EngineConfig::default()
+        },
+        Arc::new(FixedClock),
+    );
+    let errs = e.load(vec![with_props(
+        def(
+            "n",
+            1,
+            r#"function getApiVersion() return 2 end
+            function postDeleteUser(u, c) scim.notify(c.url, {id = u.id}) return true end"#,
+        ),
+        &[("url", &format!("http://127.0.0.1:{port}/d"))],
+    )]);
+    assert!(errs.is_empty());
+    let mut failed = ctx();
+    failed.request_id = Some("req-failed".into());
+    e.after_write(
+        &failed,
+        ResourceKind::User,
+        WriteOp::Delete,
+        &mut json!({"id": "1"}),
+    )
+    .unwrap();
+    e.discard("req-failed");
+    e.commit("req-failed"); // nothing left to send
+    let mut ok = ctx();
+    ok.request_id = Some("req-ok".into());
+    e.after_write(
+        &ok,
+        ResourceKind::User,
+        WriteOp::Delete,
+        &mut json!({"id": "2"}),
+    )
+    .unwrap();
+    assert!(
+        rx.recv_timeout(Duration::from_millis(300)).is_err(),
+        "nothing is sent before the commit"
+    );
+    e.commit("req-ok");
+    let got = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let body: Value = serde_json::from_str(got.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(body, json!({"id": "2"}));
+}
+
+/// `cargo test -p scim-hooks --release -- --ignored --nocapture per_call`
+#[test]
+#[ignore]
+fn per_call_overhead() {
+    let n = 20_000;
+    let time = |label: &str, e: &Engine, f: &dyn Fn(&Engine, &mut Value)| {
+        let mut v = user();
+        for _ in 0..200 {
+            f(e, &mut v);
+        }
+        let start = Instant::now();
+        for _ in 0..n {
+            f(e, &mut v);
+        }
+        let per = start.elapsed() / n;
+        println!("{label}: {per:?} per call");
+    };
+    let get = |e: &Engine, v: &mut Value| e.on_get(&ctx(), ResourceKind::User, v).unwrap();
+    let create = |e: &Engine, v: &mut Value| {
+        e.before_write(&ctx(), ResourceKind::User, WriteOp::Create, v)
+            .unwrap()
+    };
+    time("no script, on_get", &engine(), &get);
+    let trivial = loaded(vec![def(
+        "t",
+        1,
+        "function getApiVersion() return 3 end\nfunction createUser(u, c) return true end\nfunction getUser(u, c) return true end",
+    )]);
+    time(
+        "v1 only script, on_get (undefined method)",
+        &loaded(vec![def(
+            "t",
+            1,
+            "function createUser(u, c) return true end",
+        )]),
+        &get,
+    );
+    time("trivial v3 getUser", &trivial, &get);
+    time("trivial v1 createUser", &trivial, &create);
+    let dept = loaded(vec![with_props(
+        def(
+            "d",
+            1,
+            include_str!("../../../../examples/scripts/department_restriction.lua"),
+        ),
+        &[("departments", "client-a=HR")],
+    )]);
+    let mut u = user();
+    u[ENTERPRISE] = json!({"department": "HR"});
+    let start = Instant::now();
+    for _ in 0..n {
+        dept.manage_resource(&ctx(), ResourceKind::User, &u, None)
+            .unwrap();
+    }
+    println!(
+        "department manageResourceOperation: {:?} per call",
+        start.elapsed() / n
+    );
+    let start = Instant::now();
+    for _ in 0..n {
+        dept.manage_search(
+            &ctx(),
+            ResourceKind::User,
+            &json!({"filter": "userName pr"}),
+        )
+        .unwrap();
+    }
+    println!(
+        "department manageSearchOperation: {:?} per call",
+        start.elapsed() / n
+    );
+}
