@@ -103,7 +103,7 @@ impl Engine {
             }
             let outcome = s.with_state(|st| {
                 let r = st.invoke(m, Some(ctx), self.cfg.cpu_limit, |st, f| {
-                    let arg = convert::to_lua(&st.lua, &st.marks, value, false)?;
+                    let arg = st.unmetered(|| convert::to_lua(&st.lua, &st.marks, value, false))?;
                     let LuaValue::Table(t) = &arg else {
                         let ret: LuaValue = f.call((arg.clone(), st.config.clone()))?;
                         return match ret {
@@ -115,11 +115,11 @@ impl Engine {
                     dress(st, t, view)?;
                     let ret: LuaValue = f.call((arg.clone(), st.config.clone()))?;
                     match ret {
-                        LuaValue::Boolean(true) => Ok(Outcome::Done(Some(convert::from_lua(
-                            &st.marks,
-                            &arg,
-                            Some(value),
-                        )?))),
+                        LuaValue::Boolean(true) => {
+                            let back =
+                                st.unmetered(|| convert::from_lua(&st.marks, &arg, Some(value)))?;
+                            Ok(Outcome::Done(Some(back)))
+                        }
                         LuaValue::Boolean(false) => Ok(Outcome::Refused),
                         other => Err(bad_return(&other)),
                     }
@@ -176,16 +176,15 @@ impl Engine {
         let (r, notes, prepend) = s.with_state(|st| {
             let r = st.invoke(m, Some(ctx), self.cfg.cpu_limit, |st, f| {
                 let mut args: Vec<LuaValue> = Vec::with_capacity(inputs.len() + 2);
-                args.push(LuaValue::Table(state::context_table(
-                    &st.lua,
-                    ctx,
-                    &st.context_mt,
-                )?));
+                args.push(LuaValue::Table(st.unmetered(|| {
+                    state::context_table(&st.lua, ctx, &st.context_mt)
+                })?));
                 for (i, v) in inputs.iter().enumerate() {
                     match v {
                         None => args.push(LuaValue::Nil),
                         Some(v) => {
-                            let lv = convert::to_lua(&st.lua, &st.marks, v, false)?;
+                            let lv =
+                                st.unmetered(|| convert::to_lua(&st.lua, &st.marks, v, false))?;
                             if let (0, LuaValue::Table(t)) = (i, &lv) {
                                 dress(st, t, view)?;
                             }
@@ -197,7 +196,9 @@ impl Engine {
                 let ret: LuaValue = f.call(mlua::MultiValue::from_iter(args))?;
                 match &ret {
                     LuaValue::Nil => Ok(None),
-                    LuaValue::Table(_) => Ok(Some(convert::from_lua(&st.marks, &ret, None)?)),
+                    LuaValue::Table(_) => Ok(Some(
+                        st.unmetered(|| convert::from_lua(&st.marks, &ret, None))?,
+                    )),
                     other => Err(mlua::Error::runtime(format!(
                         "returned {}, expected nil or a response table",
                         other.type_name()

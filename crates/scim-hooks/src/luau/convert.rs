@@ -157,9 +157,21 @@ fn table_to_json(
             Some(Value::Array(a)) => Some(a),
             _ => None,
         };
-        let mut out = Vec::with_capacity(len);
-        for i in 1..=len {
-            let item: LuaValue = t.raw_get(i)?;
+        // Exactly the sequence part, as `#t` gives it.
+        let mut items: Vec<(usize, LuaValue)> = Vec::with_capacity(len);
+        for (k, v) in pairs {
+            let idx = match k {
+                LuaValue::Integer(i) => usize::try_from(i).ok(),
+                LuaValue::Number(n) if n.fract() == 0.0 && n >= 1.0 => Some(n as usize),
+                _ => None,
+            };
+            if let Some(i) = idx.filter(|i| (1..=len).contains(i)) {
+                items.push((i, v));
+            }
+        }
+        items.sort_unstable_by_key(|(i, _)| *i);
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items {
             let tmpl = tmpl_items.and_then(|a| a.get(i - 1));
             out.push(from_lua_at(marks, &item, tmpl, depth + 1)?);
         }

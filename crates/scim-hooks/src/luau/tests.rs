@@ -1379,3 +1379,74 @@ fn per_call_overhead() {
         start.elapsed() / n
     );
 }
+
+#[test]
+#[ignore]
+fn conversion_cost() {
+    let env = state::StateEnv {
+        clock: Arc::new(FixedClock),
+        notify_allow: Arc::new(vec![]),
+        memory_limit: 16 << 20,
+    };
+    let st = state::new_state(
+        &def("c", 1, "function createUser(u, c) return true end"),
+        &env,
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    let u = user();
+    let n = 20_000u32;
+    let start = Instant::now();
+    for _ in 0..n {
+        let t = convert::to_lua(&st.lua, &st.marks, &u, false).unwrap();
+        std::hint::black_box(t);
+    }
+    println!("to_lua: {:?}", start.elapsed() / n);
+    let start = Instant::now();
+    for _ in 0..n {
+        let t = st.unmetered(|| convert::to_lua(&st.lua, &st.marks, &u, false).unwrap());
+        std::hint::black_box(t);
+    }
+    println!("to_lua unmetered: {:?}", start.elapsed() / n);
+    let t = convert::to_lua(&st.lua, &st.marks, &u, false).unwrap();
+    let start = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(convert::from_lua(&st.marks, &t, Some(&u)).unwrap());
+    }
+    println!("from_lua: {:?}", start.elapsed() / n);
+    let start = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(st.unmetered(|| convert::from_lua(&st.marks, &t, Some(&u)).unwrap()));
+    }
+    println!("from_lua unmetered: {:?}", start.elapsed() / n);
+    let f = st.func(methods::Method::CreateUser).unwrap().clone();
+    let start = Instant::now();
+    for _ in 0..n {
+        let r: bool = f.call((t.clone(), st.config.clone())).unwrap();
+        std::hint::black_box(r);
+    }
+    println!("call: {:?}", start.elapsed() / n);
+    let start = Instant::now();
+    for _ in 0..n {
+        let r = st.invoke(
+            methods::Method::CreateUser,
+            Some(&ctx()),
+            Duration::from_millis(50),
+            |_, _| Ok(()),
+        );
+        std::hint::black_box(r.is_some());
+    }
+    println!("invoke overhead: {:?}", start.elapsed() / n);
+    let start = Instant::now();
+    for _ in 0..n {
+        let t = mlua::LuaSerdeExt::to_value(&st.lua, &u).unwrap();
+        std::hint::black_box(t);
+    }
+    println!("serde to_value: {:?}", start.elapsed() / n);
+    let start = Instant::now();
+    for _ in 0..n {
+        let v: Value = mlua::LuaSerdeExt::from_value(&st.lua, t.clone()).unwrap();
+        std::hint::black_box(v);
+    }
+    println!("serde from_value: {:?}", start.elapsed() / n);
+}
