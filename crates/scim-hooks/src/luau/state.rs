@@ -285,9 +285,17 @@ pub(crate) fn new_state(def: &ScriptDef, env: &StateEnv, limit: Duration) -> mlu
 
     {
         let info = info.clone();
-        lua.set_interrupt(move |_| match info.check_time() {
+        lua.set_interrupt(move |lua| match info.check_time() {
             Ok(()) => Ok(VmState::Continue),
-            Err(why) => Err(mlua::Error::runtime(why)),
+            Err(why) => {
+                // Where the script was, in Luau's "name:line: message" form.
+                let line = (0..4)
+                    .find_map(|level| lua.inspect_stack(level, |d| d.current_line()).flatten());
+                Err(mlua::Error::runtime(match line {
+                    Some(l) => format!("{}:{l}: {why}", info.script),
+                    None => why.to_string(),
+                }))
+            }
         });
     }
     lua.set_memory_limit(env.memory_limit)?;
