@@ -140,53 +140,67 @@ fn table_to_json(
         .metatable()
         .is_some_and(|mt| mt.to_pointer() == marks.array_mt.to_pointer());
     let len = t.raw_len();
-    let mut pairs: Vec<(LuaValue, LuaValue)> = Vec::new();
-    t.for_each(|k: LuaValue, v: LuaValue| {
-        pairs.push((k, v));
-        Ok(())
-    })?;
-    let is_array = if marked {
-        true
-    } else if pairs.is_empty() {
-        matches!(template, Some(Value::Array(_)))
-    } else {
-        len > 0 && pairs.len() == len
+    let tmpl_items = match template {
+        Some(Value::Array(a)) => Some(a),
+        _ => None,
     };
-    if is_array {
-        let tmpl_items = match template {
-            Some(Value::Array(a)) => Some(a),
-            _ => None,
-        };
+    if marked {
         // Exactly the sequence part, as `#t` gives it.
-        let mut items: Vec<(usize, LuaValue)> = Vec::with_capacity(len);
-        for (k, v) in pairs {
-            let idx = match k {
-                LuaValue::Integer(i) => usize::try_from(i).ok(),
-                LuaValue::Number(n) if n.fract() == 0.0 && n >= 1.0 => Some(n as usize),
-                _ => None,
-            };
-            if let Some(i) = idx.filter(|i| (1..=len).contains(i)) {
-                items.push((i, v));
-            }
-        }
-        items.sort_unstable_by_key(|(i, _)| *i);
-        let mut out = Vec::with_capacity(items.len());
-        for (i, item) in items {
+        let mut out = Vec::with_capacity(len);
+        for i in 1..=len {
+            let item: LuaValue = t.raw_get(i)?;
             let tmpl = tmpl_items.and_then(|a| a.get(i - 1));
             out.push(from_lua_at(marks, &item, tmpl, depth + 1)?);
         }
         return Ok(Value::Array(out));
     }
-    let tmpl_map = match template {
-        Some(Value::Object(m)) => Some(m),
-        _ => None,
+    let entries: Vec<(String, LuaValue)> = if len == 0 {
+        // Keys as Rust strings straight from the stack (numbers become text).
+        let mut entries = Vec::new();
+        t.for_each(|k: String, v: LuaValue| {
+            entries.push((k, v));
+            Ok(())
+        })?;
+        if entries.is_empty() && tmpl_items.is_some() {
+            return Ok(Value::Array(Vec::new()));
+        }
+        entries
+    } else {
+        let mut pairs: Vec<(LuaValue, LuaValue)> = Vec::new();
+        t.for_each(|k: LuaValue, v: LuaValue| {
+            pairs.push((k, v));
+            Ok(())
+        })?;
+        if pairs.len() == len {
+            // Keys exactly 1..n: an array.
+            let mut items: Vec<(usize, LuaValue)> = Vec::with_capacity(len);
+            for (k, v) in pairs {
+                let idx = match k {
+                    LuaValue::Integer(i) => usize::try_from(i).ok(),
+                    LuaValue::Number(n) if n.fract() == 0.0 && n >= 1.0 => Some(n as usize),
+                    _ => None,
+                };
+                if let Some(i) = idx.filter(|i| (1..=len).contains(i)) {
+                    items.push((i, v));
+                }
+            }
+            items.sort_unstable_by_key(|(i, _)| *i);
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items {
+                let tmpl = tmpl_items.and_then(|a| a.get(i - 1));
+                out.push(from_lua_at(marks, &item, tmpl, depth + 1)?);
+            }
+            return Ok(Value::Array(out));
+        }
+        let mut entries = Vec::with_capacity(pairs.len());
+        for (k, v) in pairs {
+            entries.push((key_string(&k)?, v));
+        }
+        entries
     };
-    let mut entries: Vec<(String, LuaValue)> = Vec::with_capacity(pairs.len());
-    for (k, v) in pairs {
-        entries.push((key_string(&k)?, v));
-    }
+    let mut entries = entries;
     let mut out = Map::new();
-    if let Some(tm) = tmpl_map {
+    if let Some(Value::Object(tm)) = template {
         // Keys the input had, in its order.
         for key in tm.keys() {
             if let Some(pos) = entries.iter().position(|(k, _)| k == key) {
