@@ -369,33 +369,40 @@ impl State {
     }
 }
 
+/// The key checks are Lua functions (no call into Rust for the common reads
+/// and writes of absent attributes); only `gluu` builds the view in Rust.
+const RESOURCE_MT: &str = r#"
+local view = ...
+local function index(t, k)
+    if k == "gluu" then
+        return view(t)
+    end
+    return nil
+end
+local function newindex(t, k, v)
+    if k == "gluu" then
+        error("'gluu' is a read-only view", 2)
+    end
+    rawset(t, k, v)
+end
+return { __index = index, __newindex = newindex }
+"#;
+
 fn resource_metatable(lua: &Lua, marks: &Marks) -> mlua::Result<Table> {
-    let mt = lua.create_table()?;
     let array_mt = marks.array_mt.clone();
-    mt.raw_set(
-        "__index",
-        lua.create_function(move |lua, (t, key): (Table, LuaValue)| {
-            let is_gluu = matches!(&key, LuaValue::String(s) if s.as_bytes().as_ref() == b"gluu");
-            if !is_gluu {
-                return Ok(LuaValue::Nil);
-            }
-            let marks = Marks {
-                array_mt: array_mt.clone(),
-            };
-            let doc = convert::from_lua(&marks, &LuaValue::Table(t), None)?;
-            let stored = scim_proto::gluu::stored_user(&doc, &[]);
-            convert::to_lua(lua, &marks, &serde_json::Value::Object(stored), true)
-        })?,
-    )?;
-    mt.raw_set(
-        "__newindex",
-        lua.create_function(|_, (t, key, value): (Table, LuaValue, LuaValue)| {
-            if matches!(&key, LuaValue::String(s) if s.as_bytes().as_ref() == b"gluu") {
-                return Err(mlua::Error::runtime("'gluu' is a read-only view"));
-            }
-            t.raw_set(key, value)
-        })?,
-    )?;
+    let view = lua.create_function(move |lua, t: Table| {
+        let marks = Marks {
+            array_mt: array_mt.clone(),
+        };
+        let doc = convert::from_lua(&marks, &LuaValue::Table(t), None)?;
+        let stored = scim_proto::gluu::stored_user(&doc, &[]);
+        convert::to_lua(lua, &marks, &serde_json::Value::Object(stored), true)
+    })?;
+    let mt: Table = lua
+        .load(RESOURCE_MT)
+        .set_name("=scim-resource")
+        .set_mode(mlua::chunk::ChunkMode::Text)
+        .call(view)?;
     mt.set_readonly(true);
     Ok(mt)
 }
