@@ -112,6 +112,9 @@ pub(crate) struct ScriptSet {
     pub(crate) scripts: Vec<Arc<Dropper>>,
     /// The first script whose version is ≥ 5 (`manage*`).
     pub(crate) first_v5: Option<usize>,
+    /// Definitions that failed to load: the same definition again is not
+    /// retried (hot reload polls), its error is reported again.
+    failed: Vec<(ScriptDef, ScriptError)>,
 }
 
 /// Notifications kept until their request commits.
@@ -162,6 +165,7 @@ impl Engine {
             set: RwLock::new(Arc::new(ScriptSet {
                 scripts: Vec::new(),
                 first_v5: None,
+                failed: Vec::new(),
             })),
             active: AtomicBool::new(false),
             load_lock: Mutex::new(()),
@@ -331,6 +335,7 @@ impl ScriptManager for Engine {
         let limits = self.limits();
         let mut errors = Vec::new();
         let mut scripts: Vec<Arc<Dropper>> = Vec::with_capacity(defs.len());
+        let mut failed: Vec<(ScriptDef, ScriptError)> = Vec::new();
         for def in defs {
             if scripts.iter().any(|s| s.def.name == def.name) {
                 errors.push(ScriptError {
@@ -344,6 +349,11 @@ impl ScriptManager for Engine {
                 scripts.push(same.clone());
                 continue;
             }
+            if let Some((_, e)) = old.failed.iter().find(|(d, _)| *d == def) {
+                errors.push(e.clone());
+                failed.push((def, e.clone()));
+                continue;
+            }
             lock(&self.errors).remove(&def.name);
             match pool::load(&def, &self.env, &limits) {
                 Ok((script, notes)) => {
@@ -354,14 +364,21 @@ impl ScriptManager for Engine {
                     }));
                 }
                 Err(e) => {
-                    tracing::error!(target: "scim_script", script = %e.script, method = "init", line = e.line, "script not loaded: {}", e.message);
+                    // Logged and kept as the script's last error, for `scripts show`.
+                    let message = format!("not loaded: {}", e.message);
+                    self.record_error(&e.script, "load", e.line, &message, None);
+                    failed.push((def.clone(), e.clone()));
                     errors.push(e);
                 }
             }
         }
         let first_v5 = scripts.iter().position(|s| s.version >= 5);
         let active = !scripts.is_empty();
-        let new = Arc::new(ScriptSet { scripts, first_v5 });
+        let new = Arc::new(ScriptSet {
+            scripts,
+            first_v5,
+            failed,
+        });
         {
             let mut w = match self.set.write() {
                 Ok(g) => g,

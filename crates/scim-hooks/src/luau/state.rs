@@ -147,7 +147,9 @@ pub(crate) struct State {
     memory_limit: usize,
 }
 
-/// An error the script raised or a limit it broke, with the text as Luau gave it.
+/// A new sandboxed state with the script's chunk run (its functions defined);
+/// `limit` bounds the chunk's run time. `getApiVersion` and `init` are the
+/// caller's (`pool`).
 pub(crate) fn new_state(def: &ScriptDef, env: &StateEnv, limit: Duration) -> mlua::Result<State> {
     let lua = Lua::new_with(
         StdLib::COROUTINE

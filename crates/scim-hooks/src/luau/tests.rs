@@ -725,6 +725,20 @@ fn load_keeps_the_good_scripts_and_skips_disabled() {
     ]);
     assert_eq!(errs.len(), 1);
     assert_eq!(errs[0].script, "bad");
+    let last = e.last_error("bad").unwrap();
+    assert_eq!(last.method, "load");
+    assert_eq!(last.line, Some(1));
+    // The same broken definition again (a reload poll) is not retried.
+    let again = e.load(vec![
+        def("bad", 1, "function ("),
+        def(
+            "good",
+            2,
+            "function createUser(u, c) u.good = true return true end",
+        ),
+    ]);
+    assert_eq!(again, errs);
+    assert_eq!(e.last_error("bad").unwrap(), last);
     let mut v = json!({});
     e.before_write(&ctx(), ResourceKind::User, WriteOp::Create, &mut v)
         .unwrap();
