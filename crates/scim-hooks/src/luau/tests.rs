@@ -1498,3 +1498,23 @@ fn print_limit_messages() {
     ));
     println!("syntax: {r:?}");
 }
+
+#[test]
+#[ignore]
+fn print_globals() {
+    let e = loaded(vec![def(
+        "g",
+        1,
+        r#"function createUser(u, c)
+            local names = {}
+            for k, v in pairs(_G) do table.insert(names, k .. ":" .. type(v)) end
+            table.sort(names)
+            u.globals = table.concat(names, " ")
+            return true
+        end"#,
+    )]);
+    let mut v = json!({});
+    e.before_write(&ctx(), ResourceKind::User, WriteOp::Create, &mut v)
+        .unwrap();
+    println!("{}", v["globals"]);
+}
