@@ -5,7 +5,7 @@
 //! `1..n` is an array, and an empty unmarked table takes the shape the input had
 //! at that place (an object when there was none).
 
-use mlua::{Lua, LuaSerdeExt, Table, Value as LuaValue};
+use mlua::{Either, Lua, LuaSerdeExt, Table, Value as LuaValue};
 use serde_json::{Map, Number, Value};
 
 /// Nesting deeper than this is refused both ways (also catches cyclic tables).
@@ -25,6 +25,22 @@ pub(crate) fn to_lua(
     to_lua_at(lua, marks, v, readonly, 0)
 }
 
+/// A value ready to push: strings go straight onto the Lua stack (no handle).
+type Pushed<'a> = Either<&'a str, LuaValue>;
+
+fn pushed<'a>(
+    lua: &Lua,
+    marks: &Marks,
+    v: &'a Value,
+    readonly: bool,
+    depth: usize,
+) -> mlua::Result<Pushed<'a>> {
+    Ok(match v {
+        Value::String(s) => Either::Left(s.as_str()),
+        other => Either::Right(to_lua_at(lua, marks, other, readonly, depth)?),
+    })
+}
+
 fn to_lua_at(
     lua: &Lua,
     marks: &Marks,
@@ -41,10 +57,11 @@ fn to_lua_at(
         Value::Number(n) => LuaValue::Number(n.as_f64().unwrap_or(0.0)),
         Value::String(s) => LuaValue::String(lua.create_string(s)?),
         Value::Array(items) => {
-            let t = lua.create_table_with_capacity(items.len(), 0)?;
-            for (i, item) in items.iter().enumerate() {
-                t.raw_set(i + 1, to_lua_at(lua, marks, item, readonly, depth + 1)?)?;
-            }
+            let vals = items
+                .iter()
+                .map(|item| pushed(lua, marks, item, readonly, depth + 1))
+                .collect::<mlua::Result<Vec<_>>>()?;
+            let t = lua.create_sequence_from(vals)?;
             t.set_metatable(Some(marks.array_mt.clone()))?;
             if readonly {
                 t.set_readonly(true);
@@ -52,13 +69,11 @@ fn to_lua_at(
             LuaValue::Table(t)
         }
         Value::Object(map) => {
-            let t = lua.create_table_with_capacity(0, map.len())?;
-            for (k, item) in map {
-                t.raw_set(
-                    k.as_str(),
-                    to_lua_at(lua, marks, item, readonly, depth + 1)?,
-                )?;
-            }
+            let vals = map
+                .iter()
+                .map(|(k, item)| Ok((k.as_str(), pushed(lua, marks, item, readonly, depth + 1)?)))
+                .collect::<mlua::Result<Vec<_>>>()?;
+            let t = lua.create_table_from(vals)?;
             if readonly {
                 t.set_readonly(true);
             }
