@@ -2,6 +2,8 @@
 //! `Hooks` trait) and how scripts are managed (`ScriptManager`). The service knows
 //! nothing of the script language; `NoHooks` is what it runs without scripts.
 
+pub mod luau;
+
 use chrono::{DateTime, Utc};
 use scim_proto::schema::ResourceKind;
 use serde_json::Value;
@@ -158,6 +160,15 @@ pub trait Hooks: Send + Sync {
         kind: ResourceKind,
         results: &mut Value,
     ) -> HookResult<()>;
+
+    /// The operations of request `request_id` were committed: release what the
+    /// hooks kept for after the commit (`scim.notify`, when the engine defers
+    /// notifications). Nothing by default.
+    fn commit(&self, _request_id: &str) {}
+
+    /// The request failed after its hooks ran: drop what they kept for after
+    /// the commit. Nothing by default.
+    fn discard(&self, _request_id: &str) {}
 }
 
 /// Loading and checking scripts (the admin API, the CLI, hot reload).
