@@ -37,6 +37,19 @@ pub(crate) fn user(i: u64) -> Value {
     user_named(&format!("user{i}"), i)
 }
 
+/// How many departments the generated users spread over: `SCIMD_BENCH_DEPARTMENTS`
+/// (default 50; 1 puts every user in "Dept 0", as scripts/bench-scripts.sh does).
+fn departments() -> u64 {
+    static N: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *N.get_or_init(|| {
+        std::env::var("SCIMD_BENCH_DEPARTMENTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(50)
+    })
+}
+
 /// A user with the given userName; `i` picks the other values.
 pub(crate) fn user_named(user_name: &str, i: u64) -> Value {
     let given = GIVEN[(i % 16) as usize];
@@ -69,7 +82,7 @@ pub(crate) fn user_named(user_name: &str, i: u64) -> Value {
         "emails": emails,
         ENTERPRISE: {
             "employeeNumber": format!("{i}"),
-            "department": format!("Dept {}", i % 50)
+            "department": format!("Dept {}", i % departments())
         }
     })
 }

@@ -271,7 +271,7 @@ impl Service {
                     still.push(i);
                     continue;
                 }
-                let res = self.bulk_op(op, &p.ids, ctx, authorise);
+                let res = self.bulk_op(i, op, &p.ids, ctx, authorise);
                 progressed = true;
                 p.record(i, op, res);
             }
@@ -343,6 +343,7 @@ impl Service {
     /// Execute one operation: (status, new id, location, version).
     fn bulk_op(
         &self,
+        index: usize,
         op: &Op,
         ids: &HashMap<String, String>,
         ctx: &RequestCtx,
@@ -369,12 +370,32 @@ impl Service {
             })?,
             None => None,
         };
+        let op_ctx = operation_ctx(ctx, index, &op.method, &segments, &rt);
+        let result = self.run_op(op, &segments, &rt, &data, if_match, &op_ctx);
+        // Each operation is its own transaction: what its hooks kept goes or stays now.
+        if let Some(rid) = op_ctx.hook.as_ref().and_then(|h| h.request_id.as_deref()) {
+            match &result {
+                Ok(_) => self.hooks.commit(rid),
+                Err(_) => self.hooks.discard(rid),
+            }
+        }
+        result
+    }
+
+    /// One operation of a Bulk request, its references resolved.
+    fn run_op(
+        &self,
+        op: &Op,
+        segments: &[String],
+        rt: &ResourceTypeDef,
+        data: &Value,
+        if_match: Option<i64>,
+        ctx: &RequestCtx,
+    ) -> ScimResult<Outcome> {
         let etag = |v: i64| Some(crate::service::etag(v));
-        let op_ctx = operation_ctx(ctx, &op.method, &segments, &rt);
-        let ctx: &RequestCtx = &op_ctx;
         match (op.method.as_str(), segments.get(1), segments.len()) {
             ("POST", None, 1) => {
-                let r = self.create(&rt, &data, ctx)?;
+                let r = self.create(rt, data, ctx)?;
                 Ok(Outcome {
                     status: 201,
                     created_id: r.doc.get("id").and_then(Value::as_str).map(str::to_string),
@@ -383,7 +404,7 @@ impl Service {
                 })
             }
             ("PUT", Some(id), 2) => {
-                let r = self.replace(&rt, id, &data, if_match, ctx)?;
+                let r = self.replace(rt, id, data, if_match, ctx)?;
                 Ok(Outcome {
                     status: 200,
                     created_id: None,
@@ -392,7 +413,7 @@ impl Service {
                 })
             }
             ("PATCH", Some(id), 2) => {
-                let r = self.patch(&rt, id, &data, if_match, ctx)?;
+                let r = self.patch(rt, id, data, if_match, ctx)?;
                 Ok(Outcome {
                     status: 200,
                     created_id: None,
@@ -401,7 +422,7 @@ impl Service {
                 })
             }
             ("DELETE", Some(id), 2) => {
-                self.delete(&rt, id, if_match, ctx)?;
+                self.delete(rt, id, if_match, ctx)?;
                 Ok(Outcome {
                     status: 204,
                     created_id: None,
@@ -426,6 +447,7 @@ fn resource_type(ctx: &RequestCtx, endpoint: &str) -> ScimResult<ResourceTypeDef
 /// method, path and resource type, not the Bulk request's.
 fn operation_ctx<'a>(
     ctx: &'a RequestCtx,
+    index: usize,
     method: &str,
     segments: &[String],
     rt: &ResourceTypeDef,
@@ -438,6 +460,8 @@ fn operation_ctx<'a>(
             method: method.to_string(),
             path: format!("/{}", segments.join("/")),
             resource_type: rt.name.clone(),
+            // Each operation's notifications stand or fall with it.
+            request_id: h.request_id.as_ref().map(|r| format!("{r}.{index}")),
             ..(**h).clone()
         })),
         ..ctx.clone()

@@ -177,6 +177,11 @@ impl FromRequestParts<AppState> for Endpoint {
     }
 }
 
+/// The request's id, set by `http::settle_scripts` while scripts run: it ties the
+/// script log and the notifications a request's hooks queued to the request.
+#[derive(Clone)]
+pub(crate) struct RequestId(pub(crate) String);
+
 /// Headers a script never sees: credentials.
 const HIDDEN_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
 
@@ -229,6 +234,9 @@ fn hook_context(
         query_params,
         request_headers,
         token,
-        request_id: None,
+        request_id: parts
+            .extensions
+            .get::<RequestId>()
+            .map(|RequestId(id)| id.clone()),
     }
 }

@@ -42,6 +42,7 @@ pub fn router_with_auth(service: Arc<Service>, auth: Option<Arc<scim_auth::Auth>
         None => scim_auth::Guard::unconfigured(service.config.protection),
     };
     let protect = axum::middleware::from_fn_with_state(guard, scim_auth::protect);
+    let state = AppState::new(service);
     let api = Router::new()
         .route(
             "/ServiceProviderConfig",
@@ -79,7 +80,11 @@ pub fn router_with_auth(service: Arc<Service>, auth: Option<Arc<scim_auth::Auth>
                 .delete(delete)
                 .fallback(method_not_allowed),
         )
-        .layer(protect.clone());
+        .layer(protect.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            settle_scripts,
+        ));
     let mut app = Router::new();
     for prefix in API_PREFIXES {
         app = app.nest(prefix, api.clone());
@@ -143,7 +148,6 @@ pub fn router_with_auth(service: Arc<Service>, auth: Option<Arc<scim_auth::Auth>
     if let Some(auth) = auth {
         app = app.merge(scim_auth::routes(auth));
     }
-    let state = AppState::new(service);
     app.route("/", any(not_found))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
@@ -151,6 +155,35 @@ pub fn router_with_auth(service: Arc<Service>, auth: Option<Arc<scim_auth::Auth>
             log_request,
         ))
         .with_state(state)
+}
+
+/// While scripts run, each API request gets an id (its `X-Request-Id`, else a new
+/// one), and what its hooks kept for after the commit (`scim.notify`) is released
+/// when it succeeded and dropped when it failed.
+async fn settle_scripts(
+    State(app): State<AppState>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !app.svc.hooks.active() {
+        return next.run(req).await;
+    }
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    req.extensions_mut()
+        .insert(crate::extract::RequestId(id.clone()));
+    let resp = next.run(req).await;
+    if resp.status().is_success() {
+        app.svc.hooks.commit(&id);
+    } else {
+        app.svc.hooks.discard(&id);
+    }
+    resp
 }
 
 async fn log_request(

@@ -29,85 +29,6 @@ impl ScriptManager for AcceptAllScripts {
     }
 }
 
-/// What scimd runs until a script engine is built in: scripts are accepted and
-/// "loaded", every hook lets the operation through unchanged (as
-/// `scim_hooks::NoHooks`), and `active` tells whether the last load had an
-/// enabled script, so the hot-reload path can be observed (`GET /admin/scripts`).
-/// One value serves as both `Service::hooks` and `Service::scripts`.
-#[derive(Debug, Default)]
-pub struct NoEngine {
-    active: std::sync::atomic::AtomicBool,
-}
-
-impl ScriptManager for NoEngine {
-    fn check(&self, _: &ScriptDef) -> Result<(), ScriptError> {
-        Ok(())
-    }
-
-    fn load(&self, defs: Vec<ScriptDef>) -> Vec<ScriptError> {
-        let any = defs.iter().any(|d| d.enabled);
-        self.active.store(any, std::sync::atomic::Ordering::Release);
-        Vec::new()
-    }
-}
-
-impl scim_hooks::Hooks for NoEngine {
-    fn active(&self) -> bool {
-        self.active.load(std::sync::atomic::Ordering::Acquire)
-    }
-    fn manage_resource(
-        &self,
-        ctx: &scim_hooks::HookContext,
-        kind: scim_proto::schema::ResourceKind,
-        resource: &Value,
-        payload: Option<&Value>,
-    ) -> scim_hooks::HookResult<Option<scim_hooks::HookResponse>> {
-        scim_hooks::NoHooks.manage_resource(ctx, kind, resource, payload)
-    }
-    fn manage_search(
-        &self,
-        ctx: &scim_hooks::HookContext,
-        kind: scim_proto::schema::ResourceKind,
-        search: &Value,
-    ) -> scim_hooks::HookResult<scim_hooks::SearchGate> {
-        scim_hooks::NoHooks.manage_search(ctx, kind, search)
-    }
-    fn before_write(
-        &self,
-        ctx: &scim_hooks::HookContext,
-        kind: scim_proto::schema::ResourceKind,
-        op: scim_hooks::WriteOp,
-        resource: &mut Value,
-    ) -> scim_hooks::HookResult<()> {
-        scim_hooks::NoHooks.before_write(ctx, kind, op, resource)
-    }
-    fn after_write(
-        &self,
-        ctx: &scim_hooks::HookContext,
-        kind: scim_proto::schema::ResourceKind,
-        op: scim_hooks::WriteOp,
-        resource: &mut Value,
-    ) -> scim_hooks::HookResult<()> {
-        scim_hooks::NoHooks.after_write(ctx, kind, op, resource)
-    }
-    fn on_get(
-        &self,
-        ctx: &scim_hooks::HookContext,
-        kind: scim_proto::schema::ResourceKind,
-        resource: &mut Value,
-    ) -> scim_hooks::HookResult<()> {
-        scim_hooks::NoHooks.on_get(ctx, kind, resource)
-    }
-    fn after_search(
-        &self,
-        ctx: &scim_hooks::HookContext,
-        kind: scim_proto::schema::ResourceKind,
-        results: &mut Value,
-    ) -> scim_hooks::HookResult<()> {
-        scim_hooks::NoHooks.after_search(ctx, kind, results)
-    }
-}
-
 /// What an update changes; `None` keeps the stored value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScriptChange {
@@ -603,19 +524,6 @@ mod tests {
         assert_ne!(next, rev);
         assert_eq!(loads(), before + 1);
         assert!(last_load(&fake).is_empty());
-    }
-
-    #[test]
-    fn no_engine_is_active_while_an_enabled_script_is_loaded() {
-        use scim_hooks::Hooks;
-        let e = NoEngine::default();
-        assert!(!e.active());
-        assert!(e.load(vec![def("a", 1, "--")]).is_empty());
-        assert!(e.active());
-        let mut off = def("a", 1, "--");
-        off.enabled = false;
-        e.load(vec![off]);
-        assert!(!e.active());
     }
 
     #[test]

@@ -133,6 +133,20 @@ pub struct ScriptSettings {
     pub notify_allow: Vec<String>,
 }
 
+impl ScriptSettings {
+    /// The script engine's limits; notifications wait for the commit of the
+    /// request that queued them (the service commits or discards them).
+    pub fn engine_config(&self) -> scim_hooks::luau::EngineConfig {
+        scim_hooks::luau::EngineConfig {
+            memory_limit: self.memory_mib.saturating_mul(1024 * 1024),
+            cpu_limit: std::time::Duration::from_millis(self.cpu_ms),
+            notify_allow: self.notify_allow.clone(),
+            defer_notifications: true,
+            ..scim_hooks::luau::EngineConfig::default()
+        }
+    }
+}
+
 impl Settings {
     pub fn resolve(args: ServeArgs) -> Result<Settings, String> {
         let file = match &args.config {

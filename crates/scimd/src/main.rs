@@ -149,12 +149,15 @@ pub fn open_service(settings: &Settings) -> Result<(Arc<Service>, Arc<dyn Client
         &settings.registry_options(),
     )));
     let stores = open_stores(settings, registry.clone())?;
-    // No script engine yet: scripts are managed and "loaded", hooks pass through.
-    let engine = Arc::new(scim_server::scripts::NoEngine::default());
+    let clock: Arc<dyn scim_proto::clock::Clock> = Arc::new(SystemClock);
+    let engine = Arc::new(scim_hooks::luau::Engine::new(
+        settings.scripts.engine_config(),
+        clock.clone(),
+    ));
     let service = Arc::new(Service {
         registry,
         store: stores.resources,
-        clock: Arc::new(SystemClock),
+        clock,
         config: settings.server_config(),
         updating: Default::default(),
         hooks: engine.clone(),
