@@ -10,6 +10,7 @@ use scim_proto::schema::validate::validate_document;
 use scim_proto::schema::ResourceTypeDef;
 use scim_proto::{ScimError, ScimResult};
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// A hook's refusal or failure as the client sees it: a 500 naming the script,
 /// never its internals (the script log has them).
@@ -23,6 +24,19 @@ pub(crate) fn hook_error(e: HookError) -> ScimError {
 /// A script's own answer, sent instead of the operation's.
 pub(crate) fn scripted(r: HookResponse) -> ScimError {
     ScimError::replied(r.status, r.body.unwrap_or(Value::Null), r.headers)
+}
+
+/// The script context of a request about `rt`: a root search covers every type,
+/// and each type's hooks see their own resource type.
+pub(crate) fn for_type<'a>(h: &'a HookContext, rt: &ResourceTypeDef) -> Cow<'a, HookContext> {
+    if h.resource_type == rt.name {
+        Cow::Borrowed(h)
+    } else {
+        Cow::Owned(HookContext {
+            resource_type: rt.name.clone(),
+            ..h.clone()
+        })
+    }
 }
 
 impl Service {

@@ -1,7 +1,7 @@
 //! Searching: a SearchRequest becomes a `SearchQuery` once, at the edge (parsed,
 //! validated, its cost class and paging decided); running it never parses again.
 
-use super::hooks::{hook_error, scripted};
+use super::hooks::{for_type, hook_error, scripted};
 use super::{owner_filter, store_error, user_key, RequestCtx, Service};
 use crate::cursor::{self, Direction};
 use scim_hooks::SearchGate;
@@ -190,7 +190,7 @@ impl Service {
     ) -> ScimResult<SearchRequest> {
         match self
             .hooks
-            .manage_search(h, rt.kind, &req.to_json())
+            .manage_search(&for_type(h, rt), rt.kind, &req.to_json())
             .map_err(hook_error)?
         {
             SearchGate::Respond(answer) => Err(scripted(answer)),
@@ -358,7 +358,7 @@ impl Service {
         for (rt, _) in &q.parts {
             if rt.kind.is_user() || rt.kind.is_group() {
                 if let Some(h) = self.hooked(ctx, rt) {
-                    self.after_search(h, rt, &mut results)?;
+                    self.after_search(&for_type(h, rt), rt, &mut results)?;
                 }
             }
         }

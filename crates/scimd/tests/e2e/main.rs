@@ -16,5 +16,6 @@ mod feed;
 mod groups;
 mod harness;
 mod postgres;
+mod script_behaviour;
 mod scripts;
 mod search;
