@@ -110,6 +110,13 @@ pub trait Hooks: Send + Sync {
     /// Whether any enabled script is loaded.
     fn active(&self) -> bool;
 
+    /// Whether `manage_resource` may answer anything (a v5 script defines
+    /// `manageResourceOperation`): when not, the service skips reading the stored
+    /// resource for it.
+    fn gates_resources(&self) -> bool {
+        self.active()
+    }
+
     /// v5 `manageResourceOperation` (first enabled v5 script only, before the v1
     /// hooks): `resource` is what a create would store, or the stored resource;
     /// `payload` the request body (None for GET and DELETE). `Some` answers the

@@ -300,6 +300,16 @@ impl Hooks for Engine {
         self.discard_pending(request_id);
     }
 
+    fn gates_resources(&self) -> bool {
+        if !self.is_active() {
+            return false;
+        }
+        let set = self.current();
+        set.first_v5
+            .and_then(|i| set.scripts.get(i))
+            .is_some_and(|s| s.runs(Method::ManageResourceOperation))
+    }
+
     fn manage_resource(
         &self,
         ctx: &HookContext,

@@ -17,7 +17,10 @@ impl Service {
         let Some(h) = self.hooked(ctx, rt) else {
             return self.delete_unhooked(rt, id, if_match);
         };
-        let mut stored = self.gate_stored(h, rt, id, ctx, None)?;
+        let mut stored = match self.gate_stored(h, rt, id, ctx, None)? {
+            Some(full) => full,
+            None => self.stored_full(rt, id, ctx)?,
+        };
         self.before_write(h, rt, WriteOp::Delete, &mut stored, ctx)?;
         self.delete_unhooked(rt, id, if_match)?;
         self.after_write(h, rt, WriteOp::Delete, &mut stored)

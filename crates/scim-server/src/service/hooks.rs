@@ -70,6 +70,7 @@ impl Service {
 
     /// `gate` for an operation on a stored resource (GET, PUT, PATCH, DELETE): the
     /// script sees the whole stored resource, whatever the response will show.
+    /// Nothing is read when no script gates resources; the resource when one did.
     pub(super) fn gate_stored(
         &self,
         h: &HookContext,
@@ -77,11 +78,24 @@ impl Service {
         id: &str,
         ctx: &RequestCtx,
         payload: Option<&Value>,
+    ) -> ScimResult<Option<Value>> {
+        if !self.hooks.gates_resources() {
+            return Ok(None);
+        }
+        let full = self.stored_full(rt, id, ctx)?;
+        self.gate(h, rt, &full, payload)?;
+        Ok(Some(full))
+    }
+
+    /// The stored resource with everything a response could show of it.
+    pub(super) fn stored_full(
+        &self,
+        rt: &ResourceTypeDef,
+        id: &str,
+        ctx: &RequestCtx,
     ) -> ScimResult<Value> {
         let stored = self.store.get(rt, id).map_err(|e| not_found(e, rt, id))?;
-        let full = self.full_doc(rt, &stored, &ctx.projected(Projection::default()), true)?;
-        self.gate(h, rt, &full, payload)?;
-        Ok(full)
+        self.full_doc(rt, &stored, &ctx.projected(Projection::default()), true)
     }
 
     /// v1 hooks before a write; what they change is validated again, as if the
