@@ -2,7 +2,7 @@
 //! seed's curl flows (client_credentials with Basic or form credentials, Bearer
 //! calls), scopes per operation, token failures, external issuers, UMA.
 
-use crate::harness::{parts, Server};
+use crate::harness::{parts, scimd, Server};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
@@ -11,7 +11,6 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -29,25 +28,6 @@ fn now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default()
-}
-
-/// Run `scimd ARGS --data-dir DIR [--database URL]` on the server's database;
-/// stdout on success.
-fn scimd(s: &Server, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_scimd"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(&s.data_dir)
-        .args(s.database_args())
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run scimd");
-    assert!(
-        out.status.success(),
-        "scimd {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 struct Client {

@@ -276,3 +276,22 @@ fn sweep_stale_schemas() {
         }
     });
 }
+
+/// Run `scimd ARGS --data-dir DIR [--database URL]` on the server's database;
+/// stdout on success.
+pub(crate) fn scimd(s: &Server, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_scimd"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(&s.data_dir)
+        .args(s.database_args())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run scimd");
+    assert!(
+        out.status.success(),
+        "scimd {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

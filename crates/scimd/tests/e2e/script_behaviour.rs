@@ -3,11 +3,10 @@
 //! root searches and Bulk; attached data; a hidden attribute; a notification after
 //! a delete), and a hot reload under load that fails no request.
 
-use crate::harness::{parts, Server};
+use crate::harness::{parts, scimd, Server};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
@@ -18,23 +17,6 @@ fn example(name: &str) -> String {
         "{}/../../examples/scripts/{name}",
         env!("CARGO_MANIFEST_DIR")
     )
-}
-
-fn scimd(s: &Server, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_scimd"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(&s.data_dir)
-        .args(s.database_args())
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run scimd");
-    assert!(
-        out.status.success(),
-        "scimd {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A new client with these scopes and a token of its own: (client id, token).
