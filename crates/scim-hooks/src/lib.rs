@@ -187,6 +187,12 @@ pub trait ScriptManager: Send + Sync {
     /// `init` on the new ones. A script that fails to load is left out and
     /// reported; the others run. Calls in flight finish on the set they started on.
     fn load(&self, defs: Vec<ScriptDef>) -> Vec<ScriptError>;
+
+    /// The last runtime error of each script that has had one: (script, message,
+    /// when). The service records them where `scimd scripts show` finds them.
+    fn runtime_errors(&self) -> Vec<(String, String, DateTime<Utc>)> {
+        Vec::new()
+    }
 }
 
 /// No scripts: every hook lets the operation through unchanged.

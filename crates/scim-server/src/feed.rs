@@ -193,13 +193,26 @@ pub fn spawn_maintenance(svc: std::sync::Arc<Service>, scripts_seen: Option<i64>
         let mut tick = tokio::time::interval(SCRIPTS_POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut seen = scripts_seen;
+        let mut recorded = std::collections::BTreeMap::new();
         loop {
             tick.tick().await;
             let s = scripts.clone();
-            match tokio::task::spawn_blocking(move || s.reload_scripts_if_changed(seen)).await {
-                Ok(Ok(revision)) => seen = Some(revision),
-                Ok(Err(e)) => tracing::warn!(error = %e, "reloading interception scripts failed"),
-                Err(_) => {}
+            let mut r = std::mem::take(&mut recorded);
+            let done = tokio::task::spawn_blocking(move || {
+                let errors = s.record_runtime_errors(&mut r);
+                (s.reload_scripts_if_changed(seen), errors, r)
+            })
+            .await;
+            let Ok((reloaded, errors, r)) = done else {
+                continue;
+            };
+            recorded = r;
+            match reloaded {
+                Ok(revision) => seen = Some(revision),
+                Err(e) => tracing::warn!(error = %e, "reloading interception scripts failed"),
+            }
+            if let Err(e) = errors {
+                tracing::warn!(error = %e, "recording script errors failed");
             }
         }
     });

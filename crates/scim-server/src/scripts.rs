@@ -326,6 +326,25 @@ impl Service {
 
     /// Reload when the stored scripts changed since revision `seen` (always when
     /// `None`); returns the revision now running.
+    /// The running scripts' runtime errors newer than those already recorded go to
+    /// the store, so `scimd scripts show` in any process shows the last one.
+    pub fn record_runtime_errors(
+        &self,
+        recorded: &mut BTreeMap<String, chrono::DateTime<chrono::Utc>>,
+    ) -> ScimResult<()> {
+        for (name, message, at) in self.scripts.runtime_errors() {
+            if recorded.get(&name).is_some_and(|t| *t >= at) {
+                continue;
+            }
+            match self.store.record_script_error(&name, &message, at) {
+                Ok(()) | Err(StoreError::NotFound) => {}
+                Err(e) => return Err(store_error(e)),
+            }
+            recorded.insert(name, at);
+        }
+        Ok(())
+    }
+
     pub fn reload_scripts_if_changed(&self, seen: Option<i64>) -> ScimResult<i64> {
         // Read before loading: a change committed meanwhile shows as a newer
         // revision at the next poll, so none is missed.
@@ -356,6 +375,16 @@ mod tests {
     }
 
     impl ScriptManager for Fake {
+        fn runtime_errors(&self) -> Vec<(String, String, chrono::DateTime<chrono::Utc>)> {
+            let at = chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .expect("time");
+            vec![
+                ("keep".into(), "getUser, line 7: boom".into(), at),
+                ("gone".into(), "getUser: no such script any more".into(), at),
+            ]
+        }
+
         fn check(&self, def: &ScriptDef) -> Result<(), ScriptError> {
             if def.source.contains("syntax error") {
                 return Err(ScriptError {
@@ -456,6 +485,34 @@ mod tests {
             .expect_err("refused");
         assert!(e.detail.contains("line 3"), "{}", e.detail);
         assert_eq!(svc.script("GOOD").expect("get").source, "-- fine");
+    }
+
+    #[test]
+    fn runtime_errors_reach_the_store_once() {
+        let fake = Arc::new(Fake::default());
+        let (_dir, svc) = service(fake);
+        svc.add_script(def("keep", 1, "-- k")).expect("add");
+        let mut recorded = BTreeMap::new();
+        svc.record_runtime_errors(&mut recorded).expect("record");
+        let got = svc.script("keep").expect("get");
+        assert_eq!(got.last_error.as_deref(), Some("getUser, line 7: boom"));
+        assert!(got.last_error_at.is_some());
+        assert!(recorded.contains_key("keep"));
+        assert!(
+            svc.script("gone").is_err(),
+            "no script is made for an error"
+        );
+        // Recorded once: a later change clears it and the same error stays cleared.
+        svc.update_script(
+            "keep",
+            ScriptChange {
+                source: Some("-- k2".into()),
+                ..ScriptChange::default()
+            },
+        )
+        .expect("update");
+        svc.record_runtime_errors(&mut recorded).expect("record");
+        assert_eq!(svc.script("keep").expect("get").last_error, None);
     }
 
     #[test]

@@ -323,6 +323,10 @@ impl Engine {
 }
 
 impl ScriptManager for Engine {
+    fn runtime_errors(&self) -> Vec<(String, String, DateTime<Utc>)> {
+        self.last_errors()
+    }
+
     fn check(&self, def: &ScriptDef) -> Result<(), ScriptError> {
         pool::check(def, &self.env, &self.limits())
     }

@@ -408,3 +408,39 @@ fn a_hot_reload_under_load_fails_no_request() {
     assert!(done.into_inner() > 150);
     assert_eq!(failures.into_inner(), 0);
 }
+
+#[test]
+fn a_runtime_error_answers_500_and_shows_in_scripts_show() {
+    let s = Server::start();
+    let (st, u) = parts(s.post("/scim/v2/Users", &user("victim", "HR")));
+    assert_eq!(st, 201, "{u}");
+    let path = format!("/scim/v2/Users/{}", u["id"].as_str().expect("id"));
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("broken.lua");
+    std::fs::write(
+        &file,
+        "function getApiVersion(config) return 3 end\n\nfunction getUser(user, config)\n  error(\"boom\")\nend\n",
+    )
+    .expect("write");
+    let file = file.to_string_lossy().into_owned();
+    scimd(&s, &["scripts", "add", "--name", "broken", "--file", &file]);
+    let mut body = Value::Null;
+    eventually("the failing script runs", || {
+        let (st, b) = parts(s.get(&path).send().expect("get"));
+        body = b;
+        st == 500
+    });
+    let detail = body["detail"].as_str().expect("detail");
+    assert!(
+        detail.contains("interception script 'broken' failed"),
+        "{body}"
+    );
+    assert!(
+        !detail.contains("boom"),
+        "the script's message stays in its log: {body}"
+    );
+    eventually("scripts show has the error", || {
+        let out = scimd(&s, &["scripts", "show", "broken"]);
+        out.contains("last error: getUser, line 4") && out.contains("boom")
+    });
+}
