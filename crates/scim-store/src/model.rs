@@ -37,15 +37,6 @@ impl MemberKind {
         }
     }
 
-    /// The member kind of a resource type, if it can be a member at all.
-    pub fn of(kind: scim_proto::schema::ResourceKind) -> Option<MemberKind> {
-        match kind {
-            scim_proto::schema::ResourceKind::User => Some(MemberKind::User),
-            scim_proto::schema::ResourceKind::Group => Some(MemberKind::Group),
-            _ => None,
-        }
-    }
-
     /// The endpoint a member's `$ref` points into.
     pub fn endpoint(self) -> &'static str {
         match self {
@@ -400,6 +391,40 @@ pub(crate) fn total_from_page(q: &Query, rows: usize) -> Option<i64> {
     let not_past_end = rows > 0 || q.start_index <= 1;
     (paged_by_index && short && not_past_end)
         .then(|| i64::try_from(q.start_index.saturating_sub(1) + rows).unwrap_or(i64::MAX))
+}
+
+/// The columns of a script row (`statements::LIST_SCRIPTS`), as either backend
+/// reads them: name, order, enabled, source, properties (JSON), created, updated,
+/// last error, last error time.
+pub(crate) type ScriptRow = (
+    String,
+    i64,
+    bool,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
+/// A script row as a record.
+pub(crate) fn script_record(row: ScriptRow) -> StoreResult<ScriptRecord> {
+    let (name, order, enabled, source, properties, created, updated, last_error, last_error_at) =
+        row;
+    Ok(ScriptRecord {
+        name,
+        order,
+        enabled,
+        source,
+        properties: serde_json::from_str(&properties).map_err(|e| {
+            StoreError::Backend(format!("stored script properties are not valid JSON: {e}"))
+        })?,
+        created: parse_db_time(&created)?,
+        updated: parse_db_time(&updated)?,
+        last_error,
+        last_error_at: last_error_at.as_deref().map(parse_db_time).transpose()?,
+    })
 }
 
 #[cfg(test)]

@@ -120,17 +120,6 @@ impl ResourceKind {
         }
     }
 
-    pub fn parse(name: &str) -> Option<ResourceKind> {
-        [
-            ResourceKind::User,
-            ResourceKind::Group,
-            ResourceKind::FidoDevice,
-            ResourceKind::Fido2Device,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == name)
-    }
-
     pub fn is_user(self) -> bool {
         self == ResourceKind::User
     }

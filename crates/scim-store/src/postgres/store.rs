@@ -570,22 +570,18 @@ impl SchemaStore for PostgresStore {
 
 /// A script row (columns of `statements::LIST_SCRIPTS`) as a record.
 fn script_record(r: &postgres::Row) -> TxResult<ScriptRecord> {
-    let properties: String = r.try_get(4)?;
-    let last_error_at: Option<String> = r.try_get(8)?;
-    Ok(ScriptRecord {
-        name: r.try_get(0)?,
-        order: r.try_get(1)?,
-        enabled: r.try_get(2)?,
-        source: r.try_get(3)?,
-        properties: serde_json::from_str(&properties).map_err(|e| Fail::Store(json_err(e)))?,
-        created: crate::parse_db_time(r.try_get(5)?)?,
-        updated: crate::parse_db_time(r.try_get(6)?)?,
-        last_error: r.try_get(7)?,
-        last_error_at: last_error_at
-            .as_deref()
-            .map(crate::parse_db_time)
-            .transpose()?,
-    })
+    let row = (
+        r.try_get(0)?,
+        r.try_get(1)?,
+        r.try_get(2)?,
+        r.try_get(3)?,
+        r.try_get(4)?,
+        r.try_get(5)?,
+        r.try_get(6)?,
+        r.try_get(7)?,
+        r.try_get(8)?,
+    );
+    Ok(crate::model::script_record(row)?)
 }
 
 impl ScriptStore for PostgresStore {

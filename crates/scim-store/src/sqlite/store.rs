@@ -7,6 +7,7 @@ use super::{backend, json_err, SqliteStore};
 use crate::dialect::Sqlite as SqliteDialect;
 use crate::sql::{search_sql, SearchSql, SqlParam};
 use crate::statements;
+use crate::{script_record, ScriptRow};
 use crate::{
     Change, ChangeOp, ChangePage, ExportRecord, FeedStore, GroupRef, Member, MemberView,
     MembershipStore, Page, Query, ResourceStore, ResourceWrite, SchemaStore, ScriptRecord,
@@ -515,19 +516,6 @@ impl SchemaStore for SqliteStore {
     }
 }
 
-/// A script row's columns as read (see `statements::LIST_SCRIPTS`).
-type ScriptRow = (
-    String,
-    i64,
-    bool,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-);
-
 fn script_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ScriptRow> {
     Ok((
         r.get(0)?,
@@ -540,25 +528,6 @@ fn script_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ScriptRow> {
         r.get(7)?,
         r.get(8)?,
     ))
-}
-
-fn script_record(row: ScriptRow) -> StoreResult<ScriptRecord> {
-    let (name, order, enabled, source, properties, created, updated, last_error, last_error_at) =
-        row;
-    Ok(ScriptRecord {
-        name,
-        order,
-        enabled,
-        source,
-        properties: serde_json::from_str(&properties).map_err(json_err)?,
-        created: crate::parse_db_time(&created)?,
-        updated: crate::parse_db_time(&updated)?,
-        last_error,
-        last_error_at: last_error_at
-            .as_deref()
-            .map(crate::parse_db_time)
-            .transpose()?,
-    })
 }
 
 impl ScriptStore for SqliteStore {
