@@ -46,10 +46,11 @@ cargo clippy --workspace --all-targets -- -D warnings
 done_step clippy
 
 section "5/8 cargo test --workspace"
-cargo test --workspace
-# Make sure target/debug/scimd is current, with the same features as the test build
-# (usually a no-op: the e2e tests already built it).
+# The binaries first, with the test build's features: the e2e tests run
+# target/debug/scimd and target/debug/scim (another package's binary, which cargo
+# test alone would not build).
 cargo build --quiet --workspace --bins --tests
+cargo test --workspace
 done_step test
 
 section "6/8 fuzz (scripts/fuzz.sh, ${SCIMD_FUZZ_SECONDS:-60} s per target)"

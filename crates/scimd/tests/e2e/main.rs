@@ -5,6 +5,8 @@
 
 mod auth;
 mod bulk;
+mod cli;
+mod client;
 mod concurrency;
 mod crud;
 mod custom;

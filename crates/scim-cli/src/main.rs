@@ -1,0 +1,3 @@
+//! `scim`: the command-line SCIM 2.0 client.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! The `scim` command-line client against a live scimd.

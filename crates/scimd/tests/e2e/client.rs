@@ -1,0 +1,1 @@
+//! The `scim-client` library against a live scimd (and the reference server).
