@@ -117,6 +117,13 @@ pub trait Hooks: Send + Sync {
         self.active()
     }
 
+    /// Whether the hook calls of late took microseconds, not milliseconds: the
+    /// service then runs a cheap point read with its hooks on the async worker
+    /// instead of handing it to the blocking pool.
+    fn calls_are_quick(&self) -> bool {
+        !self.active()
+    }
+
     /// v5 `manageResourceOperation` (first enabled v5 script only, before the v1
     /// hooks): `resource` is what a create would store, or the stored resource;
     /// `payload` the request body (None for GET and DELETE). `Some` answers the

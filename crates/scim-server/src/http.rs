@@ -174,7 +174,7 @@ async fn settle_scripts(
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128)
         .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        .unwrap_or_else(new_request_id);
     req.extensions_mut()
         .insert(crate::extract::RequestId(id.clone()));
     let resp = next.run(req).await;
@@ -184,6 +184,17 @@ async fn settle_scripts(
         app.svc.hooks.discard(&id);
     }
     resp
+}
+
+/// A request id unique to this process and across restarts: a random prefix drawn
+/// once and a counter (a random id per request would cost a syscall each).
+fn new_request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let prefix = PREFIX.get_or_init(|| uuid::Uuid::new_v4().simple().to_string()[..16].to_string());
+    format!("{prefix}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 async fn log_request(

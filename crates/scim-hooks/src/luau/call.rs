@@ -2,6 +2,7 @@
 //! `manage*` calls on the first v5 script, with the request context.
 
 use super::convert;
+use super::lazy::Seen;
 use super::methods::Method;
 use super::pool::Dropper;
 use super::state::{self, State};
@@ -43,6 +44,67 @@ fn dress(st: &State, t: &Table, view: View) -> mlua::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// A boolean hook on an object: the script gets a lazily filled table (`lazy`).
+fn call_lazy(
+    st: &State,
+    f: &mlua::Function,
+    view: View,
+    value: &mut Value,
+) -> mlua::Result<Outcome<Option<Value>>> {
+    let t = st
+        .lazy
+        .table(&st.lua, std::mem::take(value), view == View::User)?;
+    let ret = f.call::<LuaValue>((t.clone(), st.config.clone()));
+    let (given, seen) = st.finish_lazy(&t);
+    *value = given;
+    match ret? {
+        LuaValue::Boolean(true) => match seen? {
+            Seen::Untouched | Seen::Same => Ok(Outcome::Done(None)),
+            Seen::Changed => {
+                let back = st
+                    .unmetered(|| convert::from_lua(&st.marks, &LuaValue::Table(t), Some(value)))?;
+                Ok(Outcome::Done(Some(back)))
+            }
+        },
+        LuaValue::Boolean(false) => Ok(Outcome::Refused),
+        other => Err(bad_return(&other)),
+    }
+}
+
+/// A boolean hook on anything else (a list of results, a non-object): converted
+/// in whole, and compared with a snapshot afterwards.
+fn call_eager(
+    st: &State,
+    f: &mlua::Function,
+    view: View,
+    value: &Value,
+) -> mlua::Result<Outcome<Option<Value>>> {
+    let arg = st.unmetered(|| convert::to_lua(&st.lua, &st.marks, value, false))?;
+    let LuaValue::Table(t) = &arg else {
+        let ret: LuaValue = f.call((arg.clone(), st.config.clone()))?;
+        return match ret {
+            LuaValue::Boolean(true) => Ok(Outcome::Done(None)),
+            LuaValue::Boolean(false) => Ok(Outcome::Refused),
+            other => Err(bad_return(&other)),
+        };
+    };
+    dress(st, t, view)?;
+    let before = st.unmetered(|| st.snapshot(t))?;
+    let ret: LuaValue = f.call((arg.clone(), st.config.clone()))?;
+    match ret {
+        LuaValue::Boolean(true) => st.unmetered(|| {
+            // Most hooks only look: then what they were given stands.
+            if st.same(t, &before)? {
+                return Ok(Outcome::Done(None));
+            }
+            let back = convert::from_lua(&st.marks, &arg, Some(value))?;
+            Ok(Outcome::Done(Some(back)))
+        }),
+        LuaValue::Boolean(false) => Ok(Outcome::Refused),
+        other => Err(bad_return(&other)),
     }
 }
 
@@ -103,26 +165,10 @@ impl Engine {
             }
             let outcome = s.with_state(|st| {
                 let r = st.invoke(m, Some(ctx), self.cfg.cpu_limit, |st, f| {
-                    let arg = st.unmetered(|| convert::to_lua(&st.lua, &st.marks, value, false))?;
-                    let LuaValue::Table(t) = &arg else {
-                        let ret: LuaValue = f.call((arg.clone(), st.config.clone()))?;
-                        return match ret {
-                            LuaValue::Boolean(true) => Ok(Outcome::Done(None)),
-                            LuaValue::Boolean(false) => Ok(Outcome::Refused),
-                            other => Err(bad_return(&other)),
-                        };
-                    };
-                    dress(st, t, view)?;
-                    let ret: LuaValue = f.call((arg.clone(), st.config.clone()))?;
-                    match ret {
-                        LuaValue::Boolean(true) => {
-                            let back =
-                                st.unmetered(|| convert::from_lua(&st.marks, &arg, Some(value)))?;
-                            Ok(Outcome::Done(Some(back)))
-                        }
-                        LuaValue::Boolean(false) => Ok(Outcome::Refused),
-                        other => Err(bad_return(&other)),
+                    if view != View::UserList && value.is_object() {
+                        return call_lazy(st, f, view, value);
                     }
+                    call_eager(st, f, view, value)
                 });
                 let more = std::mem::take(&mut st.info.meta().notes);
                 (r, more)
@@ -298,6 +344,10 @@ impl Hooks for Engine {
 
     fn discard(&self, request_id: &str) {
         self.discard_pending(request_id);
+    }
+
+    fn calls_are_quick(&self) -> bool {
+        !self.is_active() || self.current().scripts.iter().all(|s| s.is_quick())
     }
 
     fn gates_resources(&self) -> bool {

@@ -5,15 +5,19 @@
 //! `1..n` is an array, and an empty unmarked table takes the shape the input had
 //! at that place (an object when there was none).
 
-use mlua::{Either, Lua, LuaSerdeExt, Table, Value as LuaValue};
+use mlua::{Either, Function, Lua, LuaSerdeExt, Table, Value as LuaValue};
 use serde_json::{Map, Number, Value};
 
 /// Nesting deeper than this is refused both ways (also catches cyclic tables).
 pub(crate) const MAX_DEPTH: usize = 64;
 
 /// The per-state markers the conversion needs.
+#[derive(Clone)]
 pub(crate) struct Marks {
     pub(crate) array_mt: Table,
+    /// The lazy-resource metatable and its fill function (`lazy`): a table still
+    /// waiting for its resource is filled before it is read back.
+    pub(crate) lazy: Option<(Table, Function)>,
 }
 
 pub(crate) fn to_lua(
@@ -82,6 +86,23 @@ fn to_lua_at(
     })
 }
 
+/// Put `map`'s members into `t` (raw); with `keep`, members `t` already has stay.
+pub(crate) fn fill_object(
+    lua: &Lua,
+    marks: &Marks,
+    map: &Map<String, Value>,
+    t: &Table,
+    keep: bool,
+) -> mlua::Result<()> {
+    for (k, item) in map {
+        if keep && !t.raw_get::<LuaValue>(k.as_str())?.is_nil() {
+            continue;
+        }
+        t.raw_set(k.as_str(), pushed(lua, marks, item, false, 1)?)?;
+    }
+    Ok(())
+}
+
 /// `template` is what the value looked like before the script ran (for key order
 /// and the shape of empty tables).
 pub(crate) fn from_lua(
@@ -90,6 +111,20 @@ pub(crate) fn from_lua(
     template: Option<&Value>,
 ) -> mlua::Result<Value> {
     from_lua_at(marks, v, template, 0)
+}
+
+/// Whether `t` is marked an array; fills it first when it is a lazy resource.
+fn is_marked_array(marks: &Marks, t: &Table) -> mlua::Result<bool> {
+    let Some(mt) = t.metatable() else {
+        return Ok(false);
+    };
+    if let Some((lazy_mt, fill)) = &marks.lazy {
+        if mt.to_pointer() == lazy_mt.to_pointer() {
+            fill.call::<()>(t.clone())?;
+            return Ok(false);
+        }
+    }
+    Ok(mt.to_pointer() == marks.array_mt.to_pointer())
 }
 
 fn number(f: f64) -> Value {
@@ -151,9 +186,7 @@ fn table_to_json(
     template: Option<&Value>,
     depth: usize,
 ) -> mlua::Result<Value> {
-    let marked = t
-        .metatable()
-        .is_some_and(|mt| mt.to_pointer() == marks.array_mt.to_pointer());
+    let marked = is_marked_array(marks, t)?;
     let len = t.raw_len();
     let tmpl_items = match template {
         Some(Value::Array(a)) => Some(a),

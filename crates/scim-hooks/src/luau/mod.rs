@@ -10,6 +10,7 @@
 
 mod call;
 mod convert;
+mod lazy;
 mod methods;
 mod notify;
 mod pool;

@@ -8,8 +8,19 @@ use super::notify::Notification;
 use super::state::{self, State, StateEnv};
 use crate::{ScriptDef, ScriptError};
 use mlua::Value as LuaValue;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// A call under this (on average) is as cheap as the point read it hooks into.
+const QUICK_CALL_NS: u64 = 100_000;
+
+/// The free states, and how many calls wait for one (so a call that puts its
+/// state back wakes someone only when someone waits: no syscall otherwise).
+struct Idle {
+    states: Vec<State>,
+    waiters: usize,
+}
 
 pub(crate) struct LoadedScript {
     pub(crate) def: ScriptDef,
@@ -18,8 +29,11 @@ pub(crate) struct LoadedScript {
     /// Bit `m as u32` set when the script defines `m`.
     pub(crate) defined: u32,
     pub(crate) states: usize,
-    pool: Mutex<Vec<State>>,
+    pool: Mutex<Idle>,
     cv: Condvar,
+    /// Moving average (1/8 weight per call) of the wall time of a call, waiting
+    /// for a state included, in nanoseconds: `is_quick`.
+    recent_ns: AtomicU64,
     admin_limit: Duration,
 }
 
@@ -33,40 +47,63 @@ impl LoadedScript {
         &self.def.name
     }
 
+    /// Whether this script's calls of late took well under a millisecond.
+    pub(crate) fn is_quick(&self) -> bool {
+        self.recent_ns.load(Ordering::Relaxed) < QUICK_CALL_NS
+    }
+
+    fn note_call(&self, took: Duration) {
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let old = self.recent_ns.load(Ordering::Relaxed);
+        // Racing updates may lose one sample: an estimate is all it needs.
+        let new = old - old / 8 + ns / 8;
+        self.recent_ns.store(new, Ordering::Relaxed);
+    }
+
     /// Run `f` on a free state (waiting for one).
     pub(crate) fn with_state<R>(&self, f: impl FnOnce(&State) -> R) -> R {
-        let st = {
-            let mut pool = match self.pool.lock() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
-            loop {
-                if let Some(st) = pool.pop() {
-                    break st;
-                }
-                pool = match self.cv.wait(pool) {
-                    Ok(g) => g,
-                    Err(p) => p.into_inner(),
-                };
-            }
-        };
+        let started = Instant::now();
+        let st = self.take_state();
         let out = f(&st);
-        {
-            let mut pool = match self.pool.lock() {
+        self.note_call(started.elapsed());
+        let wake = {
+            let mut idle = self.lock_idle();
+            idle.states.push(st);
+            idle.waiters > 0
+        };
+        if wake {
+            self.cv.notify_one();
+        }
+        out
+    }
+
+    fn take_state(&self) -> State {
+        let mut idle = self.lock_idle();
+        loop {
+            if let Some(st) = idle.states.pop() {
+                return st;
+            }
+            idle.waiters += 1;
+            idle = match self.cv.wait(idle) {
                 Ok(g) => g,
                 Err(p) => p.into_inner(),
             };
-            pool.push(st);
+            idle.waiters -= 1;
         }
-        self.cv.notify_one();
-        out
+    }
+
+    fn lock_idle(&self) -> std::sync::MutexGuard<'_, Idle> {
+        match self.pool.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
     }
 
     /// `destroy` on every state; returns the notifications it sent.
     fn destroy_all(&mut self) -> Vec<Notification> {
         let states = match self.pool.get_mut() {
-            Ok(p) => std::mem::take(p),
-            Err(p) => std::mem::take(p.into_inner()),
+            Ok(p) => std::mem::take(&mut p.states),
+            Err(p) => std::mem::take(&mut p.into_inner().states),
         };
         let mut notes = Vec::new();
         for st in states {
@@ -210,8 +247,9 @@ pub(crate) fn load(
             version,
             defined,
             states: n,
-            pool: Mutex::new(states),
+            pool: Mutex::new(Idle { states, waiters: 0 }),
             cv: Condvar::new(),
+            recent_ns: AtomicU64::new(0),
             admin_limit: limits.admin_limit,
         },
         notes,

@@ -3,6 +3,7 @@
 //! interrupt, and the script's functions looked up once.
 
 use super::convert::{self, Marks};
+use super::lazy::{Lazy, Seen};
 use super::methods::Method;
 use super::notify::{self, Notification};
 use crate::{HookContext, ScriptDef};
@@ -145,7 +146,76 @@ pub(crate) struct State {
     pub(crate) config: Table,
     funcs: Vec<Option<Function>>,
     memory_limit: usize,
+    copy_fn: Function,
+    same_fn: Function,
+    /// The lazily filled resource of boolean hooks.
+    pub(crate) lazy: Lazy,
 }
+
+/// The CPU-time check, called by Luau at function calls and loop back-edges of
+/// script code. Installed whenever script code may run; lifted only while the
+/// state runs scimd's own bounded code (`unmetered`).
+fn install_interrupt(lua: &Lua, info: &Arc<CallInfo>) {
+    let info = info.clone();
+    lua.set_interrupt(move |lua| match info.check_time() {
+        Ok(()) => Ok(VmState::Continue),
+        Err(why) => {
+            // Where the script was, in Luau's "name:line: message" form.
+            let line =
+                (0..4).find_map(|level| lua.inspect_stack(level, |d| d.current_line()).flatten());
+            Err(mlua::Error::runtime(match line {
+                Some(l) => format!("{}:{l}: {why}", info.script),
+                None => why.to_string(),
+            }))
+        }
+    });
+}
+
+/// Deep copy and deep comparison of resource tables, in Luau: walking a table
+/// there costs a fraction of walking it through the embedding API, so "did the
+/// script change what it was given?" is cheaper to answer this way than by
+/// converting the table back. Arrays keep their mark (`array_mt`, whose
+/// `__metatable` is "array"); comparisons are raw, so a resource's `gluu` view
+/// is never built. `same` stops at the first difference, so it walks no more
+/// than the copy holds whatever the script added.
+const SNAPSHOT: &str = r#"
+local array_mt = ...
+local next, type, getmetatable, setmetatable, rawget = next, type, getmetatable, setmetatable, rawget
+local function copy(t)
+    local c = {}
+    for k, v in next, t do
+        if type(v) == "table" then
+            v = copy(v)
+        end
+        c[k] = v
+    end
+    local mt = getmetatable(t)
+    if mt == "array" then
+        setmetatable(c, array_mt)
+    elseif mt ~= nil then
+        setmetatable(c, mt)
+    end
+    return c
+end
+local function same(a, b)
+    if getmetatable(a) ~= getmetatable(b) then
+        return false
+    end
+    for k, v in next, a do
+        local w = rawget(b, k)
+        if v ~= w and (type(v) ~= "table" or type(w) ~= "table" or not same(v, w)) then
+            return false
+        end
+    end
+    for k in next, b do
+        if rawget(a, k) == nil then
+            return false
+        end
+    end
+    return true
+end
+return copy, same
+"#;
 
 /// A new sandboxed state with the script's chunk run (its functions defined);
 /// `limit` bounds the chunk's run time. `getApiVersion` and `init` are the
@@ -178,9 +248,25 @@ pub(crate) fn new_state(def: &ScriptDef, env: &StateEnv, limit: Duration) -> mlu
     let array_mt = lua.create_table()?;
     array_mt.raw_set("__metatable", "array")?;
     array_mt.set_readonly(true);
-    let marks = Marks { array_mt };
+    let mut marks = Marks {
+        array_mt,
+        lazy: None,
+    };
 
     let resource_mt = resource_metatable(&lua, &marks)?;
+    let (copy_fn, same_fn): (Function, Function) = lua
+        .load(SNAPSHOT)
+        .set_name("=scim-snapshot")
+        .set_mode(mlua::chunk::ChunkMode::Text)
+        .call(marks.array_mt.clone())?;
+    let lazy = Lazy::new(
+        &lua,
+        &marks.array_mt,
+        &resource_mt,
+        &copy_fn,
+        env.memory_limit,
+    )?;
+    marks.lazy = Some((lazy.mt.clone(), lazy.fill.clone()));
     let context_mt = context_metatable(&lua, &info)?;
     let scim = lua.create_table()?;
     {
@@ -242,13 +328,10 @@ pub(crate) fn new_state(def: &ScriptDef, env: &StateEnv, limit: Duration) -> mlu
     {
         let info = info.clone();
         let allow = env.notify_allow.clone();
-        let array_mt = marks.array_mt.clone();
+        let marks = marks.clone();
         scim.raw_set(
             "notify",
             lua.create_function(move |_, (url, body): (String, LuaValue)| {
-                let marks = Marks {
-                    array_mt: array_mt.clone(),
-                };
                 let body = convert::from_lua(&marks, &body, None)?;
                 if let Err(why) = notify::allowed(&url, &allow) {
                     log_from_script(&info, "warn", &format!("notify refused: {why}"));
@@ -285,21 +368,7 @@ pub(crate) fn new_state(def: &ScriptDef, env: &StateEnv, limit: Duration) -> mlu
     }
     config.set_readonly(true);
 
-    {
-        let info = info.clone();
-        lua.set_interrupt(move |lua| match info.check_time() {
-            Ok(()) => Ok(VmState::Continue),
-            Err(why) => {
-                // Where the script was, in Luau's "name:line: message" form.
-                let line = (0..4)
-                    .find_map(|level| lua.inspect_stack(level, |d| d.current_line()).flatten());
-                Err(mlua::Error::runtime(match line {
-                    Some(l) => format!("{}:{l}: {why}", info.script),
-                    None => why.to_string(),
-                }))
-            }
-        });
-    }
+    install_interrupt(&lua, &info);
     lua.set_memory_limit(env.memory_limit)?;
 
     info.arm(limit);
@@ -328,6 +397,9 @@ pub(crate) fn new_state(def: &ScriptDef, env: &StateEnv, limit: Duration) -> mlu
         config,
         funcs,
         memory_limit: env.memory_limit,
+        copy_fn,
+        same_fn,
+        lazy,
     })
 }
 
@@ -348,16 +420,37 @@ impl State {
         Ok(())
     }
 
-    /// Run a conversion with the heap limit lifted: mlua then skips protecting
-    /// every table operation against memory errors, which makes converting a
-    /// resource several times faster. What a conversion allocates is bounded by
-    /// `max_input_bytes` (input) or by what the script already built (output);
-    /// the limit is back before any script code runs.
+    /// Run scimd's own code on the state (conversions, snapshots) with the
+    /// heap limit and the CPU-time check lifted: mlua then skips protecting every
+    /// table operation against memory errors, and Luau calls no interrupt, which
+    /// together make converting a resource several times faster. What it
+    /// allocates and walks is bounded by `max_input_bytes` (input) or by what
+    /// the script already built (output); both limits are back before any
+    /// script code runs.
     pub(crate) fn unmetered<R>(&self, f: impl FnOnce() -> R) -> R {
         let _ = self.lua.set_memory_limit(0);
+        self.lua.remove_interrupt();
         let out = f();
+        install_interrupt(&self.lua, &self.info);
         let _ = self.lua.set_memory_limit(self.memory_limit);
         out
+    }
+
+    /// A deep copy of a resource table, to tell later whether a script changed
+    /// it (`same`). Call inside `unmetered`.
+    pub(crate) fn snapshot(&self, t: &Table) -> mlua::Result<Table> {
+        self.copy_fn.call(t)
+    }
+
+    /// Whether `t` still equals its `snapshot`. Call inside `unmetered`.
+    pub(crate) fn same(&self, t: &Table, snapshot: &Table) -> mlua::Result<bool> {
+        self.same_fn.call((t, snapshot))
+    }
+
+    /// After a call that got `t` from `lazy.table`: the resource back and what
+    /// the script did with it.
+    pub(crate) fn finish_lazy(&self, t: &Table) -> (serde_json::Value, mlua::Result<Seen>) {
+        self.unmetered(|| self.lazy.finish(t, &self.same_fn))
     }
 
     pub(crate) fn defined(&self) -> u32 {
@@ -395,6 +488,7 @@ fn resource_metatable(lua: &Lua, marks: &Marks) -> mlua::Result<Table> {
     let view = lua.create_function(move |lua, t: Table| {
         let marks = Marks {
             array_mt: array_mt.clone(),
+            lazy: None,
         };
         let doc = convert::from_lua(&marks, &LuaValue::Table(t), None)?;
         let stored = scim_proto::gluu::stored_user(&doc, &[]);

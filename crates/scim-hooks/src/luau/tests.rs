@@ -85,6 +85,29 @@ fn user() -> Value {
     })
 }
 
+/// What `GET /Users/{id}` answers for a user of the benchmark (scim-bench's
+/// `load`): the per-call figures are for a resource of this size.
+fn bench_user() -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE],
+        "externalId": "ext-user7", "userName": "user7",
+        "name": {"formatted": "Grace Lovelace", "familyName": "Lovelace", "givenName": "Grace"},
+        "displayName": "Grace Lovelace (user7)", "title": "Engineer",
+        "preferredLanguage": "en-US", "active": true,
+        "emails": [
+            {"value": "user7@example.com", "type": "work", "primary": true},
+            {"value": "user7@home.example.com", "type": "home", "primary": false}
+        ],
+        ENTERPRISE: {"employeeNumber": "7", "department": "Dept 0"},
+        "id": "01a235cb-ea0c-704a-8c1d-3ed3df3eae3d",
+        "meta": {
+            "resourceType": "User", "created": "2026-12-02T08:08:05.900Z",
+            "lastModified": "2026-12-02T08:08:05.900Z", "version": "W/\"1\"",
+            "location": "http://127.0.0.1:18555/scim/v2/Users/01a235cb-ea0c-704a-8c1d-3ed3df3eae3d"
+        }
+    })
+}
+
 fn failed_script(r: crate::HookResult<()>) -> (String, String) {
     match r {
         Err(HookError::Failed { script, message }) => (script, message),
@@ -112,6 +135,201 @@ fn round_trip_keeps_shape_order_and_nulls() {
     let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
     let orig_keys: Vec<&String> = orig.as_object().unwrap().keys().collect();
     assert_eq!(keys, orig_keys, "key order kept");
+
+    // The same through the full conversion back (the script changed something).
+    let e = loaded(vec![def(
+        "add",
+        1,
+        "function createUser(u, c) u.added = true; return true end",
+    )]);
+    e.before_write(&ctx(), ResourceKind::User, WriteOp::Create, &mut v)
+        .unwrap();
+    let added = v.as_object_mut().unwrap().shift_remove("added");
+    assert_eq!(added, Some(json!(true)));
+    assert_eq!(v, orig);
+    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    assert_eq!(keys, orig_keys, "key order kept");
+}
+
+/// Whether a script changed its input is found at any depth, for any kind of
+/// change; an untouched input comes back exactly as it was.
+#[test]
+fn every_kind_of_change_is_seen() {
+    let cases = [
+        ("u.emails[2].value = 'other@example.com'", "/emails/1/value"),
+        ("u.emails[3] = {value = 'x'}", "/emails/2/value"),
+        ("table.remove(u.emails, 1)", "/emails/0/value"),
+        ("u.name.givenName = nil", "/name/givenName"),
+        ("u.name.middleName = 'Q'", "/name/middleName"),
+        ("u.active = false", "/active"),
+        ("u.meta.version = 'W/\"2\"'", "/meta/version"),
+        ("u.groups = {}", "/groups"),
+        (
+            "u[ENT].department = 'Dept 1'",
+            "/urn:ietf:params:scim:schemas:extension:enterprise:2.0:User/department",
+        ),
+    ];
+    for (change, pointer) in cases {
+        let src = format!(
+            "local ENT = '{ENTERPRISE}'\nfunction createUser(u, c) {change}; return true end"
+        );
+        let e = loaded(vec![def("c", 1, &src)]);
+        let mut v = bench_user();
+        v["groups"] = json!([{"value": "g1"}]);
+        let orig = v.clone();
+        e.before_write(&ctx(), ResourceKind::User, WriteOp::Create, &mut v)
+            .unwrap();
+        assert_ne!(v, orig, "{change}");
+        assert_ne!(v.pointer(pointer), orig.pointer(pointer), "{change}");
+    }
+    let e = loaded(vec![def(
+        "look",
+        1,
+        "function createUser(u, c) local n = 0; for k, v in pairs(u) do n = n + 1 end; return u.gluu ~= nil end",
+    )]);
+    let mut v = json!({"userName": "a", "f": 1.0, "emails": []});
+    e.before_write(&ctx(), ResourceKind::User, WriteOp::Create, &mut v)
+        .unwrap();
+    assert_eq!(
+        serde_json::to_string(&v).unwrap(),
+        r#"{"userName":"a","f":1.0,"emails":[]}"#
+    );
+}
+
+/// The resource is filled on first use (`lazy`); every way of using it sees it.
+#[test]
+fn the_lazy_resource_acts_as_a_table() {
+    let keys = user().as_object().unwrap().len();
+    let cases: [(&str, &str, Value); 7] = [
+        (
+            "local n = 0; for _ in pairs(u) do n += 1 end; u.n = n",
+            "/n",
+            json!(keys),
+        ),
+        (
+            "local n = 0; for _ in u do n += 1 end; u.n = n",
+            "/n",
+            json!(keys),
+        ),
+        ("u.n = table.clone(u).userName", "/n", json!("bjensen")),
+        ("u.n = u.gluu ~= nil", "/n", json!(true)),
+        ("u.n = #u.emails", "/n", json!(1)),
+        // Raw writes before anything else: kept, and the rest still there.
+        ("rawset(u, 'nickName', 'raw')", "/nickName", json!("raw")),
+        ("rawset(u, 'userName', 'raw')", "/userName", json!("raw")),
+    ];
+    for (code, pointer, want) in cases {
+        let src = format!("function createUser(u, c) {code}; return true end");
+        let e = loaded(vec![def("c", 1, &src)]);
+        let mut v = user();
+        e.before_write(&ctx(), ResourceKind::User, WriteOp::Create, &mut v)
+            .unwrap();
+        assert_eq!(v.pointer(pointer), Some(&want), "{code}: {v}");
+        assert_eq!(v["name"], user()["name"], "{code}: the rest is kept");
+    }
+    // Looked at, or not at all: what was given stands, byte for byte.
+    for code in ["local x = 1", "local x = u.userName", "local x = u.missing"] {
+        let src = format!("function createUser(u, c) {code}; return true end");
+        let e = loaded(vec![def("c", 1, &src)]);
+        let mut v = json!({"userName": "a", "f": 1.0, "emails": []});
+        e.before_write(&ctx(), ResourceKind::User, WriteOp::Create, &mut v)
+            .unwrap();
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            r#"{"userName":"a","f":1.0,"emails":[]}"#
+        );
+    }
+}
+
+/// A resource a script keeps past its call never fills itself with a later
+/// call's resource.
+#[test]
+fn a_kept_resource_never_shows_a_later_one() {
+    let e = Engine::new(
+        EngineConfig {
+            states_per_script: 1,
+            ..EngineConfig::default()
+        },
+        Arc::new(FixedClock),
+    );
+    let errs = e.load(vec![def(
+        "keep",
+        1,
+        r#"function createUser(u, c)
+            if kept == nil then kept = u; return true end
+            u.seen = tostring(kept.userName)
+            return true
+        end"#,
+    )]);
+    assert!(errs.is_empty(), "{errs:?}");
+    let mut first = user();
+    e.before_write(&ctx(), ResourceKind::User, WriteOp::Create, &mut first)
+        .unwrap();
+    assert_eq!(first, user());
+    let mut second = json!({"userName": "other"});
+    e.before_write(&ctx(), ResourceKind::User, WriteOp::Create, &mut second)
+        .unwrap();
+    assert_eq!(second["seen"], "nil");
+}
+
+/// A resource handed untouched to `scim.notify` is sent whole.
+#[test]
+fn notify_of_an_untouched_resource_sends_it_whole() {
+    let (port, rx) = listener();
+    let e = notify_engine();
+    let errs = e.load(vec![with_props(
+        def(
+            "n",
+            1,
+            "function createUser(u, c) return scim.notify(c.url, {user = u}) end",
+        ),
+        &[("url", &format!("http://127.0.0.1:{port}/hook"))],
+    )]);
+    assert!(errs.is_empty());
+    let mut v = user();
+    e.before_write(&ctx(), ResourceKind::User, WriteOp::Create, &mut v)
+        .unwrap();
+    assert_eq!(v, user());
+    e.commit("req-1");
+    let got = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let body: Value = serde_json::from_str(got.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(body, json!({"user": user()}));
+}
+
+/// Slow script calls make the service hand point reads to the blocking pool;
+/// quick ones bring them back.
+#[test]
+fn slow_calls_are_noticed_and_forgotten() {
+    let e = Engine::new(
+        EngineConfig {
+            states_per_script: 1,
+            cpu_limit: Duration::from_secs(5),
+            ..EngineConfig::default()
+        },
+        Arc::new(FixedClock),
+    );
+    let errs = e.load(vec![def(
+        "s",
+        1,
+        r#"function getApiVersion(c) return 3 end
+        function getUser(u, c)
+            if u.slow then local n = 0; for i = 1, 300000 do n += i end end
+            return true
+        end"#,
+    )]);
+    assert!(errs.is_empty(), "{errs:?}");
+    assert!(e.calls_are_quick());
+    for _ in 0..20 {
+        e.on_get(&ctx(), ResourceKind::User, &mut json!({"slow": true}))
+            .unwrap();
+    }
+    assert!(!e.calls_are_quick());
+    let quick_again = (0..1000).any(|_| {
+        e.on_get(&ctx(), ResourceKind::User, &mut json!({"slow": false}))
+            .unwrap();
+        e.calls_are_quick()
+    });
+    assert!(quick_again);
 }
 
 #[test]
@@ -1332,7 +1550,7 @@ fn deferred_notifications_wait_for_commit() {
 fn per_call_overhead() {
     let n = 20_000;
     let time = |label: &str, e: &Engine, f: &dyn Fn(&Engine, &mut Value)| {
-        let mut v = user();
+        let mut v = bench_user();
         for _ in 0..200 {
             f(e, &mut v);
         }
@@ -1373,7 +1591,7 @@ fn per_call_overhead() {
         ),
         &[("departments", "client-a=HR")],
     )]);
-    let mut u = user();
+    let mut u = bench_user();
     u[ENTERPRISE] = json!({"department": "HR"});
     let start = Instant::now();
     for _ in 0..n {
@@ -1413,7 +1631,7 @@ fn conversion_cost() {
         Duration::from_secs(1),
     )
     .unwrap();
-    let u = user();
+    let u = bench_user();
     let n = 20_000u32;
     let start = Instant::now();
     for _ in 0..n {
@@ -1428,6 +1646,7 @@ fn conversion_cost() {
     }
     println!("to_lua unmetered: {:?}", start.elapsed() / n);
     let t = convert::to_lua(&st.lua, &st.marks, &u, false).unwrap();
+    let tt = t.as_table().unwrap().clone();
     let start = Instant::now();
     for _ in 0..n {
         std::hint::black_box(convert::from_lua(&st.marks, &t, Some(&u)).unwrap());
@@ -1438,6 +1657,17 @@ fn conversion_cost() {
         std::hint::black_box(st.unmetered(|| convert::from_lua(&st.marks, &t, Some(&u)).unwrap()));
     }
     println!("from_lua unmetered: {:?}", start.elapsed() / n);
+    let start = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(st.unmetered(|| st.snapshot(&tt).unwrap()));
+    }
+    println!("snapshot: {:?}", start.elapsed() / n);
+    let snap = st.unmetered(|| st.snapshot(&tt).unwrap());
+    let start = Instant::now();
+    for _ in 0..n {
+        assert!(st.unmetered(|| st.same(&tt, &snap).unwrap()));
+    }
+    println!("same: {:?}", start.elapsed() / n);
     let f = st.func(methods::Method::CreateUser).unwrap().clone();
     let start = Instant::now();
     for _ in 0..n {

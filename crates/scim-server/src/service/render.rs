@@ -106,10 +106,10 @@ impl Service {
     }
 
     /// Whether `get` of this type is a few primary-key lookups that an async
-    /// worker may run in place: not for groups, whose member lists can be long.
-    /// Not with scripts either: they may take milliseconds.
+    /// worker may run in place: not for groups, whose member lists can be long,
+    /// nor while script calls have been slow (a script may take milliseconds).
     pub fn get_is_cheap(&self, rt: &ResourceTypeDef) -> bool {
-        self.store.cheap_point_reads() && !rt.kind.is_group() && !self.hooks.active()
+        self.store.cheap_point_reads() && !rt.kind.is_group() && self.hooks.calls_are_quick()
     }
 
     pub fn version(&self, rt: &ResourceTypeDef, id: &str) -> ScimResult<i64> {
