@@ -81,6 +81,10 @@ struct Knobs {
     reject_all: AtomicBool,
     /// Rewrite token responses to claim an hour of life.
     lie_about_lifetime: AtomicBool,
+    /// Hold SCIM requests this long before forwarding them.
+    stall_ms: AtomicU64,
+    /// Values of the `X-Scim-Test` header of SCIM requests, in order.
+    test_headers: std::sync::Mutex<Vec<String>>,
     scim_requests: AtomicUsize,
     token_requests: AtomicUsize,
     unauthorized: AtomicUsize,
@@ -151,6 +155,17 @@ async fn forward(State(p): State<Arc<ProxyState>>, req: Request) -> Response {
     let scim = path.starts_with("/scim/");
     if scim {
         k.scim_requests.fetch_add(1, Ordering::SeqCst);
+        if let Some(v) = parts
+            .headers
+            .get("x-scim-test")
+            .and_then(|v| v.to_str().ok())
+        {
+            k.test_headers.lock().expect("lock").push(v.to_string());
+        }
+        let stall = k.stall_ms.load(Ordering::SeqCst);
+        if stall > 0 {
+            tokio::time::sleep(Duration::from_millis(stall)).await;
+        }
         let throttled = k
             .throttle
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -501,7 +516,7 @@ async fn id_of(c: &Client, user_name: &str) -> String {
 
 #[test]
 fn tokens_are_renewed_before_they_expire() {
-    let s = Server::start_protected(&["--token-lifetime", "3"]);
+    let s = Server::start_protected(&["--token-lifetime", "5"]);
     let creds = oauth_client(&s, ALL_SCOPES);
     run(async {
         let proxy = start_proxy(&s.url("")).await;
@@ -516,7 +531,7 @@ fn tokens_are_renewed_before_they_expire() {
             tokens <= 2,
             "{tokens} token requests for 40 parallel creates"
         );
-        // A long paged read: 8 pages, half a second each (4 s, tokens live 3 s).
+        // A long paged read: 8 pages, 0.8 s each (6.4 s; tokens live 5 s).
         let started = Instant::now();
         let q = SearchRequest {
             count: Some(5),
@@ -528,13 +543,16 @@ fn tokens_are_renewed_before_they_expire() {
             u.expect("user");
             seen += 1;
             if seen % 5 == 0 {
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                tokio::time::sleep(Duration::from_millis(800)).await;
             }
         }
         assert_eq!(seen, 40);
-        assert!(started.elapsed() >= Duration::from_secs(4));
-        let fetched = proxy.count(|k| &k.token_requests);
-        assert!(fetched >= 3, "renewed during the read: {fetched} tokens");
+        assert!(started.elapsed() >= Duration::from_millis(6400));
+        let fetched = proxy.count(|k| &k.token_requests) - tokens;
+        assert!(
+            fetched >= 1,
+            "renewed during the read: {fetched} new tokens"
+        );
         assert_eq!(
             proxy.count(|k| &k.unauthorized),
             0,
@@ -676,6 +694,43 @@ fn retries_honour_retry_after_within_the_budget() {
             "first try and one retry"
         );
         proxy.knobs.throttle.store(0, Ordering::SeqCst);
+
+        // Timeouts: a GET is tried again, a POST is not (it may have been applied).
+        let quick = Client::builder(format!("{}/scim/v2", proxy.url))
+            .timeout(Duration::from_millis(300))
+            .retry(RetryPolicy {
+                max_retries: 2,
+                base_delay: Duration::from_millis(10),
+                ..RetryPolicy::default()
+            })
+            .build()
+            .expect("client");
+        proxy.knobs.stall_ms.store(1000, Ordering::SeqCst);
+        let before = proxy.count(|k| &k.scim_requests);
+        let e = quick.users().count(None).await.expect_err("timeout");
+        assert!(matches!(e, Error::Transport(_)), "{e}");
+        assert_eq!(proxy.count(|k| &k.scim_requests) - before, 3);
+        let before = proxy.count(|k| &k.scim_requests);
+        let e = quick
+            .users()
+            .create(&User::new("slow"))
+            .await
+            .expect_err("timeout");
+        assert!(matches!(e, Error::Transport(_)), "{e}");
+        assert_eq!(proxy.count(|k| &k.scim_requests) - before, 1);
+        proxy.knobs.stall_ms.store(0, Ordering::SeqCst);
+
+        // Headers of the client, and of one derived handle, on every request.
+        let tagged = Client::builder(format!("{}/scim/v2", proxy.url))
+            .header("X-Scim-Test", "client")
+            .build()
+            .expect("client");
+        tagged.users().count(None).await.expect("count");
+        let one_call = tagged.with_header("X-Scim-Test", "call").expect("header");
+        one_call.users().count(None).await.expect("count");
+        tagged.users().count(None).await.expect("count");
+        let seen = proxy.knobs.test_headers.lock().expect("lock").clone();
+        assert_eq!(seen, ["client", "call", "client"]);
 
         // Connection refused: retried with backoff, then a transport error.
         let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
