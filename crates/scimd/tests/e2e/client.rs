@@ -927,3 +927,90 @@ fn works_against_the_reference_server() {
         );
     });
 }
+
+#[test]
+fn typed_fido_devices() {
+    let s = Server::start();
+    let (_, owner) = crate::harness::parts(s.post(
+        "/scim/v2/Users",
+        &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "owner"}),
+    ));
+    let owner = owner["id"].as_str().expect("id").to_string();
+    for (endpoint, body) in [
+        (
+            "FidoDevices",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:FidoDevice"],
+                "userId": owner, "creationDate": "2024-01-02T03:04:05Z", "application": "https://idp.example.org",
+                "counter": 7, "deviceKeyHandle": "kh-1", "deviceHashCode": "123",
+                "deviceData": "{\"platform\":\"ios\"}", "status": "active", "displayName": "My phone"}),
+        ),
+        (
+            "Fido2Devices",
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Fido2Device"],
+                "userId": owner, "creationDate": "2024-01-02T03:04:05Z", "counter": 1,
+                "status": "registered", "displayName": "Key"}),
+        ),
+    ] {
+        let resp = s.post(&format!("/admin/devices/{endpoint}"), &body);
+        assert_eq!(resp.status().as_u16(), 201);
+    }
+    run(async {
+        let c = Client::builder(s.url("/scim/v2")).build().expect("client");
+        let q = SearchRequest::filter(format!("userId eq \"{owner}\""));
+        let phones: Vec<_> = c
+            .fido_devices()
+            .search(q.clone())
+            .try_collect()
+            .await
+            .expect("search");
+        assert_eq!(phones.len(), 1);
+        let phone = &phones[0];
+        assert_eq!(phone.counter, Some(7));
+        assert_eq!(phone.device_key_handle.as_deref(), Some("kh-1"));
+        assert_eq!(
+            phone.attribute("deviceData"),
+            Some(&json!("{\"platform\":\"ios\"}"))
+        );
+        let id = phone.id.clone().expect("id");
+        let mut renamed = c.fido_devices().get(&id).await.expect("get");
+        renamed.nickname = Some("work phone".into());
+        let put = c
+            .fido_devices()
+            .replace(&id, &renamed, None)
+            .await
+            .expect("put");
+        assert_eq!(put.nickname.as_deref(), Some("work phone"));
+        let e = c
+            .fido_devices()
+            .patch(&id, &Patch::new().replace("counter", 99), None)
+            .await
+            .expect_err("immutable");
+        assert_eq!((e.status(), e.scim_type()), (Some(400), Some("mutability")));
+
+        let keys: Vec<_> = c
+            .fido2_devices()
+            .search(q)
+            .try_collect()
+            .await
+            .expect("search");
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].status.as_deref(), Some("registered"));
+        let key_id = keys[0].id.clone().expect("id");
+        let patched = c
+            .fido2_devices()
+            .patch(
+                &key_id,
+                &Patch::new().replace("displayName", "Yubikey"),
+                None,
+            )
+            .await
+            .expect("patch")
+            .expect("body");
+        assert_eq!(patched.display_name.as_deref(), Some("Yubikey"));
+        c.fido2_devices()
+            .delete(&key_id, None)
+            .await
+            .expect("delete");
+        assert_eq!(c.fido2_devices().count(None).await.expect("count"), 0);
+    });
+}
