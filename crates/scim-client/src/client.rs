@@ -28,6 +28,17 @@ pub struct Client {
     headers: Arc<HeaderMap>,
 }
 
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Header values may hold credentials: names only.
+        let names: Vec<&str> = self.headers.keys().map(|k| k.as_str()).collect();
+        f.debug_struct("Client")
+            .field("base_url", &self.inner.base)
+            .field("headers", &names)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     transport: Transport,
     base: String,

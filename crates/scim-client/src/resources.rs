@@ -36,6 +36,14 @@ impl<T> Clone for Resources<T> {
     }
 }
 
+impl<T> std::fmt::Debug for Resources<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resources")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Options of a GET by id.
 #[derive(Debug, Default, Clone)]
 pub struct GetOptions {
