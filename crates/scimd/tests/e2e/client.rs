@@ -243,7 +243,8 @@ async fn load_users(c: &Client, prefix: &str, n: usize) {
 #[test]
 fn crud_search_etags_and_errors_with_oauth() {
     let s = Server::start_protected(&[]);
-    let creds = oauth_client(&s, ALL_SCOPES).method(SecretMethod::Post);
+    let scopes = format!("{ALL_SCOPES} all-resources.search");
+    let creds = oauth_client(&s, &scopes).method(SecretMethod::Post);
     run(async {
         // The token endpoint is discovered from /.well-known/openid-configuration.
         let c = Client::builder(s.url("/scim/v2"))
@@ -384,6 +385,16 @@ fn crud_search_etags_and_errors_with_oauth() {
                 .expect("count"),
             10
         );
+
+        // A root search spans resource types.
+        let q = SearchRequest {
+            filter: Some("userName eq \"bjensen\"".into()),
+            use_post: true,
+            ..SearchRequest::default()
+        };
+        let across = c.resources("/").search_page(&q).await.expect("root search");
+        assert_eq!(across.total_results, 1);
+        assert_eq!(across.resources[0]["id"], json!(id));
 
         // Raw JSON for any endpoint; delete; then 404.
         let raw = c.resources("/Users").get(&id).await.expect("raw");
