@@ -2,7 +2,7 @@
 # THE test command: ./scripts/test.sh   (CI runs it through .ci/run)
 #
 #   1. PostgreSQL on 127.0.0.1:5432 with database scimd_test   (scripts/ensure-postgres.sh)
-#   2. Python venv with scim2-tester / scim2-cli                (scripts/setup-python.sh)
+#   2. Python venv with scim2-tester / scim2-cli / scim2-server (scripts/setup-python.sh)
 #   3. cargo fmt --all -- --check
 #   4. cargo clippy --workspace --all-targets -- -D warnings
 #   5. cargo test --workspace   (SCIMD_TEST_POSTGRES_URL points at scimd_test)

@@ -124,6 +124,11 @@ impl Lazy {
             .is_some_and(|mt| mt.to_pointer() == self.mt.to_pointer())
     }
 
+    /// Whether the running call's table was filled (`finish` then compares it).
+    pub(crate) fn was_filled(&self) -> bool {
+        lock(&self.slot).filled
+    }
+
     /// After the call: the resource handed back, and what the script did with
     /// `t`. Ends `t`'s laziness (a table the script kept must not fill itself
     /// from a later call's resource). `same` compares with the snapshot.

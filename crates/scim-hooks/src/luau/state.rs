@@ -450,7 +450,10 @@ impl State {
     /// After a call that got `t` from `lazy.table`: the resource back and what
     /// the script did with it.
     pub(crate) fn finish_lazy(&self, t: &Table) -> (serde_json::Value, mlua::Result<Seen>) {
-        self.unmetered(|| self.lazy.finish(t, &self.same_fn))
+        if self.lazy.was_filled() {
+            return self.unmetered(|| self.lazy.finish(t, &self.same_fn));
+        }
+        self.lazy.finish(t, &self.same_fn)
     }
 
     pub(crate) fn defined(&self) -> u32 {
