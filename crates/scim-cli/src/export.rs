@@ -117,7 +117,7 @@ async fn export_users(
         pb.inc(1);
     }
     pb.finish_and_clear();
-    eprintln!("exported {} users", pb.position());
+    println!("exported {} users", pb.position());
     Ok(names)
 }
 
@@ -211,7 +211,7 @@ async fn export_groups(
         pb.inc(1);
     }
     pb.finish_and_clear();
-    eprintln!("exported {} groups", pb.position());
+    println!("exported {} groups", pb.position());
     Ok(())
 }
 
@@ -264,7 +264,7 @@ pub(crate) async fn run(client: &Client, args: &ExportArgs) -> Result<()> {
         export_groups(client, args, &mut sink, names).await?;
         sink.finish()?;
         if users && csv {
-            eprintln!("groups written to {}", path.display());
+            println!("groups written to {}", path.display());
         }
     }
     Ok(())

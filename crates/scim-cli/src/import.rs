@@ -688,12 +688,10 @@ pub(crate) async fn run(client: &Client, args: &ImportArgs) -> Result<()> {
     run.groups(&todo_groups).await?;
     run.pb.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
-    eprintln!(
-        "imported {} records ({} created, {} already there, {} done before) in {secs:.1} s; {} failed",
-        records.len() as u64 - run.failures.len() as u64,
+    println!(
+        "import: {} created, {} already there, {skipped} done before, {} failed, in {secs:.1} s",
         run.created,
         run.existing,
-        skipped,
         run.failures.len()
     );
     let report = report_path(args);

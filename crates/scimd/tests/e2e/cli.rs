@@ -129,10 +129,21 @@ impl Env {
         v
     }
 
+    /// Every resource of an endpoint, page by page.
     fn all(&self, endpoint: &str) -> Vec<Value> {
-        let v = self.get(&format!("/scim/v2/{endpoint}?count=200"));
-        assert!(v["totalResults"].as_u64().expect("total") <= 200);
-        v["Resources"].as_array().cloned().unwrap_or_default()
+        let mut out = Vec::new();
+        loop {
+            let v = self.get(&format!(
+                "/scim/v2/{endpoint}?count=200&startIndex={}",
+                out.len() + 1
+            ));
+            let page = v["Resources"].as_array().cloned().unwrap_or_default();
+            let total = v["totalResults"].as_u64().expect("total") as usize;
+            out.extend(page.iter().cloned());
+            if page.is_empty() || out.len() >= total {
+                return out;
+            }
+        }
     }
 }
 
@@ -1001,10 +1012,12 @@ fn resume_after_a_killed_import_duplicates_no_one() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(out.status.success(), "{err}");
+    let summary = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
-        err.contains("done before") && !err.contains(" 0 done before"),
-        "{err}"
+        summary.contains("done before") && !summary.contains(" 0 done before"),
+        "{summary}"
     );
+    assert!(summary.contains(", 0 failed"), "{summary}");
     assert_eq!(
         e.get("/scim/v2/Users?count=0")["totalResults"],
         n as u64,
