@@ -107,8 +107,9 @@ async fn export_users(
     let total = res.count(args.filter.as_deref()).await?;
     let pb = progress::bar(total, "users");
     let mut names = HashMap::new();
-    let mut stream = std::pin::pin!(res.search(query(client, args).await?));
-    while let Some(u) = stream.next().await {
+    let q = query(client, args).await?;
+    let mut users = prefetched(res.search(q.clone()), q.count.unwrap_or(100) as usize);
+    while let Some(u) = users.recv().await {
         let u = u?;
         sink.write(&u)?;
         if let (Some(id), Some(name)) = (id_of(&u), u.get("userName").and_then(Value::as_str)) {
@@ -119,6 +120,25 @@ async fn export_users(
     pb.finish_and_clear();
     println!("exported {} users", pb.position());
     Ok(names)
+}
+
+/// The items of a search, read ahead by a task of their own: the next page is
+/// fetched while this one is written (the server, not the client, then sets
+/// the pace).
+fn prefetched<S>(stream: S, page: usize) -> tokio::sync::mpsc::Receiver<scim_client::Result<Value>>
+where
+    S: futures_util::Stream<Item = scim_client::Result<Value>> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(page.clamp(1, 10_000) * 2);
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(item) = stream.next().await {
+            if tx.send(item).await.is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 /// The userName of a member the export did not write (another filter, or
