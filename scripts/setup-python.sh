@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create (idempotently) the Python virtualenv used by the conformance suite:
-#   <repo>/.venv with scim2-tester (library) and scim2-cli (the `scim2` command).
+#   <repo>/.venv with scim2-tester (library), scim2-cli (the `scim2` command) and
+#   scim2-server (the reference server the client library's tests run against).
 # Fast when already installed: a stamp file records the pinned set that was installed.
 set -euo pipefail
 
@@ -14,12 +15,13 @@ PINS=(
   "scim2-cli==0.6.0"
   "scim2-client==0.13.2"
   "scim2-models==0.12.3"
+  "scim2-server==0.8.3"
 )
 STAMP="$VENV/.scimd-python-stamp"
 WANT="$(printf '%s\n' "${PINS[@]}")"
 
 if [[ -x "$VENV/bin/python" && -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]] \
-  && "$VENV/bin/python" -c 'import scim2_tester, scim2_client' 2>/dev/null; then
+  && "$VENV/bin/python" -c 'import scim2_tester, scim2_client, scim2_server' 2>/dev/null; then
   exit 0
 fi
 
@@ -42,7 +44,7 @@ echo "setup-python: installing ${PINS[*]}"
   echo "setup-python: pip install failed" >&2
   exit 1
 }
-"$VENV/bin/python" -c 'import scim2_tester, scim2_client' || {
+"$VENV/bin/python" -c 'import scim2_tester, scim2_client, scim2_server' || {
   echo "setup-python: installed packages do not import" >&2
   exit 1
 }

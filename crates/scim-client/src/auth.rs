@@ -444,6 +444,17 @@ mod tests {
     }
 
     #[test]
+    fn basic_credentials_header() {
+        let Auth::Static(h) = Auth::basic("Aladdin", "open sesame").unwrap() else {
+            panic!("not a static header");
+        };
+        assert_eq!(h.to_str().unwrap(), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+        assert!(h.is_sensitive());
+        assert!(Auth::bearer("eyJ.abc-_~+/=").is_ok());
+        assert!(matches!(Auth::bearer("bad\ntoken"), Err(Error::Config(_))));
+    }
+
+    #[test]
     fn debug_hides_the_secret() {
         let c = ClientCredentials::new("id", "s3cr3t");
         assert!(!format!("{c:?}").contains("s3cr3t"));

@@ -28,6 +28,17 @@ pub struct Client {
     headers: Arc<HeaderMap>,
 }
 
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Header values may hold credentials: names only.
+        let names: Vec<&str> = self.headers.keys().map(|k| k.as_str()).collect();
+        f.debug_struct("Client")
+            .field("base_url", &self.inner.base)
+            .field("headers", &names)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     transport: Transport,
     base: String,
@@ -234,6 +245,11 @@ impl Request {
 
 /// What an RPT is kept for: read or write, per endpoint (`read:Users`).
 fn scope_key(method: &Method, path: &str) -> String {
+    // Absolute URLs (UpdatedUsers, outside the base) are keyed by their last segment.
+    let path = match path.split_once("://") {
+        Some((_, rest)) => rest.rsplit('/').next().unwrap_or_default(),
+        None => path,
+    };
     let endpoint = path
         .trim_start_matches('/')
         .split(['/', '?'])
@@ -440,6 +456,10 @@ mod tests {
         assert_eq!(scope_key(&Method::POST, "/Users"), "write:Users");
         assert_eq!(scope_key(&Method::PATCH, "/Groups/x"), "write:Groups");
         assert_eq!(scope_key(&Method::POST, "/Bulk"), "write:Bulk");
+        assert_eq!(
+            scope_key(&Method::GET, "http://h/scim/UpdatedUsers"),
+            "read:UpdatedUsers"
+        );
     }
 
     #[test]

@@ -36,6 +36,14 @@ impl<T> Clone for Resources<T> {
     }
 }
 
+impl<T> std::fmt::Debug for Resources<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resources")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Options of a GET by id.
 #[derive(Debug, Default, Clone)]
 pub struct GetOptions {
@@ -229,7 +237,9 @@ impl<T: Resource> Resources<T> {
     /// Every result, page after page: cursor paging when the server advertises
     /// it (and `q.start_index` is not set), else index paging. The page size is
     /// `q.count`, else the server's `maxResults` (at most 100). Errors end the
-    /// stream after being yielded.
+    /// stream after being yielded. The stream owns what it needs (`'static`),
+    /// so it can be moved into a task; pin it (`Box::pin`, `std::pin::pin!`)
+    /// to call `StreamExt::next`, or use `TryStreamExt::try_collect` directly.
     pub fn search(&self, q: SearchRequest) -> impl Stream<Item = Result<T>> + Send {
         let state = Walk {
             res: self.clone(),
