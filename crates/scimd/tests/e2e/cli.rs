@@ -651,6 +651,15 @@ fn errors_are_one_line_with_the_scim_detail() {
         err.to_lowercase().contains("auth") || err.contains("401"),
         "{err}"
     );
+    // --scope narrows the token: reading works, writing is refused with 403.
+    let read_only = ["--scope", "https://gluu.org/scim/users.read"];
+    let mut args = vec!["users", "list"];
+    args.extend(read_only);
+    assert_eq!(e.json(&args).as_array().unwrap().len(), 1);
+    let mut args = vec!["users", "create", "--user-name", "nope"];
+    args.extend(read_only);
+    let err = e.fails(&args);
+    assert!(err.contains("403"), "{err}");
     // A bearer token is used as given.
     let out = ok(
         e.bare()
