@@ -11,13 +11,15 @@
 # The whole run holds the shared cargo lock ($CARGO_LOCK_FILE, default
 # /work/.cargo.lock, when its directory exists) so nothing else competes for the
 # CPU. Env: SCIMD_BIN, SCIM_BIN (use these binaries, build nothing),
-# BENCH_CONCURRENCY (Bulk requests in flight, default 4), BENCH_KEEP=1.
+# BENCH_CONCURRENCY (Bulk requests in flight, default 4), BENCH_EXPORT_CONCURRENCY
+# (parallel searches of the export, default 2), BENCH_KEEP=1.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 N="${1:-100000}"
 CONC="${BENCH_CONCURRENCY:-4}"
+EXPORT_CONC="${BENCH_EXPORT_CONCURRENCY:-2}"
 say() { echo "bench-cli: $*" >&2; }
 
 # shellcheck source=lib/bench-common.sh
@@ -95,9 +97,9 @@ T0="$(now)"
 T1="$(now)"
 IMPORT_S="$(python3 -c "print($T1 - $T0)")"
 
-say "export"
+say "export --concurrency $EXPORT_CONC"
 T0="$(now)"
-"$SCIM" export --out "$WORK/users.jsonl" --resource users "${CONN[@]}"
+"$SCIM" export --out "$WORK/users.jsonl" --resource users --concurrency "$EXPORT_CONC" "${CONN[@]}"
 T1="$(now)"
 EXPORT_S="$(python3 -c "print($T1 - $T0)")"
 

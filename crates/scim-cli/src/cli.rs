@@ -276,6 +276,10 @@ pub(crate) struct ExportArgs {
     /// Page size asked of the server (default: the server's largest).
     #[arg(long)]
     pub(crate) page_size: Option<u32>,
+    /// Users searches run at once, each over its own range of meta.created
+    /// (the server must sort and filter on it); lines then come in no set order.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) concurrency: u32,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -108,7 +108,17 @@ async fn export_users(
     let pb = progress::bar(total, "users");
     let mut names = HashMap::new();
     let q = query(client, args).await?;
-    let mut users = prefetched(res.search(q.clone()), q.count.unwrap_or(100) as usize);
+    let ranges = partitions(&res, args.filter.as_deref(), total, args.concurrency).await;
+    let searches = ranges
+        .into_iter()
+        .map(|filter| {
+            res.search(SearchRequest {
+                filter,
+                ..q.clone()
+            })
+        })
+        .collect();
+    let mut users = prefetched(searches, q.count.unwrap_or(100) as usize);
     while let Some(u) = users.recv().await {
         let u = u?;
         sink.write(&u)?;
@@ -125,20 +135,92 @@ async fn export_users(
 /// The items of a search, read ahead by a task of their own: the next page is
 /// fetched while this one is written (the server, not the client, then sets
 /// the pace).
-fn prefetched<S>(stream: S, page: usize) -> tokio::sync::mpsc::Receiver<scim_client::Result<Value>>
+fn prefetched<S>(
+    streams: Vec<S>,
+    page: usize,
+) -> tokio::sync::mpsc::Receiver<scim_client::Result<Value>>
 where
     S: futures_util::Stream<Item = scim_client::Result<Value>> + Send + 'static,
 {
-    let (tx, rx) = tokio::sync::mpsc::channel(page.clamp(1, 10_000) * 2);
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(item) = stream.next().await {
-            if tx.send(item).await.is_err() {
-                return;
+    let (tx, rx) = tokio::sync::mpsc::channel(page.clamp(1, 10_000) * 2 * streams.len().max(1));
+    for stream in streams {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            while let Some(item) = stream.next().await {
+                if tx.send(item).await.is_err() {
+                    return;
+                }
             }
-        }
-    });
+        });
+    }
     rx
+}
+
+/// `(filter) and extra`, or either alone.
+fn and(filter: Option<&str>, extra: Option<String>) -> Option<String> {
+    match (filter, extra) {
+        (Some(f), Some(x)) => Some(format!("({f}) and {x}")),
+        (f, x) => x.or(f.map(str::to_string)),
+    }
+}
+
+/// Filters that split the users into `n` disjoint ranges of meta.created,
+/// about equal in size, so `n` searches can run at once. `lt` and `ge` of the
+/// same instant are complements: every user is in exactly one range. Falls
+/// back to one range when the server cannot sort on meta.created.
+async fn partitions(
+    res: &scim_client::Resources<Value>,
+    filter: Option<&str>,
+    total: u64,
+    n: u32,
+) -> Vec<Option<String>> {
+    let whole = vec![filter.map(str::to_string)];
+    if n <= 1 || total < u64::from(n) {
+        return whole;
+    }
+    let mut points: Vec<String> = Vec::new();
+    for k in 1..u64::from(n) {
+        let q = SearchRequest {
+            filter: filter.map(str::to_string),
+            sort_by: Some("meta.created".into()),
+            sort_order: Some(scim_client::SortOrder::Ascending),
+            attributes: vec!["meta.created".into()],
+            start_index: Some((k * total / u64::from(n) + 1) as u32),
+            count: Some(1),
+            ..SearchRequest::default()
+        };
+        let at = match res.search_page(&q).await {
+            Ok(page) => page
+                .resources
+                .first()
+                .and_then(|u| u.pointer("/meta/created"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            Err(_) => None,
+        };
+        // Ranges must follow each other, or two of them would overlap.
+        match (at, points.last()) {
+            (Some(t), Some(last)) if &t == last => {}
+            (Some(t), Some(last)) if t.len() != last.len() || &t < last => return whole,
+            (Some(t), _) => points.push(t),
+            (None, _) => return whole,
+        }
+    }
+    let lit = |t: &str| crate::commands::quote(t);
+    let mut out = Vec::with_capacity(points.len() + 1);
+    for (i, t) in points.iter().enumerate() {
+        let upper = format!("meta.created lt {}", lit(t));
+        let range = match i.checked_sub(1).and_then(|j| points.get(j)) {
+            Some(lower) => format!("meta.created ge {} and {upper}", lit(lower)),
+            None => upper,
+        };
+        out.push(and(filter, Some(range)));
+    }
+    if let Some(last) = points.last() {
+        out.push(and(filter, Some(format!("meta.created ge {}", lit(last)))));
+    }
+    out
 }
 
 /// The userName of a member the export did not write (another filter, or

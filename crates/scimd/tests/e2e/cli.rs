@@ -789,6 +789,38 @@ fn jsonl_export_import_round_trip_relinks_groups_by_user_name() {
         "{staff}"
     );
 
+    // Parallel searches over meta.created ranges give the same lines, in some order.
+    let par = a.path("par.jsonl");
+    a.ok(&[
+        "export",
+        "--out",
+        par.to_str().unwrap(),
+        "--concurrency",
+        "3",
+    ]);
+    let sorted_lines = |p: &Path| {
+        let mut l: Vec<String> = std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        l.sort();
+        l
+    };
+    assert_eq!(sorted_lines(&par), sorted_lines(&file));
+    let some = a.path("some.jsonl");
+    a.ok(&[
+        "export",
+        "--out",
+        some.to_str().unwrap(),
+        "--resource",
+        "users",
+        "--concurrency",
+        "4",
+        "--filter",
+        "active eq true",
+    ]);
+    assert_eq!(std::fs::read_to_string(&some).unwrap().lines().count(), 8);
     let b = setup();
     b.ok(&[
         "import",
