@@ -349,8 +349,15 @@ impl Client {
     }
 
     /// Any resource type as raw JSON, by endpoint (e.g. `/Users`, `/Roles`).
+    /// `""` or `"/"` is the server root: its searches (`use_post` for
+    /// `POST /.search`) span every resource type.
     pub fn resources(&self, endpoint: &str) -> Resources<Value> {
-        let endpoint = format!("/{}", endpoint.trim_matches('/'));
+        let trimmed = endpoint.trim_matches('/');
+        let endpoint = if trimmed.is_empty() {
+            String::new()
+        } else {
+            format!("/{trimmed}")
+        };
         Resources::new(self.clone(), &endpoint)
     }
 

@@ -77,6 +77,8 @@ struct Knobs {
     throttle: AtomicUsize,
     /// The Retry-After of those 429s, in seconds.
     retry_after: AtomicU64,
+    /// Answer with this status instead of 429 (and no Retry-After) when set.
+    throttle_status: AtomicU64,
     /// Answer every SCIM request with 401 invalid_token.
     reject_all: AtomicBool,
     /// Rewrite token responses to claim an hour of life.
@@ -171,6 +173,10 @@ async fn forward(State(p): State<Arc<ProxyState>>, req: Request) -> Response {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
         if throttled {
+            let status = k.throttle_status.load(Ordering::SeqCst) as u16;
+            if status != 0 {
+                return canned(status, &[]);
+            }
             let after = k.retry_after.load(Ordering::SeqCst).to_string();
             return canned(429, &[("Retry-After", after)]);
         }
@@ -237,7 +243,8 @@ async fn load_users(c: &Client, prefix: &str, n: usize) {
 #[test]
 fn crud_search_etags_and_errors_with_oauth() {
     let s = Server::start_protected(&[]);
-    let creds = oauth_client(&s, ALL_SCOPES).method(SecretMethod::Post);
+    let scopes = format!("{ALL_SCOPES} all-resources.search");
+    let creds = oauth_client(&s, &scopes).method(SecretMethod::Post);
     run(async {
         // The token endpoint is discovered from /.well-known/openid-configuration.
         let c = Client::builder(s.url("/scim/v2"))
@@ -378,6 +385,16 @@ fn crud_search_etags_and_errors_with_oauth() {
                 .expect("count"),
             10
         );
+
+        // A root search spans resource types.
+        let q = SearchRequest {
+            filter: Some("userName eq \"bjensen\"".into()),
+            use_post: true,
+            ..SearchRequest::default()
+        };
+        let across = c.resources("/").search_page(&q).await.expect("root search");
+        assert_eq!(across.total_results, 1);
+        assert_eq!(across.resources[0]["id"], json!(id));
 
         // Raw JSON for any endpoint; delete; then 404.
         let raw = c.resources("/Users").get(&id).await.expect("raw");
@@ -694,6 +711,31 @@ fn retries_honour_retry_after_within_the_budget() {
             "first try and one retry"
         );
         proxy.knobs.throttle.store(0, Ordering::SeqCst);
+
+        // 502/503/504 without Retry-After: jittered exponential backoff.
+        let backoff = Client::builder(format!("{}/scim/v2", proxy.url))
+            .retry(RetryPolicy {
+                base_delay: Duration::from_millis(200),
+                ..RetryPolicy::default()
+            })
+            .build()
+            .expect("client");
+        for status in [502, 503, 504] {
+            proxy.knobs.throttle_status.store(status, Ordering::SeqCst);
+            proxy.knobs.throttle.store(2, Ordering::SeqCst);
+            let before = proxy.count(|k| &k.scim_requests);
+            let started = Instant::now();
+            backoff
+                .users()
+                .count(None)
+                .await
+                .expect("after two failures");
+            // Waits of [100, 200] then [200, 400] ms.
+            let took = started.elapsed();
+            assert!(took >= Duration::from_millis(300), "{status}: {took:?}");
+            assert_eq!(proxy.count(|k| &k.scim_requests) - before, 3, "{status}");
+        }
+        proxy.knobs.throttle_status.store(0, Ordering::SeqCst);
 
         // Timeouts: a GET is tried again, a POST is not (it may have been applied).
         let quick = Client::builder(format!("{}/scim/v2", proxy.url))
