@@ -1006,7 +1006,7 @@ fn resume_after_a_killed_import_duplicates_no_one() {
             "--in",
             groups.to_str().unwrap(),
             "--concurrency",
-            "2",
+            "1",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
