@@ -207,6 +207,11 @@ async fn partitions(
             (None, _) => return whole,
         }
     }
+    range_filters(filter, &points)
+}
+
+/// `lt p1`, `ge p1 and lt p2`, …, `ge pn`: each ANDed with the user's filter.
+fn range_filters(filter: Option<&str>, points: &[String]) -> Vec<Option<String>> {
     let lit = |t: &str| crate::commands::quote(t);
     let mut out = Vec::with_capacity(points.len() + 1);
     for (i, t) in points.iter().enumerate() {
@@ -217,8 +222,9 @@ async fn partitions(
         };
         out.push(and(filter, Some(range)));
     }
-    if let Some(last) = points.last() {
-        out.push(and(filter, Some(format!("meta.created ge {}", lit(last)))));
+    match points.last() {
+        Some(last) => out.push(and(filter, Some(format!("meta.created ge {}", lit(last))))),
+        None => out.push(filter.map(str::to_string)),
     }
     out
 }
@@ -398,6 +404,28 @@ mod tests {
         assert_eq!(
             groups_csv_path(Path::new("/t/users.csv")),
             PathBuf::from("/t/users.groups.csv")
+        );
+    }
+
+    #[test]
+    fn ranges_cover_everything_once() {
+        let pts = vec![
+            "2026-01-01T00:00:00Z".to_string(),
+            "2026-02-01T00:00:00Z".to_string(),
+        ];
+        let f = range_filters(Some("active eq true"), &pts);
+        assert_eq!(
+            f,
+            vec![
+                Some("(active eq true) and meta.created lt \"2026-01-01T00:00:00Z\"".to_string()),
+                Some("(active eq true) and meta.created ge \"2026-01-01T00:00:00Z\" and meta.created lt \"2026-02-01T00:00:00Z\"".to_string()),
+                Some("(active eq true) and meta.created ge \"2026-02-01T00:00:00Z\"".to_string()),
+            ]
+        );
+        assert_eq!(range_filters(None, &[]), vec![None]);
+        assert_eq!(
+            range_filters(None, &pts[..1])[1].as_deref(),
+            Some("meta.created ge \"2026-01-01T00:00:00Z\"")
         );
     }
 

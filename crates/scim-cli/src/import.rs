@@ -354,16 +354,22 @@ impl Run<'_> {
         }
         let client = self.client;
         let creates = records.iter().map(|r| async move {
-            let body = r.body.clone().map(|b| creatable(b, Kind::User));
-            let outcome = match body {
-                Ok(b) => client.resources("/Users").create(&b).await.and_then(|u| {
+            // Only readable records get here; unreadable ones are reported earlier.
+            let body = r
+                .body
+                .clone()
+                .map(|b| creatable(b, Kind::User))
+                .unwrap_or_default();
+            let outcome = client
+                .resources("/Users")
+                .create(&body)
+                .await
+                .and_then(|u| {
                     u.get("id")
                         .and_then(Value::as_str)
                         .map(str::to_string)
                         .ok_or_else(|| Error::Decode("created user without id".into()))
-                }),
-                Err(_) => Err(Error::Decode(String::new())),
-            };
+                });
             (*r, outcome)
         });
         let mut stream =
