@@ -14,6 +14,7 @@ pub(crate) struct Cli {
 
 /// Connection and output flags, accepted before or after the subcommand.
 #[derive(Args, Debug, Default, Clone)]
+#[command(next_help_heading = "Connection and output (before or after the subcommand)")]
 pub(crate) struct ConnArgs {
     /// SCIM base URL, e.g. http://127.0.0.1:8080/scim/v2
     #[arg(long, global = true, env = "SCIM_URL")]
