@@ -1087,6 +1087,19 @@ fn resume_after_a_killed_import_duplicates_no_one() {
     );
     assert_eq!(e.get("/scim/v2/Users?count=0")["totalResults"], n as u64);
     assert_eq!(e.get("/scim/v2/Groups?count=0")["totalResults"], 1);
+    // With its state file gone, a resumed group is found by displayName, not made twice.
+    std::fs::remove_file(e.path("groups.csv.import-state")).unwrap();
+    let again = e
+        .cmd(&["import", "--in", groups.to_str().unwrap(), "--resume"])
+        .output()
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(e.get("/scim/v2/Groups?count=0")["totalResults"], 1);
+    assert_eq!(memberships(&e)["Resumed"], ["r00000", "r00001", "r01499"]);
 
     // Without --resume the same users are conflicts, each reported.
     let err = e.fails(&["import", "--in", file.to_str().unwrap(), "--bulk"]);
