@@ -8,9 +8,8 @@
 # generates a CSV of N users, times `scim import --bulk` of it and `scim export`
 # of them as JSON lines, checks that the export holds exactly the CSV's content,
 # and prints `import: N users in S s (R users/s)` and `export: ...`.
-# The whole run holds the shared cargo lock ($CARGO_LOCK_FILE, default
-# /work/.cargo.lock, when its directory exists) so nothing else competes for the
-# CPU. Env: SCIMD_BIN, SCIM_BIN (use these binaries, build nothing),
+# Run it on a quiet machine (nothing else building or benchmarking).
+# Env: SCIMD_BIN, SCIM_BIN (use these binaries, build nothing),
 # BENCH_CONCURRENCY (Bulk requests in flight, default 4), BENCH_EXPORT_CONCURRENCY
 # (parallel searches of the export, default 2), BENCH_KEEP=1.
 set -euo pipefail
@@ -24,13 +23,6 @@ say() { echo "bench-cli: $*" >&2; }
 
 # shellcheck source=lib/bench-common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/bench-common.sh"
-
-LOCK="${CARGO_LOCK_FILE:-/work/.cargo.lock}"
-if [[ -d "$(dirname "$LOCK")" ]]; then
-  exec 9>>"$LOCK"
-  say "waiting for $LOCK"
-  flock 9
-fi
 
 if [[ -n "${SCIMD_BIN:-}" && -n "${SCIM_BIN:-}" ]]; then
   SCIMD="$SCIMD_BIN"
