@@ -8,7 +8,9 @@
 //! 100. Credentials as in `list_users`: `SCIM_TOKEN`, or `SCIM_CLIENT_ID` +
 //! `SCIM_CLIENT_SECRET` (+ `SCIM_SCOPES`), or none.
 
-use scim_client::{BulkOperation, Client, ClientCredentials, GROUP_SCHEMA, USER_SCHEMA};
+mod common;
+
+use scim_client::{BulkOperation, GROUP_SCHEMA, USER_SCHEMA};
 use serde_json::json;
 use std::env;
 use std::time::Instant;
@@ -21,7 +23,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .or_else(|| env::var("SCIM_URL").ok())
         .unwrap_or_else(|| "http://127.0.0.1:8080/scim/v2".into());
     let n: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(100);
-    let client = client_from_env(&url)?;
+    let client = common::client_from_env(&url)?;
 
     let limits = client
         .discover()
@@ -64,23 +66,4 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("group {} has {} members", g.display_name, g.members.len());
     }
     Ok(())
-}
-
-fn client_from_env(url: &str) -> scim_client::Result<Client> {
-    let builder = Client::builder(url);
-    let builder = match (
-        env::var("SCIM_TOKEN"),
-        env::var("SCIM_CLIENT_ID"),
-        env::var("SCIM_CLIENT_SECRET"),
-    ) {
-        (Ok(token), _, _) => builder.bearer_token(token),
-        (_, Ok(id), Ok(secret)) => {
-            let scopes = env::var("SCIM_SCOPES").unwrap_or_default();
-            builder.client_credentials(
-                ClientCredentials::new(id, secret).scopes(scopes.split_whitespace()),
-            )
-        }
-        _ => builder,
-    };
-    builder.build()
 }

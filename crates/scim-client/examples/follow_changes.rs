@@ -7,7 +7,8 @@
 //! Credentials as in `list_users`. Stop with Ctrl-C; the last cursor printed
 //! resumes where it stopped.
 
-use scim_client::{Client, ClientCredentials};
+mod common;
+
 use std::env;
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .or_else(|| env::var("SCIM_URL").ok())
         .unwrap_or_else(|| "http://127.0.0.1:8080/scim/v2".into());
     let mut cursor = args.next();
-    let client = client_from_env(&url)?;
+    let client = common::client_from_env(&url)?;
     loop {
         let page = client.changes_page(cursor.as_deref(), Some(500)).await?;
         for c in &page.changes {
@@ -39,23 +40,4 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
     }
-}
-
-fn client_from_env(url: &str) -> scim_client::Result<Client> {
-    let builder = Client::builder(url);
-    let builder = match (
-        env::var("SCIM_TOKEN"),
-        env::var("SCIM_CLIENT_ID"),
-        env::var("SCIM_CLIENT_SECRET"),
-    ) {
-        (Ok(token), _, _) => builder.bearer_token(token),
-        (_, Ok(id), Ok(secret)) => {
-            let scopes = env::var("SCIM_SCOPES").unwrap_or_default();
-            builder.client_credentials(
-                ClientCredentials::new(id, secret).scopes(scopes.split_whitespace()),
-            )
-        }
-        _ => builder,
-    };
-    builder.build()
 }

@@ -8,8 +8,10 @@
 //! `SCIM_CLIENT_ID` + `SCIM_CLIENT_SECRET` (OAuth client_credentials, token
 //! endpoint discovered; `SCIM_SCOPES` optional), or none.
 
+mod common;
+
 use futures_util::StreamExt;
-use scim_client::{Client, ClientCredentials, SearchRequest};
+use scim_client::SearchRequest;
 use std::env;
 
 #[tokio::main]
@@ -20,7 +22,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .or_else(|| env::var("SCIM_URL").ok())
         .unwrap_or_else(|| "http://127.0.0.1:8080/scim/v2".into());
     let filter = args.next();
-    let client = client_from_env(&url)?;
+    let client = common::client_from_env(&url)?;
 
     let caps = client.discover().await?;
     eprintln!(
@@ -50,23 +52,4 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     eprintln!("{n} users");
     Ok(())
-}
-
-fn client_from_env(url: &str) -> scim_client::Result<Client> {
-    let builder = Client::builder(url);
-    let builder = match (
-        env::var("SCIM_TOKEN"),
-        env::var("SCIM_CLIENT_ID"),
-        env::var("SCIM_CLIENT_SECRET"),
-    ) {
-        (Ok(token), _, _) => builder.bearer_token(token),
-        (_, Ok(id), Ok(secret)) => {
-            let scopes = env::var("SCIM_SCOPES").unwrap_or_default();
-            builder.client_credentials(
-                ClientCredentials::new(id, secret).scopes(scopes.split_whitespace()),
-            )
-        }
-        _ => builder,
-    };
-    builder.build()
 }
