@@ -113,27 +113,28 @@ pub fn member_diff(
     links: &HashMap<String, String>,
     current: &[String],
 ) -> MemberDiff {
+    // Sets keep this linear: groups can have hundreds of thousands of members.
     let mut diff = MemberDiff::default();
     let mut wanted = HashSet::new();
+    let mut unlinked = HashSet::new();
+    let have: HashSet<&str> = current.iter().map(String::as_str).collect();
     for id in source_members {
         match links.get(id) {
             Some(target) => {
-                wanted.insert(target.as_str());
+                if wanted.insert(target.as_str()) && !have.contains(target.as_str()) {
+                    diff.add.push(target.clone());
+                }
             }
-            None if !diff.unlinked.contains(id) => diff.unlinked.push(id.clone()),
-            None => {}
-        }
-    }
-    let have: HashSet<&str> = current.iter().map(String::as_str).collect();
-    for id in source_members {
-        if let Some(target) = links.get(id) {
-            if !have.contains(target.as_str()) && !diff.add.contains(target) {
-                diff.add.push(target.clone());
+            None => {
+                if unlinked.insert(id.as_str()) {
+                    diff.unlinked.push(id.clone());
+                }
             }
         }
     }
+    let mut removed = HashSet::new();
     for id in current {
-        if !wanted.contains(id.as_str()) && !diff.remove.contains(id) {
+        if !wanted.contains(id.as_str()) && removed.insert(id.as_str()) {
             diff.remove.push(id.clone());
         }
     }
@@ -279,6 +280,17 @@ mod tests {
                 PatchOp::add("members", json!([{"value": "l2"}])),
                 PatchOp::remove("members[value eq \"l7\"]"),
             ]
+        );
+        // Duplicates on either side count once.
+        let twice: Vec<String> = ["r2", "r2", "r9", "r9"].map(String::from).to_vec();
+        let diff = member_diff(&twice, &links, &["l7".to_string(), "l7".to_string()]);
+        assert_eq!(
+            (diff.add, diff.remove, diff.unlinked),
+            (
+                vec!["l2".to_string()],
+                vec!["l7".to_string()],
+                vec!["r9".to_string()]
+            )
         );
         let same = member_diff(&ids, &links, &["l2".to_string(), "l1".to_string()]);
         assert!(same.is_empty());

@@ -43,7 +43,7 @@ pub enum Phase {
 
 /// What carrying out a decision writes to the target.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "lowercase", tag = "type", content = "value")]
+#[serde(rename_all = "camelCase", tag = "type", content = "value")]
 pub enum Change {
     None,
     /// POST this document.
@@ -57,7 +57,7 @@ pub enum Change {
 
 /// What carrying out a decision does to the link table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase", tag = "type", content = "link")]
+#[serde(rename_all = "camelCase", tag = "type", content = "link")]
 pub enum LinkChange {
     None,
     Add(Link),
@@ -294,6 +294,7 @@ impl<'a> Run<'a, '_> {
         let (change, unlinked_members) = self.change_for(action, &mapped, target);
         let link = link_change(
             m.is_reverse(),
+            situation,
             action,
             &change,
             source_id,
@@ -454,7 +455,7 @@ impl<'a> Run<'a, '_> {
                 _ => Change::None,
             };
             let link = match &source_id {
-                Some(s) => link_change(reverse, action, &change, s, Some(target_id)),
+                Some(s) => link_change(reverse, situation, action, &change, s, Some(target_id)),
                 None => LinkChange::None,
             };
             self.decisions.push(Decision {
@@ -472,22 +473,37 @@ impl<'a> Run<'a, '_> {
     }
 }
 
-/// How a decision changes the links. A disable keeps the link so that the later
-/// delete still finds its target.
+/// How a decision changes the links. FOUND links whether the action is LINK or
+/// UPDATE; only an existing link is removed; a disable keeps the link so that the
+/// later delete still finds its target.
 fn link_change(
     reverse: bool,
+    situation: Situation,
     action: Action,
     change: &Change,
     source_id: &str,
     target_id: Option<&str>,
 ) -> LinkChange {
-    match (action, target_id) {
-        (Action::Create, _) => LinkChange::AddAfterCreate,
-        (Action::Link, Some(t)) => LinkChange::Add(Link::between(reverse, source_id, t)),
-        (Action::Unlink, Some(t)) => LinkChange::Remove(Link::between(reverse, source_id, t)),
-        (Action::Delete, Some(t)) if *change == Change::Delete => {
-            LinkChange::Remove(Link::between(reverse, source_id, t))
-        }
+    let had_link = matches!(
+        situation,
+        Situation::Confirmed
+            | Situation::Unqualified
+            | Situation::Missing
+            | Situation::SourceMissing
+    );
+    let Some(t) = target_id else {
+        return match action {
+            Action::Create => LinkChange::AddAfterCreate,
+            _ => LinkChange::None,
+        };
+    };
+    let link = || Link::between(reverse, source_id, t);
+    match action {
+        Action::Create => LinkChange::AddAfterCreate,
+        Action::Link => LinkChange::Add(link()),
+        Action::Update if situation == Situation::Found => LinkChange::Add(link()),
+        Action::Unlink if had_link => LinkChange::Remove(link()),
+        Action::Delete if had_link && *change == Change::Delete => LinkChange::Remove(link()),
         _ => LinkChange::None,
     }
 }
@@ -582,6 +598,39 @@ mod tests {
             panic!("{:?}", p.decisions[0].change)
         };
         assert!(ops.contains(&PatchOp::replace("userName", json!("nobody"))));
+    }
+
+    #[test]
+    fn found_with_update_links_and_found_with_delete_removes_no_link() {
+        let targets = [json!({"id": "t1", "userName": "alice"})];
+        let m = mapping(
+            json!({"policies": [{"situation": "FOUND", "action": "UPDATE"}],
+                               "runTargetPhase": false}),
+        );
+        let p = run(&m, &[user("r1", "alice")], &targets, &[]);
+        assert_eq!(
+            p.decisions[0].link,
+            LinkChange::Add(Link::between(false, "r1", "t1"))
+        );
+        assert!(matches!(p.decisions[0].change, Change::Patch(_)));
+        let m = mapping(
+            json!({"policies": [{"situation": "FOUND", "action": "DELETE"}],
+                               "runTargetPhase": false}),
+        );
+        let p = run(&m, &[user("r1", "alice")], &targets, &[]);
+        assert_eq!(p.decisions[0].change, Change::Delete);
+        assert_eq!(p.decisions[0].link, LinkChange::None);
+    }
+
+    #[test]
+    fn decisions_serialise_for_the_audit_log() {
+        let p = run(&mapping(json!({})), &[user("r1", "a")], &[], &[]);
+        let v = serde_json::to_value(&p.decisions[0]).unwrap();
+        assert_eq!(v["situation"], "ABSENT");
+        assert_eq!(v["action"], "CREATE");
+        assert_eq!(v["sourceId"], "r1");
+        assert_eq!(v["change"]["type"], "create");
+        assert_eq!(v["link"]["type"], "addAfterCreate");
     }
 
     #[test]
