@@ -59,17 +59,14 @@ struct World {
 }
 
 impl World {
-    fn plan(&self, mapping: &str, source: &Side, target: &Side, members_of: Option<&str>) -> Plan {
+    fn plan(&self, mapping: &str, source: &Side, target: &Side) -> Plan {
         let m = self.config.mapping(mapping).unwrap();
-        let member_links = match members_of {
-            Some(user_mapping) => {
-                let um = self.config.mapping(user_mapping).unwrap();
-                let links = self.links.get(um.link_set()).cloned().unwrap_or_default();
-                LinkIndex::new(&links, um.is_reverse())
-                    .source_to_target()
-                    .clone()
+        let member_links = match self.config.member_links_of(m) {
+            Some((set, reverse)) if m.maps_members() => {
+                let links = self.links.get(set).cloned().unwrap_or_default();
+                LinkIndex::new(&links, reverse).source_to_target().clone()
             }
-            None => HashMap::new(),
+            _ => HashMap::new(),
         };
         let links = self.links.get(m.link_set()).cloned().unwrap_or_default();
         plan(&PlanInput {
@@ -186,12 +183,7 @@ fn the_seed_walkthrough() {
     let mut local_users = Side::new("l-u", "User", Vec::new());
 
     // Step 5–6: accounts → users creates both, linked on ids.
-    let p = world.plan(
-        "systemScimAccount_managedUser",
-        &remote_users,
-        &local_users,
-        None,
-    );
+    let p = world.plan("systemScimAccount_managedUser", &remote_users, &local_users);
     assert_eq!(summary(&p), vec![(Situation::Absent, Action::Create); 2]);
     world.execute(&p, &mut local_users);
     let alice = local_users.objects[0].clone();
@@ -201,12 +193,7 @@ fn the_seed_walkthrough() {
         alice["emails"],
         json!([{"type": "work", "value": "alice@example.com"}])
     );
-    let again = world.plan(
-        "systemScimAccount_managedUser",
-        &remote_users,
-        &local_users,
-        None,
-    );
+    let again = world.plan("systemScimAccount_managedUser", &remote_users, &local_users);
     assert_eq!(
         summary(&again),
         vec![(Situation::Confirmed, Action::Update); 2]
@@ -216,12 +203,7 @@ fn the_seed_walkthrough() {
     // Step 7–9: change a user locally and reconcile it back: one PATCH, one operation.
     let alice_id = alice["id"].as_str().unwrap().to_string();
     local_users.get_mut(&alice_id)["name"]["givenName"] = json!("Alicia");
-    let p = world.plan(
-        "managedUser_systemScimAccount",
-        &local_users,
-        &remote_users,
-        None,
-    );
+    let p = world.plan("managedUser_systemScimAccount", &local_users, &remote_users);
     assert_eq!(summary(&p), vec![(Situation::Confirmed, Action::Update); 2]);
     let changed: Vec<_> = p.changes().collect();
     assert_eq!(changed.len(), 1);
@@ -233,12 +215,7 @@ fn the_seed_walkthrough() {
     world.execute(&p, &mut remote_users);
     assert_eq!(remote_users.get("ra")["name"]["givenName"], "Alicia");
     assert_eq!(remote_users.get("ra")["userName"], "alice");
-    let again = world.plan(
-        "managedUser_systemScimAccount",
-        &local_users,
-        &remote_users,
-        None,
-    );
+    let again = world.plan("managedUser_systemScimAccount", &local_users, &remote_users);
     assert_eq!(writes(&again), 0);
 
     // Step 10: remote groups → local roles, members translated through the user links.
@@ -251,13 +228,7 @@ fn the_seed_walkthrough() {
         ],
     );
     let mut local_roles = Side::new("l-g", "Group", Vec::new());
-    let users = Some("systemScimAccount_managedUser");
-    let p = world.plan(
-        "systemScimGroup_managedRole",
-        &remote_groups,
-        &local_roles,
-        users,
-    );
+    let p = world.plan("systemScimGroup_managedRole", &remote_groups, &local_roles);
     assert_eq!(summary(&p), vec![(Situation::Absent, Action::Create)]);
     world.execute(&p, &mut local_roles);
     let role = local_roles.objects[0].clone();
@@ -272,13 +243,7 @@ fn the_seed_walkthrough() {
         .as_array_mut()
         .unwrap()
         .push(json!({"value": bob_id}));
-    let back = Some("managedUser_systemScimAccount");
-    let p = world.plan(
-        "managedRole_systemScimGroup",
-        &local_roles,
-        &remote_groups,
-        back,
-    );
+    let p = world.plan("managedRole_systemScimGroup", &local_roles, &remote_groups);
     assert_eq!(summary(&p), vec![(Situation::Confirmed, Action::Update)]);
     assert_eq!(
         p.decisions[0].change,
@@ -292,22 +257,12 @@ fn the_seed_walkthrough() {
         .map(|m| m["value"].clone())
         .collect();
     assert_eq!(members, vec![json!("ra"), json!("rb")]);
-    let again = world.plan(
-        "managedRole_systemScimGroup",
-        &local_roles,
-        &remote_groups,
-        back,
-    );
+    let again = world.plan("managedRole_systemScimGroup", &local_roles, &remote_groups);
     assert_eq!(writes(&again), 0);
 
     // A rename on the remote stays a rename locally: an update of the linked user.
     remote_users.get_mut("rb")["userName"] = json!("robert");
-    let p = world.plan(
-        "systemScimAccount_managedUser",
-        &remote_users,
-        &local_users,
-        None,
-    );
+    let p = world.plan("systemScimAccount_managedUser", &remote_users, &local_users);
     let bob = p
         .decisions
         .iter()

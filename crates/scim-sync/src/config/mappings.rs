@@ -222,6 +222,24 @@ impl SyncConfig {
         self.mappings.iter().find(|m| m.name == name)
     }
 
+    /// Where a group mapping's member ids are translated: the link set of the user
+    /// mapping between the same two places (scimd or a connector), and whether to
+    /// read it reversed. `None` when no user mapping joins those places.
+    pub fn member_links_of(&self, group: &Mapping) -> Option<(&str, bool)> {
+        let (from, to) = places(group);
+        let users = || {
+            self.mappings
+                .iter()
+                .filter(|m| m.source.kind() == ObjectKind::User)
+        };
+        if let Some(u) = users().find(|u| places(u) == (from, to)) {
+            return Some((u.link_set(), u.is_reverse()));
+        }
+        users()
+            .find(|u| places(u) == (to, from))
+            .map(|u| (u.link_set(), !u.is_reverse()))
+    }
+
     /// Mappings naming a connector not in `known`, as errors naming the field.
     pub fn check_connectors(&self, file: &str, known: &[&str]) -> Result<(), ConfigError> {
         for m in &self.mappings {
@@ -238,6 +256,11 @@ impl SyncConfig {
         }
         Ok(())
     }
+}
+
+/// Where a mapping reads from and writes to: scimd (`None`) or a connector.
+fn places(m: &Mapping) -> (Option<&str>, Option<&str>) {
+    (m.source.connector(), m.target.connector())
 }
 
 fn parse_mapping(
@@ -669,6 +692,32 @@ mod tests {
             json!([{"source": "members", "target": "members"}]),
         );
         assert_eq!(e.field.as_deref(), Some("properties"));
+    }
+
+    #[test]
+    fn group_members_translate_through_the_user_links_between_the_same_places() {
+        let groups = json!({"name": "g_back", "source": "managed/role",
+                            "target": "system/scim/group",
+                            "properties": [{"source": "members", "target": "members"}]});
+        // Only the forward user mapping exists: read its links reversed.
+        let c = parse(json!({"mappings": [forward(), groups.clone()]})).unwrap();
+        let g = c.mapping("g_back").unwrap();
+        assert!(g.maps_members());
+        assert_eq!(
+            c.member_links_of(g),
+            Some(("systemScimAccount_managedUser", true))
+        );
+        // With the reverse user mapping too, the same direction is preferred; its
+        // links are the same set, read the same way.
+        let c = parse(json!({"mappings": [forward(), reverse(), groups]})).unwrap();
+        let g = c.mapping("g_back").unwrap();
+        assert_eq!(
+            c.member_links_of(g),
+            Some(("systemScimAccount_managedUser", true))
+        );
+        let lone = json!({"name": "g", "source": "system/other/group", "target": "managed/group"});
+        let c = parse(json!({"mappings": [forward(), lone]})).unwrap();
+        assert_eq!(c.member_links_of(c.mapping("g").unwrap()), None);
     }
 
     #[test]
