@@ -35,7 +35,10 @@ impl PropertyPath {
     ) -> Result<PropertyPath, String> {
         let parsed = parse_patch_path(raw).map_err(|e| e.detail)?;
         let selector = match parsed.filter {
-            None => None,
+            None => {
+                check_single(&parsed.attr, registry, rt)?;
+                None
+            }
             Some(filter) => {
                 let resolved = registry.resolve(rt, &parsed.attr).map_err(|e| e.detail)?;
                 if !(resolved.attr.multi_valued && resolved.attr.ty == AttrType::Complex) {
@@ -214,6 +217,21 @@ impl PropertyPath {
     }
 }
 
+/// `emails.value` names the values of every element; a mapping needs one value.
+fn check_single(
+    attr: &AttrPath,
+    registry: &SchemaRegistry,
+    rt: &ResourceTypeDef,
+) -> Result<(), String> {
+    match (&attr.sub_attr, registry.resolve(rt, attr)) {
+        (Some(sub), Ok(r)) if r.attr.multi_valued => Err(format!(
+            "'{}.{sub}' names every element; select one with a value filter, e.g. {}[type eq \"work\"].{sub}",
+            attr.attr, attr.attr
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn is_equality_conjunction(f: &Filter) -> bool {
     match f {
         Filter::Compare {
@@ -370,6 +388,10 @@ mod tests {
         let rt = reg.resource_type("User").unwrap().clone();
         assert!(PropertyPath::parse("userName[value eq \"x\"]", &reg, &rt).is_err());
         assert!(PropertyPath::parse("emails[", &reg, &rt).is_err());
+        let e = PropertyPath::parse("emails.value", &reg, &rt).unwrap_err();
+        assert!(e.contains("value filter"), "{e}");
+        // Attributes the schema does not know are taken as written.
+        assert!(PropertyPath::parse("x-custom.sub", &reg, &rt).is_ok());
     }
 
     #[test]

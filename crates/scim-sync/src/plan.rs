@@ -623,6 +623,41 @@ mod tests {
     }
 
     #[test]
+    fn group_updates_patch_changed_members_and_report_unlinked_ones() {
+        let text = json!({"mappings": [{"name": "groups", "source": "system/scim/group",
+            "target": "managed/group",
+            "properties": [{"source": "displayName", "target": "displayName"},
+                           {"source": "members", "target": "members"}]}]})
+        .to_string();
+        let c = SyncConfig::parse("sync.json", &text, &SchemaRegistry::standard()).unwrap();
+        let sources = [json!({"id": "rg", "displayName": "eng",
+                              "members": [{"value": "ra"}, {"value": "rx"}]})];
+        let targets = [json!({"id": "lg", "displayName": "eng",
+                              "members": [{"value": "la"}, {"value": "lb"}]})];
+        let member_links: HashMap<String, String> = [("ra", "la"), ("rb", "lb")]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        let p = plan(&PlanInput {
+            mapping: &c.mappings[0],
+            registry: &SchemaRegistry::standard(),
+            sources: &sources,
+            targets: &targets,
+            links: &[Link::between(false, "rg", "lg")],
+            member_links: &member_links,
+            dry_run: false,
+        })
+        .unwrap();
+        let d = &p.decisions[0];
+        assert_eq!(d.situation, Situation::Confirmed);
+        assert_eq!(
+            d.change,
+            Change::Patch(vec![PatchOp::remove("members[value eq \"lb\"]")])
+        );
+        assert_eq!(d.unlinked_members, vec!["rx"]);
+    }
+
+    #[test]
     fn decisions_serialise_for_the_audit_log() {
         let p = run(&mapping(json!({})), &[user("r1", "a")], &[], &[]);
         let v = serde_json::to_value(&p.decisions[0]).unwrap();
