@@ -130,6 +130,47 @@ CREATE TABLE IF NOT EXISTS script_revision (
 );
 INSERT INTO script_revision (id, revision) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
 "#,
+    // Step 7: the sync engine (crate::sync). A link set holds each id at most once
+    // per side (the two keys). `sync_runs_open` lets a mapping have one open run at
+    // a time, whatever the number of processes: the database refuses the second.
+    // `audit_count` numbers a run's audit entries without a sequence.
+    r#"
+CREATE TABLE IF NOT EXISTS sync_links (
+    link_set   TEXT NOT NULL,
+    first_id   TEXT NOT NULL,
+    second_id  TEXT NOT NULL,
+    PRIMARY KEY (link_set, first_id)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS sync_links_second ON sync_links (link_set, second_id);
+CREATE TABLE IF NOT EXISTS sync_runs (
+    id           TEXT PRIMARY KEY,
+    mapping      TEXT NOT NULL,
+    dry_run      INTEGER NOT NULL,
+    state        TEXT NOT NULL,
+    stage        TEXT NOT NULL,
+    progress     TEXT NOT NULL,
+    summaries    TEXT NOT NULL,
+    cursor       TEXT,
+    started      TEXT NOT NULL,
+    ended        TEXT,
+    audit_count  INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS sync_runs_open ON sync_runs (mapping)
+    WHERE state IN ('ACTIVE', 'WAITING');
+CREATE INDEX IF NOT EXISTS sync_runs_started ON sync_runs (mapping, started);
+CREATE INDEX IF NOT EXISTS sync_runs_ended ON sync_runs (ended);
+CREATE TABLE IF NOT EXISTS sync_audit (
+    run_id     TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    situation  TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    source_id  TEXT,
+    target_id  TEXT,
+    error      TEXT,
+    PRIMARY KEY (run_id, seq)
+);
+"#,
 ];
 
 /// PostgreSQL schema (also meant for CockroachDB / YugabyteDB), applied in order at
@@ -266,5 +307,46 @@ CREATE TABLE IF NOT EXISTS script_revision (
     revision  BIGINT NOT NULL
 );
 INSERT INTO script_revision (id, revision) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
+"#,
+    // Step 6: the sync engine, as SQLite's step 7. A link set holds each id at most once
+    // per side (the two keys). `sync_runs_open` lets a mapping have one open run at
+    // a time, whatever the number of processes: the database refuses the second.
+    // `audit_count` numbers a run's audit entries without a sequence.
+    r#"
+CREATE TABLE IF NOT EXISTS sync_links (
+    link_set   TEXT COLLATE "C" NOT NULL,
+    first_id   TEXT COLLATE "C" NOT NULL,
+    second_id  TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (link_set, first_id)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS sync_links_second ON sync_links (link_set, second_id);
+CREATE TABLE IF NOT EXISTS sync_runs (
+    id           TEXT PRIMARY KEY,
+    mapping      TEXT NOT NULL,
+    dry_run      BOOLEAN NOT NULL,
+    state        TEXT NOT NULL,
+    stage        TEXT NOT NULL,
+    progress     TEXT NOT NULL,
+    summaries    TEXT NOT NULL,
+    cursor       TEXT,
+    started      TEXT COLLATE "C" NOT NULL,
+    ended        TEXT COLLATE "C",
+    audit_count  BIGINT NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS sync_runs_open ON sync_runs (mapping)
+    WHERE state IN ('ACTIVE', 'WAITING');
+CREATE INDEX IF NOT EXISTS sync_runs_started ON sync_runs (mapping, started);
+CREATE INDEX IF NOT EXISTS sync_runs_ended ON sync_runs (ended);
+CREATE TABLE IF NOT EXISTS sync_audit (
+    run_id     TEXT NOT NULL,
+    seq        BIGINT NOT NULL,
+    situation  TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    source_id  TEXT,
+    target_id  TEXT,
+    error      TEXT,
+    PRIMARY KEY (run_id, seq)
+);
 "#,
 ];

@@ -13,6 +13,7 @@ pub mod sql;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 mod statements;
+pub mod sync;
 
 mod model;
 mod open;

@@ -99,6 +99,70 @@ const ADD_SERVER_SECRET: &str =
                  ON CONFLICT (name) DO NOTHING";
 const SERVER_SECRET: &str = "SELECT value FROM server_secrets WHERE name = {1}";
 
+/// The sync engine's statements (crate::sync). Links: (link_set, first_id,
+/// second_id) unless the comment says otherwise.
+const DROP_LINKS_OF: &str =
+    "DELETE FROM sync_links WHERE link_set = {1} AND (first_id = {2} OR second_id = {3})";
+const ADD_LINK: &str =
+    "INSERT INTO sync_links (link_set, first_id, second_id) VALUES ({1}, {2}, {3})";
+/// (link_set, id) for these four.
+const REMOVE_LINK_BY_FIRST: &str = "DELETE FROM sync_links WHERE link_set = {1} AND first_id = {2}";
+const REMOVE_LINK_BY_SECOND: &str =
+    "DELETE FROM sync_links WHERE link_set = {1} AND second_id = {2}";
+const LINK_BY_FIRST: &str =
+    "SELECT first_id, second_id FROM sync_links WHERE link_set = {1} AND first_id = {2}";
+const LINK_BY_SECOND: &str =
+    "SELECT first_id, second_id FROM sync_links WHERE link_set = {1} AND second_id = {2}";
+/// Keyset pages: (link_set, limit) for the first, (link_set, after, limit) next.
+const LINKS_FIRST_PAGE: &str = "SELECT first_id, second_id FROM sync_links WHERE link_set = {1}
+                 ORDER BY first_id LIMIT {2}";
+const LINKS_NEXT_PAGE: &str = "SELECT first_id, second_id FROM sync_links
+                 WHERE link_set = {1} AND first_id > {2} ORDER BY first_id LIMIT {3}";
+const COUNT_LINKS: &str = "SELECT count(*) FROM sync_links WHERE link_set = {1}";
+/// (id, mapping, dry_run, state, started, empty summary: the progress and
+/// summaries a new run starts with).
+const CREATE_RUN: &str = "INSERT INTO sync_runs (id, mapping, dry_run, state, stage, progress, summaries, cursor, started, ended)
+                 VALUES ({1}, {2}, {3}, {4}, '', {6}, {6}, NULL, {5}, NULL)";
+/// Every run read selects these, in `RunRecord` order.
+const GET_RUN: &str =
+    "SELECT id, mapping, dry_run, state, stage, progress, summaries, cursor, started, ended
+                 FROM sync_runs WHERE id = {1}";
+/// The states are `crate::sync::OPEN_RUN_STATES`, as in the index `sync_runs_open`.
+const OPEN_RUN: &str =
+    "SELECT id, mapping, dry_run, state, stage, progress, summaries, cursor, started, ended
+                 FROM sync_runs WHERE mapping = {1} AND state IN ('ACTIVE', 'WAITING')";
+/// (limit).
+const RECENT_RUNS: &str =
+    "SELECT id, mapping, dry_run, state, stage, progress, summaries, cursor, started, ended
+                 FROM sync_runs ORDER BY started DESC, id DESC LIMIT {1}";
+/// (mapping, limit).
+const RECENT_RUNS_OF: &str =
+    "SELECT id, mapping, dry_run, state, stage, progress, summaries, cursor, started, ended
+                 FROM sync_runs WHERE mapping = {1} ORDER BY started DESC, id DESC LIMIT {2}";
+/// (id, state, stage, progress, summaries, cursor); finished runs do not change.
+const UPDATE_RUN: &str =
+    "UPDATE sync_runs SET state = {2}, stage = {3}, progress = {4}, summaries = {5}, cursor = {6}
+                 WHERE id = {1} AND ended IS NULL";
+/// (id, state, ended).
+const FINISH_RUN: &str =
+    "UPDATE sync_runs SET state = {2}, ended = {3} WHERE id = {1} AND ended IS NULL";
+/// (run_id, how many): reserves the next `seq` values and, on PostgreSQL, locks
+/// the run's row so concurrent appends to one run number their entries in turn.
+const RESERVE_AUDIT: &str =
+    "UPDATE sync_runs SET audit_count = audit_count + {2} WHERE id = {1} RETURNING audit_count";
+/// (run_id, seq, situation, action, status, source_id, target_id, error).
+const ADD_AUDIT: &str =
+    "INSERT INTO sync_audit (run_id, seq, situation, action, status, source_id, target_id, error)
+                 VALUES ({1}, {2}, {3}, {4}, {5}, {6}, {7}, {8})";
+/// (run_id, after_seq, limit).
+const AUDIT_PAGE: &str =
+    "SELECT seq, situation, action, status, source_id, target_id, error FROM sync_audit
+                 WHERE run_id = {1} AND seq > {2} ORDER BY seq LIMIT {3}";
+/// (older_than) for both: the audit of the runs the second deletes.
+const PRUNE_AUDIT: &str = "DELETE FROM sync_audit WHERE run_id IN
+                 (SELECT id FROM sync_runs WHERE ended IS NOT NULL AND ended < {1})";
+const PRUNE_RUNS: &str = "DELETE FROM sync_runs WHERE ended IS NOT NULL AND ended < {1}";
+
 /// The statements in one dialect's spelling.
 pub(crate) struct Statements {
     pub get: String,
@@ -140,6 +204,27 @@ pub(crate) struct Statements {
     pub delete_signing_key: String,
     pub add_server_secret: String,
     pub server_secret: String,
+    pub drop_links_of: String,
+    pub add_link: String,
+    pub remove_link_by_first: String,
+    pub remove_link_by_second: String,
+    pub link_by_first: String,
+    pub link_by_second: String,
+    pub links_first_page: String,
+    pub links_next_page: String,
+    pub count_links: String,
+    pub create_run: String,
+    pub get_run: String,
+    pub open_run: String,
+    pub recent_runs: String,
+    pub recent_runs_of: String,
+    pub update_run: String,
+    pub finish_run: String,
+    pub reserve_audit: String,
+    pub add_audit: String,
+    pub audit_page: String,
+    pub prune_audit: String,
+    pub prune_runs: String,
 }
 
 impl Statements {
@@ -185,6 +270,27 @@ impl Statements {
             delete_signing_key: r(DELETE_SIGNING_KEY),
             add_server_secret: r(ADD_SERVER_SECRET),
             server_secret: r(SERVER_SECRET),
+            drop_links_of: r(DROP_LINKS_OF),
+            add_link: r(ADD_LINK),
+            remove_link_by_first: r(REMOVE_LINK_BY_FIRST),
+            remove_link_by_second: r(REMOVE_LINK_BY_SECOND),
+            link_by_first: r(LINK_BY_FIRST),
+            link_by_second: r(LINK_BY_SECOND),
+            links_first_page: r(LINKS_FIRST_PAGE),
+            links_next_page: r(LINKS_NEXT_PAGE),
+            count_links: r(COUNT_LINKS),
+            create_run: r(CREATE_RUN),
+            get_run: r(GET_RUN),
+            open_run: r(OPEN_RUN),
+            recent_runs: r(RECENT_RUNS),
+            recent_runs_of: r(RECENT_RUNS_OF),
+            update_run: r(UPDATE_RUN),
+            finish_run: r(FINISH_RUN),
+            reserve_audit: r(RESERVE_AUDIT),
+            add_audit: r(ADD_AUDIT),
+            audit_page: r(AUDIT_PAGE),
+            prune_audit: r(PRUNE_AUDIT),
+            prune_runs: r(PRUNE_RUNS),
         }
     }
 }
@@ -277,6 +383,9 @@ mod tests {
                 &s.add_script,
                 &s.replace_script,
                 &s.record_script_error,
+                &s.create_run,
+                &s.update_run,
+                &s.add_audit,
             ] {
                 assert!(!sql.contains('{') && !sql.contains('}'), "{sql}");
             }

@@ -3,6 +3,7 @@
 //! `Arc<dyn Store>` callers hold). Every write is one transaction and durable when
 //! the call returns.
 
+use crate::sync::{AuditEntry, AuditRecord, LinkRow, LinkSide, RunRecord, RunStart, RunUpdate};
 use crate::{
     ChangePage, ExportRecord, GroupRef, Member, MemberView, Page, Query, ResourceWrite,
     ScriptRecord, StoreResult, StoredResource,
@@ -184,9 +185,75 @@ pub trait TransferStore: Send + Sync {
     fn import(&self, batch: &[ExportRecord]) -> StoreResult<()>;
 }
 
+/// The sync engine's state: link sets, runs and their audit entries.
+pub trait SyncStore: Send + Sync {
+    /// Link `first_id` and `second_id` in `link_set`. Each id is linked at most
+    /// once per side in a link set, and the newest link wins: a link either id
+    /// already had is removed in the same transaction (a relinked object's old
+    /// link is stale). Two transactions racing to link the same id end with one
+    /// `Uniqueness` failure, never two links.
+    fn put_link(&self, link_set: &str, first_id: &str, second_id: &str) -> StoreResult<()>;
+
+    /// Remove the link whose `side` id is `id`; whether there was one.
+    fn remove_link(&self, link_set: &str, side: LinkSide, id: &str) -> StoreResult<bool>;
+
+    /// The link whose `side` id is `id`.
+    fn find_link(&self, link_set: &str, side: LinkSide, id: &str) -> StoreResult<Option<LinkRow>>;
+
+    /// At most `limit` links of the set with `first_id` after `after` (None: from
+    /// the start), ordered by `first_id` in code-point order (keyset paging: pass
+    /// the last `first_id` of a page to get the next).
+    fn links(&self, link_set: &str, after: Option<&str>, limit: usize)
+        -> StoreResult<Vec<LinkRow>>;
+
+    fn count_links(&self, link_set: &str) -> StoreResult<u64>;
+
+    /// Start a run in state `ACTIVE` with empty progress and summaries (`{}`).
+    /// While the mapping has a run in an open state (`OPEN_RUN_STATES`) the
+    /// database refuses another, and the answer is that run. `Uniqueness` if the
+    /// id is taken.
+    fn create_run(
+        &self,
+        id: &str,
+        mapping: &str,
+        dry_run: bool,
+        started: DateTime<Utc>,
+    ) -> StoreResult<RunStart>;
+
+    /// Record what an unfinished run reports; `NotFound` if the run is unknown or
+    /// finished (a finished run's record no longer changes).
+    fn update_run(&self, id: &str, update: &RunUpdate) -> StoreResult<()>;
+
+    /// End an unfinished run in `state` (SUCCESS, FAILED, CANCELED) at `ended`,
+    /// which frees its mapping; `NotFound` if unknown or already finished.
+    fn finish_run(&self, id: &str, state: &str, ended: DateTime<Utc>) -> StoreResult<()>;
+
+    /// `NotFound` if unknown.
+    fn get_run(&self, id: &str) -> StoreResult<RunRecord>;
+
+    /// The most recent `limit` runs (of one mapping, or of all), newest first.
+    fn recent_runs(&self, mapping: Option<&str>, limit: usize) -> StoreResult<Vec<RunRecord>>;
+
+    /// The mapping's run in an open state, if any (at most one: see `create_run`).
+    fn open_run(&self, mapping: &str) -> StoreResult<Option<RunRecord>>;
+
+    /// Append entries to a run's audit in one transaction: all of them or none.
+    /// Returns the `seq` of the last (the run's entry count). `NotFound` if the
+    /// run is unknown.
+    fn append_audit(&self, run_id: &str, entries: &[AuditEntry]) -> StoreResult<i64>;
+
+    /// At most `limit` audit entries of the run with `seq` after `after_seq`, in
+    /// `seq` order.
+    fn audit(&self, run_id: &str, after_seq: i64, limit: usize) -> StoreResult<Vec<AuditRecord>>;
+
+    /// Delete runs that ended before `older_than`, with their audit entries (open
+    /// runs are kept whatever their age); returns how many runs.
+    fn prune_sync_runs(&self, older_than: DateTime<Utc>) -> StoreResult<u64>;
+}
+
 /// Every storage capability: what each backend provides.
 pub trait Store:
-    ResourceStore + MembershipStore + FeedStore + SchemaStore + ScriptStore + TransferStore
+    ResourceStore + MembershipStore + FeedStore + SchemaStore + ScriptStore + TransferStore + SyncStore
 {
 }
 
@@ -197,6 +264,7 @@ impl<T> Store for T where
         + SchemaStore
         + ScriptStore
         + TransferStore
+        + SyncStore
         + ?Sized
 {
 }

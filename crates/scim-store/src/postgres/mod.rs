@@ -39,6 +39,7 @@ mod migrate;
 mod scratch;
 mod session;
 mod store;
+mod sync;
 
 pub use migrate::{migrate, migrate_url};
 #[cfg(feature = "test-support")]

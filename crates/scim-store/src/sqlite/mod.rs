@@ -14,6 +14,7 @@ mod clients;
 mod migrate;
 mod session;
 mod store;
+mod sync;
 
 pub use clients::SqliteClientStore;
 pub use migrate::{migrate, migrate_file};
