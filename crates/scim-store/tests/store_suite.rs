@@ -24,9 +24,13 @@ use scim_proto::schema::{ResourceTypeDef, SchemaRegistry, SharedRegistry};
 use scim_store::clients::{ClientRecord, ClientStore, SigningKeyRecord};
 use scim_store::postgres::{PostgresOptions, PostgresStore, ScratchSchema};
 use scim_store::sqlite::{SqliteClientStore, SqliteStore};
+use scim_store::sync::{
+    AuditEntry, AuditRecord, LinkRow, LinkSide, RunRecord, RunStart, RunUpdate,
+};
 use scim_store::{
     ChangeOp, ExportRecord, Member, MemberChange, MemberKind, Query, ResourceStore, ResourceWrite,
     ScriptRecord, ScriptStore, SecretChange, SortOrder, Store, StoreError, StoredResource,
+    SyncStore,
 };
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
@@ -109,6 +113,12 @@ on_every_backend!(
     export_then_import_is_lossless,
     concurrent_writers_lose_nothing,
     scripts_lifecycle,
+    sync_links_hold_one_link_per_side,
+    sync_links_page_by_first_id,
+    sync_runs_lifecycle,
+    sync_one_open_run_per_mapping_under_concurrent_creators,
+    sync_audit_batches_are_atomic,
+    sync_runs_are_pruned_with_their_audit,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -1470,4 +1480,372 @@ fn sqlite_wal_stays_bounded_under_concurrent_writes_and_reads() {
         .expect("count")
         .total;
     assert_eq!(written, 4_000);
+}
+
+// ---------------------------------------------------------------- sync
+
+fn link(first: &str, second: &str) -> LinkRow {
+    LinkRow {
+        first_id: first.into(),
+        second_id: second.into(),
+    }
+}
+
+fn audit_entry(source_id: &str) -> AuditEntry {
+    AuditEntry {
+        situation: "UNLINKED".into(),
+        action: "LINK".into(),
+        status: "SUCCESS".into(),
+        source_id: Some(source_id.into()),
+        target_id: None,
+        error: None,
+    }
+}
+
+fn started(start: RunStart) -> RunRecord {
+    match start {
+        RunStart::Started(run) => run,
+        RunStart::AlreadyOpen(run) => panic!("expected a new run, found open run {run:?}"),
+    }
+}
+
+/// A run of `mapping` that has started and ended at `ended`.
+fn finished_run(s: &dyn SyncStore, id: &str, mapping: &str, ended: DateTime<Utc>) {
+    started(s.create_run(id, mapping, false, ended).expect("create"));
+    s.finish_run(id, "SUCCESS", ended).expect("finish");
+}
+
+fn sync_links_hold_one_link_per_side(b: &Backend) {
+    let s: Arc<dyn SyncStore> = b.store.clone();
+    let n = b.name;
+    let find = |side, id| s.find_link("users", side, id).expect("find");
+    s.put_link("users", "a", "x").expect("put");
+    s.put_link("other", "a", "x").expect("put in another set");
+    assert_eq!(find(LinkSide::First, "a"), Some(link("a", "x")), "{n}");
+    assert_eq!(find(LinkSide::Second, "x"), Some(link("a", "x")), "{n}");
+
+    // Relinking the first side replaces its link: `x` is free again.
+    s.put_link("users", "a", "y").expect("relink first");
+    assert_eq!(find(LinkSide::First, "a"), Some(link("a", "y")), "{n}");
+    assert_eq!(find(LinkSide::Second, "x"), None, "{n}");
+    // Relinking the second side replaces its link too: `a` loses `y`.
+    s.put_link("users", "b", "y").expect("relink second");
+    assert_eq!(find(LinkSide::Second, "y"), Some(link("b", "y")), "{n}");
+    assert_eq!(find(LinkSide::First, "a"), None, "{n}");
+    // Linking two already linked ids drops both old links.
+    s.put_link("users", "c", "z").expect("put");
+    s.put_link("users", "b", "z").expect("cross");
+    assert_eq!(
+        s.links("users", None, 10).expect("list"),
+        vec![link("b", "z")],
+        "{n}"
+    );
+    assert_eq!(s.count_links("users").expect("count"), 1, "{n}");
+    // Other link sets are untouched.
+    assert_eq!(
+        s.links("other", None, 10).expect("list"),
+        vec![link("a", "x")],
+        "{n}"
+    );
+
+    assert!(
+        s.remove_link("users", LinkSide::Second, "z")
+            .expect("remove"),
+        "{n}"
+    );
+    assert!(
+        !s.remove_link("users", LinkSide::Second, "z")
+            .expect("again"),
+        "{n}"
+    );
+    assert!(
+        s.remove_link("other", LinkSide::First, "a")
+            .expect("remove"),
+        "{n}"
+    );
+    assert_eq!(s.count_links("users").expect("count"), 0, "{n}");
+    assert_eq!(s.count_links("other").expect("count"), 0, "{n}");
+}
+
+fn sync_links_page_by_first_id(b: &Backend) {
+    let s: Arc<dyn SyncStore> = b.store.clone();
+    let n = b.name;
+    // Upper case, lower case and non-ASCII ids: pages follow code-point order
+    // on both backends (whatever PostgreSQL's database collation says).
+    let mut firsts: Vec<String> = (0..9)
+        .flat_map(|i| [format!("U{i}"), format!("l{i}"), format!("é{i}")])
+        .collect();
+    for f in &firsts {
+        s.put_link("page", f, &format!("second-{f}")).expect("put");
+    }
+    s.put_link("elsewhere", "A", "B").expect("put");
+    firsts.sort();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = s.links("page", after.as_deref(), 10).expect("page");
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 10, "{n}");
+        after = page.last().map(|l| l.first_id.clone());
+        seen.extend(page);
+        pages += 1;
+    }
+    let expected: Vec<LinkRow> = firsts
+        .iter()
+        .map(|f| link(f, &format!("second-{f}")))
+        .collect();
+    assert_eq!(seen, expected, "{n}");
+    assert_eq!(pages, 3, "{n}");
+    assert_eq!(s.count_links("page").expect("count"), 27, "{n}");
+}
+
+fn sync_runs_lifecycle(b: &Backend) {
+    let s: Arc<dyn SyncStore> = b.store.clone();
+    let n = b.name;
+    let t0 = now();
+    let run = started(s.create_run("r1", "users-out", true, t0).expect("create"));
+    assert_eq!(
+        (
+            run.state.as_str(),
+            run.dry_run,
+            run.progress.as_str(),
+            run.ended
+        ),
+        ("ACTIVE", true, "{}", None),
+        "{n}"
+    );
+    assert_eq!(s.get_run("r1").expect("get"), run, "{n}");
+
+    let update = RunUpdate {
+        state: "WAITING".into(),
+        stage: "target".into(),
+        progress: r#"{"source":{"processed":3,"total":9}}"#.into(),
+        summaries: r#"{"situations":{"UNLINKED":3}}"#.into(),
+        cursor: Some(r#"{"after":"u3"}"#.into()),
+    };
+    s.update_run("r1", &update).expect("update");
+    let waiting = s.get_run("r1").expect("get");
+    assert_eq!(
+        (waiting.state, waiting.stage, waiting.cursor),
+        (
+            update.state.clone(),
+            update.stage.clone(),
+            update.cursor.clone()
+        ),
+        "{n}"
+    );
+    // A WAITING run holds its mapping as an ACTIVE one does.
+    let blocked = s
+        .create_run("r2", "users-out", false, now())
+        .expect("create");
+    assert!(
+        matches!(&blocked, RunStart::AlreadyOpen(r) if r.id == "r1"),
+        "{n}: {blocked:?}"
+    );
+    assert_eq!(s.get_run("r2"), Err(StoreError::NotFound), "{n}");
+    assert_eq!(
+        s.create_run("r1", "groups-out", false, now()),
+        Err(StoreError::Uniqueness),
+        "{n}"
+    );
+
+    let t1 = now();
+    s.finish_run("r1", "SUCCESS", t1).expect("finish");
+    assert_eq!(s.open_run("users-out").expect("open"), None, "{n}");
+    // A finished run no longer changes.
+    assert_eq!(
+        s.finish_run("r1", "FAILED", now()),
+        Err(StoreError::NotFound),
+        "{n}"
+    );
+    assert_eq!(
+        s.update_run("r1", &update),
+        Err(StoreError::NotFound),
+        "{n}"
+    );
+    let done = s.get_run("r1").expect("get");
+    assert_eq!(
+        (done.state.as_str(), done.ended),
+        ("SUCCESS", Some(t1)),
+        "{n}"
+    );
+
+    started(
+        s.create_run("r2", "users-out", false, now())
+            .expect("second run"),
+    );
+    started(
+        s.create_run("g1", "groups-out", false, now())
+            .expect("other mapping"),
+    );
+    let ids = |runs: Vec<RunRecord>| runs.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.recent_runs(None, 10).expect("all")),
+        ["g1", "r2", "r1"],
+        "{n}"
+    );
+    assert_eq!(
+        ids(s.recent_runs(Some("users-out"), 10).expect("of")),
+        ["r2", "r1"],
+        "{n}"
+    );
+    assert_eq!(ids(s.recent_runs(None, 1).expect("one")), ["g1"], "{n}");
+    assert_eq!(
+        s.open_run("users-out").expect("open").map(|r| r.id),
+        Some("r2".into()),
+        "{n}"
+    );
+}
+
+fn sync_one_open_run_per_mapping_under_concurrent_creators(b: &Backend) {
+    let s: Arc<dyn SyncStore> = b.store.clone();
+    let n = b.name;
+    for round in 0..5 {
+        let barrier = std::sync::Barrier::new(6);
+        let starts: Vec<RunStart> = std::thread::scope(|scope| {
+            let hs: Vec<_> = (0..6)
+                .map(|i| {
+                    let (s, barrier) = (&s, &barrier);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        s.create_run(&format!("run-{round}-{i}"), "m", false, now())
+                            .expect("create")
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().expect("thread")).collect()
+        });
+        let winners: Vec<&RunRecord> = starts
+            .iter()
+            .filter_map(|st| match st {
+                RunStart::Started(r) => Some(r),
+                RunStart::AlreadyOpen(_) => None,
+            })
+            .collect();
+        assert_eq!(winners.len(), 1, "{n} round {round}: {starts:?}");
+        let winner = winners[0].id.clone();
+        assert!(
+            starts.iter().all(|st| match st {
+                RunStart::Started(r) | RunStart::AlreadyOpen(r) => r.id == winner,
+            }),
+            "{n}: {starts:?}"
+        );
+        assert_eq!(
+            s.open_run("m").expect("open").map(|r| r.id),
+            Some(winner.clone()),
+            "{n}"
+        );
+        s.finish_run(&winner, "SUCCESS", now()).expect("finish");
+    }
+    assert_eq!(s.recent_runs(Some("m"), 100).expect("runs").len(), 5, "{n}");
+}
+
+fn sync_audit_batches_are_atomic(b: &Backend) {
+    let s: Arc<dyn SyncStore> = b.store.clone();
+    let n = b.name;
+    started(
+        s.create_run("a1", "users-out", false, now())
+            .expect("create"),
+    );
+    assert_eq!(
+        s.append_audit("nope", &[audit_entry("u0")]),
+        Err(StoreError::NotFound),
+        "{n}"
+    );
+    let mut failed = audit_entry("u1");
+    failed.status = "FAILURE".into();
+    failed.error = Some("409 from target".into());
+    failed.target_id = Some("t1".into());
+    assert_eq!(
+        s.append_audit("a1", &[audit_entry("u0"), failed.clone()])
+            .expect("append"),
+        2,
+        "{n}"
+    );
+    let stored = s.audit("a1", 0, 10).expect("audit");
+    assert_eq!(stored.len(), 2, "{n}");
+    assert_eq!((stored[1].seq, &stored[1].entry), (2, &failed), "{n}");
+
+    // Concurrent batches to one run: each lands whole and contiguous.
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let s = &s;
+            scope.spawn(move || {
+                for k in 0..5 {
+                    let batch: Vec<AuditEntry> = (0..10)
+                        .map(|i| audit_entry(&format!("t{t}-b{k}-{i}")))
+                        .collect();
+                    s.append_audit("a1", &batch).expect("append");
+                }
+            });
+        }
+    });
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = s.audit("a1", after, 7).expect("page");
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        all.extend(page);
+    }
+    assert_eq!(all.len(), 202, "{n}");
+    assert!(
+        all.iter().zip(1..).all(|(r, seq)| r.seq == seq),
+        "{n}: seqs not 1..=202"
+    );
+    for batch in all[2..].chunks(10) {
+        let batch_of = |r: &AuditRecord| {
+            let id = r.entry.source_id.clone().unwrap_or_default();
+            id.rsplit_once('-')
+                .map(|(b, _)| b.to_string())
+                .unwrap_or_default()
+        };
+        let first = batch_of(&batch[0]);
+        assert!(
+            batch.iter().all(|r| batch_of(r) == first),
+            "{n}: interleaved {batch:?}"
+        );
+    }
+
+    // PostgreSQL refuses NUL in text: the batch fails whole, its numbers unused.
+    if n == "postgres" {
+        let poisoned = [audit_entry("ok"), audit_entry("bad\0")];
+        assert!(s.append_audit("a1", &poisoned).is_err(), "{n}");
+        assert_eq!(s.audit("a1", 202, 10).expect("audit"), vec![], "{n}");
+        assert_eq!(
+            s.append_audit("a1", &[audit_entry("next")])
+                .expect("append"),
+            203,
+            "{n}"
+        );
+    }
+}
+
+fn sync_runs_are_pruned_with_their_audit(b: &Backend) {
+    let s: Arc<dyn SyncStore> = b.store.clone();
+    let n = b.name;
+    let t0 = now();
+    let day = TimeDelta::days(1);
+    finished_run(&*s, "old", "users-out", t0 - day * 3);
+    finished_run(&*s, "recent", "users-out", t0);
+    // Open runs are kept, however old.
+    started(
+        s.create_run("open", "groups-out", false, t0 - day * 10)
+            .expect("open"),
+    );
+    for id in ["old", "recent", "open"] {
+        s.append_audit(id, &[audit_entry("u1"), audit_entry("u2")])
+            .expect("audit");
+    }
+    assert_eq!(s.prune_sync_runs(t0 - day).expect("prune"), 1, "{n}");
+    assert_eq!(s.get_run("old"), Err(StoreError::NotFound), "{n}");
+    assert_eq!(s.audit("old", 0, 10).expect("audit"), vec![], "{n}");
+    for id in ["recent", "open"] {
+        assert!(s.get_run(id).is_ok(), "{n}: {id}");
+        assert_eq!(s.audit(id, 0, 10).expect("audit").len(), 2, "{n}: {id}");
+    }
+    assert_eq!(s.prune_sync_runs(t0 - day).expect("again"), 0, "{n}");
 }
