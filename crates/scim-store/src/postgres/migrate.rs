@@ -83,3 +83,75 @@ pub fn migrate_url(url: &str) -> StoreResult<Vec<usize>> {
     })?;
     migrate(&mut client)
 }
+
+#[cfg(test)]
+#[cfg(feature = "test-support")]
+mod tests {
+    use super::*;
+    use crate::ddl::POSTGRES_MIGRATIONS;
+    use crate::postgres::ScratchSchema;
+
+    const INSERT_RUN: &str = "INSERT INTO sync_runs (id, mapping, dry_run, state, stage, progress, summaries, started)
+                              VALUES ($1, 'm', FALSE, $2, '', '{}', '{}', '2026-01-01T00:00:00.000000Z')";
+
+    /// A schema at the version before the sync tables, with a resource in it.
+    fn at_previous_version(url: &str) -> Client {
+        let mut client = Config::from_str(url)
+            .and_then(|c| c.connect(NoTls))
+            .expect("connect");
+        client
+            .batch_execute(
+                "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied TEXT NOT NULL)",
+            )
+            .expect("versions");
+        let previous = POSTGRES_MIGRATIONS.len() - 1;
+        for (i, step) in POSTGRES_MIGRATIONS[..previous].iter().enumerate() {
+            client.batch_execute(step).expect("step");
+            client
+                .execute(
+                    "INSERT INTO schema_migrations (version, applied) VALUES ($1, 'test')",
+                    &[&(i64::try_from(i).expect("small") + 1)],
+                )
+                .expect("version");
+        }
+        client
+            .batch_execute(
+                "INSERT INTO resources (id, rtype, doc, version, created, modified)
+                 VALUES ('u1', 'User', '{}', 1, 'c', 'm')",
+            )
+            .expect("seed");
+        client
+    }
+
+    #[test]
+    fn the_sync_step_migrates_a_database_forward() {
+        let Some(schema) = ScratchSchema::for_tests("migrate_sync") else {
+            return;
+        };
+        let mut client = at_previous_version(&schema.url);
+        assert_eq!(
+            migrate(&mut client).expect("migrate"),
+            vec![POSTGRES_MIGRATIONS.len()]
+        );
+        assert_eq!(migrate(&mut client).expect("again"), Vec::<usize>::new());
+        let kept: String = client
+            .query_one("SELECT id FROM resources", &[])
+            .and_then(|r| r.try_get(0))
+            .expect("resource kept");
+        assert_eq!(kept, "u1");
+
+        // The database itself refuses a second open run of a mapping, and a
+        // second link of one id per side.
+        client
+            .execute(INSERT_RUN, &[&"r1", &"SUCCESS"])
+            .expect("finished run");
+        client
+            .execute(INSERT_RUN, &[&"r2", &"ACTIVE"])
+            .expect("open run");
+        assert!(client.execute(INSERT_RUN, &[&"r3", &"WAITING"]).is_err());
+        let link = "INSERT INTO sync_links (link_set, first_id, second_id) VALUES ('s', $1, $2)";
+        client.execute(link, &[&"a", &"x"]).expect("link");
+        assert!(client.execute(link, &[&"b", &"x"]).is_err());
+        assert!(client.execute(link, &[&"a", &"y"]).is_err());
+    }
+}
