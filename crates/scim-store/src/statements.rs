@@ -128,7 +128,7 @@ const GET_RUN: &str =
     "SELECT id, mapping, dry_run, state, stage, progress, summaries, cursor, started, ended
                  FROM sync_runs WHERE id = {1}";
 /// The states are `crate::sync::OPEN_RUN_STATES`, as in the index `sync_runs_open`.
-const OPEN_RUN: &str =
+pub(crate) const OPEN_RUN_SQL: &str =
     "SELECT id, mapping, dry_run, state, stage, progress, summaries, cursor, started, ended
                  FROM sync_runs WHERE mapping = {1} AND state IN ('ACTIVE', 'WAITING')";
 /// (limit).
@@ -281,7 +281,7 @@ impl Statements {
             count_links: r(COUNT_LINKS),
             create_run: r(CREATE_RUN),
             get_run: r(GET_RUN),
-            open_run: r(OPEN_RUN),
+            open_run: r(OPEN_RUN_SQL),
             recent_runs: r(RECENT_RUNS),
             recent_runs_of: r(RECENT_RUNS_OF),
             update_run: r(UPDATE_RUN),

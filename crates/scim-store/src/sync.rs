@@ -81,3 +81,39 @@ pub struct AuditRecord {
     pub seq: i64,
     pub entry: AuditEntry,
 }
+
+/// A count or page size as SQL binds it.
+pub(crate) fn as_count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The open states are spelled in SQL twice (the index and the statement
+    /// that reads a mapping's open run): both must say what the constant says.
+    #[test]
+    fn sql_spells_the_open_states() {
+        let listed = OPEN_RUN_STATES
+            .iter()
+            .map(|s| format!("'{s}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let clause = format!("state IN ({listed})");
+        let steps: Vec<&str> = [
+            crate::ddl::SQLITE_MIGRATIONS,
+            crate::ddl::POSTGRES_MIGRATIONS,
+        ]
+        .iter()
+        .flat_map(|steps| steps.iter().copied())
+        .filter(|step| step.contains("sync_runs_open"))
+        .collect();
+        assert_eq!(steps.len(), 2, "one step per backend creates the index");
+        for step in steps {
+            assert!(step.contains(&clause), "{step}");
+        }
+        assert!(crate::statements::OPEN_RUN_SQL.contains(&clause));
+        assert!(OPEN_RUN_STATES.contains(&RUN_STARTED_STATE));
+    }
+}

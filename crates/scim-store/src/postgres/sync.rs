@@ -6,7 +6,8 @@ use super::session::{found, Fail, Session, TxKind, TxResult};
 use super::PostgresStore;
 use crate::statements;
 use crate::sync::{
-    AuditEntry, AuditRecord, LinkRow, LinkSide, RunRecord, RunStart, RunUpdate, RUN_STARTED_STATE,
+    as_count, AuditEntry, AuditRecord, LinkRow, LinkSide, RunRecord, RunStart, RunUpdate,
+    RUN_STARTED_STATE,
 };
 use crate::{db_time, parse_db_time, StoreError, StoreResult, SyncStore};
 use chrono::{DateTime, Utc};
@@ -52,10 +53,6 @@ fn audit_row(r: &Row) -> TxResult<AuditRecord> {
             error: r.try_get(6)?,
         },
     })
-}
-
-fn limit(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn open_run_of(s: &mut Session<'_>, mapping: &str) -> TxResult<Option<RunRecord>> {
@@ -106,7 +103,7 @@ impl SyncStore for PostgresStore {
 
     fn links(&self, link_set: &str, after: Option<&str>, n: usize) -> StoreResult<Vec<LinkRow>> {
         let st = statements::postgres();
-        let n = limit(n);
+        let n = as_count(n);
         self.run(TxKind::Single, |s| {
             let rows = match after {
                 None => s.query(&st.links_first_page, &[&link_set, &n])?,
@@ -199,7 +196,7 @@ impl SyncStore for PostgresStore {
 
     fn recent_runs(&self, mapping: Option<&str>, n: usize) -> StoreResult<Vec<RunRecord>> {
         let st = statements::postgres();
-        let n = limit(n);
+        let n = as_count(n);
         self.run(TxKind::Single, |s| {
             let rows = match mapping {
                 None => s.query(&st.recent_runs, &[&n])?,
@@ -214,7 +211,7 @@ impl SyncStore for PostgresStore {
     }
 
     fn append_audit(&self, run_id: &str, entries: &[AuditEntry]) -> StoreResult<i64> {
-        let count = limit(entries.len());
+        let count = as_count(entries.len());
         self.run(TxKind::Write, |s| {
             let st = statements::postgres();
             let last: i64 = match s.query_opt(&st.reserve_audit, &[&run_id, &count])? {
@@ -241,7 +238,7 @@ impl SyncStore for PostgresStore {
     }
 
     fn audit(&self, run_id: &str, after_seq: i64, n: usize) -> StoreResult<Vec<AuditRecord>> {
-        let n = limit(n);
+        let n = as_count(n);
         self.run(TxKind::Single, |s| {
             s.query(
                 &statements::postgres().audit_page,

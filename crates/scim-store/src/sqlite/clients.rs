@@ -16,7 +16,7 @@ pub struct SqliteClientStore {
     conn: Mutex<Connection>,
 }
 
-fn parse_time(s: &str) -> rusqlite::Result<DateTime<Utc>> {
+pub(super) fn parse_time(s: &str) -> rusqlite::Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| {
@@ -24,7 +24,7 @@ fn parse_time(s: &str) -> rusqlite::Result<DateTime<Utc>> {
         })
 }
 
-fn opt_time(s: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
+pub(super) fn opt_time(s: Option<String>) -> rusqlite::Result<Option<DateTime<Utc>>> {
     s.as_deref().map(parse_time).transpose()
 }
 
@@ -57,7 +57,7 @@ fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SigningKeyRecord> {
     })
 }
 
-fn found(changed: usize) -> StoreResult<()> {
+pub(super) fn found(changed: usize) -> StoreResult<()> {
     if changed == 0 {
         Err(StoreError::NotFound)
     } else {

@@ -1,12 +1,14 @@
 //! `SyncStore` on SQLite: writes through the writer thread (one savepoint each,
 //! so a failing call leaves nothing behind), reads on the lookup readers.
 
+use super::clients::{found, opt_time, parse_time};
 use super::{backend, SqliteStore};
 use crate::statements;
 use crate::sync::{
-    AuditEntry, AuditRecord, LinkRow, LinkSide, RunRecord, RunStart, RunUpdate, RUN_STARTED_STATE,
+    as_count, AuditEntry, AuditRecord, LinkRow, LinkSide, RunRecord, RunStart, RunUpdate,
+    RUN_STARTED_STATE,
 };
-use crate::{db_time, parse_db_time, StoreError, StoreResult, SyncStore};
+use crate::{db_time, StoreError, StoreResult, SyncStore};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -17,11 +19,8 @@ fn link_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LinkRow> {
     })
 }
 
-/// A run's columns as read, before their times are parsed.
-type RunColumns = (RunRecord, String, Option<String>);
-
-fn run_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunColumns> {
-    let record = RunRecord {
+fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
+    Ok(RunRecord {
         id: r.get(0)?,
         mapping: r.get(1)?,
         dry_run: r.get(2)?,
@@ -30,16 +29,9 @@ fn run_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunColumns> {
         progress: r.get(5)?,
         summaries: r.get(6)?,
         cursor: r.get(7)?,
-        started: DateTime::<Utc>::UNIX_EPOCH,
-        ended: None,
-    };
-    Ok((record, r.get(8)?, r.get(9)?))
-}
-
-fn run_record((mut record, started, ended): RunColumns) -> StoreResult<RunRecord> {
-    record.started = parse_db_time(&started)?;
-    record.ended = ended.as_deref().map(parse_db_time).transpose()?;
-    Ok(record)
+        started: parse_time(&r.get::<_, String>(8)?)?,
+        ended: opt_time(r.get(9)?)?,
+    })
 }
 
 fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
@@ -63,16 +55,9 @@ fn query_runs(
     params: impl rusqlite::Params,
 ) -> StoreResult<Vec<RunRecord>> {
     let mut stmt = conn.prepare_cached(sql).map_err(backend)?;
-    let rows = stmt.query_map(params, run_columns).map_err(backend)?;
-    let mut out = Vec::new();
-    for row in rows {
-        out.push(run_record(row.map_err(backend)?)?);
-    }
-    Ok(out)
-}
-
-fn limit(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
+    stmt.query_map(params, run_row)
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(backend)
 }
 
 impl SyncStore for SqliteStore {
@@ -125,11 +110,11 @@ impl SyncStore for SqliteStore {
             let st = statements::sqlite();
             let rows = match &after {
                 None => conn.prepare_cached(&st.links_first_page).and_then(|mut s| {
-                    s.query_map(params![set, limit(n)], link_row)?
+                    s.query_map(params![set, as_count(n)], link_row)?
                         .collect::<rusqlite::Result<Vec<_>>>()
                 }),
                 Some(a) => conn.prepare_cached(&st.links_next_page).and_then(|mut s| {
-                    s.query_map(params![set, a, limit(n)], link_row)?
+                    s.query_map(params![set, a, as_count(n)], link_row)?
                         .collect::<rusqlite::Result<Vec<_>>>()
                 }),
             };
@@ -194,7 +179,7 @@ impl SyncStore for SqliteStore {
                     params![id, u.state, u.stage, u.progress, u.summaries, u.cursor],
                 )
                 .map_err(backend)?;
-            changed(n)
+            found(n)
         })
     }
 
@@ -207,7 +192,7 @@ impl SyncStore for SqliteStore {
                     params![id, state, db_time(ended)],
                 )
                 .map_err(backend)?;
-            changed(n)
+            found(n)
         })
     }
 
@@ -224,8 +209,8 @@ impl SyncStore for SqliteStore {
         Self::read(&self.lookups, move |conn| {
             let st = statements::sqlite();
             match &mapping {
-                None => query_runs(conn, &st.recent_runs, [limit(n)]),
-                Some(m) => query_runs(conn, &st.recent_runs_of, params![m, limit(n)]),
+                None => query_runs(conn, &st.recent_runs, [as_count(n)]),
+                Some(m) => query_runs(conn, &st.recent_runs_of, params![m, as_count(n)]),
             }
         })
     }
@@ -245,12 +230,12 @@ impl SyncStore for SqliteStore {
             let last: i64 = tx
                 .prepare_cached(&st.reserve_audit)
                 .and_then(|mut s| {
-                    s.query_row(params![run_id, limit(entries.len())], |r| r.get(0))
+                    s.query_row(params![run_id, as_count(entries.len())], |r| r.get(0))
                         .optional()
                 })
                 .map_err(backend)?
                 .ok_or(StoreError::NotFound)?;
-            let first = last - limit(entries.len()) + 1;
+            let first = last - as_count(entries.len()) + 1;
             let mut add = tx.prepare_cached(&st.add_audit).map_err(backend)?;
             for (seq, e) in (first..).zip(&entries) {
                 add.execute(params![
@@ -274,7 +259,7 @@ impl SyncStore for SqliteStore {
         Self::read(&self.lookups, move |conn| {
             conn.prepare_cached(&statements::sqlite().audit_page)
                 .and_then(|mut s| {
-                    s.query_map(params![run_id, after_seq, limit(n)], audit_row)?
+                    s.query_map(params![run_id, after_seq, as_count(n)], audit_row)?
                         .collect::<rusqlite::Result<Vec<_>>>()
                 })
                 .map_err(backend)
@@ -289,13 +274,5 @@ impl SyncStore for SqliteStore {
             let n = tx.execute(&st.prune_runs, [&before]).map_err(backend)?;
             Ok(n as u64)
         })
-    }
-}
-
-fn changed(n: usize) -> StoreResult<()> {
-    if n == 0 {
-        Err(StoreError::NotFound)
-    } else {
-        Ok(())
     }
 }
