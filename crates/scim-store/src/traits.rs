@@ -190,8 +190,9 @@ pub trait SyncStore: Send + Sync {
     /// Link `first_id` and `second_id` in `link_set`. Each id is linked at most
     /// once per side in a link set, and the newest link wins: a link either id
     /// already had is removed in the same transaction (a relinked object's old
-    /// link is stale). Two transactions racing to link the same id end with one
-    /// `Uniqueness` failure, never two links.
+    /// link is stale). Calls racing to link the same id never leave two links of
+    /// it: they run in turn (SQLite) or all but one may fail with `Uniqueness`
+    /// (PostgreSQL, where the keys, not a lock, decide).
     fn put_link(&self, link_set: &str, first_id: &str, second_id: &str) -> StoreResult<()>;
 
     /// Remove the link whose `side` id is `id`; whether there was one.

@@ -114,6 +114,7 @@ on_every_backend!(
     concurrent_writers_lose_nothing,
     scripts_lifecycle,
     sync_links_hold_one_link_per_side,
+    sync_concurrent_links_of_one_id_leave_one_link,
     sync_links_page_by_first_id,
     sync_runs_lifecycle,
     sync_one_open_run_per_mapping_under_concurrent_creators,
@@ -1565,6 +1566,43 @@ fn sync_links_hold_one_link_per_side(b: &Backend) {
     );
     assert_eq!(s.count_links("users").expect("count"), 0, "{n}");
     assert_eq!(s.count_links("other").expect("count"), 0, "{n}");
+}
+
+fn sync_concurrent_links_of_one_id_leave_one_link(b: &Backend) {
+    let s: Arc<dyn SyncStore> = b.store.clone();
+    let n = b.name;
+    for round in 0..5 {
+        let first = format!("a{round}");
+        let barrier = std::sync::Barrier::new(6);
+        let results: Vec<Result<(), StoreError>> = std::thread::scope(|scope| {
+            let hs: Vec<_> = (0..6)
+                .map(|i| {
+                    let (s, barrier, first) = (&s, &barrier, &first);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        s.put_link("race", first, &format!("x{round}-{i}"))
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().expect("thread")).collect()
+        });
+        assert!(
+            results
+                .iter()
+                .all(|r| matches!(r, Ok(()) | Err(StoreError::Uniqueness))),
+            "{n}: {results:?}"
+        );
+        assert!(results.iter().any(Result::is_ok), "{n}: {results:?}");
+        let linked = s.find_link("race", LinkSide::First, &first).expect("find");
+        let second = linked.map(|l| l.second_id).expect("one link");
+        assert_eq!(
+            s.find_link("race", LinkSide::Second, &second)
+                .expect("find"),
+            Some(link(&first, &second)),
+            "{n}"
+        );
+    }
+    assert_eq!(s.count_links("race").expect("count"), 5, "{n}");
 }
 
 fn sync_links_page_by_first_id(b: &Backend) {
