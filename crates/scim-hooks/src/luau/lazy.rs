@@ -30,6 +30,8 @@ pub(crate) enum Seen {
 
 #[derive(Default)]
 struct Slot {
+    /// The table of the running call (its address): the only one `fill` fills.
+    table: usize,
     /// The resource of the running call (moved in for the call, handed back by `finish`).
     value: Option<Value>,
     user_view: bool,
@@ -48,15 +50,23 @@ fn lock(slot: &Mutex<Slot>) -> MutexGuard<'_, Slot> {
 
 /// The metamethods: each fills the table (which replaces the metatable) and then
 /// does what was asked on the filled table.
+/// A table given this metatable by a script (not the call's own table) is not
+/// filled: it just loses the metatable.
 const LAZY_MT: &str = r#"
 local fill = ...
-local rawlen, next = rawlen, next
-return {
-    __index = function(t, k) fill(t); return t[k] end,
-    __newindex = function(t, k, v) fill(t); t[k] = v end,
-    __len = function(t) fill(t); return rawlen(t) end,
-    __iter = function(t) fill(t); return next, t end,
-}
+local rawlen, next, getmetatable, setmetatable = rawlen, next, getmetatable, setmetatable
+local mt = {}
+local function filled(t)
+    fill(t)
+    if getmetatable(t) == mt then
+        setmetatable(t, nil)
+    end
+end
+mt.__index = function(t, k) filled(t); return t[k] end
+mt.__newindex = function(t, k, v) filled(t); t[k] = v end
+mt.__len = function(t) filled(t); return rawlen(t) end
+mt.__iter = function(t) filled(t); return next, t end
+return mt
 "#;
 
 /// `pairs` and `table.clone` read raw: they fill a lazy table first.
@@ -111,6 +121,7 @@ impl Lazy {
         let t = lua.create_table_with_capacity(0, keys)?;
         t.set_metatable(Some(self.mt.clone()))?;
         *lock(&self.slot) = Slot {
+            table: t.to_pointer() as usize,
             value: Some(value),
             user_view,
             ..Slot::default()
@@ -137,7 +148,9 @@ impl Lazy {
         if self.is_pending(t) {
             let _ = t.set_metatable(None);
         }
-        let value = lock(&self.slot).value.take().unwrap_or(Value::Null);
+        let mut slot = lock(&self.slot);
+        slot.table = 0;
+        let value = slot.value.take().unwrap_or(Value::Null);
         (value, seen)
     }
 
@@ -179,7 +192,7 @@ fn fill_function(
     let copy = copy.clone();
     lua.create_function(move |lua, t: Table| {
         let mut s = lock(&slot);
-        if s.filled {
+        if s.filled || t.to_pointer() as usize != s.table {
             return Ok(());
         }
         s.filled = true;

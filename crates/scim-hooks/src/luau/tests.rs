@@ -272,6 +272,40 @@ fn a_kept_resource_never_shows_a_later_one() {
     assert_eq!(second["seen"], "nil");
 }
 
+/// The lazy metatable on another table fills nothing: the resource stays whole.
+#[test]
+fn the_lazy_metatable_elsewhere_fills_nothing() {
+    let e = loaded(vec![def(
+        "decoy",
+        1,
+        r#"function createUser(u, c)
+            local other = setmetatable({}, getmetatable(u))
+            assert(other.userName == nil)
+            for _ in pairs(other) do error("not empty") end
+            return true
+        end"#,
+    )]);
+    let mut v = user();
+    e.before_write(&ctx(), ResourceKind::User, WriteOp::Create, &mut v)
+        .unwrap();
+    assert_eq!(v, user());
+    let e = loaded(vec![def(
+        "decoy-then-read",
+        1,
+        r#"function createUser(u, c)
+            local other = setmetatable({}, getmetatable(u))
+            local _ = other.x
+            u.nickName = u.userName .. "!"
+            return true
+        end"#,
+    )]);
+    let mut v = user();
+    e.before_write(&ctx(), ResourceKind::User, WriteOp::Create, &mut v)
+        .unwrap();
+    assert_eq!(v["nickName"], "bjensen!");
+    assert_eq!(v["name"], user()["name"]);
+}
+
 /// A resource handed untouched to `scim.notify` is sent whole.
 #[test]
 fn notify_of_an_untouched_resource_sends_it_whole() {
