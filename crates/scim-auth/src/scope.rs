@@ -108,7 +108,7 @@ pub fn classify(method: &str, path: &str) -> Access {
             None => Access::Scope(ADMIN),
         };
     }
-    if path.starts_with("/admin/") {
+    if path.starts_with("/admin/") || path.starts_with("/sync/") {
         return Access::Scope(ADMIN);
     }
     let mut segments = path.trim_matches('/').split('/');
@@ -221,6 +221,7 @@ mod tests {
                 Access::Scope(FIDO2_WRITE),
             ),
             ("GET", "/admin/attributes", Access::Scope(ADMIN)),
+            ("POST", "/sync/system/scim", Access::Scope(ADMIN)),
             ("DELETE", "/admin/attributes/x", Access::Scope(ADMIN)),
             ("GET", "/admin/scripts", Access::Scope(ADMIN)),
             ("POST", "/admin/scripts", Access::Scope(ADMIN)),

@@ -62,6 +62,9 @@ pub struct ServeArgs {
     /// Hosts `scim.notify` may POST to (comma-separated; none by default).
     #[arg(long, env = "SCIMD_SCRIPT_NOTIFY_ALLOW", value_delimiter = ',')]
     script_notify_allow: Vec<String>,
+    /// Directory of sync connectors (one JSON file each) and `sync.json`.
+    #[arg(long, env = "SCIMD_SYNC_DIR")]
+    sync_dir: Option<PathBuf>,
     #[command(flatten)]
     auth: crate::auth_config::AuthArgs,
 }
@@ -102,6 +105,7 @@ struct FileConfig {
     script_memory_mib: Option<usize>,
     script_cpu_ms: Option<u64>,
     script_notify_allow: Option<Vec<String>>,
+    sync_dir: Option<PathBuf>,
     /// The `[auth]` table: protection settings.
     auth: Option<crate::auth_config::AuthFile>,
 }
@@ -121,6 +125,8 @@ pub struct Settings {
     pub devices: bool,
     pub custom_schema_urn: String,
     pub scripts: ScriptSettings,
+    /// Where the sync connectors and `sync.json` are, when syncing is on.
+    pub sync_dir: Option<PathBuf>,
     pub auth: crate::auth_config::AuthSettings,
 }
 
@@ -212,6 +218,7 @@ impl Settings {
                     args.script_notify_allow
                 },
             },
+            sync_dir: args.sync_dir.or(file.sync_dir),
             auth: crate::auth_config::AuthSettings::resolve(
                 args.auth,
                 file.auth.unwrap_or_default(),

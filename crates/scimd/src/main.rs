@@ -6,6 +6,7 @@ mod clients;
 mod config;
 mod logging;
 mod scripts;
+mod sync;
 mod transfer;
 
 use clap::{Parser, Subcommand};
@@ -52,6 +53,8 @@ enum Command {
     Scripts(scripts::ScriptsArgs),
     /// Enrol FIDO devices from JSON (SCIM clients cannot create devices).
     Devices(admin::DevicesArgs),
+    /// Sync with third-party SCIM providers (connectors in a sync directory).
+    Sync(sync::SyncArgs),
     /// Apply the database schema migrations and exit.
     Migrate(transfer::MigrateArgs),
     /// Write every resource and the authorization server's state as JSON lines.
@@ -87,6 +90,7 @@ fn run(command: Command) -> Result<(), String> {
         Command::Attributes(args) => admin::run_attributes(args),
         Command::Scripts(args) => scripts::run_scripts(args),
         Command::Devices(args) => admin::run_devices(args),
+        Command::Sync(args) => sync::run_sync(args),
         Command::Migrate(args) => transfer::migrate(args),
         Command::Export(args) => transfer::export(args),
         Command::Import(args) => transfer::import(args),
@@ -107,6 +111,7 @@ fn serve(settings: Settings) -> Result<(), String> {
     let scripts_seen = service
         .reload_scripts_if_changed(None)
         .map_err(|e| format!("cannot load interception scripts: {e}"))?;
+    let connectors = open_sync(&settings, &service)?;
     let auth = open_auth(&settings, client_store)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -131,7 +136,11 @@ fn serve(settings: Settings) -> Result<(), String> {
         tracing::info!(%addr, "scimd listening; SCIM base http://{addr}/scim/v2");
         scim_server::feed::spawn_maintenance(service.clone(), Some(scripts_seen));
         auth.spawn_maintenance();
-        let app = scim_server::http::router_with_auth(service, Some(auth));
+        let guard = scim_auth::Guard::new(auth.clone());
+        let mut app = scim_server::http::router_with_auth(service, Some(auth));
+        if let Some(connectors) = connectors {
+            app = app.merge(sync::routes(connectors, guard));
+        }
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await
@@ -186,6 +195,19 @@ pub fn store_error(e: StoreError) -> String {
         StoreError::Backend(message) => message,
         other => other.to_string(),
     }
+}
+
+/// The connectors of `--sync-dir`, with its `sync.json` checked; none without it.
+fn open_sync(
+    settings: &Settings,
+    service: &Service,
+) -> Result<Option<Arc<sync::Connectors>>, String> {
+    let Some(dir) = &settings.sync_dir else {
+        return Ok(None);
+    };
+    let connectors = sync::load(dir, &service.registry())?;
+    tracing::info!(dir = %dir.display(), connectors = connectors.list.len(), "sync connectors loaded");
+    Ok(Some(Arc::new(connectors)))
 }
 
 /// The built-in authorization server on the same database as the resources.

@@ -21,3 +21,4 @@ mod postgres;
 mod script_behaviour;
 mod scripts;
 mod search;
+mod sync;

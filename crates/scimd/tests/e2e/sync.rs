@@ -1,0 +1,318 @@
+//! The sync engine's connection test: a scimd with `--sync-dir` whose connectors
+//! point at a second live scimd (OAuth) and at the reference server (TOKEN).
+
+use crate::harness::{assert_scim_error, parts, scimd, Server};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PREFIX: &str = "https://gluu.org/scim/";
+
+/// `scimd clients create … --json` on `s`: the new client's id and secret.
+fn create_client(s: &Server, scopes: &str) -> (String, String) {
+    let out = scimd(
+        s,
+        &[
+            "clients", "create", "--name", "sync", "--scope", scopes, "--json",
+        ],
+    );
+    let v: Value = serde_json::from_str(out.trim()).expect("client JSON");
+    (
+        v["client_id"].as_str().expect("id").to_string(),
+        v["client_secret"].as_str().expect("secret").to_string(),
+    )
+}
+
+fn token(s: &Server, id: &str, secret: &str) -> String {
+    let resp = s
+        .client
+        .post(s.url("/oauth/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .expect("token request");
+    let (status, body) = parts(resp);
+    assert_eq!(status, 200, "{body}");
+    body["access_token"].as_str().expect("token").to_string()
+}
+
+fn write(dir: &Path, file: &str, body: &Value) {
+    std::fs::write(dir.join(file), body.to_string()).expect("write");
+}
+
+/// A connector to `remote` (a scimd) with OAuth; the secret read from `secret_file`.
+fn oauth_connector(name: &str, remote: &Server, id: &str, secret_file: &Path) -> Value {
+    json!({
+        "name": name,
+        "enabled": true,
+        "configurationProperties": {
+            "SCIMEndpoint": remote.url("/scim/v2"),
+            "SCIMVersion": 2,
+            "authenticationMethod": "OAUTH",
+            "clientId": id,
+            "clientSecret": {"$file": secret_file},
+            "tokenEndpoint": remote.url("/oauth/token"),
+        }
+    })
+}
+
+fn test_action(s: &Server, connector: &str, token: &str) -> reqwest::blocking::Response {
+    s.client
+        .post(s.url(&format!("/sync/system/{connector}?_action=test")))
+        .bearer_auth(token)
+        .send()
+        .expect("POST test")
+}
+
+/// A remote scimd, a sync dir with a good and a wrong-secret connector to it,
+/// and the scimd serving that dir with an admin client's token.
+struct Setup {
+    _remote: Server,
+    local: Server,
+    dir: tempfile::TempDir,
+    admin_token: String,
+    wrong_secret: String,
+}
+
+fn setup() -> Setup {
+    let remote = Server::start_protected(&[]);
+    let (id, secret) = create_client(&remote, &format!("{PREFIX}users.read"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = dir.path().join("good.secret");
+    std::fs::write(&good, format!("{secret}\n")).expect("secret");
+    let wrong_secret = "not-the-secret-0123456789".to_string();
+    let bad = dir.path().join("bad.secret");
+    std::fs::write(&bad, &wrong_secret).expect("secret");
+    write(
+        dir.path(),
+        "remote.json",
+        &oauth_connector("remote", &remote, &id, &good),
+    );
+    write(
+        dir.path(),
+        "wrong.json",
+        &oauth_connector("wrong", &remote, &id, &bad),
+    );
+    let local = serve_sync(dir.path());
+    let (admin_id, admin_secret) = create_client(&local, &format!("{PREFIX}admin"));
+    let admin_token = token(&local, &admin_id, &admin_secret);
+    Setup {
+        _remote: remote,
+        local,
+        dir,
+        admin_token,
+        wrong_secret,
+    }
+}
+
+fn serve_sync(dir: &Path) -> Server {
+    let arg = dir.to_string_lossy().into_owned();
+    Server::start_protected(&["--sync-dir", &arg])
+}
+
+#[test]
+fn test_of_a_live_scimd_is_ok_with_its_object_types() {
+    let s = setup();
+    let (status, body) = parts(test_action(&s.local, "remote", &s.admin_token));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!([{"name": "remote", "enabled": true,
+                "objectTypes": ["account", "group"], "ok": true}])
+    );
+}
+
+#[test]
+fn a_wrong_secret_fails_without_showing_it() {
+    let s = setup();
+    let (status, body) = parts(test_action(&s.local, "wrong", &s.admin_token));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body[0]["name"], "wrong");
+    assert_eq!(body[0]["ok"], false, "{body}");
+    let error = body[0]["error"].as_str().expect("error");
+    assert!(error.starts_with("authentication failed (401)"), "{error}");
+    assert!(!error.is_empty() && !error.contains('\n'), "{error}");
+    assert!(!error.contains(&s.wrong_secret), "{error}");
+    assert!(!body.to_string().contains(&s.wrong_secret), "{body}");
+}
+
+#[test]
+fn unknown_connector_bad_action_and_scopes() {
+    let s = setup();
+    assert_scim_error(test_action(&s.local, "nope", &s.admin_token), 404, None);
+    let resp = s
+        .local
+        .client
+        .post(s.local.url("/sync/system/remote?_action=recon"))
+        .bearer_auth(&s.admin_token)
+        .send()
+        .expect("POST");
+    assert_scim_error(resp, 400, Some("invalidValue"));
+    let (id, secret) = create_client(&s.local, &format!("{PREFIX}users.read"));
+    let reader = token(&s.local, &id, &secret);
+    let (status, _) = parts(test_action(&s.local, "remote", &reader));
+    assert_eq!(status, 403);
+    let anonymous = s
+        .local
+        .client
+        .post(s.local.url("/sync/system/remote?_action=test"))
+        .send()
+        .expect("POST");
+    assert_eq!(anonymous.status().as_u16(), 401);
+}
+
+#[test]
+fn cli_test_prints_the_table_json_and_exit_code() {
+    let s = setup();
+    let dir = s.dir.path().to_string_lossy().into_owned();
+    let out = sync_cli(&["sync", "test", "remote", "--sync-dir", &dir]);
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(
+        table.contains("account,group") && table.contains("true"),
+        "{table}"
+    );
+    let out = sync_cli(&["sync", "test", "wrong", "--sync-dir", &dir, "--json"]);
+    assert!(!out.status.success(), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v[0]["ok"], false, "{v}");
+    let all = format!("{out:?}");
+    assert!(!all.contains(&s.wrong_secret), "{all}");
+}
+
+fn sync_cli(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_scimd"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run scimd")
+}
+
+/// `scimd serve` on this sync dir: its exit status and stderr (it must stop).
+fn serve_fails(dir: &Path) -> String {
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scimd"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .arg("--sync-dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn scimd");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(!status.success());
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("scimd served with a bad sync dir");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_bad_sync_json_fails_the_start_with_the_named_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "sync.json",
+        &json!({"mappings": [{"name": "m1", "source": "system/nope/account",
+                              "target": "managed/user"}]}),
+    );
+    let err = serve_fails(dir.path());
+    assert!(
+        err.contains("sync.json: mapping 'm1': 'source': no connector named 'nope'"),
+        "{err}"
+    );
+    write(
+        dir.path(),
+        "sync.json",
+        &json!({"mappings": [{"name": "m2", "source": "managed/thing",
+                              "target": "managed/user"}]}),
+    );
+    let err = serve_fails(dir.path());
+    assert!(err.contains("sync.json: mapping 'm2': 'source'"), "{err}");
+}
+
+fn reference_binary() -> Option<PathBuf> {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/scim2-server");
+    if bin.exists() {
+        return Some(bin);
+    }
+    assert!(
+        std::env::var_os("SCIMD_TEST_POSTGRES_URL").is_none(),
+        "scim2-server missing at {}: run ./scripts/setup-python.sh",
+        bin.display()
+    );
+    eprintln!("skipped: scim2-server not installed (./scripts/setup-python.sh)");
+    None
+}
+
+/// The reference server on a free port, killed on drop.
+struct Reference {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Reference {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_reference(bin: &Path, token: &str) -> Reference {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let child = Command::new(bin)
+        .args(["--hostname", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--bearer-token", token])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn scim2-server");
+    let r = Reference { child, port };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "scim2-server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    r
+}
+
+#[test]
+fn test_of_the_reference_server_with_a_token_is_ok() {
+    let Some(bin) = reference_binary() else {
+        return;
+    };
+    let reference = start_reference(&bin, "ref-token");
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "reference.json",
+        &json!({"name": "reference", "configurationProperties": {
+            "SCIMEndpoint": format!("http://127.0.0.1:{}/v2", reference.port),
+            "authenticationMethod": "TOKEN",
+            "authToken": "ref-token",
+        }}),
+    );
+    let local = serve_sync(dir.path());
+    let (id, secret) = create_client(&local, &format!("{PREFIX}admin"));
+    let admin = token(&local, &id, &secret);
+    let (status, body) = parts(test_action(&local, "reference", &admin));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body[0]["ok"], true, "{body}");
+    let types = body[0]["objectTypes"].as_array().expect("objectTypes");
+    assert!(types.contains(&json!("account")), "{body}");
+    assert!(types.contains(&json!("group")), "{body}");
+}
