@@ -3,7 +3,7 @@
 //! proxy in front of scimd counts token requests and 401s, answers 429 with
 //! Retry-After, or makes tokens look longer-lived than they are.
 
-use crate::harness::{scimd, Server};
+use crate::harness::{reference_binary, scimd, start_reference, Server};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
@@ -15,8 +15,6 @@ use scim_client::{
 };
 use serde_json::{json, Value};
 use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -845,55 +843,6 @@ fn uma_tickets_are_exchanged_for_rpts() {
         );
         assert!(e.to_string().contains("request_denied"), "{e}");
     });
-}
-
-/// The reference server of the scim2 Python packages, on a free port.
-struct Reference {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Reference {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn reference_binary() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let bin = root.join(".venv/bin/scim2-server");
-    if bin.exists() {
-        return Some(bin);
-    }
-    assert!(
-        std::env::var_os("SCIMD_TEST_POSTGRES_URL").is_none(),
-        "scim2-server missing at {}: run ./scripts/setup-python.sh",
-        bin.display()
-    );
-    eprintln!("skipped: scim2-server not installed (./scripts/setup-python.sh)");
-    None
-}
-
-fn start_reference(bin: &Path, token: &str) -> Reference {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
-    let child = Command::new(bin)
-        .args(["--hostname", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--bearer-token", token])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn scim2-server");
-    let r = Reference { child, port };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "scim2-server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    r
 }
 
 #[test]

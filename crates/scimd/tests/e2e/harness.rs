@@ -295,3 +295,54 @@ pub(crate) fn scimd(s: &Server, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// The reference server's binary (`scripts/setup-python.sh` installs it); `None`,
+/// with a notice, when it is missing outside `scripts/test.sh`, where it must be there.
+pub(crate) fn reference_binary() -> Option<PathBuf> {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/scim2-server");
+    if bin.exists() {
+        return Some(bin);
+    }
+    assert!(
+        std::env::var_os("SCIMD_TEST_POSTGRES_URL").is_none(),
+        "scim2-server missing at {}: run ./scripts/setup-python.sh",
+        bin.display()
+    );
+    eprintln!("skipped: scim2-server not installed (./scripts/setup-python.sh)");
+    None
+}
+
+/// The reference server on a free port, killed on drop.
+pub(crate) struct Reference {
+    child: Child,
+    pub(crate) port: u16,
+}
+
+impl Drop for Reference {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// scim2-server on a free loopback port, accepting the bearer `token`.
+pub(crate) fn start_reference(bin: &Path, token: &str) -> Reference {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let child = Command::new(bin)
+        .args(["--hostname", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--bearer-token", token])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn scim2-server");
+    let r = Reference { child, port };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "scim2-server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    r
+}

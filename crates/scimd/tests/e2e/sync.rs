@@ -1,9 +1,9 @@
 //! The sync engine's connection test: a scimd with `--sync-dir` whose connectors
 //! point at a second live scimd (OAuth) and at the reference server (TOKEN).
 
-use crate::harness::{assert_scim_error, parts, scimd, Server};
+use crate::harness::{assert_scim_error, parts, reference_binary, scimd, start_reference, Server};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -240,54 +240,6 @@ fn a_bad_sync_json_fails_the_start_with_the_named_error() {
     );
     let err = serve_fails(dir.path());
     assert!(err.contains("sync.json: mapping 'm2': 'source'"), "{err}");
-}
-
-fn reference_binary() -> Option<PathBuf> {
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/scim2-server");
-    if bin.exists() {
-        return Some(bin);
-    }
-    assert!(
-        std::env::var_os("SCIMD_TEST_POSTGRES_URL").is_none(),
-        "scim2-server missing at {}: run ./scripts/setup-python.sh",
-        bin.display()
-    );
-    eprintln!("skipped: scim2-server not installed (./scripts/setup-python.sh)");
-    None
-}
-
-/// The reference server on a free port, killed on drop.
-struct Reference {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Drop for Reference {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_reference(bin: &Path, token: &str) -> Reference {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
-    let child = Command::new(bin)
-        .args(["--hostname", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--bearer-token", token])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn scim2-server");
-    let r = Reference { child, port };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "scim2-server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    r
 }
 
 #[test]
