@@ -44,6 +44,13 @@ impl Patch {
         self.op::<()>("remove", Some(path), None)
     }
 
+    /// One operation given as JSON, sent exactly so (for servers that want
+    /// their own spelling, e.g. Entra's capitalised `"Replace"`).
+    pub fn operation(mut self, op: Value) -> Self {
+        self.ops.push(op);
+        self
+    }
+
     /// No operation yet.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()

@@ -171,6 +171,13 @@ CREATE TABLE IF NOT EXISTS sync_audit (
     PRIMARY KEY (run_id, seq)
 );
 "#,
+    // The lease on a run: which process executes it, and until when. A process
+    // renews its lease while it runs; an ACTIVE run whose lease ran out (its
+    // process died) is taken over by the next process that claims it.
+    r#"
+ALTER TABLE sync_runs ADD COLUMN lease_owner TEXT;
+ALTER TABLE sync_runs ADD COLUMN lease_until TEXT;
+"#,
 ];
 
 /// PostgreSQL schema (also meant for CockroachDB / YugabyteDB), applied in order at
@@ -348,5 +355,10 @@ CREATE TABLE IF NOT EXISTS sync_audit (
     error      TEXT,
     PRIMARY KEY (run_id, seq)
 );
+"#,
+    // The lease on a run (see the SQLite step).
+    r#"
+ALTER TABLE sync_runs ADD COLUMN IF NOT EXISTS lease_owner TEXT;
+ALTER TABLE sync_runs ADD COLUMN IF NOT EXISTS lease_until TEXT COLLATE "C";
 "#,
 ];

@@ -143,6 +143,14 @@ const RECENT_RUNS_OF: &str =
 const UPDATE_RUN: &str =
     "UPDATE sync_runs SET state = {2}, stage = {3}, progress = {4}, summaries = {5}, cursor = {6}
                  WHERE id = {1} AND ended IS NULL";
+/// (id, owner, now, until): take or renew the lease of an ACTIVE run, if it is
+/// free, ours, or ran out.
+const CLAIM_RUN: &str = "UPDATE sync_runs SET lease_owner = {2}, lease_until = {4}
+                 WHERE id = {1} AND state = 'ACTIVE' AND ended IS NULL
+                   AND (lease_owner IS NULL OR lease_owner = {2} OR lease_until < {3})";
+/// (id, owner): give the lease up (the run waits, or a process stops).
+const RELEASE_RUN: &str =
+    "UPDATE sync_runs SET lease_owner = NULL, lease_until = NULL WHERE id = {1} AND lease_owner = {2}";
 /// (id, state, ended).
 const FINISH_RUN: &str =
     "UPDATE sync_runs SET state = {2}, ended = {3} WHERE id = {1} AND ended IS NULL";
@@ -220,6 +228,8 @@ pub(crate) struct Statements {
     pub recent_runs_of: String,
     pub update_run: String,
     pub finish_run: String,
+    pub claim_run: String,
+    pub release_run: String,
     pub reserve_audit: String,
     pub add_audit: String,
     pub audit_page: String,
@@ -286,6 +296,8 @@ impl Statements {
             recent_runs_of: r(RECENT_RUNS_OF),
             update_run: r(UPDATE_RUN),
             finish_run: r(FINISH_RUN),
+            claim_run: r(CLAIM_RUN),
+            release_run: r(RELEASE_RUN),
             reserve_audit: r(RESERVE_AUDIT),
             add_audit: r(ADD_AUDIT),
             audit_page: r(AUDIT_PAGE),

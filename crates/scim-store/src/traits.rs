@@ -127,6 +127,11 @@ pub trait FeedStore: Send + Sync {
     /// across consecutive pages, whatever the commit order of concurrent writers.
     fn changes(&self, after: Option<&str>, limit: usize) -> StoreResult<ChangePage>;
 
+    /// The position of the newest committed change (None: the feed holds none):
+    /// `changes` after it returns only what commits later. One index probe, so a
+    /// caller can mark "now" without reading the feed.
+    fn feed_head(&self) -> StoreResult<Option<String>>;
+
     /// Drop feed entries older than `before`; a position inside the dropped range is
     /// then refused rather than silently skipping changes.
     fn prune_changes(&self, before: DateTime<Utc>) -> StoreResult<u64>;
@@ -224,6 +229,22 @@ pub trait SyncStore: Send + Sync {
     /// Record what an unfinished run reports; `NotFound` if the run is unknown or
     /// finished (a finished run's record no longer changes).
     fn update_run(&self, id: &str, update: &RunUpdate) -> StoreResult<()>;
+
+    /// Take or renew the lease of an ACTIVE run for `owner` until `until`: granted
+    /// (true) when the run has no lease, `owner` holds it, or it ran out before
+    /// `now`. One process at a time executes a run; a process that died leaves a
+    /// lease that runs out, and the run is taken over. False for a run that is
+    /// not ACTIVE (waiting, finished or unknown).
+    fn claim_run(
+        &self,
+        id: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Give up `owner`'s lease of the run (it may be claimed at once).
+    fn release_run(&self, id: &str, owner: &str) -> StoreResult<()>;
 
     /// End an unfinished run in `state` (SUCCESS, FAILED, CANCELED) at `ended`,
     /// which frees its mapping; `NotFound` if unknown or already finished.

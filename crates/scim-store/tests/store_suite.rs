@@ -117,6 +117,7 @@ on_every_backend!(
     sync_concurrent_links_of_one_id_leave_one_link,
     sync_links_page_by_first_id,
     sync_runs_lifecycle,
+    sync_run_leases_pass_only_when_free_or_run_out,
     sync_one_open_run_per_mapping_under_concurrent_creators,
     sync_audit_batches_are_atomic,
     sync_runs_are_pruned_with_their_audit,
@@ -808,6 +809,7 @@ fn search_filters_sort_and_pages(b: &Backend) {
 
 fn change_feed_in_commit_order(b: &Backend) {
     let users = b.rt("User");
+    assert_eq!(b.store.feed_head().expect("head of an empty feed"), None);
     let u = b.user("fed");
     let u2 = b
         .update(&u, None, |d| d["nickName"] = json!("f"), MemberChange::Keep)
@@ -845,6 +847,8 @@ fn change_feed_in_commit_order(b: &Backend) {
     let empty = b.store.changes(Some(&rest.next), 10).expect("changes");
     assert!(empty.changes.is_empty());
     assert_eq!(empty.next, rest.next);
+    // The head is the newest change: reading after it gives nothing.
+    assert_eq!(b.store.feed_head().expect("head"), Some(rest.next.clone()));
     assert!(matches!(
         b.store.changes(Some("garbage"), 10),
         Err(StoreError::BadCursor(_))
@@ -1734,6 +1738,74 @@ fn sync_runs_lifecycle(b: &Backend) {
     assert_eq!(
         s.open_run("users-out").expect("open").map(|r| r.id),
         Some("r2".into()),
+        "{n}"
+    );
+}
+
+fn sync_run_leases_pass_only_when_free_or_run_out(b: &Backend) {
+    let s: Arc<dyn SyncStore> = b.store.clone();
+    let n = b.name;
+    let t0 = now();
+    let later = |secs: i64| t0 + TimeDelta::seconds(secs);
+    started(s.create_run("l1", "lease", false, t0).expect("create"));
+    assert!(s.claim_run("l1", "a", t0, later(30)).expect("free"), "{n}");
+    assert!(
+        !s.claim_run("l1", "b", later(10), later(40)).expect("held"),
+        "{n}"
+    );
+    assert!(
+        s.claim_run("l1", "a", later(10), later(40)).expect("renew"),
+        "{n}"
+    );
+    // a stops renewing: once its lease ran out, b takes the run over.
+    assert!(
+        !s.claim_run("l1", "b", later(39), later(70)).expect("held"),
+        "{n}"
+    );
+    assert!(
+        s.claim_run("l1", "b", later(41), later(71))
+            .expect("run out"),
+        "{n}"
+    );
+    assert!(
+        !s.claim_run("l1", "a", later(42), later(72)).expect("lost"),
+        "{n}"
+    );
+    // Releasing is only the holder's to do; a released run is free at once.
+    s.release_run("l1", "a").expect("not a's");
+    assert!(
+        !s.claim_run("l1", "a", later(43), later(73))
+            .expect("still b's"),
+        "{n}"
+    );
+    s.release_run("l1", "b").expect("release");
+    assert!(
+        s.claim_run("l1", "a", later(44), later(74))
+            .expect("released"),
+        "{n}"
+    );
+    // Only ACTIVE runs are leased.
+    let waiting = RunUpdate {
+        state: "WAITING".into(),
+        stage: "waitingForAllowDeletes".into(),
+        progress: "{}".into(),
+        summaries: "{}".into(),
+        cursor: None,
+    };
+    s.update_run("l1", &waiting).expect("wait");
+    assert!(
+        !s.claim_run("l1", "a", later(45), later(75))
+            .expect("waiting"),
+        "{n}"
+    );
+    s.finish_run("l1", "CANCELED", later(46)).expect("finish");
+    assert!(
+        !s.claim_run("l1", "a", later(200), later(230))
+            .expect("ended"),
+        "{n}"
+    );
+    assert!(
+        !s.claim_run("nope", "a", t0, later(30)).expect("unknown"),
         "{n}"
     );
 }

@@ -44,6 +44,7 @@
 //! correlation use its evaluator, so they agree with scimd's own searches.
 
 pub mod config;
+pub mod cron;
 pub mod error;
 pub mod links;
 pub mod mapping;

@@ -138,8 +138,12 @@ fn serve(settings: Settings) -> Result<(), String> {
         auth.spawn_maintenance();
         let guard = scim_auth::Guard::new(auth.clone());
         let mut app = scim_server::http::router_with_auth(service, Some(auth));
-        if let Some(connectors) = connectors {
-            app = app.merge(sync::routes(connectors, guard));
+        if let Some((dir, engine)) = connectors {
+            if let Some(e) = &engine {
+                // Resumes runs left by a stopped process, starts schedules.
+                e.run_in_background();
+            }
+            app = app.merge(sync::routes(dir, engine, guard));
         }
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
@@ -197,17 +201,20 @@ pub fn store_error(e: StoreError) -> String {
     }
 }
 
-/// The connectors of `--sync-dir`, with its `sync.json` checked; none without it.
-fn open_sync(
-    settings: &Settings,
-    service: &Service,
-) -> Result<Option<Arc<sync::Connectors>>, String> {
+/// A sync directory and its engine (when it has mappings).
+type SyncParts = (Arc<sync::SyncDir>, Option<scim_sync_engine::Engine>);
+
+/// The sync directory of `--sync-dir` (its `sync.json` checked) and, when it
+/// has mappings, the engine; none without it.
+fn open_sync(settings: &Settings, service: &Arc<Service>) -> Result<Option<SyncParts>, String> {
     let Some(dir) = &settings.sync_dir else {
         return Ok(None);
     };
-    let connectors = sync::load(dir, &service.registry())?;
-    tracing::info!(dir = %dir.display(), connectors = connectors.list.len(), "sync connectors loaded");
-    Ok(Some(Arc::new(connectors)))
+    let loaded = sync::load(dir, &service.registry())?;
+    let mappings = loaded.config.as_ref().map_or(0, |c| c.mappings.len());
+    tracing::info!(dir = %dir.display(), connectors = loaded.connectors.len(), mappings, "sync directory loaded");
+    let engine = sync::engine(&loaded, service);
+    Ok(Some((Arc::new(loaded), engine)))
 }
 
 /// The built-in authorization server on the same database as the resources.

@@ -118,7 +118,7 @@ impl TryFrom<KeyLine> for SigningKeyRecord {
     }
 }
 
-fn progress(len: u64, what: &str) -> ProgressBar {
+pub(crate) fn progress(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     // Drawn on stderr, and only when it is a terminal.
     if let Ok(style) = ProgressStyle::with_template(

@@ -498,6 +498,28 @@ impl FeedStore for PostgresStore {
         })
     }
 
+    /// The newest settled row (see `changes`): every later row has a higher
+    /// transaction id, so nothing can appear behind it.
+    fn feed_head(&self) -> StoreResult<Option<String>> {
+        self.run(TxKind::Snapshot, |s| {
+            let Some(last) = s.query_opt(
+                "SELECT tx::text, id FROM changes
+                 WHERE tx < pg_snapshot_xmin(pg_current_snapshot())
+                 ORDER BY tx DESC, id DESC LIMIT 1",
+                &[],
+            )?
+            else {
+                return Ok(None);
+            };
+            let tx: String = last.try_get(0)?;
+            let id: String = last.try_get(1)?;
+            let tx: u64 = tx
+                .parse()
+                .map_err(|_| StoreError::Backend(format!("transaction id '{tx}'")))?;
+            Ok(Some(position(tx, &id)))
+        })
+    }
+
     fn prune_changes(&self, before: chrono::DateTime<chrono::Utc>) -> StoreResult<u64> {
         let before = crate::db_time(before);
         self.run(TxKind::Write, |s| {

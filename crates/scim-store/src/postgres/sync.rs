@@ -178,6 +178,30 @@ impl SyncStore for PostgresStore {
         })
     }
 
+    fn claim_run(
+        &self,
+        id: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let (now, until) = (db_time(now), db_time(until));
+        self.run(TxKind::Single, |s| {
+            let n = s.execute(
+                &statements::postgres().claim_run,
+                &[&id, &owner, &now, &until],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn release_run(&self, id: &str, owner: &str) -> StoreResult<()> {
+        self.run(TxKind::Single, |s| {
+            s.execute(&statements::postgres().release_run, &[&id, &owner])?;
+            Ok(())
+        })
+    }
+
     fn finish_run(&self, id: &str, state: &str, ended: DateTime<Utc>) -> StoreResult<()> {
         let ended = db_time(ended);
         self.run(TxKind::Single, |s| {

@@ -443,6 +443,15 @@ impl FeedStore for SqliteStore {
         })
     }
 
+    fn feed_head(&self) -> StoreResult<Option<String>> {
+        Self::read(&self.lookups, |conn| {
+            let newest: Option<i64> = conn
+                .query_row("SELECT max(seq) FROM changes", [], |r| r.get(0))
+                .map_err(backend)?;
+            Ok(newest.map(|n| format!("s:{n}")))
+        })
+    }
+
     fn prune_changes(&self, before: chrono::DateTime<chrono::Utc>) -> StoreResult<u64> {
         self.write(move |tx, _| {
             let through: Option<i64> = tx

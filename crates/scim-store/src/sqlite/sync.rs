@@ -183,6 +183,34 @@ impl SyncStore for SqliteStore {
         })
     }
 
+    fn claim_run(
+        &self,
+        id: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let (id, owner) = (id.to_string(), owner.to_string());
+        self.write(move |tx, _| {
+            let n = tx
+                .execute(
+                    &statements::sqlite().claim_run,
+                    params![id, owner, db_time(now), db_time(until)],
+                )
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+    }
+
+    fn release_run(&self, id: &str, owner: &str) -> StoreResult<()> {
+        let (id, owner) = (id.to_string(), owner.to_string());
+        self.write(move |tx, _| {
+            tx.execute(&statements::sqlite().release_run, params![id, owner])
+                .map_err(backend)?;
+            Ok(())
+        })
+    }
+
     fn finish_run(&self, id: &str, state: &str, ended: DateTime<Utc>) -> StoreResult<()> {
         let (id, state) = (id.to_string(), state.to_string());
         self.write(move |tx, _| {

@@ -141,7 +141,7 @@ impl MaxDeletes {
 pub enum Schedule {
     /// `every 5m` (s, m, h or d).
     Every(Duration),
-    /// A five-field cron expression, checked for shape only; the scheduler reads it.
+    /// A five-field cron expression in UTC (`crate::cron`).
     Cron(String),
 }
 
@@ -497,13 +497,14 @@ fn parse_schedule(s: &str) -> Result<Schedule, String> {
         return Ok(Schedule::Every(Duration::from_secs(secs)));
     }
     let fields: Vec<&str> = s.split_whitespace().collect();
-    let cron_chars = |f: &&str| f.chars().all(|c| c.is_ascii_digit() || "*/,-".contains(c));
-    if fields.len() == 5 && fields.iter().all(cron_chars) {
-        return Ok(Schedule::Cron(fields.join(" ")));
+    if fields.len() != 5 {
+        return Err(format!(
+            "'{s}' is neither \"every N(s|m|h|d)\" nor a five-field cron expression"
+        ));
     }
-    Err(format!(
-        "'{s}' is neither \"every N(s|m|h|d)\" nor a five-field cron expression"
-    ))
+    let expr = fields.join(" ");
+    crate::cron::Cron::parse(&expr)?;
+    Ok(Schedule::Cron(expr))
 }
 
 /// A reverse mapping's `links` must name a forward mapping (one without `links`)

@@ -22,3 +22,4 @@ mod script_behaviour;
 mod scripts;
 mod search;
 mod sync;
+mod sync_runs;

@@ -1,0 +1,683 @@
+//! Executing one run: read the source and target objects (all of them, or for
+//! a live sync only what changed and what it touches), plan with scim-sync,
+//! carry the decisions out a few at a time, and record every object in the
+//! audit as it goes. Planning again from the objects and links as they are is
+//! what makes a resumed run safe: what an earlier attempt did is found linked,
+//! or found by correlation, never created twice.
+
+use crate::engine::{blocking, update, Control, Inner, LEASE};
+use crate::objects::{id_of, quote, Mark, ObjectError, ObjectSet};
+use crate::view::{Count, Progress, RunKind, RunState, Summaries};
+use chrono::Utc;
+use futures_util::stream::{self, StreamExt};
+use scim_store::sync::{AuditEntry, LinkSide, RunRecord};
+use scim_store::StoreError;
+use scim_sync::config::{Mapping, MaxDeletes, ObjectKind};
+use scim_sync::links::{Link, LinkIndex};
+use scim_sync::mapping::{attribute_ops, map_source};
+use scim_sync::plan::{plan, Change, Decision, LinkChange, Phase, Plan, PlanInput};
+use scim_sync::situation::{Action, Situation};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Objects written at the same time.
+const CONCURRENCY: usize = 16;
+
+/// Audit entries written per store call (and progress saved as often).
+const AUDIT_BATCH: usize = 500;
+
+/// Links read per store call.
+const LINK_PAGE: usize = 5000;
+
+/// The status of an entry in a dry run: what would be done, nothing written.
+pub const DRY_RUN: &str = "DRY_RUN";
+
+/// Execute the run (this process holds its lease) until it ends or waits.
+pub(crate) async fn execute(inner: Arc<Inner>, id: &str, control: &Control) {
+    let run = match get(&inner, id).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(run = %id, error = %e, "sync: cannot read run");
+            return;
+        }
+    };
+    let mut exec = Execution {
+        inner: inner.clone(),
+        state: RunState::of(&run),
+        run,
+        control,
+        progress: Progress::default(),
+        summaries: Summaries::default(),
+        lease_checked: Instant::now(),
+    };
+    let outcome = exec.go().await;
+    if let Err(e) = exec.end(outcome).await {
+        tracing::warn!(run = %id, error = %e, "sync: cannot record the end of the run");
+    }
+}
+
+async fn get(inner: &Inner, id: &str) -> Result<RunRecord, StoreError> {
+    let (store, id) = (inner.store.clone(), id.to_string());
+    blocking(move || store.get_run(&id)).await
+}
+
+/// How a run's execution ended.
+enum Outcome {
+    Done,
+    /// Stopped before its deletes, over the mapping's `maxDeletes`.
+    Waiting,
+    Canceled,
+    /// The run ended elsewhere (canceled) or another process took it over.
+    Lost,
+    Failed(String),
+}
+
+impl From<StoreError> for Outcome {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Outcome::Lost,
+            e => Outcome::Failed(format!("storage: {e}")),
+        }
+    }
+}
+
+impl From<ObjectError> for Outcome {
+    fn from(e: ObjectError) -> Self {
+        Outcome::Failed(e.to_string())
+    }
+}
+
+/// The objects a run plans from.
+struct Read {
+    sources: Vec<Value>,
+    targets: Vec<Value>,
+    links: Vec<Link>,
+    member_links: HashMap<String, String>,
+    /// Targets the mapping has in all (a live sync reads only some).
+    target_total: usize,
+    /// A live sync saw source deletions (the target phase then runs on the
+    /// targets linked to them).
+    live_deletions: bool,
+}
+
+/// What carrying out one decision gave.
+struct Applied {
+    entry: Option<AuditEntry>,
+    /// The remote refused the credentials: the run stops.
+    stop: Option<String>,
+}
+
+struct Execution<'c> {
+    inner: Arc<Inner>,
+    run: RunRecord,
+    state: RunState,
+    control: &'c Control,
+    progress: Progress,
+    summaries: Summaries,
+    lease_checked: Instant,
+}
+
+impl Execution<'_> {
+    fn mapping(&self) -> Result<Mapping, Outcome> {
+        self.inner
+            .mapping(&self.run.mapping)
+            .cloned()
+            .ok_or_else(|| {
+                Outcome::Failed(format!(
+                    "mapping '{}' is no longer configured",
+                    self.run.mapping
+                ))
+            })
+    }
+
+    async fn go(&mut self) -> Outcome {
+        match self.attempt().await {
+            Ok(o) | Err(o) => o,
+        }
+    }
+
+    async fn attempt(&mut self) -> Result<Outcome, Outcome> {
+        let m = self.mapping()?;
+        let source = self.inner.set_for(&m.source)?;
+        let target = self.inner.set_for(&m.target)?;
+        self.save("reading").await?;
+        let mark = source.mark().await?;
+        let since = match self.state.kind {
+            RunKind::LiveSync => self.inner.last_mark(&m.name).await?,
+            RunKind::Recon => None,
+        };
+        let read = match &since {
+            Some(since) => self.read_changed(&m, &*source, &*target, since).await?,
+            None => self.read_all(&m, &*source, &*target).await?,
+        };
+        if since.is_none() && self.state.kind == RunKind::LiveSync {
+            tracing::info!(run = %self.run.id, "sync: no earlier run to continue from: reconciling everything");
+        }
+        self.save("planning").await?;
+        let plan = self.plan(&m, read).await?;
+        for (s, n) in plan.situation_summary() {
+            self.summaries
+                .situation_summary
+                .insert(s.as_str().to_string(), n);
+        }
+        self.progress.source.total = phase_count(&plan, Phase::Source);
+        self.progress.target.total = phase_count(&plan, Phase::Target);
+        if self.run.dry_run {
+            self.report_dry_run(&plan).await?;
+            return Ok(Outcome::Done);
+        }
+        let hold = plan.needs_allow_deletes && !self.state.allow_deletes;
+        self.save("executing").await?;
+        let outcome = self.carry_out(&m, &*target, plan, hold).await?;
+        if let Outcome::Done = outcome {
+            if hold {
+                return Ok(Outcome::Waiting);
+            }
+            self.state.mark = Some(mark);
+        }
+        Ok(outcome)
+    }
+
+    async fn read_all(
+        &self,
+        m: &Mapping,
+        source: &dyn ObjectSet,
+        target: &dyn ObjectSet,
+    ) -> Result<Read, Outcome> {
+        let kind = m.source.kind();
+        let (sources, targets) =
+            tokio::try_join!(source.list(kind, None), target.list(m.target.kind(), None))?;
+        let links = self.links(m.link_set()).await?;
+        Ok(Read {
+            target_total: targets.len(),
+            sources,
+            targets,
+            links,
+            member_links: self.member_links(m).await?,
+            live_deletions: false,
+        })
+    }
+
+    /// The changed sources, and the targets they reach: linked ones by id,
+    /// unlinked ones by the correlation queries.
+    async fn read_changed(
+        &self,
+        m: &Mapping,
+        source: &dyn ObjectSet,
+        target: &dyn ObjectSet,
+        since: &Mark,
+    ) -> Result<Read, Outcome> {
+        let changed = source.changed_since(m.source.kind(), since).await?;
+        let links = self.links(m.link_set()).await?;
+        let index = LinkIndex::new(&links, m.is_reverse());
+        let kind = m.target.kind();
+        let mut targets: HashMap<String, Value> = HashMap::new();
+        let linked: Vec<&str> = changed
+            .changed
+            .iter()
+            .filter_map(id_of)
+            .chain(changed.deleted.iter().map(String::as_str))
+            .filter_map(|s| index.target_of(s))
+            .collect();
+        for t in linked {
+            if let Some(doc) = target.get(kind, t).await? {
+                targets.insert(t.to_string(), doc);
+            }
+        }
+        for s in &changed.changed {
+            if id_of(s).is_some_and(|id| index.target_of(id).is_some()) {
+                continue;
+            }
+            for filter in correlation_filters(m, &map_source(m, s).doc) {
+                for doc in target.list(kind, Some(&filter)).await? {
+                    if let Some(id) = id_of(&doc) {
+                        targets.insert(id.to_string(), doc);
+                    }
+                }
+            }
+        }
+        let (store, set) = (self.inner.store.clone(), m.link_set().to_string());
+        let target_total = blocking(move || store.count_links(&set)).await? as usize;
+        Ok(Read {
+            sources: changed.changed,
+            targets: targets.into_values().collect(),
+            links,
+            member_links: self.member_links(m).await?,
+            target_total,
+            live_deletions: !changed.deleted.is_empty(),
+        })
+    }
+
+    async fn links(&self, set: &str) -> Result<Vec<Link>, StoreError> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let (store, set_name, from) =
+                (self.inner.store.clone(), set.to_string(), after.clone());
+            let page = blocking(move || store.links(&set_name, from.as_deref(), LINK_PAGE)).await?;
+            let full = page.len() == LINK_PAGE;
+            after = page.last().map(|l| l.first_id.clone());
+            out.extend(page.into_iter().map(|l| Link {
+                first: l.first_id,
+                second: l.second_id,
+            }));
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// For a group mapping: source member id → target member id, through the
+    /// links of the user mapping between the same places.
+    async fn member_links(&self, m: &Mapping) -> Result<HashMap<String, String>, StoreError> {
+        if !m.maps_members() {
+            return Ok(HashMap::new());
+        }
+        let Some((set, reversed)) = self.inner.config.member_links_of(m) else {
+            return Ok(HashMap::new());
+        };
+        let links = self.links(set).await?;
+        Ok(LinkIndex::new(&links, reversed).source_to_target().clone())
+    }
+
+    async fn plan(&self, m: &Mapping, read: Read) -> Result<Plan, Outcome> {
+        let mut mapping = m.clone();
+        if self.state.kind == RunKind::LiveSync {
+            // Only targets linked to deleted sources are left for the target
+            // phase of a live sync; a percent threshold counts every target.
+            mapping.run_target_phase &= read.live_deletions;
+            if let Some(MaxDeletes::Percent(_)) = mapping.max_deletes {
+                let limit = mapping.max_deletes.map(|d| d.limit(read.target_total));
+                mapping.max_deletes = limit.map(MaxDeletes::Count);
+            }
+        }
+        let registry = (self.inner.registry)();
+        let dry_run = self.run.dry_run;
+        let planned = tokio::task::spawn_blocking(move || {
+            plan(&PlanInput {
+                mapping: &mapping,
+                registry: &registry,
+                sources: &read.sources,
+                targets: &read.targets,
+                links: &read.links,
+                member_links: &read.member_links,
+                dry_run,
+            })
+        })
+        .await
+        .map_err(|e| Outcome::Failed(format!("planning: {e}")))?;
+        planned.map_err(|e| Outcome::Failed(e.to_string()))
+    }
+
+    async fn report_dry_run(&mut self, plan: &Plan) -> Result<(), Outcome> {
+        let mut batch = Vec::new();
+        for d in &plan.decisions {
+            self.count_processed(d);
+            if let Some(e) = entry(d, DRY_RUN, d.target_id.clone(), d.error.clone()) {
+                *self
+                    .summaries
+                    .status_summary
+                    .entry(DRY_RUN.into())
+                    .or_insert(0) += 1;
+                batch.push(e);
+            }
+            if batch.len() == AUDIT_BATCH {
+                self.flush(&mut batch).await?;
+            }
+        }
+        self.flush(&mut batch).await?;
+        Ok(())
+    }
+
+    /// Carry the decisions out, `CONCURRENCY` at a time; with `hold`, deletes
+    /// and disables wait for `allowDeletes`.
+    async fn carry_out(
+        &mut self,
+        m: &Mapping,
+        target: &dyn ObjectSet,
+        plan: Plan,
+        hold: bool,
+    ) -> Result<Outcome, Outcome> {
+        let inner = self.inner.clone();
+        let worker = Worker {
+            inner: &inner,
+            m,
+            target,
+        };
+        let todo: Vec<Decision> = plan
+            .decisions
+            .into_iter()
+            .filter(|d| !(hold && matches!(d.change, Change::Delete | Change::Disable(_))))
+            .collect();
+        let mut results = stream::iter(todo)
+            .map(|d| worker.apply_owned(d))
+            .buffer_unordered(CONCURRENCY);
+        let mut batch = Vec::new();
+        let mut last_save = Instant::now();
+        while let Some((d, applied)) = results.next().await {
+            self.count_processed(&d);
+            if let Some(e) = applied.entry {
+                *self
+                    .summaries
+                    .status_summary
+                    .entry(e.status.clone())
+                    .or_insert(0) += 1;
+                batch.push(e);
+            }
+            if let Some(reason) = applied.stop {
+                self.flush(&mut batch).await?;
+                return Ok(Outcome::Failed(reason));
+            }
+            if self.control.canceled() {
+                drop(results);
+                self.flush(&mut batch).await?;
+                return Ok(Outcome::Canceled);
+            }
+            if batch.len() >= AUDIT_BATCH || last_save.elapsed() > Duration::from_secs(1) {
+                self.flush(&mut batch).await?;
+                last_save = Instant::now();
+            }
+        }
+        self.flush(&mut batch).await?;
+        Ok(Outcome::Done)
+    }
+
+    fn count_processed(&mut self, d: &Decision) {
+        let c: &mut Count = match d.phase {
+            Phase::Source => &mut self.progress.source,
+            Phase::Target => &mut self.progress.target,
+        };
+        c.processed += 1;
+    }
+
+    /// Append the entries and save progress; renew the lease now and then.
+    async fn flush(&mut self, batch: &mut Vec<AuditEntry>) -> Result<(), Outcome> {
+        if !batch.is_empty() {
+            let (store, id, entries) = (
+                self.inner.store.clone(),
+                self.run.id.clone(),
+                std::mem::take(batch),
+            );
+            blocking(move || store.append_audit(&id, &entries)).await?;
+        }
+        self.save(&self.run.stage.clone()).await
+    }
+
+    /// Record stage, progress, summaries and state; fails with `Lost` once the
+    /// run ended elsewhere or the lease went to another process.
+    async fn save(&mut self, stage: &str) -> Result<(), Outcome> {
+        if self.lease_checked.elapsed() > LEASE / 3 {
+            if !self.inner.claim(&self.run.id).await? {
+                return Err(Outcome::Lost);
+            }
+            self.lease_checked = Instant::now();
+        }
+        self.run.stage = stage.to_string();
+        self.run.progress = serde_json::to_string(&self.progress).unwrap_or_default();
+        self.run.summaries = serde_json::to_string(&self.summaries).unwrap_or_default();
+        let u = update(&self.run, stage, &self.state);
+        let (store, id) = (self.inner.store.clone(), self.run.id.clone());
+        blocking(move || store.update_run(&id, &u)).await?;
+        Ok(())
+    }
+
+    async fn end(&mut self, outcome: Outcome) -> Result<(), StoreError> {
+        let state = match outcome {
+            Outcome::Lost => return Ok(()),
+            Outcome::Done => "SUCCESS",
+            Outcome::Canceled => "CANCELED",
+            Outcome::Waiting => {
+                self.run.state = "WAITING".into();
+                self.lease_checked = Instant::now();
+                let _ = self.save("waitingForAllowDeletes").await;
+                let (store, id, owner) = (
+                    self.inner.store.clone(),
+                    self.run.id.clone(),
+                    self.inner.owner.clone(),
+                );
+                return blocking(move || store.release_run(&id, &owner)).await;
+            }
+            Outcome::Failed(reason) => {
+                tracing::warn!(run = %self.run.id, mapping = %self.run.mapping, error = %reason, "sync: run failed");
+                self.state.error = Some(reason);
+                "FAILED"
+            }
+        };
+        self.lease_checked = Instant::now();
+        match self.save("done").await {
+            Ok(()) | Err(Outcome::Lost) => {}
+            Err(_) => {}
+        }
+        let (store, id) = (self.inner.store.clone(), self.run.id.clone());
+        match blocking(move || store.finish_run(&id, state, Utc::now())).await {
+            Ok(()) | Err(StoreError::NotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn phase_count(plan: &Plan, phase: Phase) -> u64 {
+    plan.decisions.iter().filter(|d| d.phase == phase).count() as u64
+}
+
+/// Filters that find the target a source correlates to, by the mapping's
+/// correlation queries over the mapped document (plain attribute paths; a
+/// value path has no one-comparison filter form).
+fn correlation_filters(m: &Mapping, mapped: &Value) -> Vec<String> {
+    m.correlation
+        .iter()
+        .filter(|q| !q.path.has_selector())
+        .filter_map(|q| {
+            let literal = match q.path.read(mapped)? {
+                Value::String(s) => quote(s),
+                Value::Bool(b) => b.to_string(),
+                Value::Number(n) => n.to_string(),
+                _ => return None,
+            };
+            Some(format!("{} eq {literal}", q.path.raw()))
+        })
+        .collect()
+}
+
+/// The audit entry of a decision (None for NOREPORT).
+fn entry(
+    d: &Decision,
+    status: &str,
+    target_id: Option<String>,
+    error: Option<String>,
+) -> Option<AuditEntry> {
+    (d.action != Action::NoReport).then(|| AuditEntry {
+        situation: d.situation.as_str().to_string(),
+        action: d.action.as_str().to_string(),
+        status: status.to_string(),
+        source_id: d.source_id.clone(),
+        target_id,
+        error,
+    })
+}
+
+/// Carries single decisions out against the target and the link table.
+struct Worker<'a> {
+    inner: &'a Inner,
+    m: &'a Mapping,
+    target: &'a dyn ObjectSet,
+}
+
+impl Worker<'_> {
+    async fn apply_owned(&self, d: Decision) -> (Decision, Applied) {
+        let applied = self.apply(&d).await;
+        (d, applied)
+    }
+
+    async fn apply(&self, d: &Decision) -> Applied {
+        if let Some(e) = &d.error {
+            return failed(d, d.target_id.clone(), e.clone());
+        }
+        if d.action == Action::Exception {
+            return failed(d, d.target_id.clone(), exception(d.situation));
+        }
+        let kind = self.m.target.kind();
+        let written = match (&d.change, d.target_id.as_deref()) {
+            (Change::None, _) => Ok(d.target_id.clone()),
+            (Change::Create(doc), _) => return self.create(d, doc).await,
+            (Change::Patch(ops) | Change::Disable(ops), Some(t)) => self
+                .target
+                .update(kind, t, ops)
+                .await
+                .map(|()| d.target_id.clone()),
+            (Change::Delete, Some(t)) => self.target.delete(kind, t).await.map(|()| None),
+            (_, None) => Err(ObjectError::Failed("no target to write".into())),
+        };
+        match written {
+            Ok(target_id) => self.relink(d, &d.link, None, target_id).await,
+            Err(e) => object_failure(d, d.target_id.clone(), e),
+        }
+    }
+
+    async fn create(&self, d: &Decision, doc: &Value) -> Applied {
+        let kind = self.m.target.kind();
+        match self.target.create(kind, doc).await {
+            Ok(created) => {
+                let id = id_of(&created).map(str::to_string);
+                self.relink(d, &LinkChange::AddAfterCreate, id.clone(), id)
+                    .await
+            }
+            Err(ObjectError::Conflict(e)) => self.link_existing(d, doc, e).await,
+            Err(e) => object_failure(d, None, e),
+        }
+    }
+
+    /// A create answered 409: the object exists. Find it by the correlation
+    /// queries (or, for a user, its userName) and, when it is one not linked to another source, link it and
+    /// bring it up to date.
+    async fn link_existing(&self, d: &Decision, doc: &Value, conflict: String) -> Applied {
+        let kind = self.m.target.kind();
+        let mut found: Vec<Value> = Vec::new();
+        let mut filters = correlation_filters(self.m, doc);
+        // The conflict is on the unique attribute, whatever correlates.
+        if let (ObjectKind::User, Some(name)) = (kind, doc.get("userName").and_then(Value::as_str))
+        {
+            filters.push(format!("userName eq {}", quote(name)));
+        }
+        for filter in filters {
+            match self.target.list(kind, Some(&filter)).await {
+                Ok(list) if list.len() == 1 => {
+                    found = list;
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => return object_failure(d, None, e),
+            }
+        }
+        let Some(existing) = found.pop() else {
+            return failed(d, None, conflict);
+        };
+        let Some(target_id) = id_of(&existing).map(str::to_string) else {
+            return failed(d, None, conflict);
+        };
+        let side = if self.m.is_reverse() {
+            LinkSide::First
+        } else {
+            LinkSide::Second
+        };
+        let (store, set, tid) = (
+            self.inner.store.clone(),
+            self.m.link_set().to_string(),
+            target_id.clone(),
+        );
+        match blocking(move || store.find_link(&set, side, &tid)).await {
+            Ok(Some(_)) => {
+                return failed(
+                    d,
+                    Some(target_id),
+                    format!("{conflict}; the existing object is linked to another source"),
+                )
+            }
+            Ok(None) => {}
+            Err(e) => return failed(d, Some(target_id), format!("storage: {e}")),
+        }
+        let ops = attribute_ops(self.m, doc, &existing);
+        if !ops.is_empty() {
+            if let Err(e) = self.target.update(kind, &target_id, &ops).await {
+                return object_failure(d, Some(target_id), e);
+            }
+        }
+        let mut applied = self
+            .relink(
+                d,
+                &LinkChange::AddAfterCreate,
+                Some(target_id.clone()),
+                Some(target_id),
+            )
+            .await;
+        if let Some(e) = &mut applied.entry {
+            e.action = Action::Link.as_str().to_string();
+        }
+        applied
+    }
+
+    /// Record the decision's link change; `created` is the id a create gave.
+    async fn relink(
+        &self,
+        d: &Decision,
+        link: &LinkChange,
+        created: Option<String>,
+        target_id: Option<String>,
+    ) -> Applied {
+        let reverse = self.m.is_reverse();
+        let set = self.m.link_set().to_string();
+        let store = self.inner.store.clone();
+        let result = match (link, created, d.source_id.clone()) {
+            (LinkChange::None, _, _) => Ok(()),
+            (LinkChange::Add(l), _, _) => {
+                let l = l.clone();
+                blocking(move || store.put_link(&set, &l.first, &l.second)).await
+            }
+            (LinkChange::AddAfterCreate, Some(t), Some(s)) => {
+                let l = Link::between(reverse, &s, &t);
+                blocking(move || store.put_link(&set, &l.first, &l.second)).await
+            }
+            (LinkChange::AddAfterCreate, _, _) => {
+                Err(StoreError::Backend("the created object has no id".into()))
+            }
+            (LinkChange::Remove(l), _, _) => {
+                let first = l.first.clone();
+                blocking(move || store.remove_link(&set, LinkSide::First, &first).map(|_| ())).await
+            }
+        };
+        match result {
+            Ok(()) => Applied {
+                entry: entry(d, "SUCCESS", target_id, None),
+                stop: None,
+            },
+            Err(e) => failed(d, target_id, format!("recording the link: {e}")),
+        }
+    }
+}
+
+fn exception(s: Situation) -> String {
+    match s {
+        Situation::Ambiguous => "several targets correlate to this source".into(),
+        Situation::FoundAlreadyLinked => "the correlated target is linked to another source".into(),
+        Situation::Missing => "the linked target no longer exists".into(),
+        Situation::SourceMissing => "the linked source no longer exists".into(),
+        Situation::Unassigned => "the target is linked to no source".into(),
+        other => format!("the policy for {} is EXCEPTION", other.as_str()),
+    }
+}
+
+fn failed(d: &Decision, target_id: Option<String>, error: String) -> Applied {
+    Applied {
+        entry: entry(d, "FAILURE", target_id, Some(error)),
+        stop: None,
+    }
+}
+
+fn object_failure(d: &Decision, target_id: Option<String>, e: ObjectError) -> Applied {
+    let stop = matches!(e, ObjectError::Forbidden(_)).then(|| format!("stopped: {e}"));
+    let mut a = failed(d, target_id, e.to_string());
+    a.stop = stop;
+    a
+}
