@@ -104,7 +104,7 @@ struct Read {
 
 /// What carrying out one decision gave.
 struct Applied {
-    entry: Option<AuditEntry>,
+    entry: AuditEntry,
     /// The remote refused the credentials: the run stops.
     stop: Option<String>,
 }
@@ -315,12 +315,13 @@ impl Execution<'_> {
         let mut batch = Vec::new();
         for d in &plan.decisions {
             self.count_processed(d);
-            if let Some(e) = entry(d, DRY_RUN, d.target_id.clone(), d.error.clone()) {
-                *self
-                    .summaries
-                    .status_summary
-                    .entry(DRY_RUN.into())
-                    .or_insert(0) += 1;
+            let e = entry(d, DRY_RUN, d.target_id.clone(), d.error.clone());
+            *self
+                .summaries
+                .status_summary
+                .entry(DRY_RUN.into())
+                .or_insert(0) += 1;
+            if recorded(d, &e) {
                 batch.push(e);
             }
             if batch.len() == AUDIT_BATCH {
@@ -358,12 +359,13 @@ impl Execution<'_> {
         let mut last_save = Instant::now();
         while let Some((d, applied)) = results.next().await {
             self.count_processed(&d);
-            if let Some(e) = applied.entry {
-                *self
-                    .summaries
-                    .status_summary
-                    .entry(e.status.clone())
-                    .or_insert(0) += 1;
+            let e = applied.entry;
+            *self
+                .summaries
+                .status_summary
+                .entry(e.status.clone())
+                .or_insert(0) += 1;
+            if recorded(&d, &e) {
                 batch.push(e);
             }
             if let Some(reason) = applied.stop {
@@ -481,21 +483,32 @@ fn correlation_filters(m: &Mapping, mapped: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The audit entry of a decision (None for NOREPORT).
+/// What happened to the object of a decision.
 fn entry(
     d: &Decision,
     status: &str,
     target_id: Option<String>,
     error: Option<String>,
-) -> Option<AuditEntry> {
-    (d.action != Action::NoReport).then(|| AuditEntry {
+) -> AuditEntry {
+    AuditEntry {
         situation: d.situation.as_str().to_string(),
         action: d.action.as_str().to_string(),
         status: status.to_string(),
         source_id: d.source_id.clone(),
         target_id,
         error,
-    })
+    }
+}
+
+/// Whether the audit keeps the entry: not for NOREPORT, nor for an update that
+/// had nothing to write (a re-run of 100,000 unchanged objects would otherwise
+/// add 100,000 rows saying so; the summaries still count them).
+fn recorded(d: &Decision, e: &AuditEntry) -> bool {
+    let nothing_done = d.action == Action::Update
+        && d.change == Change::None
+        && d.link == LinkChange::None
+        && e.error.is_none();
+    d.action != Action::NoReport && !nothing_done
 }
 
 /// Carries single decisions out against the target and the link table.
@@ -612,9 +625,7 @@ impl Worker<'_> {
                 Some(target_id),
             )
             .await;
-        if let Some(e) = &mut applied.entry {
-            e.action = Action::Link.as_str().to_string();
-        }
+        applied.entry.action = Action::Link.as_str().to_string();
         applied
     }
 

@@ -631,3 +631,75 @@ fn sync_with_the_reference_server() {
     assert_eq!(mine[0]["displayName"], "From the reference");
     assert_eq!(local.count("Users"), 2);
 }
+
+/// `scimd sync recon --wait` executes a run next to the serving scimd (same
+/// database), `recon` without it queues one the server takes over, and
+/// `runs` / `status` show them.
+#[test]
+fn cli_runs_next_to_the_server_and_queues_for_it() {
+    let remote = Peer::new(Server::start_protected(&[]));
+    let dir = sync_dir(&remote.server, |_| {});
+    let local = local_on(dir.path());
+    remote.create_user("cli1");
+    let d = dir.path().to_string_lossy().into_owned();
+    let out = scimd(
+        &local.server,
+        &[
+            "sync",
+            "recon",
+            "systemScimAccount_managedUser",
+            "--dry-run",
+            "--wait",
+            "--sync-dir",
+            &d,
+        ],
+    );
+    assert!(out.contains("SUCCESS (dry run)"), "{out}");
+    assert!(out.contains("ABSENT     1"), "{out}");
+    assert_eq!(local.count("Users"), 0);
+    let out = scimd(
+        &local.server,
+        &[
+            "sync",
+            "recon",
+            "systemScimAccount_managedUser",
+            "--wait",
+            "--sync-dir",
+            &d,
+        ],
+    );
+    assert!(out.contains("SUCCESS  stage done"), "{out}");
+    assert_eq!(local.count("Users"), 1);
+    // Queued: the serving scimd executes it.
+    remote.create_user("cli2");
+    let out = scimd(
+        &local.server,
+        &[
+            "sync",
+            "recon",
+            "systemScimAccount_managedUser",
+            "--sync-dir",
+            &d,
+        ],
+    );
+    let id = out.split_whitespace().next().expect("run id").to_string();
+    assert!(out.contains("queued"), "{out}");
+    let done = local.poll(&id, |r| r["state"] != "ACTIVE");
+    assert_eq!(done["state"], "SUCCESS", "{done}");
+    assert_eq!(
+        done["situationSummary"],
+        json!({"ABSENT": 1, "CONFIRMED": 1}),
+        "{done}"
+    );
+    assert_eq!(local.count("Users"), 2);
+    let runs = scimd(&local.server, &["sync", "runs", "--sync-dir", &d]);
+    assert!(runs.starts_with("ID"), "{runs}");
+    assert_eq!(runs.lines().count(), 4, "{runs}");
+    assert!(runs.contains(&id), "{runs}");
+    let status = scimd(
+        &local.server,
+        &["sync", "status", &id, "--json", "--sync-dir", &d],
+    );
+    let v: Value = serde_json::from_str(&status).expect("json");
+    assert_eq!(v[0]["_id"], id.as_str(), "{v}");
+}
