@@ -24,15 +24,7 @@ say() { echo "bench-cli: $*" >&2; }
 # shellcheck source=lib/bench-common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/bench-common.sh"
 
-if [[ -n "${SCIMD_BIN:-}" && -n "${SCIM_BIN:-}" ]]; then
-  SCIMD="$SCIMD_BIN"
-  SCIM="$SCIM_BIN"
-else
-  say "cargo build --release -p scimd -p scim-cli"
-  cargo build --release --quiet -p scimd -p scim-cli
-  SCIMD="${CARGO_TARGET_DIR:-$ROOT/target}/release/scimd"
-  SCIM="${CARGO_TARGET_DIR:-$ROOT/target}/release/scim"
-fi
+cli_binaries
 
 WORK="$(mktemp -d /tmp/scimd-bench-cli.XXXXXX)"
 DATA="$WORK/data"

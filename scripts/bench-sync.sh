@@ -21,15 +21,9 @@ N="${1:-100000}"
 CHANGES=100
 say() { echo "bench-sync: $*" >&2; }
 
-if [[ -n "${SCIMD_BIN:-}" && -n "${SCIM_BIN:-}" ]]; then
-  SCIMD="$SCIMD_BIN"
-  SCIM="$SCIM_BIN"
-else
-  say "cargo build --release -p scimd -p scim-cli"
-  cargo build --release --quiet -p scimd -p scim-cli
-  SCIMD="${CARGO_TARGET_DIR:-$ROOT/target}/release/scimd"
-  SCIM="${CARGO_TARGET_DIR:-$ROOT/target}/release/scim"
-fi
+# shellcheck source=lib/bench-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/bench-common.sh"
+cli_binaries
 
 WORK="$(mktemp -d /tmp/scimd-bench-sync.XXXXXX)"
 mkdir -p "$WORK/remote" "$WORK/local" "$WORK/sync"
@@ -43,10 +37,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
 
 # start NAME PORT [FLAGS...]: scimd on its own data dir, waited for.
 start() {

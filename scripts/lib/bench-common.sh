@@ -47,3 +47,17 @@ bench_binaries() {
     }
   done
 }
+
+# SCIMD and SCIM (the client): the binaries in SCIMD_BIN and SCIM_BIN when both
+# are set, else a release build of this checkout (needs ROOT and say).
+cli_binaries() {
+  if [[ -n "${SCIMD_BIN:-}" && -n "${SCIM_BIN:-}" ]]; then
+    SCIMD="$SCIMD_BIN"
+    SCIM="$SCIM_BIN"
+  else
+    say "cargo build --release -p scimd -p scim-cli"
+    cargo build --release --quiet -p scimd -p scim-cli
+    SCIMD="${CARGO_TARGET_DIR:-$ROOT/target}/release/scimd"
+    SCIM="${CARGO_TARGET_DIR:-$ROOT/target}/release/scim"
+  fi
+}
