@@ -94,7 +94,7 @@ struct Read {
     sources: Vec<Value>,
     targets: Vec<Value>,
     links: Vec<Link>,
-    member_links: HashMap<String, String>,
+    member_links: LinkIndex,
     /// Targets the mapping has in all (a live sync reads only some).
     target_total: usize,
     /// A live sync saw source deletions (the target phase then runs on the
@@ -271,15 +271,15 @@ impl Execution<'_> {
 
     /// For a group mapping: source member id → target member id, through the
     /// links of the user mapping between the same places.
-    async fn member_links(&self, m: &Mapping) -> Result<HashMap<String, String>, StoreError> {
+    async fn member_links(&self, m: &Mapping) -> Result<LinkIndex, StoreError> {
         if !m.maps_members() {
-            return Ok(HashMap::new());
+            return Ok(LinkIndex::default());
         }
         let Some((set, reversed)) = self.inner.config.member_links_of(m) else {
-            return Ok(HashMap::new());
+            return Ok(LinkIndex::default());
         };
         let links = self.links(set).await?;
-        Ok(LinkIndex::new(&links, reversed).source_to_target().clone())
+        Ok(LinkIndex::new(&links, reversed))
     }
 
     async fn plan(&self, m: &Mapping, read: Read) -> Result<Plan, Outcome> {

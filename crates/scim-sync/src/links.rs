@@ -58,12 +58,6 @@ impl LinkIndex {
     pub fn source_of(&self, target_id: &str) -> Option<&str> {
         self.to_source.get(target_id).map(String::as_str)
     }
-
-    /// Source id → target id: how a group mapping translates member ids, given the
-    /// links of the member objects' mapping.
-    pub fn source_to_target(&self) -> &HashMap<String, String> {
-        &self.to_target
-    }
 }
 
 #[cfg(test)]

@@ -3,10 +3,11 @@
 //! members that were added or removed.
 
 use crate::config::Mapping;
+use crate::links::LinkIndex;
 use crate::ops::PatchOp;
 use crate::path::get_ci;
 use serde_json::{json, Map, Value};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 /// A source object seen through a mapping.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,23 +107,22 @@ impl MemberDiff {
     }
 }
 
-/// Translate the source members through `links` (source member id → target member
-/// id) and compare with the target's `current` members.
-pub fn member_diff(
-    source_members: &[String],
-    links: &HashMap<String, String>,
-    current: &[String],
-) -> MemberDiff {
+/// Translate the source members through `links` (the member objects' links, seen
+/// from source to target) and compare with the target's `current` members. Only
+/// linked target members are ever removed: a member the sync does not know (added
+/// on the target by someone else, or whose source is not linked yet) stays, so a
+/// group is never emptied because its members' mapping has not run.
+pub fn member_diff(source_members: &[String], links: &LinkIndex, current: &[String]) -> MemberDiff {
     // Sets keep this linear: groups can have hundreds of thousands of members.
     let mut diff = MemberDiff::default();
     let mut wanted = HashSet::new();
     let mut unlinked = HashSet::new();
     let have: HashSet<&str> = current.iter().map(String::as_str).collect();
     for id in source_members {
-        match links.get(id) {
+        match links.target_of(id) {
             Some(target) => {
-                if wanted.insert(target.as_str()) && !have.contains(target.as_str()) {
-                    diff.add.push(target.clone());
+                if wanted.insert(target) && !have.contains(target) {
+                    diff.add.push(target.to_string());
                 }
             }
             None => {
@@ -134,7 +134,8 @@ pub fn member_diff(
     }
     let mut removed = HashSet::new();
     for id in current {
-        if !wanted.contains(id.as_str()) && removed.insert(id.as_str()) {
+        let known = links.source_of(id).is_some();
+        if known && !wanted.contains(id.as_str()) && removed.insert(id.as_str()) {
             diff.remove.push(id.clone());
         }
     }
@@ -164,6 +165,7 @@ pub fn member_values(ids: &[String]) -> Value {
 mod tests {
     use super::*;
     use crate::config::SyncConfig;
+    use crate::links::Link;
     use scim_proto::schema::SchemaRegistry;
 
     fn mapping(properties: Value, target: &str) -> Mapping {
@@ -266,11 +268,17 @@ mod tests {
         assert_eq!(mapped.doc, json!({"displayName": "eng"}));
         let ids = mapped.members.unwrap();
         assert_eq!(ids, vec!["r1", "r2", "r9"]);
-        let links: HashMap<String, String> = [("r1", "l1"), ("r2", "l2")]
-            .into_iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
-        let diff = member_diff(&ids, &links, &["l1".to_string(), "l7".to_string()]);
+        let links = LinkIndex::new(
+            &[
+                Link::between(false, "r1", "l1"),
+                Link::between(false, "r2", "l2"),
+                Link::between(false, "r7", "l7"),
+            ],
+            false,
+        );
+        // l7 is linked (to r7, no longer a member): removed; l8 is unknown: kept.
+        let current = ["l1", "l7", "l8"].map(String::from);
+        let diff = member_diff(&ids, &links, &current);
         assert_eq!(diff.add, vec!["l2"]);
         assert_eq!(diff.remove, vec!["l7"]);
         assert_eq!(diff.unlinked, vec!["r9"]);

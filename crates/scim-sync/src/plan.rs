@@ -28,9 +28,9 @@ pub struct PlanInput<'a> {
     pub targets: &'a [Value],
     /// The mapping's link table (`mapping.link_set()`), forward orientation.
     pub links: &'a [Link],
-    /// For group mappings: source member id → target member id, from the links of
-    /// the members' own mapping (`LinkIndex::source_to_target`).
-    pub member_links: &'a HashMap<String, String>,
+    /// For group mappings: the links of the members' own mapping, seen from this
+    /// mapping's source to its target (`SyncConfig::member_links_of`).
+    pub member_links: &'a LinkIndex,
     pub dry_run: bool,
 }
 
@@ -535,7 +535,7 @@ mod tests {
             sources,
             targets,
             links,
-            member_links: &HashMap::new(),
+            member_links: &LinkIndex::default(),
             dry_run: false,
         })
         .unwrap()
@@ -634,10 +634,13 @@ mod tests {
                               "members": [{"value": "ra"}, {"value": "rx"}]})];
         let targets = [json!({"id": "lg", "displayName": "eng",
                               "members": [{"value": "la"}, {"value": "lb"}]})];
-        let member_links: HashMap<String, String> = [("ra", "la"), ("rb", "lb")]
-            .into_iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
+        let member_links = LinkIndex::new(
+            &[
+                Link::between(false, "ra", "la"),
+                Link::between(false, "rb", "lb"),
+            ],
+            false,
+        );
         let p = plan(&PlanInput {
             mapping: &c.mappings[0],
             registry: &SchemaRegistry::standard(),
@@ -876,7 +879,7 @@ mod tests {
             sources: &sources,
             targets: &[],
             links: &[],
-            member_links: &HashMap::new(),
+            member_links: &LinkIndex::default(),
             dry_run: true,
         };
         let dry = plan(&input).unwrap();

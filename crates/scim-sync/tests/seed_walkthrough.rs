@@ -64,9 +64,9 @@ impl World {
         let member_links = match self.config.member_links_of(m) {
             Some((set, reverse)) if m.maps_members() => {
                 let links = self.links.get(set).cloned().unwrap_or_default();
-                LinkIndex::new(&links, reverse).source_to_target().clone()
+                LinkIndex::new(&links, reverse)
             }
-            _ => HashMap::new(),
+            _ => LinkIndex::default(),
         };
         let links = self.links.get(m.link_set()).cloned().unwrap_or_default();
         plan(&PlanInput {

@@ -85,25 +85,34 @@ pub(crate) fn run_sync(args: SyncArgs) -> Result<(), String> {
     let (service, _) = crate::open_service(&settings)?;
     let sync = load(&dir, &service.registry())?;
     let engine = engine_of(&sync, &service)?;
-    runtime.block_on(async move {
+    let engine_ref = &engine;
+    let result = runtime.block_on(async move {
+        let engine = engine_ref;
         match args.command {
             SyncCommand::Test { .. } => Ok(()),
             SyncCommand::Recon {
                 mapping,
                 dry_run,
                 wait,
-            } => start(&engine, &mapping, RunKind::Recon, dry_run, wait).await,
+            } => start(engine, &mapping, RunKind::Recon, dry_run, wait).await,
             SyncCommand::Live { mapping, wait } => {
-                start(&engine, &mapping, RunKind::LiveSync, false, wait).await
+                start(engine, &mapping, RunKind::LiveSync, false, wait).await
             }
-            SyncCommand::Status { id, json } => status(&engine, id.as_deref(), json).await,
+            SyncCommand::Status { id, json } => status(engine, id.as_deref(), json).await,
             SyncCommand::Runs { limit } => {
                 let runs = engine.recent(limit).await.map_err(|e| e.to_string())?;
                 print!("{}", runs_table(&runs));
                 Ok(())
             }
         }
-    })
+    });
+    // The stores go last, on this thread: PostgreSQL's synchronous clients must not
+    // be dropped on an async worker, and tasks the runtime still holds may keep
+    // clones until it is gone.
+    drop(runtime);
+    drop(engine);
+    drop(service);
+    result
 }
 
 fn engine_of(
