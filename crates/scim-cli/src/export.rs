@@ -108,7 +108,9 @@ async fn export_users(
     let pb = progress::bar(total, "users");
     let mut names = HashMap::new();
     let q = query(client, args).await?;
-    let ranges = partitions(&res, args.filter.as_deref(), total, args.concurrency).await;
+    let ranges = res
+        .partitions(args.filter.as_deref(), total, args.concurrency)
+        .await;
     let searches = ranges
         .into_iter()
         .map(|filter| {
@@ -155,78 +157,6 @@ where
         });
     }
     rx
-}
-
-/// `(filter) and extra`, or either alone.
-fn and(filter: Option<&str>, extra: Option<String>) -> Option<String> {
-    match (filter, extra) {
-        (Some(f), Some(x)) => Some(format!("({f}) and {x}")),
-        (f, x) => x.or(f.map(str::to_string)),
-    }
-}
-
-/// Filters that split the users into `n` disjoint ranges of meta.created,
-/// about equal in size, so `n` searches can run at once. `lt` and `ge` of the
-/// same instant are complements: every user is in exactly one range. Falls
-/// back to one range when the server cannot sort on meta.created.
-async fn partitions(
-    res: &scim_client::Resources<Value>,
-    filter: Option<&str>,
-    total: u64,
-    n: u32,
-) -> Vec<Option<String>> {
-    let whole = vec![filter.map(str::to_string)];
-    if n <= 1 || total < u64::from(n) {
-        return whole;
-    }
-    let mut points: Vec<String> = Vec::new();
-    for k in 1..u64::from(n) {
-        let q = SearchRequest {
-            filter: filter.map(str::to_string),
-            sort_by: Some("meta.created".into()),
-            sort_order: Some(scim_client::SortOrder::Ascending),
-            attributes: vec!["meta.created".into()],
-            start_index: Some((k * total / u64::from(n) + 1) as u32),
-            count: Some(1),
-            ..SearchRequest::default()
-        };
-        let at = match res.search_page(&q).await {
-            Ok(page) => page
-                .resources
-                .first()
-                .and_then(|u| u.pointer("/meta/created"))
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            Err(_) => None,
-        };
-        // Ranges must follow each other, or two of them would overlap.
-        match (at, points.last()) {
-            (Some(t), Some(last)) if &t == last => {}
-            (Some(t), Some(last)) if t.len() != last.len() || &t < last => return whole,
-            (Some(t), _) => points.push(t),
-            (None, _) => return whole,
-        }
-    }
-    range_filters(filter, &points)
-}
-
-/// `lt p1`, `ge p1 and lt p2`, …, `ge pn`: each ANDed with the user's filter.
-fn range_filters(filter: Option<&str>, points: &[String]) -> Vec<Option<String>> {
-    let lit = |t: &str| crate::commands::quote(t);
-    let mut out = Vec::with_capacity(points.len() + 1);
-    for (i, t) in points.iter().enumerate() {
-        let upper = format!("meta.created lt {}", lit(t));
-        let range = match i.checked_sub(1).and_then(|j| points.get(j)) {
-            Some(lower) => format!("meta.created ge {} and {upper}", lit(lower)),
-            None => upper,
-        };
-        out.push(and(filter, Some(range)));
-    }
-    match points.last() {
-        Some(last) => out.push(and(filter, Some(format!("meta.created ge {}", lit(last))))),
-        None => out.push(filter.map(str::to_string)),
-    }
-    out
 }
 
 /// The userName of a member the export did not write (another filter, or
@@ -404,28 +334,6 @@ mod tests {
         assert_eq!(
             groups_csv_path(Path::new("/t/users.csv")),
             PathBuf::from("/t/users.groups.csv")
-        );
-    }
-
-    #[test]
-    fn ranges_cover_everything_once() {
-        let pts = vec![
-            "2026-01-01T00:00:00Z".to_string(),
-            "2026-02-01T00:00:00Z".to_string(),
-        ];
-        let f = range_filters(Some("active eq true"), &pts);
-        assert_eq!(
-            f,
-            vec![
-                Some("(active eq true) and meta.created lt \"2026-01-01T00:00:00Z\"".to_string()),
-                Some("(active eq true) and meta.created ge \"2026-01-01T00:00:00Z\" and meta.created lt \"2026-02-01T00:00:00Z\"".to_string()),
-                Some("(active eq true) and meta.created ge \"2026-02-01T00:00:00Z\"".to_string()),
-            ]
-        );
-        assert_eq!(range_filters(None, &[]), vec![None]);
-        assert_eq!(
-            range_filters(None, &pts[..1])[1].as_deref(),
-            Some("meta.created ge \"2026-01-01T00:00:00Z\"")
         );
     }
 

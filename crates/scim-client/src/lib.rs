@@ -58,6 +58,7 @@ mod client;
 mod discovery;
 mod error;
 mod feed;
+mod partition;
 mod patch;
 mod resource;
 mod resources;

@@ -141,6 +141,11 @@ impl<T: Resource> Resources<T> {
         }
     }
 
+    /// The same endpoint read as raw JSON.
+    pub(crate) fn raw(&self) -> Resources<Value> {
+        Resources::new(self.client.clone(), &self.endpoint)
+    }
+
     /// The endpoint, e.g. `/Users`.
     pub fn endpoint(&self) -> &str {
         &self.endpoint

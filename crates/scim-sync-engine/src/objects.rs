@@ -48,9 +48,14 @@ pub struct Changed {
 
 #[async_trait]
 pub trait ObjectSet: Send + Sync {
-    /// Every object of `kind` (matching `filter`, a SCIM filter, when given).
-    async fn list(&self, kind: ObjectKind, filter: Option<&str>)
-        -> Result<Vec<Value>, ObjectError>;
+    /// Every object of `kind` (matching `filter`, a SCIM filter, when given),
+    /// with only `attributes` (top-level names; `id` always) unless it is empty.
+    async fn list(
+        &self,
+        kind: ObjectKind,
+        filter: Option<&str>,
+        attributes: &[String],
+    ) -> Result<Vec<Value>, ObjectError>;
 
     /// The object, or None when there is none with this id.
     async fn get(&self, kind: ObjectKind, id: &str) -> Result<Option<Value>, ObjectError>;

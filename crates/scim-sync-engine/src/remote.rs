@@ -21,6 +21,10 @@ use std::time::Duration;
 /// stamp `lastModified` with their own clock, often to the second.
 pub const OVERLAP: TimeDelta = TimeDelta::seconds(60);
 
+/// Searches that read a large object set at once, and from how many objects.
+const READERS: u32 = 2;
+const PARALLEL_FROM: u64 = 5000;
+
 /// How long one request of the connection test may take.
 const TEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -235,17 +239,33 @@ impl ObjectSet for RemoteSet {
         &self,
         kind: ObjectKind,
         filter: Option<&str>,
+        attributes: &[String],
     ) -> Result<Vec<Value>, ObjectError> {
+        let res = self.resources(kind);
         let q = SearchRequest {
-            filter: filter.map(str::to_string),
+            attributes: attributes.to_vec(),
             count: Some(self.connector.page_size),
             ..SearchRequest::default()
         };
-        self.resources(kind)
-            .search(q)
-            .try_collect()
+        let total = res.count(filter).await.map_err(|e| self.error(&e))?;
+        // Large sets are read by a few searches at once: the remote renders one
+        // page while this side decodes another.
+        let ranges = if total >= PARALLEL_FROM {
+            res.partitions(filter, total, READERS).await
+        } else {
+            vec![filter.map(str::to_string)]
+        };
+        let searches = ranges.into_iter().map(|filter| {
+            res.search(SearchRequest {
+                filter,
+                ..q.clone()
+            })
+            .try_collect::<Vec<Value>>()
+        });
+        let parts = futures_util::future::try_join_all(searches)
             .await
-            .map_err(|e| self.error(&e))
+            .map_err(|e| self.error(&e))?;
+        Ok(parts.concat())
     }
 
     async fn get(&self, kind: ObjectKind, id: &str) -> Result<Option<Value>, ObjectError> {
@@ -299,7 +319,7 @@ impl ObjectSet for RemoteSet {
         let since = (*at - OVERLAP).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let filter = format!("meta.lastModified ge {}", quote(&since));
         Ok(Changed {
-            changed: self.list(kind, Some(&filter)).await?,
+            changed: self.list(kind, Some(&filter), &[]).await?,
             deleted: Vec::new(),
         })
     }

@@ -148,15 +148,20 @@ impl Execution<'_> {
             RunKind::LiveSync => self.inner.last_mark(&m.name).await?,
             RunKind::Recon => None,
         };
+        let started = Instant::now();
         let read = match &since {
             Some(since) => self.read_changed(&m, &*source, &*target, since).await?,
             None => self.read_all(&m, &*source, &*target).await?,
         };
+        let read_ms = started.elapsed().as_millis();
         if since.is_none() && self.state.kind == RunKind::LiveSync {
             tracing::info!(run = %self.run.id, "sync: no earlier run to continue from: reconciling everything");
         }
         self.save("planning").await?;
+        let started = Instant::now();
+        let (sources, targets) = (read.sources.len(), read.targets.len());
         let plan = self.plan(&m, read).await?;
+        let plan_ms = started.elapsed().as_millis();
         for (s, n) in plan.situation_summary() {
             self.summaries
                 .situation_summary
@@ -170,7 +175,13 @@ impl Execution<'_> {
         }
         let hold = plan.needs_allow_deletes && !self.state.allow_deletes;
         self.save("executing").await?;
+        let started = Instant::now();
+        let changes = plan.changes().count();
         let outcome = self.carry_out(&m, &*target, plan, hold).await?;
+        tracing::info!(
+            run = %self.run.id, mapping = %m.name, sources, targets, changes, read_ms, plan_ms,
+            write_ms = started.elapsed().as_millis(), "sync: run carried out"
+        );
         if let Outcome::Done = outcome {
             if hold {
                 return Ok(Outcome::Waiting);
@@ -187,15 +198,28 @@ impl Execution<'_> {
         target: &dyn ObjectSet,
     ) -> Result<Read, Outcome> {
         let kind = m.source.kind();
-        let (sources, targets) =
-            tokio::try_join!(source.list(kind, None), target.list(m.target.kind(), None))?;
-        let links = self.links(m.link_set()).await?;
+        let source_attrs = m.source_attributes().unwrap_or_default();
+        let target_attrs = m.target_attributes();
+        let timed = |f| async move {
+            let t = Instant::now();
+            let r: Result<Vec<Value>, ObjectError> = f.await;
+            r.map(|v| (v, t.elapsed().as_millis()))
+                .map_err(Outcome::from)
+        };
+        // Both sides and the link tables at once.
+        let ((sources, source_ms), (targets, target_ms), links, member_links) = tokio::try_join!(
+            timed(source.list(kind, None, &source_attrs)),
+            timed(target.list(m.target.kind(), None, &target_attrs)),
+            async { self.links(m.link_set()).await.map_err(Outcome::from) },
+            async { self.member_links(m).await.map_err(Outcome::from) },
+        )?;
+        tracing::debug!(run = %self.run.id, source_ms, target_ms, "sync: objects read");
         Ok(Read {
             target_total: targets.len(),
             sources,
             targets,
             links,
-            member_links: self.member_links(m).await?,
+            member_links,
             live_deletions: false,
         })
     }
@@ -231,7 +255,7 @@ impl Execution<'_> {
                 continue;
             }
             for filter in correlation_filters(m, &map_source(m, s).doc) {
-                for doc in target.list(kind, Some(&filter)).await? {
+                for doc in target.list(kind, Some(&filter), &[]).await? {
                     if let Some(id) = id_of(&doc) {
                         targets.insert(id.to_string(), doc);
                     }
@@ -296,7 +320,7 @@ impl Execution<'_> {
         let registry = (self.inner.registry)();
         let dry_run = self.run.dry_run;
         let planned = tokio::task::spawn_blocking(move || {
-            plan(&PlanInput {
+            let planned = plan(&PlanInput {
                 mapping: &mapping,
                 registry: &registry,
                 sources: &read.sources,
@@ -304,7 +328,10 @@ impl Execution<'_> {
                 links: &read.links,
                 member_links: &read.member_links,
                 dry_run,
-            })
+            });
+            // Freeing 200,000 documents takes a while: not on the run's path.
+            tokio::task::spawn_blocking(move || drop(read));
+            planned
         })
         .await
         .map_err(|e| Outcome::Failed(format!("planning: {e}")))?;
@@ -575,7 +602,7 @@ impl Worker<'_> {
             filters.push(format!("userName eq {}", quote(name)));
         }
         for filter in filters {
-            match self.target.list(kind, Some(&filter)).await {
+            match self.target.list(kind, Some(&filter), &[]).await {
                 Ok(list) if list.len() == 1 => {
                     found = list;
                     break;

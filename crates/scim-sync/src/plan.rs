@@ -18,6 +18,7 @@ use scim_proto::schema::{ResourceTypeDef, SchemaRegistry};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::OnceLock;
 
 /// Everything a run is planned from.
 #[derive(Debug, Clone, Copy)]
@@ -127,7 +128,6 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
     let target_rt = resource_type(input.registry, m.target.kind())?;
     let mut run = Run {
         input,
-        source_rt,
         target_rt,
         links: LinkIndex::new(input.links, m.is_reverse()),
         targets: input
@@ -135,23 +135,75 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan, PlanError> {
             .iter()
             .filter_map(|t| Some((id_of(t)?, t)))
             .collect(),
-        correlation: m
-            .correlation
-            .iter()
-            .map(|q| CorrelationIndex::new(q, input.targets))
-            .collect(),
+        correlation: m.correlation.iter().map(|q| (q, OnceLock::new())).collect(),
         seen: HashSet::new(),
         claimed: HashMap::new(),
         decisions: Vec::with_capacity(input.sources.len()),
     };
-    for source in input.sources {
-        let d = run.source_decision(source);
+    // Linked sources need nothing other sources decide: they are decided on a
+    // few threads; the others (correlation, claims) then in source order.
+    for (source, prepared) in input.sources.iter().zip(prepare(&run, source_rt)) {
+        let (d, correlated) = match prepared {
+            Prepared::Decided(d) => (d, Vec::new()),
+            Prepared::Mapped(mapped, qualifies) => run.decide(source, mapped, qualifies),
+        };
+        run.record(&d, correlated);
         run.decisions.push(d);
     }
     if m.run_target_phase {
         run.target_phase();
     }
     Ok(finish(input, run.decisions))
+}
+
+/// Sources below this many are prepared on the calling thread.
+const PARALLEL_FROM: usize = 2000;
+
+/// A source after the parallel pass.
+enum Prepared {
+    /// Linked: its decision is made.
+    Decided(Decision),
+    /// Its mapped document and whether it qualifies; the decision needs the
+    /// sequential pass.
+    Mapped(Mapped, bool),
+}
+
+/// Each source mapped and, when linked, decided, in source order, on as many
+/// threads as the machine has (up to 4).
+fn prepare(run: &Run<'_, '_>, rt: &ResourceTypeDef) -> Vec<Prepared> {
+    let input = run.input;
+    let one = |source: &Value| {
+        let qualifies = input
+            .mapping
+            .source_filter
+            .as_ref()
+            .is_none_or(|(_, f)| matches(f, source, input.registry, rt));
+        let mapped = map_source(input.mapping, source);
+        let linked = id_of(source).is_some_and(|id| run.links.target_of(id).is_some());
+        if linked {
+            Prepared::Decided(run.decide(source, mapped, qualifies).0)
+        } else {
+            Prepared::Mapped(mapped, qualifies)
+        }
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    if threads == 1 || input.sources.len() < PARALLEL_FROM {
+        return input.sources.iter().map(one).collect();
+    }
+    let chunk = input.sources.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = input
+            .sources
+            .chunks(chunk)
+            .map(|c| s.spawn(move || c.iter().map(one).collect::<Vec<_>>()))
+            .collect();
+        parts.into_iter().flat_map(joined).collect()
+    })
+}
+
+/// A scoped thread's result; its panic goes on in the caller.
+fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
 fn resource_type(
@@ -226,11 +278,11 @@ fn literal_of(v: &Value) -> Option<Literal> {
 /// The state of one planning pass.
 struct Run<'a, 'i> {
     input: &'i PlanInput<'a>,
-    source_rt: &'a ResourceTypeDef,
     target_rt: &'a ResourceTypeDef,
     links: LinkIndex,
     targets: HashMap<&'a str, &'a Value>,
-    correlation: Vec<CorrelationIndex<'a>>,
+    /// Built on first use: a re-run whose sources are all linked needs none.
+    correlation: Vec<(&'a Correlation, OnceLock<CorrelationIndex<'a>>)>,
     /// Targets the source phase reached; the target phase looks at the others.
     seen: HashSet<String>,
     /// Targets linked earlier in this plan, by source id: a second source that
@@ -240,9 +292,11 @@ struct Run<'a, 'i> {
 }
 
 impl<'a> Run<'a, '_> {
-    fn source_decision(&mut self, source: &Value) -> Decision {
+    /// The decision for a source, and the targets its correlation reached: all
+    /// that reads the planning state, nothing that changes it (`record`).
+    fn decide(&self, source: &Value, mapped: Mapped, qualifies: bool) -> (Decision, Vec<String>) {
         let Some(source_id) = id_of(source) else {
-            return Decision {
+            let d = Decision {
                 phase: Phase::Source,
                 situation: Situation::SourceIgnored,
                 action: Action::Exception,
@@ -253,13 +307,9 @@ impl<'a> Run<'a, '_> {
                 unlinked_members: Vec::new(),
                 error: Some("the source object has no id".into()),
             };
+            return (d, Vec::new());
         };
         let m = self.input.mapping;
-        let mapped = map_source(m, source);
-        let qualifies = m
-            .source_filter
-            .as_ref()
-            .is_none_or(|(_, f)| matches(f, source, self.input.registry, self.source_rt));
         let linked_target = self.links.target_of(source_id).map(str::to_string);
         let linked_target_exists = linked_target
             .as_deref()
@@ -283,11 +333,11 @@ impl<'a> Run<'a, '_> {
             }
             _ => facts.linked_target.clone(),
         };
-        if let Some(t) = &target_id {
-            self.seen.insert(t.clone());
-        }
-        self.seen
-            .extend(facts.correlated.iter().map(|c| c.target_id.clone()));
+        let correlated: Vec<String> = facts
+            .correlated
+            .iter()
+            .map(|c| c.target_id.clone())
+            .collect();
         let target = target_id
             .as_deref()
             .and_then(|t| self.targets.get(t).copied());
@@ -300,12 +350,7 @@ impl<'a> Run<'a, '_> {
             source_id,
             target_id.as_deref(),
         );
-        if let LinkChange::Add(_) = link {
-            if let Some(t) = &target_id {
-                self.claimed.insert(t.clone(), source_id.to_string());
-            }
-        }
-        Decision {
+        let d = Decision {
             phase: Phase::Source,
             situation,
             action,
@@ -315,14 +360,28 @@ impl<'a> Run<'a, '_> {
             link,
             unlinked_members,
             error: None,
+        };
+        (d, correlated)
+    }
+
+    /// Note what a decision reached: its target and the correlated ones (the
+    /// target phase skips them), and a target it links (claimed from then on).
+    fn record(&mut self, d: &Decision, correlated: Vec<String>) {
+        if let Some(t) = &d.target_id {
+            self.seen.insert(t.clone());
+            if let (LinkChange::Add(_), Some(s)) = (&d.link, &d.source_id) {
+                self.claimed.insert(t.clone(), s.clone());
+            }
         }
+        self.seen.extend(correlated);
     }
 
     /// The first query that matches exactly one target wins; when none does but
     /// one matched several, all of those are returned (AMBIGUOUS).
     fn correlate(&self, source_id: &str, mapped: &Mapped) -> Vec<Correlated> {
         let mut ambiguous = Vec::new();
-        for index in &self.correlation {
+        for (query, index) in &self.correlation {
+            let index = index.get_or_init(|| CorrelationIndex::new(query, self.input.targets));
             let found = self.matching_targets(index, &mapped.doc);
             match found.len() {
                 0 => {}
@@ -904,5 +963,60 @@ mod tests {
         assert!(p.decisions[0].error.is_some());
         assert_eq!(p.decisions[1].situation, Situation::Absent);
         assert_eq!(p.situation_summary().get(&Situation::Absent), Some(&1));
+    }
+}
+
+/// What planning costs per object (`cargo test -p scim-sync --release -- --ignored
+/// plan_cost --nocapture`): 100,000 linked users with nothing to change, the
+/// no-change re-run of docs/benchmarks.md.
+#[cfg(test)]
+mod cost {
+    use super::*;
+    use crate::config::SyncConfig;
+
+    #[test]
+    #[ignore]
+    fn plan_cost() {
+        let text = json!({"mappings": [{"name": "u", "source": "managed/user",
+            "target": "system/scim/account",
+            "properties": [{"source": "userName", "target": "userName"},
+                           {"source": "displayName", "target": "displayName"},
+                           {"source": "name.givenName", "target": "name.givenName"},
+                           {"source": "name.familyName", "target": "name.familyName"},
+                           {"source": "emails[type eq \"work\"].value", "target": "emails[type eq \"work\"].value"},
+                           {"source": "active", "target": "active"}],
+            "correlationQuery": ["userName"]}]})
+        .to_string();
+        let registry = SchemaRegistry::standard();
+        let c = SyncConfig::parse("sync.json", &text, &registry).unwrap();
+        let doc = |id: String, i: usize| {
+            json!({"id": id, "userName": format!("user{i:07}"), "displayName": format!("User {i}"),
+                   "name": {"givenName": format!("Given{i}"), "familyName": "Family"},
+                   "emails": [{"value": format!("user{i}@example.com"), "type": "work"}],
+                   "active": true})
+        };
+        let n = 100_000;
+        let sources: Vec<Value> = (0..n).map(|i| doc(format!("s{i}"), i)).collect();
+        let targets: Vec<Value> = (0..n).map(|i| doc(format!("t{i}"), i)).collect();
+        let links: Vec<Link> = (0..n)
+            .map(|i| Link::between(false, &format!("s{i}"), &format!("t{i}")))
+            .collect();
+        let t = std::time::Instant::now();
+        let p = plan(&PlanInput {
+            mapping: &c.mappings[0],
+            registry: &registry,
+            sources: &sources,
+            targets: &targets,
+            links: &links,
+            member_links: &LinkIndex::default(),
+            dry_run: false,
+        })
+        .unwrap();
+        let took = t.elapsed();
+        assert_eq!(p.changes().count(), 0);
+        println!(
+            "plan of {n} unchanged users: {took:?} ({:?} per user)",
+            took / n as u32
+        );
     }
 }

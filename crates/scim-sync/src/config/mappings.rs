@@ -178,6 +178,50 @@ impl Mapping {
     pub fn maps_members(&self) -> bool {
         self.properties.iter().any(|p| p.target.is_members())
     }
+
+    /// The top-level attributes a run reads of the source objects (for a search's
+    /// `attributes`), or None for all of them: a `sourceFilter` may name any.
+    pub fn source_attributes(&self) -> Option<Vec<String>> {
+        if self.source_filter.is_some() {
+            return None;
+        }
+        Some(top_level(
+            self.properties.iter().filter_map(|p| p.source.as_ref()),
+        ))
+    }
+
+    /// The top-level attributes a run reads of the target objects: what it maps
+    /// (to compare), what it correlates on, and `active` when it disables before
+    /// deleting.
+    pub fn target_attributes(&self) -> Vec<String> {
+        let mut out = top_level(
+            self.properties
+                .iter()
+                .map(|p| &p.target)
+                .chain(self.correlation.iter().map(|c| &c.path)),
+        );
+        if self.disable_before_delete && !out.iter().any(|a| a.eq_ignore_ascii_case("active")) {
+            out.push("active".into());
+        }
+        out
+    }
+}
+
+/// Each path's top-level attribute (`name` of `name.givenName`, `emails` of
+/// `emails[type eq "work"].value`, `urn:…:User:department`), once, in order.
+fn top_level<'a>(paths: impl Iterator<Item = &'a PropertyPath>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for p in paths {
+        let a = p.attr();
+        let name = match &a.urn {
+            Some(urn) => format!("{urn}:{}", a.attr),
+            None => a.attr.clone(),
+        };
+        if name != "id" && !out.iter().any(|o| o.eq_ignore_ascii_case(&name)) {
+            out.push(name);
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -719,6 +763,34 @@ mod tests {
         let lone = json!({"name": "g", "source": "system/other/group", "target": "managed/group"});
         let c = parse(json!({"mappings": [forward(), lone]})).unwrap();
         assert_eq!(c.member_links_of(c.mapping("g").unwrap()), None);
+    }
+
+    #[test]
+    fn runs_read_only_the_attributes_they_map_and_correlate_on() {
+        let c = parse(json!({"mappings": [forward(), reverse()]})).unwrap();
+        let f = c.mapping("systemScimAccount_managedUser").unwrap();
+        // A sourceFilter may name anything: the sources are read whole.
+        assert_eq!(f.source_attributes(), None);
+        assert_eq!(
+            f.target_attributes(),
+            ["userName", "emails", "title", "externalId", "active"]
+        );
+        let r = c.mapping("managedUser_systemScimAccount").unwrap();
+        assert_eq!(r.source_attributes(), Some(vec!["userName".to_string()]));
+        let ext = json!({"name": "x", "source": "managed/user", "target": "system/scim/account",
+            "properties": [
+                {"source": "id", "target": "externalId"},
+                {"source": "name.givenName", "target": "name.givenName"},
+                {"source": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+                 "target": "title"}]});
+        let c = parse(json!({"mappings": [ext]})).unwrap();
+        assert_eq!(
+            c.mappings[0].source_attributes().unwrap(),
+            [
+                "name",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"
+            ]
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use scim_proto::messages::SearchRequest;
+use scim_proto::project::Projection;
 use scim_proto::schema::ResourceTypeDef;
 use scim_proto::ScimError;
 use scim_server::service::{Rendered, Service};
@@ -74,8 +75,10 @@ fn list_all(
     service: &Service,
     rt: &ResourceTypeDef,
     filter: Option<String>,
+    attributes: Option<String>,
 ) -> Result<Vec<Value>, ScimError> {
-    let ctx = service.local_ctx();
+    let mut ctx = service.local_ctx();
+    ctx.projection = Projection::parse(attributes.as_deref(), None)?;
     let count = PAGE.min(usize::try_from(service.config.max_results).unwrap_or(PAGE));
     let mut out = Vec::new();
     let mut cursor = String::new();
@@ -104,10 +107,13 @@ impl ObjectSet for LocalSet {
         &self,
         kind: ObjectKind,
         filter: Option<&str>,
+        attributes: &[String],
     ) -> Result<Vec<Value>, ObjectError> {
         let rt = self.rt(kind)?;
         let filter = filter.map(str::to_string);
-        self.call(move |s| list_all(s, &rt, filter)).await
+        let attributes = (!attributes.is_empty()).then(|| attributes.join(","));
+        self.call(move |s| list_all(s, &rt, filter, attributes))
+            .await
     }
 
     async fn get(&self, kind: ObjectKind, id: &str) -> Result<Option<Value>, ObjectError> {
