@@ -2,6 +2,7 @@
 //! time executes a run (its lease in the store), and any process may take over
 //! a run whose process died. Schedules start live syncs.
 
+use crate::connectors::ConnectorDir;
 use crate::objects::{Mark, ObjectError, ObjectSet};
 use crate::remote::{DirLookup, RemoteSet};
 use crate::run::execute;
@@ -12,7 +13,6 @@ use scim_store::sync::{RunRecord, RunStart, RunUpdate};
 use scim_store::{StoreError, SyncStore};
 use scim_sync::config::{Connector, Endpoint, Mapping, Schedule, SyncConfig};
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,9 +31,8 @@ pub type RegistryFn = Arc<dyn Fn() -> Arc<SchemaRegistry> + Send + Sync>;
 /// What an engine is made of.
 pub struct EngineParts {
     pub config: SyncConfig,
-    pub connectors: Vec<Connector>,
-    /// The sync directory (relative `$file` secrets are read from it).
-    pub dir: PathBuf,
+    /// The sync directory's connectors (relative `$file` secrets are read from it).
+    pub connectors: Arc<ConnectorDir>,
     pub store: Arc<dyn SyncStore>,
     /// scimd's own objects (`managed/*`).
     pub local: Arc<dyn ObjectSet>,
@@ -82,14 +81,16 @@ pub struct Engine {
 
 pub(crate) struct Inner {
     pub(crate) config: SyncConfig,
-    connectors: Vec<Connector>,
+    connectors: Arc<ConnectorDir>,
     lookup: DirLookup,
     pub(crate) store: Arc<dyn SyncStore>,
     local: Arc<dyn ObjectSet>,
     pub(crate) registry: RegistryFn,
     /// This process's name on leases.
     pub(crate) owner: String,
-    remotes: Mutex<HashMap<String, Arc<RemoteSet>>>,
+    /// One client per connector (its token reused), for as long as the
+    /// connector stays as it was.
+    remotes: Mutex<HashMap<String, (Connector, Arc<RemoteSet>)>>,
     running: Mutex<HashMap<String, Arc<Control>>>,
 }
 
@@ -109,24 +110,25 @@ impl Inner {
         let Some(name) = endpoint.connector() else {
             return Ok(self.local.clone());
         };
-        let mut remotes = self.remotes.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(r) = remotes.get(name) {
-            return Ok(r.clone());
-        }
         let connector = self
             .connectors
-            .iter()
-            .find(|c| c.name == name)
+            .get(name)
             .ok_or_else(|| ObjectError::Failed(format!("no connector named '{name}'")))?;
+        let mut remotes = self.remotes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((c, r)) = remotes.get(name) {
+            if *c == connector {
+                return Ok(r.clone());
+            }
+        }
         if !connector.enabled {
             return Err(ObjectError::Failed(format!(
                 "connector '{name}' is disabled"
             )));
         }
-        let set = RemoteSet::new(connector, &self.lookup, (self.registry)())
+        let set = RemoteSet::new(&connector, &self.lookup, (self.registry)())
             .map_err(ObjectError::Failed)?;
         let set = Arc::new(set);
-        remotes.insert(name.to_string(), set.clone());
+        remotes.insert(name.to_string(), (connector, set.clone()));
         Ok(set)
     }
 
@@ -159,8 +161,10 @@ impl Engine {
         Engine {
             inner: Arc::new(Inner {
                 config: parts.config,
+                lookup: DirLookup {
+                    dir: parts.connectors.dir().to_path_buf(),
+                },
                 connectors: parts.connectors,
-                lookup: DirLookup { dir: parts.dir },
                 store: parts.store,
                 local: parts.local,
                 registry: parts.registry,
@@ -175,7 +179,7 @@ impl Engine {
         &self.inner.config
     }
 
-    pub fn connectors(&self) -> &[Connector] {
+    pub fn connectors(&self) -> &ConnectorDir {
         &self.inner.connectors
     }
 

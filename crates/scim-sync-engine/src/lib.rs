@@ -21,12 +21,14 @@
 //! after a crash finds what the earlier attempt did (linked, or by correlation)
 //! and creates nothing twice.
 
+pub mod connectors;
 pub mod engine;
 pub mod objects;
 pub mod remote;
 mod run;
 pub mod view;
 
+pub use connectors::{ConnectorDir, ConnectorError};
 pub use engine::{Engine, EngineError, EngineParts};
 pub use objects::{Changed, Mark, ObjectError, ObjectSet};
 pub use run::DRY_RUN;

@@ -212,7 +212,7 @@ fn open_sync(settings: &Settings, service: &Arc<Service>) -> Result<Option<SyncP
     };
     let loaded = sync::load(dir, &service.registry())?;
     let mappings = loaded.config.as_ref().map_or(0, |c| c.mappings.len());
-    tracing::info!(dir = %dir.display(), connectors = loaded.connectors.len(), mappings, "sync directory loaded");
+    tracing::info!(dir = %dir.display(), connectors = loaded.connectors.names().len(), mappings, "sync directory loaded");
     let engine = sync::engine(&loaded, service);
     Ok(Some((Arc::new(loaded), engine)))
 }

@@ -74,12 +74,11 @@ pub(crate) fn run_sync(args: SyncArgs) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     if let SyncCommand::Test { connector, json } = &args.command {
-        let connectors = super::load_connectors(&dir)?;
+        let connectors = scim_sync_engine::ConnectorDir::load(&dir)?;
         let c = connectors
-            .iter()
-            .find(|c| &c.name == connector)
+            .get(connector)
             .ok_or_else(|| format!("no connector named '{connector}' in {}", dir.display()))?;
-        let result = runtime.block_on(test_connector(c, &dir));
+        let result = runtime.block_on(test_connector(&c, &dir));
         return report_test(&result, *json);
     }
     let (service, _) = crate::open_service(&settings)?;
@@ -119,7 +118,7 @@ fn engine_of(
     sync: &SyncDir,
     service: &std::sync::Arc<scim_server::service::Service>,
 ) -> Result<Engine, String> {
-    engine(sync, service).ok_or_else(|| format!("{} has no sync.json", sync.dir.display()))
+    engine(sync, service).ok_or_else(|| format!("{} has no sync.json", sync.dir().display()))
 }
 
 async fn start(

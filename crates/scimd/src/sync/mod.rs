@@ -12,38 +12,47 @@ pub(crate) use routes::routes;
 
 use scim_proto::schema::SchemaRegistry;
 use scim_server::service::Service;
-use scim_sync::config::{Connector, SyncConfig};
-use scim_sync_engine::{Engine, EngineParts};
-use std::path::{Path, PathBuf};
+use scim_sync::config::SyncConfig;
+use scim_sync_engine::connectors::SYNC_FILE;
+use scim_sync_engine::{ConnectorDir, Engine, EngineParts};
+use std::path::Path;
 use std::sync::Arc;
 
-/// The mappings file in the sync directory; every other `*.json` is a connector.
-const SYNC_FILE: &str = "sync.json";
-
 /// A sync directory: its connectors and, when it has a `sync.json`, its mappings.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct SyncDir {
-    pub(crate) dir: PathBuf,
-    pub(crate) connectors: Vec<Connector>,
+    pub(crate) connectors: Arc<ConnectorDir>,
     pub(crate) config: Option<SyncConfig>,
 }
 
 impl SyncDir {
-    pub(crate) fn connector(&self, name: &str) -> Option<&Connector> {
-        self.connectors.iter().find(|c| c.name == name)
+    pub(crate) fn dir(&self) -> &Path {
+        self.connectors.dir()
+    }
+
+    /// The mappings that read or write through connector `name`.
+    pub(crate) fn mappings_using(&self, name: &str) -> Vec<String> {
+        self.config
+            .iter()
+            .flat_map(|c| &c.mappings)
+            .filter(|m| m.source.connector() == Some(name) || m.target.connector() == Some(name))
+            .map(|m| m.name.clone())
+            .collect()
     }
 }
 
 /// The connectors of `dir`, and its `sync.json` (when there is one) parsed and
 /// checked against them: a bad file fails with its file, mapping and field.
 pub(crate) fn load(dir: &Path, registry: &SchemaRegistry) -> Result<SyncDir, String> {
-    let connectors = load_connectors(dir)?;
+    let connectors = ConnectorDir::load(dir)?;
     let sync_path = dir.join(SYNC_FILE);
     let config = if sync_path.exists() {
-        let text = read(&sync_path)?;
+        let text = std::fs::read_to_string(&sync_path)
+            .map_err(|e| format!("cannot read {}: {e}", sync_path.display()))?;
         let config =
             SyncConfig::parse(SYNC_FILE, &text, registry).map_err(|e| format!("sync: {e}"))?;
-        let known: Vec<&str> = connectors.iter().map(|c| c.name.as_str()).collect();
+        let names = connectors.names();
+        let known: Vec<&str> = names.iter().map(String::as_str).collect();
         config
             .check_connectors(SYNC_FILE, &known)
             .map_err(|e| format!("sync: {e}"))?;
@@ -52,48 +61,9 @@ pub(crate) fn load(dir: &Path, registry: &SchemaRegistry) -> Result<SyncDir, Str
         None
     };
     Ok(SyncDir {
-        dir: dir.to_path_buf(),
-        connectors,
+        connectors: Arc::new(connectors),
         config,
     })
-}
-
-/// Every `*.json` file of `dir` but `sync.json`, parsed as a connector.
-pub(crate) fn load_connectors(dir: &Path) -> Result<Vec<Connector>, String> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot read the sync directory {}: {e}", dir.display()))?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| is_connector_file(p))
-        .collect();
-    files.sort();
-    let mut list: Vec<Connector> = Vec::with_capacity(files.len());
-    for path in files {
-        let name = file_name(&path);
-        let connector = Connector::parse(&name, &read(&path)?).map_err(|e| format!("sync: {e}"))?;
-        if list.iter().any(|c| c.name == connector.name) {
-            return Err(format!(
-                "sync: {name}: 'name': connector '{}' is defined twice",
-                connector.name
-            ));
-        }
-        list.push(connector);
-    }
-    Ok(list)
-}
-
-fn is_connector_file(path: &Path) -> bool {
-    path.is_file() && path.extension().is_some_and(|e| e == "json") && file_name(path) != SYNC_FILE
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-fn read(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
 /// The engine of a sync directory with mappings, over this service's objects
@@ -104,7 +74,6 @@ pub(crate) fn engine(sync: &SyncDir, service: &Arc<Service>) -> Option<Engine> {
     Some(Engine::new(EngineParts {
         config,
         connectors: sync.connectors.clone(),
-        dir: sync.dir.clone(),
         store: service.store.clone(),
         local: Arc::new(local::LocalSet {
             service: service.clone(),

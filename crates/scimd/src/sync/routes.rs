@@ -11,9 +11,10 @@ use axum::{Json, Router};
 use scim_proto::messages::param;
 use scim_proto::ScimError;
 use scim_server::http::error_response;
+use scim_sync_engine::connectors::listing;
 use scim_sync_engine::remote::test_connector;
 use scim_sync_engine::view::{audit_json, run_json};
-use scim_sync_engine::{Engine, EngineError, RunKind};
+use scim_sync_engine::{ConnectorError, Engine, EngineError, RunKind};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -39,7 +40,14 @@ pub(crate) fn routes(
 ) -> Router {
     let protect = axum::middleware::from_fn_with_state(guard, scim_auth::protect);
     Router::new()
-        .route("/sync/system/{connector}", post(system_action))
+        .route("/sync/system", get(list_connectors))
+        .route(
+            "/sync/system/{connector}",
+            post(system_action)
+                .get(show_connector)
+                .put(put_connector)
+                .delete(delete_connector),
+        )
         .route("/sync/recon", post(start).get(list))
         .route("/sync/recon/{id}", get(show).post(run_action))
         .route("/sync/recon/{id}/audit", get(audit))
@@ -66,7 +74,7 @@ fn engine_of(state: &SyncState) -> Result<&Engine, ScimError> {
     state.engine.as_ref().ok_or_else(|| {
         ScimError::not_found(format!(
             "no mappings: {} has no sync.json",
-            state.sync.dir.display()
+            state.sync.dir().display()
         ))
     })
 }
@@ -91,13 +99,84 @@ async fn system_action(
     if param(&params, "_action") != Some("test") {
         return error_response(&ScimError::invalid_value("_action must be test"));
     }
-    let Some(connector) = state.sync.connector(&name) else {
+    let Some(connector) = state.sync.connectors.get(&name) else {
         return error_response(&ScimError::not_found(format!(
             "no connector named '{name}'"
         )));
     };
-    let result = test_connector(connector, &state.sync.dir).await;
+    let result = test_connector(&connector, state.sync.dir()).await;
     (StatusCode::OK, Json(vec![result])).into_response()
+}
+
+fn connector_error(e: ConnectorError) -> ScimError {
+    match e {
+        ConnectorError::Invalid(d) => ScimError::invalid_value(d),
+        ConnectorError::NotFound(_) => ScimError::not_found(e.to_string()),
+        ConnectorError::Io(d) => ScimError::internal(d),
+    }
+}
+
+/// `GET /sync/system`: every connector, literal secrets masked.
+async fn list_connectors(State(state): State<SyncState>) -> Response {
+    Json(listing(&state.sync.connectors)).into_response()
+}
+
+/// `GET /sync/system/{connector}`.
+async fn show_connector(
+    State(state): State<SyncState>,
+    UrlPath(name): UrlPath<String>,
+) -> Response {
+    match state.sync.connectors.shown(&name) {
+        Some(c) => Json(c).into_response(),
+        None => error_response(&ScimError::not_found(format!("no connector named '{name}'"))),
+    }
+}
+
+/// `PUT /sync/system/{connector}`: create or replace the connector file, checked
+/// as at start; the next run uses it. `"***"` keeps a secret as it is.
+async fn put_connector(
+    State(state): State<SyncState>,
+    UrlPath(name): UrlPath<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let body: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return error_response(&ScimError::invalid_syntax(format!("not JSON: {e}"))),
+    };
+    let dir = state.sync.connectors.clone();
+    let key = name.clone();
+    let put = tokio::task::spawn_blocking(move || dir.put(&key, body)).await;
+    match put {
+        Ok(Ok(created)) => {
+            tracing::info!(connector = %name, created, "sync: connector written");
+            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            let shown = state.sync.connectors.shown(&name);
+            (status, Json(shown)).into_response()
+        }
+        Ok(Err(e)) => error_response(&connector_error(e)),
+        Err(e) => error_response(&ScimError::internal_because("connector task", e)),
+    }
+}
+
+/// `DELETE /sync/system/{connector}`: refused while a mapping uses it.
+async fn delete_connector(
+    State(state): State<SyncState>,
+    UrlPath(name): UrlPath<String>,
+) -> Response {
+    let users = state.sync.mappings_using(&name);
+    if !users.is_empty() {
+        return error_response(&ScimError::conflict(format!(
+            "connector '{name}' is used by mapping {}",
+            users.join(", ")
+        )));
+    }
+    match state.sync.connectors.remove(&name) {
+        Ok(()) => {
+            tracing::info!(connector = %name, "sync: connector removed");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => error_response(&connector_error(e)),
+    }
 }
 
 /// `POST /sync/recon?_action=recon|liveSync&mapping=M[&waitForCompletion=true][&dryRun=true]`.

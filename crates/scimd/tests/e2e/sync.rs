@@ -268,3 +268,106 @@ fn test_of_the_reference_server_with_a_token_is_ok() {
     assert!(types.contains(&json!("account")), "{body}");
     assert!(types.contains(&json!("group")), "{body}");
 }
+
+fn admin_call(s: &Setup, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut req = s
+        .local
+        .client
+        .request(m, s.local.url(path))
+        .bearer_auth(&s.admin_token);
+    if let Some(b) = body {
+        req = req.header("content-type", "application/json").body(b.to_string());
+    }
+    let resp = req.send().expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Connectors through the admin API: listed and shown without secrets, written
+/// (checked as at start, mode 0600, "***" keeps a secret), used by the next
+/// test, deleted; bad ones change nothing.
+#[test]
+fn connectors_are_managed_through_the_admin_api() {
+    let s = setup();
+    let (status, list) = admin_call(&s, "GET", "/sync/system", None);
+    assert_eq!(status, 200, "{list}");
+    let names: Vec<&str> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["remote", "wrong"]);
+    assert!(!list.to_string().contains(&s.wrong_secret), "{list}");
+
+    // A literal secret: written to the file, never shown.
+    let (_, remote) = admin_call(&s, "GET", "/sync/system/remote", None);
+    let file = remote["configurationProperties"]["clientSecret"]["$file"]
+        .as_str()
+        .expect("$file")
+        .to_string();
+    let secret = std::fs::read_to_string(&file).expect("secret").trim().to_string();
+    let mut lit = remote.clone();
+    lit["name"] = json!("lit");
+    lit["configurationProperties"]["clientSecret"] = json!(secret);
+    let (status, created) = admin_call(&s, "PUT", "/sync/system/lit", Some(&lit.to_string()));
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["configurationProperties"]["clientSecret"], "***");
+    let path = s.dir.path().join("lit.json");
+    assert!(std::fs::read_to_string(&path).expect("file").contains(&secret));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let (status, tested) = parts(test_action(&s.local, "lit", &s.admin_token));
+    assert_eq!((status, &tested[0]["ok"]), (200, &json!(true)), "{tested}");
+    let (_, all) = admin_call(&s, "GET", "/sync/system", None);
+    assert!(!all.to_string().contains(&secret), "{all}");
+
+    // "***" keeps the secret through a change; the change is used at once.
+    let mut changed = created.clone();
+    changed["configurationProperties"]["SCIMEndpoint"] = json!("http://127.0.0.1:9/scim/v2");
+    let (status, _) = admin_call(&s, "PUT", "/sync/system/lit", Some(&changed.to_string()));
+    assert_eq!(status, 200);
+    assert!(std::fs::read_to_string(&path).expect("file").contains(&secret));
+    let (_, tested) = parts(test_action(&s.local, "lit", &s.admin_token));
+    assert_eq!(tested[0]["ok"], false, "{tested}");
+
+    // Bad input: a SCIM error, nothing written.
+    for (body, status, scim_type) in [
+        ("{not json", 400, "invalidSyntax"),
+        (r#"{"configurationProperties": {"authenticationMethod": "MAGIC"}}"#, 400, "invalidValue"),
+        (r#"{"name": "other", "configurationProperties": {}}"#, 400, "invalidValue"),
+    ] {
+        let (got, err) = admin_call(&s, "PUT", "/sync/system/bad", Some(body));
+        assert_eq!(got, status, "{body}: {err}");
+        assert_eq!(err["scimType"], scim_type, "{err}");
+    }
+    let (got, err) = admin_call(&s, "PUT", "/sync/system/.hidden", Some(&lit.to_string()));
+    assert_eq!((got, &err["scimType"]), (400, &json!("invalidValue")), "{err}");
+    assert!(!s.dir.path().join("bad.json").exists());
+
+    // A reader may not write connectors.
+    let (id, secret2) = create_client(&s.local, &format!("{PREFIX}users.read"));
+    let reader = token(&s.local, &id, &secret2);
+    let resp = s
+        .local
+        .client
+        .put(s.local.url("/sync/system/lit"))
+        .bearer_auth(&reader)
+        .body(lit.to_string())
+        .send()
+        .expect("PUT");
+    assert_eq!(resp.status().as_u16(), 403);
+
+    let (status, _) = admin_call(&s, "DELETE", "/sync/system/lit", None);
+    assert_eq!(status, 204);
+    assert!(!path.exists());
+    let (status, _) = admin_call(&s, "GET", "/sync/system/lit", None);
+    assert_eq!(status, 404);
+    let (status, _) = admin_call(&s, "DELETE", "/sync/system/lit", None);
+    assert_eq!(status, 404);
+}

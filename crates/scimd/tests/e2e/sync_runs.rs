@@ -703,3 +703,14 @@ fn cli_runs_next_to_the_server_and_queues_for_it() {
     let v: Value = serde_json::from_str(&status).expect("json");
     assert_eq!(v[0]["_id"], id.as_str(), "{v}");
 }
+
+#[test]
+fn a_connector_a_mapping_uses_cannot_be_deleted() {
+    let remote = Peer::new(Server::start_protected(&[]));
+    let dir = sync_dir(&remote.server, |_| {});
+    let local = local_on(dir.path());
+    let (status, err) = local.send("DELETE", "/sync/system/scim", None);
+    assert_eq!(status, 409, "{err}");
+    assert!(err["detail"].as_str().expect("detail").contains("systemScimAccount_managedUser"), "{err}");
+    assert!(dir.path().join("provisioner.openicf-scim.json").exists());
+}
