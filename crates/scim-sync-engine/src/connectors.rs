@@ -115,7 +115,8 @@ fn unmasked(mut body: Value, old: Option<&Value>) -> Value {
 /// Write `text` to `path` so that a reader sees the old file or the new one.
 fn write_atomically(path: &Path, text: &str) -> Result<(), ConnectorError> {
     use std::io::Write;
-    let io = |e: std::io::Error| ConnectorError::Io(format!("cannot write {}: {e}", path.display()));
+    let io =
+        |e: std::io::Error| ConnectorError::Io(format!("cannot write {}: {e}", path.display()));
     let tmp = path.with_file_name(format!(".{}.tmp", file_name(path)));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -204,7 +205,9 @@ impl ConnectorDir {
     pub fn put(&self, name: &str, body: Value) -> Result<bool, ConnectorError> {
         check_name(name)?;
         let Value::Object(mut fields) = body else {
-            return Err(ConnectorError::Invalid("the connector must be a JSON object".into()));
+            return Err(ConnectorError::Invalid(
+                "the connector must be a JSON object".into(),
+            ));
         };
         match fields.get("name") {
             None => {
@@ -289,7 +292,9 @@ mod tests {
         let shown = dir.shown("remote").unwrap();
         assert_eq!(shown["configurationProperties"]["clientSecret"], MASK);
         assert_eq!(shown["name"], "remote");
-        assert!(!listing(&dir).iter().any(|v| v.to_string().contains("s3cret")));
+        assert!(!listing(&dir)
+            .iter()
+            .any(|v| v.to_string().contains("s3cret")));
         // "***" keeps the secret; the file holds it, readable by its owner only.
         let mut again = shown.clone();
         again["configurationProperties"]["clientId"] = json!("c2");
@@ -299,7 +304,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(tmp.path().join("remote.json")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(tmp.path().join("remote.json"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         let reloaded = ConnectorDir::load(tmp.path()).unwrap();
@@ -307,7 +315,10 @@ mod tests {
         dir.remove("remote").unwrap();
         assert!(dir.get("remote").is_none());
         assert!(!tmp.path().join("remote.json").exists());
-        assert_eq!(dir.remove("remote"), Err(ConnectorError::NotFound("remote".into())));
+        assert_eq!(
+            dir.remove("remote"),
+            Err(ConnectorError::NotFound("remote".into()))
+        );
     }
 
     #[test]
@@ -315,7 +326,13 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = ConnectorDir::load(tmp.path()).unwrap();
         for name in ["../x", "", ".hidden", "a/b", &"n".repeat(65)] {
-            assert!(matches!(dir.put(name, connector(json!("s"))), Err(ConnectorError::Invalid(_))), "{name}");
+            assert!(
+                matches!(
+                    dir.put(name, connector(json!("s"))),
+                    Err(ConnectorError::Invalid(_))
+                ),
+                "{name}"
+            );
         }
         let mut wrong = connector(json!("s"));
         wrong["configurationProperties"]["authenticationMethod"] = json!("MAGIC");
@@ -323,7 +340,10 @@ mod tests {
         assert!(e.to_string().contains("authenticationMethod"), "{e}");
         let mut renamed = connector(json!("s"));
         renamed["name"] = json!("other");
-        assert!(matches!(dir.put("remote", renamed), Err(ConnectorError::Invalid(_))));
+        assert!(matches!(
+            dir.put("remote", renamed),
+            Err(ConnectorError::Invalid(_))
+        ));
         assert!(dir.names().is_empty());
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
     }
@@ -332,7 +352,8 @@ mod tests {
     fn env_and_file_secrets_are_shown_as_written() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = ConnectorDir::load(tmp.path()).unwrap();
-        dir.put("r", connector(json!({"$env": "SECRET_VAR"}))).unwrap();
+        dir.put("r", connector(json!({"$env": "SECRET_VAR"})))
+            .unwrap();
         assert_eq!(
             dir.shown("r").unwrap()["configurationProperties"]["clientSecret"],
             json!({"$env": "SECRET_VAR"})

@@ -128,7 +128,9 @@ async fn show_connector(
 ) -> Response {
     match state.sync.connectors.shown(&name) {
         Some(c) => Json(c).into_response(),
-        None => error_response(&ScimError::not_found(format!("no connector named '{name}'"))),
+        None => error_response(&ScimError::not_found(format!(
+            "no connector named '{name}'"
+        ))),
     }
 }
 
@@ -149,7 +151,11 @@ async fn put_connector(
     match put {
         Ok(Ok(created)) => {
             tracing::info!(connector = %name, created, "sync: connector written");
-            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
             let shown = state.sync.connectors.shown(&name);
             (status, Json(shown)).into_response()
         }

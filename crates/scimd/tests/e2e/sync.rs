@@ -277,7 +277,9 @@ fn admin_call(s: &Setup, method: &str, path: &str, body: Option<&str>) -> (u16, 
         .request(m, s.local.url(path))
         .bearer_auth(&s.admin_token);
     if let Some(b) = body {
-        req = req.header("content-type", "application/json").body(b.to_string());
+        req = req
+            .header("content-type", "application/json")
+            .body(b.to_string());
     }
     let resp = req.send().expect("request");
     let status = resp.status().as_u16();
@@ -308,7 +310,10 @@ fn connectors_are_managed_through_the_admin_api() {
         .as_str()
         .expect("$file")
         .to_string();
-    let secret = std::fs::read_to_string(&file).expect("secret").trim().to_string();
+    let secret = std::fs::read_to_string(&file)
+        .expect("secret")
+        .trim()
+        .to_string();
     let mut lit = remote.clone();
     lit["name"] = json!("lit");
     lit["configurationProperties"]["clientSecret"] = json!(secret);
@@ -316,7 +321,9 @@ fn connectors_are_managed_through_the_admin_api() {
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["configurationProperties"]["clientSecret"], "***");
     let path = s.dir.path().join("lit.json");
-    assert!(std::fs::read_to_string(&path).expect("file").contains(&secret));
+    assert!(std::fs::read_to_string(&path)
+        .expect("file")
+        .contains(&secret));
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
@@ -332,22 +339,36 @@ fn connectors_are_managed_through_the_admin_api() {
     changed["configurationProperties"]["SCIMEndpoint"] = json!("http://127.0.0.1:9/scim/v2");
     let (status, _) = admin_call(&s, "PUT", "/sync/system/lit", Some(&changed.to_string()));
     assert_eq!(status, 200);
-    assert!(std::fs::read_to_string(&path).expect("file").contains(&secret));
+    assert!(std::fs::read_to_string(&path)
+        .expect("file")
+        .contains(&secret));
     let (_, tested) = parts(test_action(&s.local, "lit", &s.admin_token));
     assert_eq!(tested[0]["ok"], false, "{tested}");
 
     // Bad input: a SCIM error, nothing written.
     for (body, status, scim_type) in [
         ("{not json", 400, "invalidSyntax"),
-        (r#"{"configurationProperties": {"authenticationMethod": "MAGIC"}}"#, 400, "invalidValue"),
-        (r#"{"name": "other", "configurationProperties": {}}"#, 400, "invalidValue"),
+        (
+            r#"{"configurationProperties": {"authenticationMethod": "MAGIC"}}"#,
+            400,
+            "invalidValue",
+        ),
+        (
+            r#"{"name": "other", "configurationProperties": {}}"#,
+            400,
+            "invalidValue",
+        ),
     ] {
         let (got, err) = admin_call(&s, "PUT", "/sync/system/bad", Some(body));
         assert_eq!(got, status, "{body}: {err}");
         assert_eq!(err["scimType"], scim_type, "{err}");
     }
     let (got, err) = admin_call(&s, "PUT", "/sync/system/.hidden", Some(&lit.to_string()));
-    assert_eq!((got, &err["scimType"]), (400, &json!("invalidValue")), "{err}");
+    assert_eq!(
+        (got, &err["scimType"]),
+        (400, &json!("invalidValue")),
+        "{err}"
+    );
     assert!(!s.dir.path().join("bad.json").exists());
 
     // A reader may not write connectors.

@@ -711,6 +711,12 @@ fn a_connector_a_mapping_uses_cannot_be_deleted() {
     let local = local_on(dir.path());
     let (status, err) = local.send("DELETE", "/sync/system/scim", None);
     assert_eq!(status, 409, "{err}");
-    assert!(err["detail"].as_str().expect("detail").contains("systemScimAccount_managedUser"), "{err}");
+    assert!(
+        err["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("systemScimAccount_managedUser"),
+        "{err}"
+    );
     assert!(dir.path().join("provisioner.openicf-scim.json").exists());
 }
