@@ -12,6 +12,7 @@ use scim_proto::schema::SchemaRegistry;
 use scim_store::sync::{RunRecord, RunStart, RunUpdate};
 use scim_store::{StoreError, SyncStore};
 use scim_sync::config::{Connector, Endpoint, Mapping, Schedule, SyncConfig};
+use scim_sync::mapping::Expressions;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,8 @@ pub struct EngineParts {
     /// scimd's own objects (`managed/*`).
     pub local: Arc<dyn ObjectSet>,
     pub registry: RegistryFn,
+    /// Evaluates the mappings' Luau transforms (compiled at start).
+    pub expressions: Arc<dyn Expressions + Send>,
 }
 
 /// Why a run could not be started or changed.
@@ -86,6 +89,7 @@ pub(crate) struct Inner {
     pub(crate) store: Arc<dyn SyncStore>,
     local: Arc<dyn ObjectSet>,
     pub(crate) registry: RegistryFn,
+    pub(crate) expressions: Arc<dyn Expressions + Send>,
     /// This process's name on leases.
     pub(crate) owner: String,
     /// One client per connector (its token reused), for as long as the
@@ -168,6 +172,7 @@ impl Engine {
                 store: parts.store,
                 local: parts.local,
                 registry: parts.registry,
+                expressions: parts.expressions,
                 owner,
                 remotes: Mutex::new(HashMap::new()),
                 running: Mutex::new(HashMap::new()),

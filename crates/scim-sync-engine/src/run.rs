@@ -254,7 +254,8 @@ impl Execution<'_> {
             if id_of(s).is_some_and(|id| index.target_of(id).is_some()) {
                 continue;
             }
-            for filter in correlation_filters(m, &map_source(m, s).doc) {
+            let mapped = map_source(m, s, &*self.inner.expressions);
+            for filter in correlation_filters(m, &mapped.doc) {
                 for doc in target.list(kind, Some(&filter), &[]).await? {
                     if let Some(id) = id_of(&doc) {
                         targets.insert(id.to_string(), doc);
@@ -319,6 +320,7 @@ impl Execution<'_> {
         }
         let registry = (self.inner.registry)();
         let dry_run = self.run.dry_run;
+        let expressions = self.inner.expressions.clone();
         let planned = tokio::task::spawn_blocking(move || {
             let planned = plan(&PlanInput {
                 mapping: &mapping,
@@ -328,6 +330,7 @@ impl Execution<'_> {
                 links: &read.links,
                 member_links: &read.member_links,
                 dry_run,
+                expressions: &*expressions,
             });
             // Freeing 200,000 documents takes a while: not on the run's path.
             tokio::task::spawn_blocking(move || drop(read));

@@ -2,7 +2,7 @@
 //! brings a target in line: the mapped attributes that differ, and the group
 //! members that were added or removed.
 
-use crate::config::Mapping;
+use crate::config::{Mapping, Transform};
 use crate::links::LinkIndex;
 use crate::ops::PatchOp;
 use crate::path::get_ci;
@@ -17,13 +17,34 @@ pub struct Mapped {
     /// The source's member ids, when the mapping maps `members`; they still have to
     /// be translated through the links of the member objects.
     pub members: Option<Vec<String>>,
+    /// A transform expression that failed: the object cannot be mapped.
+    pub error: Option<String>,
+}
+
+/// Evaluates the Luau expressions of transforms (the runtime's sandbox); shared
+/// by the planning threads.
+pub trait Expressions: Sync + std::fmt::Debug {
+    /// `expr` of `value` (the source value) and `source` (the source object):
+    /// the value to write, `None` for none.
+    fn eval(&self, expr: &str, value: &Value, source: &Value) -> Result<Option<Value>, String>;
+}
+
+/// No expression can be evaluated (mappings without them need nothing).
+#[derive(Debug)]
+pub struct NoExpressions;
+
+impl Expressions for NoExpressions {
+    fn eval(&self, expr: &str, _: &Value, _: &Value) -> Result<Option<Value>, String> {
+        Err(format!("no Luau runtime to evaluate '{expr}'"))
+    }
 }
 
 /// Map `source` through every property: the source value (or the default when it
 /// has none), transformed, written at the target path.
-pub fn map_source(mapping: &Mapping, source: &Value) -> Mapped {
+pub fn map_source(mapping: &Mapping, source: &Value, expressions: &dyn Expressions) -> Mapped {
     let mut doc = Map::new();
     let mut members = None;
+    let mut error = None;
     for p in &mapping.properties {
         if p.target.is_members() {
             members = Some(member_ids(source));
@@ -35,17 +56,25 @@ pub fn map_source(mapping: &Mapping, source: &Value) -> Mapped {
             .and_then(|s| s.read(source))
             .cloned()
             .or_else(|| p.default.clone());
+        let value = match (&p.transform, value) {
+            (Some(Transform::Expression(e)), Some(v)) => match expressions.eval(e, &v, source) {
+                Ok(v) => v,
+                Err(why) => {
+                    error.get_or_insert(format!("transform of {}: {why}", p.target.raw()));
+                    None
+                }
+            },
+            (Some(t), v) => v.map(|v| t.apply(v)),
+            (None, v) => v,
+        };
         if let Some(v) = value {
-            let v = match p.transform {
-                Some(t) => t.apply(v),
-                None => v,
-            };
             p.target.write(&mut doc, v);
         }
     }
     Mapped {
         doc: Value::Object(doc),
         members,
+        error,
     }
 }
 
@@ -198,13 +227,55 @@ mod tests {
         let source = json!({"userName": "BJensen", "name": {"givenName": " Barbara "},
             "emails": [{"value": "x@home", "type": "home"}, {"value": "b@work", "primary": true}],
             "displayName": "not mapped"});
-        let m = map_source(&users(), &source);
+        let m = map_source(&users(), &source, &NoExpressions);
         assert_eq!(
             m.doc,
             json!({"userName": "bjensen", "name": {"givenName": "Barbara"},
                    "emails": [{"type": "work", "value": "b@work"}], "title": "Staff"})
         );
         assert_eq!(m.members, None);
+    }
+
+    /// Joins the value and the source's userName; "fail" fails.
+    #[derive(Debug)]
+    struct Joiner;
+
+    impl Expressions for Joiner {
+        fn eval(&self, expr: &str, value: &Value, source: &Value) -> Result<Option<Value>, String> {
+            match expr {
+                "fail" => Err("boom".into()),
+                "none" => Ok(None),
+                _ => Ok(Some(json!(format!(
+                    "{} ({})",
+                    value.as_str().unwrap_or(""),
+                    source["userName"].as_str().unwrap_or("")
+                )))),
+            }
+        }
+    }
+
+    #[test]
+    fn expressions_see_the_value_and_the_source() {
+        let text = json!({"mappings": [{"name": "m", "source": "system/r/account",
+            "target": "managed/user",
+            "properties": [{"source": "displayName", "target": "displayName", "transform": "join"},
+                           {"source": "nickName", "target": "nickName", "transform": "none"},
+                           {"source": "userName", "target": "userName"}]}]})
+        .to_string();
+        let c = SyncConfig::parse("sync.json", &text, &SchemaRegistry::standard()).unwrap();
+        let source = json!({"userName": "bjensen", "displayName": "Babs", "nickName": "B"});
+        let m = map_source(&c.mappings[0], &source, &Joiner);
+        assert_eq!(
+            m.doc,
+            json!({"displayName": "Babs (bjensen)", "userName": "bjensen"})
+        );
+        assert_eq!(m.error, None);
+        let failing = text.replace("\"join\"", "\"fail\"");
+        let c = SyncConfig::parse("sync.json", &failing, &SchemaRegistry::standard()).unwrap();
+        let m = map_source(&c.mappings[0], &source, &Joiner);
+        assert_eq!(m.error.as_deref(), Some("transform of displayName: boom"));
+        let m = map_source(&c.mappings[0], &source, &NoExpressions);
+        assert!(m.error.is_some());
     }
 
     #[test]
@@ -214,6 +285,7 @@ mod tests {
             &m,
             &json!({"userName": "bjensen", "name": {"givenName": "Babs"},
                     "emails": [{"value": "b@work", "primary": true}]}),
+            &NoExpressions,
         )
         .doc;
         let current = json!({"id": "t1", "userName": "bjensen", "displayName": "unmapped",
@@ -264,7 +336,7 @@ mod tests {
         assert!(m.maps_members());
         let source = json!({"displayName": "eng",
             "members": [{"value": "r1"}, {"value": "r2"}, {"value": "r9"}]});
-        let mapped = map_source(&m, &source);
+        let mapped = map_source(&m, &source, &NoExpressions);
         assert_eq!(mapped.doc, json!({"displayName": "eng"}));
         let ids = mapped.members.unwrap();
         assert_eq!(ids, vec!["r1", "r2", "r9"]);

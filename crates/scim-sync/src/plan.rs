@@ -6,7 +6,8 @@
 use crate::config::{Correlation, Mapping, ObjectKind};
 use crate::links::{Link, LinkIndex};
 use crate::mapping::{
-    attribute_ops, map_source, member_diff, member_ids, member_ops, member_values, Mapped,
+    attribute_ops, map_source, member_diff, member_ids, member_ops, member_values, Expressions,
+    Mapped,
 };
 use crate::ops::PatchOp;
 use crate::path::get_ci;
@@ -33,6 +34,8 @@ pub struct PlanInput<'a> {
     /// mapping's source to its target (`SyncConfig::member_links_of`).
     pub member_links: &'a LinkIndex,
     pub dry_run: bool,
+    /// Evaluates the mapping's Luau transform expressions.
+    pub expressions: &'a dyn Expressions,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -178,7 +181,7 @@ fn prepare(run: &Run<'_, '_>, rt: &ResourceTypeDef) -> Vec<Prepared> {
             .source_filter
             .as_ref()
             .is_none_or(|(_, f)| matches(f, source, input.registry, rt));
-        let mapped = map_source(input.mapping, source);
+        let mapped = map_source(input.mapping, source, input.expressions);
         let linked = id_of(source).is_some_and(|id| run.links.target_of(id).is_some());
         if linked {
             Prepared::Decided(run.decide(source, mapped, qualifies).0)
@@ -341,15 +344,22 @@ impl<'a> Run<'a, '_> {
         let target = target_id
             .as_deref()
             .and_then(|t| self.targets.get(t).copied());
-        let (change, unlinked_members) = self.change_for(action, &mapped, target);
-        let link = link_change(
-            m.is_reverse(),
-            situation,
-            action,
-            &change,
-            source_id,
-            target_id.as_deref(),
-        );
+        // An object whose transform failed is reported, and nothing is written.
+        let (change, unlinked_members) = match &mapped.error {
+            Some(_) => (Change::None, Vec::new()),
+            None => self.change_for(action, &mapped, target),
+        };
+        let link = match &mapped.error {
+            Some(_) => LinkChange::None,
+            None => link_change(
+                m.is_reverse(),
+                situation,
+                action,
+                &change,
+                source_id,
+                target_id.as_deref(),
+            ),
+        };
         let d = Decision {
             phase: Phase::Source,
             situation,
@@ -359,7 +369,7 @@ impl<'a> Run<'a, '_> {
             change,
             link,
             unlinked_members,
-            error: None,
+            error: mapped.error,
         };
         (d, correlated)
     }
@@ -596,6 +606,7 @@ mod tests {
             links,
             member_links: &LinkIndex::default(),
             dry_run: false,
+            expressions: &crate::mapping::NoExpressions,
         })
         .unwrap()
     }
@@ -708,6 +719,7 @@ mod tests {
             links: &[Link::between(false, "rg", "lg")],
             member_links: &member_links,
             dry_run: false,
+            expressions: &crate::mapping::NoExpressions,
         })
         .unwrap();
         let d = &p.decisions[0];
@@ -940,6 +952,7 @@ mod tests {
             links: &[],
             member_links: &LinkIndex::default(),
             dry_run: true,
+            expressions: &crate::mapping::NoExpressions,
         };
         let dry = plan(&input).unwrap();
         let wet = plan(&PlanInput {
@@ -963,6 +976,42 @@ mod tests {
         assert!(p.decisions[0].error.is_some());
         assert_eq!(p.decisions[1].situation, Situation::Absent);
         assert_eq!(p.situation_summary().get(&Situation::Absent), Some(&1));
+    }
+
+    /// Fails every expression.
+    #[derive(Debug)]
+    struct Failing;
+
+    impl Expressions for Failing {
+        fn eval(&self, _: &str, _: &Value, _: &Value) -> Result<Option<Value>, String> {
+            Err("boom".into())
+        }
+    }
+
+    #[test]
+    fn a_failing_transform_writes_nothing_for_that_object() {
+        let m = mapping(json!({"properties": [
+            {"source": "userName", "target": "userName", "transform": "string.upper(value)"}]}));
+        let links = [Link::between(false, "r2", "l2")];
+        let targets = [user("l2", "b")];
+        let p = plan(&PlanInput {
+            mapping: &m,
+            registry: &SchemaRegistry::standard(),
+            sources: &[user("r1", "a"), user("r2", "b")],
+            targets: &targets,
+            links: &links,
+            member_links: &LinkIndex::default(),
+            dry_run: false,
+            expressions: &Failing,
+        })
+        .unwrap();
+        for d in &p.decisions {
+            assert_eq!(d.change, Change::None, "{d:?}");
+            assert_eq!(d.link, LinkChange::None, "{d:?}");
+            assert_eq!(d.error.as_deref(), Some("transform of userName: boom"));
+        }
+        assert_eq!(p.decisions[0].situation, Situation::Absent);
+        assert_eq!(p.decisions[1].situation, Situation::Confirmed);
     }
 }
 
@@ -1010,6 +1059,7 @@ mod cost {
             links: &links,
             member_links: &LinkIndex::default(),
             dry_run: false,
+            expressions: &crate::mapping::NoExpressions,
         })
         .unwrap();
         let took = t.elapsed();

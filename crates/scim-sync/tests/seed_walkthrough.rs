@@ -77,6 +77,7 @@ impl World {
             links: &links,
             member_links: &member_links,
             dry_run: false,
+            expressions: &scim_sync::mapping::NoExpressions,
         })
         .unwrap()
     }

@@ -10,6 +10,7 @@
 
 mod call;
 mod convert;
+mod expr;
 mod lazy;
 mod methods;
 mod notify;
@@ -19,6 +20,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
+pub use expr::Expression;
 pub use notify::Notification;
 
 use crate::{ScriptDef, ScriptError, ScriptManager};

@@ -220,7 +220,10 @@ return copy, same
 /// A new sandboxed state with the script's chunk run (its functions defined);
 /// `limit` bounds the chunk's run time. `getApiVersion` and `init` are the
 /// caller's (`pool`).
-pub(crate) fn new_state(def: &ScriptDef, env: &StateEnv, limit: Duration) -> mlua::Result<State> {
+/// A Luau state with the cut-down standard library (no loading of code, no
+/// files, no environment access) and the array mark `convert` reads and writes:
+/// what scripts and transform expressions (`expr`) start from.
+pub(crate) fn bare_state() -> mlua::Result<(Lua, Marks)> {
     let lua = Lua::new_with(
         StdLib::COROUTINE
             | StdLib::TABLE
@@ -231,6 +234,22 @@ pub(crate) fn new_state(def: &ScriptDef, env: &StateEnv, limit: Duration) -> mlu
             | StdLib::BUFFER,
         LuaOptions::default(),
     )?;
+    let globals = lua.globals();
+    for name in REMOVED_GLOBALS {
+        globals.raw_set(*name, LuaValue::Nil)?;
+    }
+    let array_mt = lua.create_table()?;
+    array_mt.raw_set("__metatable", "array")?;
+    array_mt.set_readonly(true);
+    let marks = Marks {
+        array_mt,
+        lazy: None,
+    };
+    Ok((lua, marks))
+}
+
+pub(crate) fn new_state(def: &ScriptDef, env: &StateEnv, limit: Duration) -> mlua::Result<State> {
+    let (lua, mut marks) = bare_state()?;
     let info = Arc::new(CallInfo {
         script: def.name.clone(),
         base: Instant::now(),
@@ -242,16 +261,6 @@ pub(crate) fn new_state(def: &ScriptDef, env: &StateEnv, limit: Duration) -> mlu
         wants_context: def.source.contains("context"),
     });
     let globals = lua.globals();
-    for name in REMOVED_GLOBALS {
-        globals.raw_set(*name, LuaValue::Nil)?;
-    }
-    let array_mt = lua.create_table()?;
-    array_mt.raw_set("__metatable", "array")?;
-    array_mt.set_readonly(true);
-    let mut marks = Marks {
-        array_mt,
-        lazy: None,
-    };
 
     let resource_mt = resource_metatable(&lua, &marks)?;
     let (copy_fn, same_fn): (Function, Function) = lua

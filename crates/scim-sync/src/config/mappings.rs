@@ -73,25 +73,36 @@ impl Endpoint {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transform {
     Lower,
     Upper,
     Trim,
+    /// A Luau expression of `value` (the source value) and `source` (the source
+    /// object), evaluated by the runtime's [`crate::mapping::Expressions`].
+    Expression(String),
 }
 
 impl Transform {
-    /// Apply to a string, or to each string of an array; other values pass through.
-    pub fn apply(self, v: Value) -> Value {
-        match v {
-            Value::String(s) => Value::String(match self {
-                Transform::Lower => s.to_lowercase(),
-                Transform::Upper => s.to_uppercase(),
-                Transform::Trim => s.trim().to_string(),
-            }),
-            Value::Array(items) => Value::Array(items.into_iter().map(|i| self.apply(i)).collect()),
-            other => other,
-        }
+    /// Apply a keyword transform to a string, or to each string of an array;
+    /// other values pass through, and so does everything for an expression
+    /// (which the runtime evaluates).
+    pub fn apply(&self, v: Value) -> Value {
+        let f = match self {
+            Transform::Lower => str::to_lowercase,
+            Transform::Upper => str::to_uppercase,
+            Transform::Trim => |s: &str| s.trim().to_string(),
+            Transform::Expression(_) => return v,
+        };
+        keyword(f, v)
+    }
+}
+
+fn keyword(f: fn(&str) -> String, v: Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(f(&s)),
+        Value::Array(items) => Value::Array(items.into_iter().map(|i| keyword(f, i)).collect()),
+        other => other,
     }
 }
 
@@ -172,6 +183,14 @@ impl Mapping {
     /// Whether links are stored the other way round (this is a reverse mapping).
     pub fn is_reverse(&self) -> bool {
         self.links.is_some()
+    }
+
+    /// The Luau expressions of the transforms, for the runtime to compile.
+    pub fn expressions(&self) -> impl Iterator<Item = &str> {
+        self.properties.iter().filter_map(|p| match &p.transform {
+            Some(Transform::Expression(e)) => Some(e.as_str()),
+            _ => None,
+        })
     }
 
     /// The `members` property, when this mapping carries group memberships.
@@ -411,12 +430,13 @@ fn property(
         Some("lower") => Some(Transform::Lower),
         Some("upper") => Some(Transform::Upper),
         Some("trim") => Some(Transform::Trim),
-        Some(_) => {
+        Some(e) if e.trim().is_empty() => {
             return Err(p.error(
                 "transform",
-                "Luau expression transforms are not supported yet (use lower, upper or trim)",
+                "is empty (lower, upper, trim or a Luau expression)",
             ))
         }
+        Some(e) => Some(Transform::Expression(e.to_string())),
     };
     Ok(Property {
         source,
@@ -691,7 +711,7 @@ mod tests {
             ),
             (
                 "properties",
-                json!([{"source": "userName", "target": "userName", "transform": "x:lower()"}]),
+                json!([{"source": "userName", "target": "userName", "transform": ""}]),
                 "properties[0].transform",
             ),
         ];
@@ -704,13 +724,25 @@ mod tests {
     }
 
     #[test]
-    fn a_luau_transform_is_reported_as_not_supported_yet() {
+    fn a_transform_that_is_no_keyword_is_a_luau_expression() {
+        let mut f = forward();
+        f["properties"] = json!([{"source": "userName", "target": "userName",
+                                  "transform": "string.lower(value)"}]);
+        let c = parse(json!({"mappings": [f]})).unwrap();
+        assert_eq!(
+            c.mappings[0].properties[0].transform,
+            Some(Transform::Expression("string.lower(value)".into()))
+        );
+        assert_eq!(
+            c.mappings[0].expressions().collect::<Vec<_>>(),
+            ["string.lower(value)"]
+        );
         let e = error_of(
             forward(),
             "properties",
-            json!([{"source": "userName", "target": "userName", "transform": "string.lower(source)"}]),
+            json!([{"source": "userName", "target": "userName", "transform": " "}]),
         );
-        assert!(e.to_string().contains("not supported yet"), "{e}");
+        assert_eq!(e.field.as_deref(), Some("properties[0].transform"), "{e}");
     }
 
     #[test]

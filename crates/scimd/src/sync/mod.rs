@@ -10,19 +10,61 @@ mod routes;
 pub(crate) use cli::{run_sync, SyncArgs};
 pub(crate) use routes::routes;
 
+use scim_hooks::luau::Expression;
 use scim_proto::schema::SchemaRegistry;
 use scim_server::service::Service;
 use scim_sync::config::SyncConfig;
+use scim_sync::mapping::Expressions;
 use scim_sync_engine::connectors::SYNC_FILE;
 use scim_sync_engine::{ConnectorDir, Engine, EngineParts};
+use serde_json::Value;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-/// A sync directory: its connectors and, when it has a `sync.json`, its mappings.
+/// A sync directory: its connectors and, when it has a `sync.json`, its mappings
+/// with their transform expressions compiled.
 #[derive(Debug)]
 pub(crate) struct SyncDir {
     pub(crate) connectors: Arc<ConnectorDir>,
     pub(crate) config: Option<SyncConfig>,
+    expressions: Arc<LuauExpressions>,
+}
+
+/// The mappings' Luau transform expressions, each compiled once.
+#[derive(Debug, Default)]
+struct LuauExpressions(HashMap<String, Expression>);
+
+impl LuauExpressions {
+    /// Compile every expression of `config`; the first that does not compile
+    /// fails with its mapping.
+    fn compile(config: &SyncConfig) -> Result<LuauExpressions, String> {
+        let mut out = HashMap::new();
+        for m in &config.mappings {
+            for text in m.expressions() {
+                if out.contains_key(text) {
+                    continue;
+                }
+                let e = Expression::compile(text).map_err(|e| {
+                    format!(
+                        "sync: {SYNC_FILE}: mapping '{}': 'transform' '{text}' {e}",
+                        m.name
+                    )
+                })?;
+                out.insert(text.to_string(), e);
+            }
+        }
+        Ok(LuauExpressions(out))
+    }
+}
+
+impl Expressions for LuauExpressions {
+    fn eval(&self, expr: &str, value: &Value, source: &Value) -> Result<Option<Value>, String> {
+        match self.0.get(expr) {
+            Some(e) => e.eval(value, source),
+            None => Err(format!("'{expr}' was not compiled")),
+        }
+    }
 }
 
 impl SyncDir {
@@ -60,9 +102,14 @@ pub(crate) fn load(dir: &Path, registry: &SchemaRegistry) -> Result<SyncDir, Str
     } else {
         None
     };
+    let expressions = match &config {
+        Some(c) => LuauExpressions::compile(c)?,
+        None => LuauExpressions::default(),
+    };
     Ok(SyncDir {
         connectors: Arc::new(connectors),
         config,
+        expressions: Arc::new(expressions),
     })
 }
 
@@ -79,5 +126,6 @@ pub(crate) fn engine(sync: &SyncDir, service: &Arc<Service>) -> Option<Engine> {
             service: service.clone(),
         }),
         registry: Arc::new(move || registry_of.registry()),
+        expressions: sync.expressions.clone(),
     }))
 }

@@ -720,3 +720,70 @@ fn a_connector_a_mapping_uses_cannot_be_deleted() {
     );
     assert!(dir.path().join("provisioner.openicf-scim.json").exists());
 }
+
+/// Luau transforms: evaluated per object with `value` and `source`; one that
+/// fails for an object fails that object alone.
+#[test]
+fn luau_transforms_shape_values_and_fail_one_object_alone() {
+    let remote = Peer::new(Server::start_protected(&[]));
+    let dir = sync_dir(&remote.server, |c| {
+        let m = mapping(c, "systemScimAccount_managedUser");
+        m["properties"] = json!([
+            {"source": "userName", "target": "userName"},
+            {"source": "id", "target": "externalId"},
+            {"source": "displayName", "target": "displayName",
+             "transform": "string.upper(value) .. ' <' .. source.name.givenName .. '>'"},
+            {"source": "name.givenName", "target": "nickName",
+             "transform": "if value == 'bad' then error('no nickname for bad') else value"}
+        ]);
+    });
+    let local = local_on(dir.path());
+    remote.create_user("good");
+    remote.create_user("bad");
+    let run = local.recon("systemScimAccount_managedUser", "");
+    assert_eq!(run["state"], "SUCCESS", "{run}");
+    assert_eq!(
+        run["statusSummary"],
+        json!({"FAILURE": 1, "SUCCESS": 1}),
+        "{run}"
+    );
+    let good = local.users("userName eq \"good\"");
+    assert_eq!(good[0]["displayName"], "GOOD DISPLAY <good>", "{good:?}");
+    assert_eq!(good[0]["nickName"], "good");
+    assert!(local.users("userName eq \"bad\"").is_empty());
+    let audit = local.audit(run["_id"].as_str().expect("id"));
+    let failed = audit
+        .iter()
+        .find(|e| e["status"] == "FAILURE")
+        .expect("failure");
+    let error = failed["error"].as_str().expect("error");
+    assert!(
+        error.contains("nickName") && error.contains("no nickname for bad"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_transform_that_does_not_compile_stops_the_start() {
+    let remote = Server::start_protected(&[]);
+    let dir = sync_dir(&remote, |c| {
+        let m = mapping(c, "systemScimAccount_managedUser");
+        m["properties"][2]["transform"] = json!("value ..");
+    });
+    let data = tempfile::tempdir().expect("data");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scimd"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .arg("--sync-dir")
+        .arg(dir.path())
+        .output()
+        .expect("scimd");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "mapping 'systemScimAccount_managedUser': 'transform' 'value ..' does not compile"
+        ),
+        "{err}"
+    );
+}
