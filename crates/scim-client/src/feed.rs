@@ -108,6 +108,16 @@ impl Client {
         })
     }
 
+    /// The cursor of the feed's end (`cursor=latest`): [`Client::changes`] from
+    /// it gives only what happens from now on.
+    pub async fn changes_head(&self) -> Result<String> {
+        Ok(self
+            .changes_page(Some("latest"), None)
+            .await?
+            .next_cursor
+            .unwrap_or_default())
+    }
+
     /// Every change after `cursor`, up to the feed's current end. To follow the
     /// feed, remember the last page's cursor with [`Client::changes_page`].
     pub fn changes(&self, cursor: Option<String>) -> impl Stream<Item = Result<Change>> + Send {

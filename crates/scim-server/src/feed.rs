@@ -9,6 +9,9 @@ use scim_proto::{ScimError, ScimResult};
 use scim_store::{Query, SortOrder, StoreError};
 use serde_json::{json, Value};
 
+/// The `cursor` that asks for the end of the feed.
+pub const LATEST: &str = "latest";
+
 /// Default and largest page of the cursor feed.
 pub const FEED_DEFAULT_PAGE: usize = 100;
 pub const FEED_MAX_PAGE: usize = 1000;
@@ -111,12 +114,23 @@ impl Service {
 
     /// The lossless feed: every committed create, update and delete of Users and
     /// Groups exactly once, in commit order, resumable from an opaque cursor.
+    /// `cursor=latest` answers no changes and the cursor of the feed's end: where
+    /// a follower starts that wants only what happens from now on.
     pub fn changes(
         &self,
         cursor: Option<&str>,
         count: Option<i64>,
         ctx: &RequestCtx,
     ) -> ScimResult<Value> {
+        if cursor == Some(LATEST) {
+            let head = self.store.feed_head().map_err(store_error)?;
+            return Ok(json!({
+                "schemas": ["urn:scimd:api:messages:1.0:ChangeFeed"],
+                "changes": [],
+                "nextCursor": cursor_out(head.as_deref().unwrap_or("")),
+                "hasMore": false,
+            }));
+        }
         let limit = match count {
             None => FEED_DEFAULT_PAGE,
             Some(n) if n >= 1 && n as usize <= FEED_MAX_PAGE => n as usize,

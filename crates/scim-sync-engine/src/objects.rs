@@ -21,6 +21,9 @@ pub enum ObjectError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// The changes since a mark are no longer kept: read everything instead.
+    #[error("{0}")]
+    Gone(String),
     /// Anything else: recorded for the object, the run goes on.
     #[error("{0}")]
     Failed(String),

@@ -163,6 +163,9 @@ fn object_type(resource_type: &str) -> Option<&'static str> {
 
 /// A remote provider as an object set.
 pub struct RemoteSet {
+    /// Whether the remote serves scimd's `/Changes` feed to these credentials
+    /// (asked once).
+    feed: tokio::sync::OnceCell<bool>,
     client: Client,
     auth: Auth,
     connector: Connector,
@@ -186,6 +189,7 @@ impl RemoteSet {
         )
         .map_err(|e| format!("connector '{}': {e}", connector.name))?;
         Ok(RemoteSet {
+            feed: tokio::sync::OnceCell::new(),
             client,
             auth,
             connector: connector.clone(),
@@ -209,6 +213,7 @@ impl RemoteSet {
             }
             (_, Some(409)) => ObjectError::Conflict(text),
             (_, Some(404)) => ObjectError::NotFound(text),
+            (_, Some(410)) => ObjectError::Gone(text),
             _ => ObjectError::Failed(text),
         }
     }
@@ -308,13 +313,38 @@ impl ObjectSet for RemoteSet {
         }
     }
 
+    /// The end of the remote's change feed when it has one (a scimd), else the
+    /// time.
     async fn mark(&self) -> Result<Mark, ObjectError> {
-        Ok(Mark::Time { at: Utc::now() })
+        let at = Utc::now();
+        let head = self
+            .feed
+            .get_or_try_init(|| async {
+                match self.client.changes_head().await {
+                    Ok(_) => Ok(true),
+                    // No feed here, or not for these credentials.
+                    Err(e) if e.status().is_some_and(|s| (400..500).contains(&s)) => Ok(false),
+                    Err(e) => Err(self.error(&e)),
+                }
+            })
+            .await?;
+        if !*head {
+            return Ok(Mark::Time { at });
+        }
+        let position = self
+            .client
+            .changes_head()
+            .await
+            .map_err(|e| self.error(&e))?;
+        Ok(Mark::Feed {
+            position: Some(position),
+        })
     }
 
     async fn changed_since(&self, kind: ObjectKind, mark: &Mark) -> Result<Changed, ObjectError> {
-        let Mark::Time { at } = mark else {
-            return Err(ObjectError::Failed("not a mark of a remote".into()));
+        let at = match mark {
+            Mark::Time { at } => at,
+            Mark::Feed { position } => return self.feed_since(kind, position.clone()).await,
         };
         let since = (*at - OVERLAP).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let filter = format!("meta.lastModified ge {}", quote(&since));
@@ -322,6 +352,41 @@ impl ObjectSet for RemoteSet {
             changed: self.list(kind, Some(&filter), &[]).await?,
             deleted: Vec::new(),
         })
+    }
+}
+
+impl RemoteSet {
+    /// What the remote's `/Changes` feed has of `kind` after `position`: the
+    /// last change of each object decides (its document as the feed has it, or
+    /// gone).
+    async fn feed_since(
+        &self,
+        kind: ObjectKind,
+        position: Option<String>,
+    ) -> Result<Changed, ObjectError> {
+        let changes: Vec<scim_client::Change> = self
+            .client
+            .changes(position)
+            .try_collect()
+            .await
+            .map_err(|e| self.error(&e))?;
+        let mut last: std::collections::HashMap<String, Option<Value>> =
+            std::collections::HashMap::new();
+        for c in changes
+            .into_iter()
+            .filter(|c| c.resource_type == kind.resource_type())
+        {
+            let doc = if c.is_delete() { None } else { c.resource };
+            last.insert(c.id, doc);
+        }
+        let mut out = Changed::default();
+        for (id, doc) in last {
+            match doc {
+                Some(d) => out.changed.push(d),
+                None => out.deleted.push(id),
+            }
+        }
+        Ok(out)
     }
 }
 

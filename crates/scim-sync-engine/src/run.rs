@@ -149,8 +149,12 @@ impl Execution<'_> {
             RunKind::Recon => None,
         };
         let started = Instant::now();
-        let read = match &since {
+        let changed = match &since {
             Some(since) => self.read_changed(&m, &*source, &*target, since).await?,
+            None => None,
+        };
+        let read = match changed {
+            Some(read) => read,
             None => self.read_all(&m, &*source, &*target).await?,
         };
         let read_ms = started.elapsed().as_millis();
@@ -232,8 +236,15 @@ impl Execution<'_> {
         source: &dyn ObjectSet,
         target: &dyn ObjectSet,
         since: &Mark,
-    ) -> Result<Read, Outcome> {
-        let changed = source.changed_since(m.source.kind(), since).await?;
+    ) -> Result<Option<Read>, Outcome> {
+        let changed = match source.changed_since(m.source.kind(), since).await {
+            Ok(c) => c,
+            Err(ObjectError::Gone(why)) => {
+                tracing::info!(run = %self.run.id, reason = %why, "sync: the changes since the last run are gone: reconciling everything");
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
         let links = self.links(m.link_set()).await?;
         let index = LinkIndex::new(&links, m.is_reverse());
         let kind = m.target.kind();
@@ -265,14 +276,14 @@ impl Execution<'_> {
         }
         let (store, set) = (self.inner.store.clone(), m.link_set().to_string());
         let target_total = blocking(move || store.count_links(&set)).await? as usize;
-        Ok(Read {
+        Ok(Some(Read {
             sources: changed.changed,
             targets: targets.into_values().collect(),
             links,
             member_links: self.member_links(m).await?,
             target_total,
             live_deletions: !changed.deleted.is_empty(),
-        })
+        }))
     }
 
     async fn links(&self, set: &str) -> Result<Vec<Link>, StoreError> {

@@ -185,8 +185,10 @@ impl ObjectSet for LocalSet {
         })
         .await
         .map_err(|e| ObjectError::Failed(format!("feed task: {e}")))?
-        .map_err(|e: scim_store::StoreError| {
-            ObjectError::Failed(format!("reading the change feed: {e}"))
+        .map_err(|e: scim_store::StoreError| match e {
+            // Pruned past the mark: the run reads everything instead.
+            scim_store::StoreError::BadCursor(d) => ObjectError::Gone(d),
+            e => ObjectError::Failed(format!("reading the change feed: {e}")),
         })?;
         let mut out = Changed::default();
         for (id, deleted) in last {

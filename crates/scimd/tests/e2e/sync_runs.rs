@@ -787,3 +787,43 @@ fn a_transform_that_does_not_compile_stops_the_start() {
         "{err}"
     );
 }
+
+/// A remote scimd is followed through its `/Changes` feed: a live sync from it
+/// sees an update and a deletion there.
+#[test]
+fn live_sync_from_a_remote_scimd_follows_its_change_feed() {
+    let remote = Peer::new(Server::start_protected(&[]));
+    let dir = sync_dir(&remote.server, |c| {
+        // Deletions beyond the threshold would wait: allow them here.
+        mapping(c, "systemScimAccount_managedUser")["maxDeletes"] = json!(10);
+    });
+    let local = local_on(dir.path());
+    let keep = remote.create_user("feed1");
+    let gone = remote.create_user("feed2");
+    let first = local.recon("systemScimAccount_managedUser", "");
+    assert_eq!(first["situationSummary"], json!({"ABSENT": 2}), "{first}");
+    let (status, _) = remote.send(
+        "PATCH",
+        &format!("/scim/v2/Users/{keep}"),
+        Some(&json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "displayName", "value": "From the feed"}]})),
+    );
+    assert_eq!(status, 200);
+    let (status, _) = remote.send("DELETE", &format!("/scim/v2/Users/{gone}"), None);
+    assert_eq!(status, 204);
+    let (status, live) = local.send(
+        "POST",
+        "/sync/recon?_action=liveSync&mapping=systemScimAccount_managedUser&waitForCompletion=true",
+        None,
+    );
+    assert_eq!(status, 200, "{live}");
+    assert_eq!(live["state"], "SUCCESS", "{live}");
+    assert_eq!(
+        live["situationSummary"],
+        json!({"CONFIRMED": 1, "SOURCE_MISSING": 1}),
+        "{live}"
+    );
+    assert_eq!(local.users("userName eq \"feed1\"")[0]["displayName"], "From the feed");
+    // disableBeforeDelete: the deleted remote user is disabled here.
+    assert_eq!(local.users("userName eq \"feed2\"")[0]["active"], false);
+}
