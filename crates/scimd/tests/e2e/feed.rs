@@ -254,3 +254,53 @@ fn cursor_feed_is_lossless_under_concurrent_writes() {
     let (st, _) = parts(s.get("/scim/v2/Changes?count=5000").send().expect("bad"));
     assert_eq!(st, 400);
 }
+
+/// `cursor=latest` is the feed's end: nothing before it, everything after.
+#[test]
+fn the_latest_cursor_starts_at_the_end_of_the_feed() {
+    let s = Server::start();
+    let (st, empty) = parts(
+        s.get("/scim/v2/Changes?cursor=latest")
+            .send()
+            .expect("feed"),
+    );
+    assert_eq!(st, 200, "{empty}");
+    assert_eq!(empty["changes"], json!([]));
+    for name in ["before1", "before2"] {
+        let (st, _) = parts(s.post("/scim/v2/Users", &user(name)));
+        assert_eq!(st, 201);
+    }
+    // PostgreSQL hands a change out once no older transaction runs: wait for it.
+    let mut all = String::new();
+    let mut state = HashMap::new();
+    let mut seen = 0;
+    for _ in 0..200 {
+        seen += drain(&s, &mut all, &mut state);
+        if seen >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (_, latest) = parts(
+        s.get("/scim/v2/Changes?cursor=latest")
+            .send()
+            .expect("feed"),
+    );
+    assert_eq!(latest["changes"], json!([]));
+    let mut cursor = latest["nextCursor"].as_str().expect("cursor").to_string();
+    assert_eq!(cursor, all, "the end is where a full read ends");
+    let (st, _) = parts(s.post("/scim/v2/Users", &user("after")));
+    assert_eq!(st, 201);
+    let mut after = HashMap::new();
+    for _ in 0..200 {
+        if drain(&s, &mut cursor, &mut after) > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let names: Vec<&str> = after
+        .values()
+        .filter_map(|u| u["userName"].as_str())
+        .collect();
+    assert_eq!(names, ["after"]);
+}

@@ -805,8 +805,10 @@ fn live_sync_from_a_remote_scimd_follows_its_change_feed() {
     let (status, _) = remote.send(
         "PATCH",
         &format!("/scim/v2/Users/{keep}"),
-        Some(&json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{"op": "replace", "path": "displayName", "value": "From the feed"}]})),
+        Some(
+            &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "displayName", "value": "From the feed"}]}),
+        ),
     );
     assert_eq!(status, 200);
     let (status, _) = remote.send("DELETE", &format!("/scim/v2/Users/{gone}"), None);
@@ -823,7 +825,10 @@ fn live_sync_from_a_remote_scimd_follows_its_change_feed() {
         json!({"CONFIRMED": 1, "SOURCE_MISSING": 1}),
         "{live}"
     );
-    assert_eq!(local.users("userName eq \"feed1\"")[0]["displayName"], "From the feed");
+    assert_eq!(
+        local.users("userName eq \"feed1\"")[0]["displayName"],
+        "From the feed"
+    );
     // disableBeforeDelete: the deleted remote user is disabled here.
     assert_eq!(local.users("userName eq \"feed2\"")[0]["active"], false);
 }
