@@ -930,7 +930,13 @@ pub fn search_sql(
             format!("{rtype_col} = {rtype} AND ({})", frag.sql)
         }
     };
-    let count_sql = format!("SELECT count(*) FROM resources r WHERE {where_sql}");
+    // Unfiltered: the per-type count the triggers keep (`type_counts`, ddl.rs).
+    let count_sql = match &q.filter {
+        None => format!(
+            "SELECT CAST(coalesce(sum(n), 0) AS BIGINT) FROM type_counts WHERE rtype = {rtype}"
+        ),
+        Some(_) => format!("SELECT count(*) FROM resources r WHERE {where_sql}"),
+    };
     let count_params = params.len();
     if q.count == 0 {
         return Ok(SearchSql {

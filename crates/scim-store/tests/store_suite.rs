@@ -111,6 +111,7 @@ on_every_backend!(
     search_filters_sort_and_pages,
     change_feed_in_commit_order,
     export_then_import_is_lossless,
+    unfiltered_totals_follow_every_write,
     concurrent_writers_lose_nothing,
     scripts_lifecycle,
     sync_links_hold_one_link_per_side,
@@ -871,6 +872,31 @@ fn change_feed_in_commit_order(b: &Backend) {
         .is_empty());
 }
 
+/// An unfiltered list's total is the maintained per-type count: it follows
+/// creates, bulk creates and deletes, whatever the page.
+fn unfiltered_totals_follow_every_write(b: &Backend) {
+    let total = |rt: &str| {
+        let (n, _) = b.search(rt, None, None, SortOrder::Ascending, 1, 0);
+        let (paged, _) = b.search(rt, None, Some("userName"), SortOrder::Ascending, 2, 1);
+        assert_eq!(n, paged, "{}: {rt}", b.name);
+        n
+    };
+    assert_eq!((total("User"), total("Group")), (0, 0));
+    let users: Vec<StoredResource> = (0..4).map(|i| b.user(&format!("count{i}"))).collect();
+    b.group("counted", &[&users[0].id]);
+    assert_eq!((total("User"), total("Group")), (4, 1));
+    b.store
+        .delete(&b.rt("User"), &users[1].id, None, now())
+        .expect("delete");
+    assert_eq!(total("User"), 3);
+    // A failed create (taken userName) counts nothing.
+    assert!(b.user_doc("count0", json!({})).is_err());
+    assert_eq!(total("User"), 3);
+    // The filtered count still counts the rows.
+    let (n, _) = b.search("User", Some(r#"userName sw "count""#), None, SortOrder::Ascending, 1, 0);
+    assert_eq!(n, 3, "{}", b.name);
+}
+
 fn export_all(store: &dyn Store) -> Vec<ExportRecord> {
     let mut out = Vec::new();
     let n = store
@@ -922,6 +948,9 @@ fn export_then_import_is_lossless(b: &Backend) {
         }
         let after = export_all(target.store.as_ref());
         assert_eq!(after, before, "{} → {}", b.name, target.name);
+        // Imported twice, counted once.
+        let total = |rt: &str| target.search(rt, None, None, SortOrder::Ascending, 1, 0).0;
+        assert_eq!((total("User"), total("Group")), (6, 2), "{}", target.name);
         // Everything derived is rebuilt: searches, members, groups.
         assert_eq!(
             target.search(
