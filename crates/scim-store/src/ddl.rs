@@ -180,30 +180,30 @@ ALTER TABLE sync_runs ADD COLUMN lease_until TEXT;
 "#,
     // How many resources of each type there are, kept by triggers in the writing
     // transaction: an unfiltered list's totalResults (every page of a cursor
-    // walk) reads one row instead of counting the table. `shard` is always 0
-    // here (one writer); PostgreSQL spreads concurrent writers over 16.
+    // walk) reads one row instead of counting the table. One writer at a time
+    // here, so the rows never make a writer wait; on PostgreSQL they would
+    // (concurrent transactions queue and deadlock on them): there the table is
+    // counted (`Dialect::counts_types`).
     r#"
 CREATE TABLE IF NOT EXISTS type_counts (
-    rtype  TEXT NOT NULL,
-    shard  INTEGER NOT NULL,
-    n      INTEGER NOT NULL,
-    PRIMARY KEY (rtype, shard)
+    rtype  TEXT PRIMARY KEY,
+    n      INTEGER NOT NULL
 );
-INSERT INTO type_counts (rtype, shard, n)
-    SELECT rtype, 0, count(*) FROM resources GROUP BY rtype
-    ON CONFLICT (rtype, shard) DO UPDATE SET n = excluded.n;
+INSERT INTO type_counts (rtype, n)
+    SELECT rtype, count(*) FROM resources WHERE true GROUP BY rtype
+    ON CONFLICT (rtype) DO UPDATE SET n = excluded.n;
 CREATE TRIGGER IF NOT EXISTS resources_counted AFTER INSERT ON resources BEGIN
-    INSERT INTO type_counts (rtype, shard, n) VALUES (NEW.rtype, 0, 1)
-        ON CONFLICT (rtype, shard) DO UPDATE SET n = n + 1;
+    INSERT INTO type_counts (rtype, n) VALUES (NEW.rtype, 1)
+        ON CONFLICT (rtype) DO UPDATE SET n = n + 1;
 END;
 CREATE TRIGGER IF NOT EXISTS resources_uncounted AFTER DELETE ON resources BEGIN
-    UPDATE type_counts SET n = n - 1 WHERE rtype = OLD.rtype AND shard = 0;
+    UPDATE type_counts SET n = n - 1 WHERE rtype = OLD.rtype;
 END;
 CREATE TRIGGER IF NOT EXISTS resources_recounted AFTER UPDATE OF rtype ON resources
     WHEN OLD.rtype <> NEW.rtype BEGIN
-    UPDATE type_counts SET n = n - 1 WHERE rtype = OLD.rtype AND shard = 0;
-    INSERT INTO type_counts (rtype, shard, n) VALUES (NEW.rtype, 0, 1)
-        ON CONFLICT (rtype, shard) DO UPDATE SET n = n + 1;
+    UPDATE type_counts SET n = n - 1 WHERE rtype = OLD.rtype;
+    INSERT INTO type_counts (rtype, n) VALUES (NEW.rtype, 1)
+        ON CONFLICT (rtype) DO UPDATE SET n = n + 1;
 END;
 "#,
 ];
@@ -388,38 +388,5 @@ CREATE TABLE IF NOT EXISTS sync_audit (
     r#"
 ALTER TABLE sync_runs ADD COLUMN IF NOT EXISTS lease_owner TEXT;
 ALTER TABLE sync_runs ADD COLUMN IF NOT EXISTS lease_until TEXT COLLATE "C";
-"#,
-    // Resources per type (see the SQLite step), over 16 shards so concurrent
-    // writers of one type do not queue on one row.
-    r#"
-CREATE TABLE IF NOT EXISTS type_counts (
-    rtype  TEXT COLLATE "C" NOT NULL,
-    shard  INTEGER NOT NULL,
-    n      BIGINT NOT NULL,
-    PRIMARY KEY (rtype, shard)
-);
-INSERT INTO type_counts (rtype, shard, n)
-    SELECT rtype, 0, count(*) FROM resources GROUP BY rtype
-    ON CONFLICT (rtype, shard) DO UPDATE SET n = excluded.n;
-CREATE OR REPLACE FUNCTION scimd_count_resources() RETURNS trigger LANGUAGE plpgsql AS $fn$
-BEGIN
-    IF TG_OP IN ('DELETE', 'UPDATE') THEN
-        INSERT INTO type_counts (rtype, shard, n)
-            VALUES (OLD.rtype, floor(random() * 16)::int, -1)
-            ON CONFLICT (rtype, shard) DO UPDATE SET n = type_counts.n - 1;
-    END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO type_counts (rtype, shard, n)
-            VALUES (NEW.rtype, floor(random() * 16)::int, 1)
-            ON CONFLICT (rtype, shard) DO UPDATE SET n = type_counts.n + 1;
-    END IF;
-    RETURN NULL;
-END
-$fn$;
-CREATE OR REPLACE TRIGGER resources_counted AFTER INSERT OR DELETE ON resources
-    FOR EACH ROW EXECUTE FUNCTION scimd_count_resources();
-CREATE OR REPLACE TRIGGER resources_recounted AFTER UPDATE OF rtype ON resources
-    FOR EACH ROW WHEN (OLD.rtype IS DISTINCT FROM NEW.rtype)
-    EXECUTE FUNCTION scimd_count_resources();
 "#,
 ];

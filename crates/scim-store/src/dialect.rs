@@ -55,6 +55,12 @@ pub trait Dialect {
     fn unindexed(&self, column: &str) -> String {
         column.to_string()
     }
+
+    /// Whether the schema keeps `type_counts` (resources per type, maintained by
+    /// triggers), so an unfiltered total is one row, not a count of the table.
+    fn counts_types(&self) -> bool {
+        false
+    }
 }
 
 /// SQLite through rusqlite: `?NNN` placeholders, booleans stored as 0/1 integers.
@@ -104,6 +110,13 @@ impl Dialect for Sqlite {
     fn unindexed(&self, column: &str) -> String {
         // Unary `+` is SQLite's way to keep a column from being an index key.
         format!("+{column}")
+    }
+
+    // One writer at a time: the counter rows never make writers wait. (On
+    // PostgreSQL concurrent transactions updating them would queue and
+    // deadlock; there the table is counted.)
+    fn counts_types(&self) -> bool {
+        true
     }
 }
 

@@ -932,10 +932,10 @@ pub fn search_sql(
     };
     // Unfiltered: the per-type count the triggers keep (`type_counts`, ddl.rs).
     let count_sql = match &q.filter {
-        None => format!(
-            "SELECT CAST(coalesce(sum(n), 0) AS BIGINT) FROM type_counts WHERE rtype = {rtype}"
-        ),
-        Some(_) => format!("SELECT count(*) FROM resources r WHERE {where_sql}"),
+        None if d.counts_types() => {
+            format!("SELECT coalesce((SELECT n FROM type_counts WHERE rtype = {rtype}), 0)")
+        }
+        _ => format!("SELECT count(*) FROM resources r WHERE {where_sql}"),
     };
     let count_params = params.len();
     if q.count == 0 {
