@@ -978,6 +978,49 @@ mod tests {
         assert_eq!(p.situation_summary().get(&Situation::Absent), Some(&1));
     }
 
+    /// Above `PARALLEL_FROM` linked sources are decided on other threads; the
+    /// unlinked ones still see each other's claims in source order.
+    #[test]
+    fn a_large_plan_decides_like_a_small_one() {
+        let m = mapping(json!({"correlationQuery": ["userName"]}));
+        let n = PARALLEL_FROM + 500;
+        let mut sources: Vec<Value> = (0..n)
+            .map(|i| user(&format!("s{i}"), &format!("u{i}")))
+            .collect();
+        // Two unlinked sources correlating to one target: the second finds it claimed.
+        sources.push(user("dup1", "shared"));
+        sources.push(user("dup2", "shared"));
+        let mut targets: Vec<Value> = (0..n)
+            .map(|i| user(&format!("t{i}"), &format!("u{i}")))
+            .collect();
+        targets.push(user("tshared", "shared"));
+        // Every other source is linked; the rest correlate by userName.
+        let links: Vec<Link> = (0..n)
+            .step_by(2)
+            .map(|i| Link::between(false, &format!("s{i}"), &format!("t{i}")))
+            .collect();
+        let p = run(&m, &sources, &targets, &links);
+        assert_eq!(p.decisions.len(), n + 2);
+        for (i, d) in p.decisions.iter().take(n).enumerate() {
+            assert_eq!(
+                d.source_id.as_deref(),
+                Some(format!("s{i}").as_str()),
+                "in source order"
+            );
+            let want = if i % 2 == 0 {
+                Situation::Confirmed
+            } else {
+                Situation::Found
+            };
+            assert_eq!(d.situation, want, "{d:?}");
+            assert_eq!(d.target_id.as_deref(), Some(format!("t{i}").as_str()));
+        }
+        assert_eq!(p.decisions[n].situation, Situation::Found);
+        assert_eq!(p.decisions[n + 1].situation, Situation::FoundAlreadyLinked);
+        // The target phase saw every target reached.
+        assert!(p.decisions.iter().all(|d| d.phase == Phase::Source));
+    }
+
     /// Fails every expression.
     #[derive(Debug)]
     struct Failing;
