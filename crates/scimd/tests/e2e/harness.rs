@@ -325,6 +325,18 @@ impl Drop for Reference {
     }
 }
 
+impl Reference {
+    /// A sync connector file to this server at `path` (`""` or `/v2`) with the
+    /// bearer `token`.
+    pub(crate) fn connector(&self, name: &str, path: &str, token: &str) -> serde_json::Value {
+        serde_json::json!({"name": name, "enabled": true, "configurationProperties": {
+            "SCIMEndpoint": format!("http://127.0.0.1:{}{path}", self.port),
+            "authenticationMethod": "TOKEN",
+            "authToken": token,
+        }})
+    }
+}
+
 /// scim2-server on a free loopback port, accepting the bearer `token`.
 pub(crate) fn start_reference(bin: &Path, token: &str) -> Reference {
     let port = std::net::TcpListener::bind("127.0.0.1:0")

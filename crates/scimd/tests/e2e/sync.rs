@@ -37,7 +37,7 @@ fn token(s: &Server, id: &str, secret: &str) -> String {
     body["access_token"].as_str().expect("token").to_string()
 }
 
-fn write(dir: &Path, file: &str, body: &Value) {
+pub(crate) fn write(dir: &Path, file: &str, body: &Value) {
     std::fs::write(dir.join(file), body.to_string()).expect("write");
 }
 
@@ -252,11 +252,7 @@ fn test_of_the_reference_server_with_a_token_is_ok() {
     write(
         dir.path(),
         "reference.json",
-        &json!({"name": "reference", "configurationProperties": {
-            "SCIMEndpoint": format!("http://127.0.0.1:{}/v2", reference.port),
-            "authenticationMethod": "TOKEN",
-            "authToken": "ref-token",
-        }}),
+        &reference.connector("reference", "/v2", "ref-token"),
     );
     let local = serve_sync(dir.path());
     let (id, secret) = create_client(&local, &format!("{PREFIX}admin"));

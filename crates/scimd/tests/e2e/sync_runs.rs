@@ -5,6 +5,7 @@
 //! killed and resumed, live sync.
 
 use crate::harness::{parts, reference_binary, scimd, start_reference, Server};
+use crate::sync::write;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -132,10 +133,6 @@ impl Peer {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-}
-
-fn write(dir: &Path, file: &str, body: &Value) {
-    std::fs::write(dir.join(file), body.to_string()).expect("write");
 }
 
 /// A sync dir whose connector `scim` is `remote` over OAuth (secret in a file)
@@ -583,9 +580,7 @@ fn sync_with_the_reference_server() {
     write(
         dir.path(),
         "scim.json",
-        &json!({"name": "scim", "enabled": true, "configurationProperties": {
-            "SCIMEndpoint": format!("http://127.0.0.1:{}", reference.port),
-            "authenticationMethod": "TOKEN", "authToken": "ref-token-1"}}),
+        &reference.connector("scim", "", "ref-token-1"),
     );
     let mappings: Value =
         serde_json::from_str(&std::fs::read_to_string(EXAMPLE).expect("example")).expect("json");
