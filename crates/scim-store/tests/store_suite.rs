@@ -830,7 +830,9 @@ fn change_feed_in_commit_order(b: &Backend) {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     };
-    let page = settled(None, 2, 2);
+    // All three settled first: only then must a page of two say there is more.
+    assert_eq!(settled(None, 10, 3).changes.len(), 3);
+    let page = b.store.changes(None, 2).expect("changes");
     assert_eq!(page.changes.len(), 2);
     assert!(page.more);
     assert_eq!(page.changes[0].op, ChangeOp::Created);
