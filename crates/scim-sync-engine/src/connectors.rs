@@ -188,10 +188,6 @@ impl ConnectorDir {
             .collect()
     }
 
-    pub fn all(&self) -> Vec<Connector> {
-        self.entries().iter().map(|e| e.connector.clone()).collect()
-    }
-
     /// The connector as its file has it, literal secrets masked.
     pub fn shown(&self, name: &str) -> Option<Value> {
         self.entries()

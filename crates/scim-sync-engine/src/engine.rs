@@ -180,14 +180,6 @@ impl Engine {
         }
     }
 
-    pub fn config(&self) -> &SyncConfig {
-        &self.inner.config
-    }
-
-    pub fn connectors(&self) -> &ConnectorDir {
-        &self.inner.connectors
-    }
-
     /// Start a run of `mapping`. With `execute_here` this process executes it
     /// at once; otherwise it waits in the store (ACTIVE, no lease) for a serving
     /// process to take it.

@@ -165,7 +165,7 @@ fn object_type(resource_type: &str) -> Option<&'static str> {
 pub struct RemoteSet {
     /// Whether the remote serves scimd's `/Changes` feed to these credentials
     /// (asked once).
-    feed: tokio::sync::OnceCell<bool>,
+    feed: std::sync::OnceLock<bool>,
     client: Client,
     auth: Auth,
     connector: Connector,
@@ -189,7 +189,7 @@ impl RemoteSet {
         )
         .map_err(|e| format!("connector '{}': {e}", connector.name))?;
         Ok(RemoteSet {
-            feed: tokio::sync::OnceCell::new(),
+            feed: std::sync::OnceLock::new(),
             client,
             auth,
             connector: connector.clone(),
@@ -317,28 +317,26 @@ impl ObjectSet for RemoteSet {
     /// time.
     async fn mark(&self) -> Result<Mark, ObjectError> {
         let at = Utc::now();
-        let head = self
-            .feed
-            .get_or_try_init(|| async {
-                match self.client.changes_head().await {
-                    Ok(_) => Ok(true),
-                    // No feed here, or not for these credentials.
-                    Err(e) if e.status().is_some_and(|s| (400..500).contains(&s)) => Ok(false),
-                    Err(e) => Err(self.error(&e)),
-                }
-            })
-            .await?;
-        if !*head {
+        if self.feed.get() == Some(&false) {
             return Ok(Mark::Time { at });
         }
-        let position = self
-            .client
-            .changes_head()
-            .await
-            .map_err(|e| self.error(&e))?;
-        Ok(Mark::Feed {
-            position: Some(position),
-        })
+        match self.client.changes_head().await {
+            Ok(position) => {
+                let _ = self.feed.set(true);
+                Ok(Mark::Feed {
+                    position: Some(position),
+                })
+            }
+            // No feed here, or not for these credentials: asked once.
+            Err(e)
+                if self.feed.get().is_none()
+                    && e.status().is_some_and(|s| (400..500).contains(&s)) =>
+            {
+                let _ = self.feed.set(false);
+                Ok(Mark::Time { at })
+            }
+            Err(e) => Err(self.error(&e)),
+        }
     }
 
     async fn changed_since(&self, kind: ObjectKind, mark: &Mark) -> Result<Changed, ObjectError> {

@@ -88,10 +88,6 @@ impl Expression {
         })
     }
 
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-
     /// Evaluate with `value` and `source`: the result as JSON, None for `nil`.
     pub fn eval(&self, value: &Value, source: &Value) -> Result<Option<Value>, String> {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
