@@ -206,6 +206,47 @@ CREATE TRIGGER IF NOT EXISTS resources_recounted AFTER UPDATE OF rtype ON resour
         ON CONFLICT (rtype) DO UPDATE SET n = n + 1;
 END;
 "#,
+    // Step 10: substring search from an index. `co` and `ew` on any indexed string
+    // read candidate rows from a trigram index instead of scanning every value of
+    // the attribute (issue 17). `attr_trigrams` is an FTS5 table without content
+    // of its own, keyed by the attr_index row's id: `detail=none` keeps only which
+    // rows hold a trigram (no positions), so a search asks for rows holding all of
+    // the needle's trigrams and checks the value itself (`sql.rs`). attr_index
+    // gets an explicit INTEGER PRIMARY KEY first: VACUUM may renumber implicit
+    // rowids, which would point the trigrams at other rows. Trigrams are of the
+    // stored form (lower case for caseExact=false), so the index is case-sensitive.
+    r#"
+CREATE TABLE attr_index_v2 (
+    id      INTEGER PRIMARY KEY,
+    res_id  TEXT NOT NULL,
+    rtype   TEXT NOT NULL,
+    path    TEXT NOT NULL,
+    elem    INTEGER NOT NULL,
+    v_text  TEXT,
+    v_num   REAL,
+    v_bool  INTEGER
+);
+INSERT INTO attr_index_v2 (id, res_id, rtype, path, elem, v_text, v_num, v_bool)
+    SELECT rowid, res_id, rtype, path, elem, v_text, v_num, v_bool FROM attr_index;
+DROP TABLE attr_index;
+ALTER TABLE attr_index_v2 RENAME TO attr_index;
+CREATE INDEX attr_index_text ON attr_index (rtype, path, v_text, res_id);
+CREATE INDEX attr_index_num ON attr_index (rtype, path, v_num) WHERE v_num IS NOT NULL;
+CREATE INDEX attr_index_res ON attr_index (res_id, path);
+CREATE VIRTUAL TABLE attr_trigrams USING fts5(
+    v, content='', contentless_delete=1, detail=none,
+    tokenize='trigram case_sensitive 1'
+);
+INSERT INTO attr_trigrams (rowid, v) SELECT id, v_text FROM attr_index WHERE length(v_text) >= 3;
+CREATE TRIGGER attr_index_trigrams AFTER INSERT ON attr_index
+    WHEN length(NEW.v_text) >= 3 BEGIN
+    INSERT INTO attr_trigrams (rowid, v) VALUES (NEW.id, NEW.v_text);
+END;
+CREATE TRIGGER attr_index_untrigrams AFTER DELETE ON attr_index
+    WHEN length(OLD.v_text) >= 3 BEGIN
+    DELETE FROM attr_trigrams WHERE rowid = OLD.id;
+END;
+"#,
 ];
 
 /// PostgreSQL schema (also meant for CockroachDB / YugabyteDB), applied in order at
@@ -388,5 +429,13 @@ CREATE TABLE IF NOT EXISTS sync_audit (
     r#"
 ALTER TABLE sync_runs ADD COLUMN IF NOT EXISTS lease_owner TEXT;
 ALTER TABLE sync_runs ADD COLUMN IF NOT EXISTS lease_until TEXT COLLATE "C";
+"#,
+    // Step 8: substring search from an index (SQLite's step 10): a pg_trgm GIN
+    // index on the values, which serves `LIKE '%needle%'` and `LIKE '%needle'`.
+    // `{trgm}` is the schema that holds the extension (`migrate.rs` creates it
+    // or finds it), so the operator class resolves whatever the search_path.
+    r#"
+CREATE INDEX IF NOT EXISTS attr_index_trigrams ON attr_index USING gin (v_text {trgm}.gin_trgm_ops);
+ANALYZE attr_index;
 "#,
 ];

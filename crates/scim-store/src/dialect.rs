@@ -6,11 +6,16 @@
 //! UTF-8); PostgreSQL's database collation usually does not, hence
 //! [`Dialect::text_order`].
 //!
-//! `LIKE` is deliberately not used: SQLite's `LIKE` folds ASCII case by default,
-//! which would be wrong for caseExact attributes, and escaping `%`/`_` differs in
-//! defaults between backends. Prefix and suffix tests use ranges and `substr`/`right`.
+//! `LIKE` is used only where PostgreSQL's trigram index needs it (with the
+//! needle's `%`, `_` and `\\` escaped): SQLite's `LIKE` folds ASCII case by
+//! default, which would be wrong for caseExact attributes. Prefix and suffix tests
+//! use ranges and `substr`/`right`; the exact substring test is `instr`/`strpos`.
 
 use crate::sql::SqlParam;
+
+/// Most trigrams of one needle asked of SQLite's index: each is one more posting
+/// list to intersect, and the exact test beside them decides anyway.
+const MAX_TRIGRAMS: usize = 6;
 
 /// SQL spelling that differs between backends. Object safe, so callers can hold a
 /// `&dyn Dialect` chosen at run time.
@@ -41,6 +46,17 @@ pub trait Dialect {
 
     /// `text` ends with `suffix` (both SQL expressions). An empty suffix matches.
     fn ends_with(&self, text: &str, suffix: &str) -> String;
+
+    /// A condition on the attr_index row `alias` (value column `col`) that holds
+    /// for every row whose value contains (`ends_with`: ends with) the needle, and
+    /// that the backend answers from its trigram index; `query` is the placeholder
+    /// of [`Dialect::trigram_query`]'s value. Rows it keeps may still not match:
+    /// the exact test goes beside it.
+    fn trigram_candidates(&self, alias: &str, col: &str, query: &str) -> String;
+
+    /// The parameter of [`Dialect::trigram_candidates`] for a needle of at least
+    /// [`crate::sql::TRIGRAM`] characters.
+    fn trigram_query(&self, needle: &str, ends_with: bool) -> String;
 
     /// `expr` as an operand of `<`, `>=`, … or ORDER BY so that it orders by code point.
     fn text_order(&self, expr: &str) -> String;
@@ -101,6 +117,34 @@ impl Dialect for Sqlite {
         // substr(x, -0) is the whole string in SQLite, so the empty suffix needs
         // its own arm; length() and negative substr() both count characters.
         format!("(length({suffix}) = 0 OR substr({text}, -length({suffix})) = {suffix})")
+    }
+
+    fn trigram_candidates(&self, alias: &str, _col: &str, query: &str) -> String {
+        format!("{alias}.id IN (SELECT rowid FROM attr_trigrams WHERE attr_trigrams MATCH {query})")
+    }
+
+    fn trigram_query(&self, needle: &str, _ends_with: bool) -> String {
+        // `detail=none` (ddl.rs) answers which rows hold every trigram, not where:
+        // an AND of the needle's distinct trigrams, a few spread over a long one.
+        let chars: Vec<char> = needle.chars().collect();
+        let mut seen = std::collections::HashSet::new();
+        let grams: Vec<String> = chars
+            .windows(crate::sql::TRIGRAM)
+            .map(|w| w.iter().collect::<String>())
+            .filter(|g| seen.insert(g.clone()))
+            .collect();
+        let step = grams.len().div_ceil(MAX_TRIGRAMS).max(1);
+        let mut picked: Vec<&String> = grams.iter().step_by(step).collect();
+        if let Some(last) = grams.last() {
+            if picked.last() != Some(&last) {
+                picked.push(last);
+            }
+        }
+        picked
+            .iter()
+            .map(|g| format!("\"{}\"", g.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" AND ")
     }
 
     fn text_order(&self, expr: &str) -> String {
@@ -168,6 +212,25 @@ impl Dialect for Postgres {
         format!("right({text}, length({suffix})) = {suffix}")
     }
 
+    fn trigram_candidates(&self, _alias: &str, col: &str, query: &str) -> String {
+        format!("{col} LIKE {query}")
+    }
+
+    fn trigram_query(&self, needle: &str, ends_with: bool) -> String {
+        let mut pattern = String::with_capacity(needle.len() + 2);
+        pattern.push('%');
+        for c in needle.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        if !ends_with {
+            pattern.push('%');
+        }
+        pattern
+    }
+
     fn text_order(&self, expr: &str) -> String {
         // The index on v_text must be declared COLLATE "C" for range scans to use it.
         format!("{expr} COLLATE \"C\"")
@@ -201,5 +264,29 @@ mod tests {
         assert_eq!(Postgres.text_order("a"), "a COLLATE \"C\"");
         assert_eq!(Sqlite.text_order("a"), "a");
         assert_eq!(Sqlite.concat("a", "b"), "(a || b)");
+    }
+
+    #[test]
+    fn trigram_queries() {
+        assert_eq!(Sqlite.trigram_query("abcd", false), r#""abc" AND "bcd""#);
+        assert_eq!(Sqlite.trigram_query("aaaa", false), r#""aaa""#);
+        assert_eq!(
+            Sqlite.trigram_query(r#"a"bc"#, true),
+            r#""a""b" AND """bc""#
+        );
+        // A long needle asks for a few trigrams spread over it, the last included.
+        let q = Sqlite.trigram_query("abcdefghijklmnopqrstuvwxyz", false);
+        assert_eq!(q.matches(" AND ").count() + 1, 7);
+        assert!(q.starts_with(r#""abc""#) && q.ends_with(r#""xyz""#), "{q}");
+        assert_eq!(Postgres.trigram_query("a%b_c\\", false), r"%a\%b\_c\\%");
+        assert_eq!(Postgres.trigram_query("abc", true), "%abc");
+        assert_eq!(
+            Sqlite.trigram_candidates("i", "i.v_text", "?3"),
+            "i.id IN (SELECT rowid FROM attr_trigrams WHERE attr_trigrams MATCH ?3)"
+        );
+        assert_eq!(
+            Postgres.trigram_candidates("i", "i.v_text", "$3"),
+            "i.v_text LIKE $3"
+        );
     }
 }

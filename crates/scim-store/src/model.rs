@@ -316,6 +316,21 @@ pub struct ScriptRecord {
 
 /// Timestamps in columns and in the index: UTC, fixed width, microseconds, so that
 /// text order is time order on every backend.
+/// How long one search (its page and its count) may hold a reader by default.
+/// A filter that cannot be answered from an index in that time (a substring of
+/// fewer than three characters at a million users, say) answers 400 tooMany
+/// rather than keep a reader from the requests queued behind it.
+pub const DEFAULT_SEARCH_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The error of a search stopped at its budget (RFC 7644 §3.12 tooMany).
+pub fn over_budget(budget: std::time::Duration) -> crate::StoreError {
+    crate::StoreError::Query(scim_proto::ScimError::too_many(format!(
+        "the search needs more than its budget of {} ms: use a more selective \
+         filter (eq, sw, or co/ew with at least 3 characters that few values contain)",
+        budget.as_millis()
+    )))
+}
+
 pub fn db_time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }

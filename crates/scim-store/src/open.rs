@@ -43,12 +43,15 @@ pub struct OpenOptions {
     /// Most connections this process opens to PostgreSQL (its pool size). SQLite's
     /// connections are fixed by its design (one writer, a few readers).
     pub max_connections: u32,
+    /// How long one search may run before it answers 400 tooMany.
+    pub search_budget: std::time::Duration,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
         OpenOptions {
             max_connections: 16,
+            search_budget: crate::DEFAULT_SEARCH_BUDGET,
         }
     }
 }
@@ -124,7 +127,7 @@ pub fn open(
     options: &OpenOptions,
 ) -> StoreResult<Stores> {
     match Location::parse(url)? {
-        Location::Sqlite(path) => sqlite::open(&path, registry),
+        Location::Sqlite(path) => sqlite::open(&path, registry, options),
         Location::Postgres(url) => postgres::open(&url, registry, options),
     }
 }
@@ -173,9 +176,15 @@ mod sqlite {
         context(format!("cannot open {}", path.display()))
     }
 
-    pub(super) fn open(path: &Path, registry: Arc<SharedRegistry>) -> StoreResult<Stores> {
+    pub(super) fn open(
+        path: &Path,
+        registry: Arc<SharedRegistry>,
+        options: &OpenOptions,
+    ) -> StoreResult<Stores> {
         create_dir(path)?;
-        let resources = SqliteStore::open(path, registry).map_err(cannot_open(path))?;
+        let resources = SqliteStore::open(path, registry)
+            .map_err(cannot_open(path))?
+            .with_search_budget(options.search_budget);
         let clients = SqliteClientStore::open(path).map_err(cannot_open(path))?;
         Ok(Stores {
             resources: Arc::new(resources),
@@ -216,7 +225,7 @@ mod sqlite {
         )
     }
 
-    pub(super) fn open(_: &Path, _: Arc<SharedRegistry>) -> StoreResult<Stores> {
+    pub(super) fn open(_: &Path, _: Arc<SharedRegistry>, _: &OpenOptions) -> StoreResult<Stores> {
         Err(missing())
     }
 
@@ -241,6 +250,7 @@ mod postgres {
     ) -> StoreResult<Stores> {
         let options = PostgresOptions {
             max_connections: options.max_connections.max(1),
+            search_budget: options.search_budget,
             ..PostgresOptions::default()
         };
         let store = Arc::new(

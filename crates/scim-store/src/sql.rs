@@ -33,6 +33,10 @@ use scim_proto::filter::{AttrPath, CompareOp, Filter, Literal};
 use scim_proto::schema::{display_path, AttrType, AttributeDef, ResourceTypeDef, SchemaRegistry};
 use scim_proto::{ScimError, ScimResult};
 
+/// Needles of at least this many characters are looked up in the trigram index
+/// (ddl.rs); shorter ones scan the attribute's values, within the search budget.
+pub const TRIGRAM: usize = 3;
+
 /// A value bound to a placeholder.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SqlParam {
@@ -201,6 +205,14 @@ struct Compiler<'a> {
     params: Vec<SqlParam>,
 }
 
+/// Whether `op value` on an indexed value of `kind` is a substring test with a
+/// needle long enough for the trigram index.
+fn substring_lookup(op: CompareOp, kind: Kind, value: &Literal) -> bool {
+    matches!(op, CompareOp::Co | CompareOp::Ew)
+        && matches!(kind, Kind::Text { .. })
+        && matches!(value, Literal::String(s) if s.chars().count() >= TRIGRAM)
+}
+
 fn not_filterable(what: &str) -> ScimError {
     ScimError::invalid_filter(format!("attribute '{what}' is not filterable"))
 }
@@ -340,7 +352,9 @@ impl<'a> Compiler<'a> {
                     "'{shown}' is complex; compare one of its sub-attributes"
                 )))
             }
-            Target::Column { expr, kind } => self.test(expr, kind, positive_op, value, &shown)?,
+            Target::Column { expr, kind } => {
+                self.test(expr, None, kind, positive_op, value, &shown)?
+            }
             Target::Index { path: ipath, kind } => {
                 // Bound first only so placeholders read in SQL order; `index_rows`
                 // gets the same numbers back.
@@ -349,14 +363,17 @@ impl<'a> Compiler<'a> {
                 }
                 self.text(&ipath);
                 let col = kind.index_column("i");
-                let test = self.test(&col, kind, positive_op, value, &shown)?;
-                self.index_rows(scope, &ipath, Some(&test))?
+                let by_trigrams =
+                    matches!(scope, Scope::Top) && substring_lookup(positive_op, kind, value);
+                let row = by_trigrams.then_some("i");
+                let test = self.test(&col, row, kind, positive_op, value, &shown)?;
+                self.index_rows(scope, &ipath, Some(&test), by_trigrams)?
             }
             Target::Membership {
                 side,
                 col: (col, kind),
             } => {
-                let test = self.test(col, kind, positive_op, value, &shown)?;
+                let test = self.test(col, None, kind, positive_op, value, &shown)?;
                 self.membership_rows(side, scope, Some(&test))
             }
         };
@@ -364,12 +381,15 @@ impl<'a> Compiler<'a> {
     }
 
     /// Rows of `path` in attr_index for the resource (top level) or for the element
-    /// in scope, optionally restricted by `test` on alias `i`.
+    /// in scope, optionally restricted by `test` on alias `i`. `by_trigrams`: the
+    /// test takes its rows from the trigram index, so the type and path must not
+    /// be used to scan the value index instead.
     fn index_rows(
         &mut self,
         scope: Scope<'a>,
         path: &str,
         test: Option<&str>,
+        by_trigrams: bool,
     ) -> ScimResult<String> {
         if matches!(scope, Scope::Top) {
             self.rtype();
@@ -379,8 +399,9 @@ impl<'a> Compiler<'a> {
         match scope {
             Scope::Top => {
                 let rt = self.rtype();
+                let (rtype, pathcol) = self.row_keys("i", by_trigrams);
                 Ok(format!(
-                    "r.id IN (SELECT i.res_id FROM attr_index i WHERE i.rtype = {rt} AND i.path = {p}{test})"
+                    "r.id IN (SELECT i.res_id FROM attr_index i WHERE {rtype} = {rt} AND {pathcol} = {p}{test})"
                 ))
             }
             Scope::Element { alias, .. } => Ok(format!(
@@ -410,9 +431,9 @@ impl<'a> Compiler<'a> {
             // `""` is not present for the evaluator, though it is indexed for `eq ""`.
             Target::Index { path, kind } if kind.is_text() => {
                 let col = kind.index_column("i");
-                self.index_rows(scope, path, Some(&format!("{col} <> ''")))
+                self.index_rows(scope, path, Some(&format!("{col} <> ''")), false)
             }
-            Target::Index { path, .. } => self.index_rows(scope, path, None),
+            Target::Index { path, .. } => self.index_rows(scope, path, None, false),
             Target::IndexAny { paths } => {
                 let rt = self.rtype();
                 let list: Vec<String> = paths.iter().map(|p| self.text(p)).collect();
@@ -426,9 +447,13 @@ impl<'a> Compiler<'a> {
     }
 
     /// A condition on the SQL value `col` for `col <op> literal`, `op` not `ne`.
+    /// `row` is the attr_index alias `col` belongs to when the test picks that
+    /// table's rows itself (not per element of another row): substring tests then
+    /// take their candidates from the trigram index.
     fn test(
         &mut self,
         col: &str,
+        row: Option<&str>,
         kind: Kind,
         op: CompareOp,
         value: &Literal,
@@ -499,13 +524,25 @@ impl<'a> Compiler<'a> {
                             None => format!("{} >= {lo}", ordered(self.d)),
                         }
                     }
-                    CompareOp::Co => {
-                        let p = self.text(&s);
-                        self.d.contains(col, &p)
-                    }
                     _ => {
+                        let ends_with = op == CompareOp::Ew;
+                        let candidates = match row {
+                            Some(alias) if s.chars().count() >= TRIGRAM => {
+                                let q = self.text(&self.d.trigram_query(&s, ends_with));
+                                Some(self.d.trigram_candidates(alias, col, &q))
+                            }
+                            _ => None,
+                        };
                         let p = self.text(&s);
-                        self.d.ends_with(col, &p)
+                        let exact = if ends_with {
+                            self.d.ends_with(col, &p)
+                        } else {
+                            self.d.contains(col, &p)
+                        };
+                        match candidates {
+                            Some(c) => format!("{c} AND {exact}"),
+                            None => exact,
+                        }
                     }
                 }
             }
@@ -599,14 +636,15 @@ impl<'a> Compiler<'a> {
         let rt = self.rtype();
         let mut driver = None;
         for (k, c) in conjuncts.iter().enumerate() {
-            if let Some(sql) = self.driving_test(c, scope)? {
-                driver = Some((k, sql));
+            if let Some(found) = self.driving_test(c, scope)? {
+                driver = Some((k, found));
                 break;
             }
         }
+        let by_trigrams = driver.as_ref().is_some_and(|(_, (_, t))| *t);
         let mut parts = Vec::new();
         match &driver {
-            Some((_, sql)) => parts.push(sql.clone()),
+            Some((_, (sql, _))) => parts.push(sql.clone()),
             None => {
                 let list: Vec<String> = attr
                     .sub_attributes
@@ -623,15 +661,28 @@ impl<'a> Compiler<'a> {
             }
             parts.push(self.scoped(c, scope)?);
         }
+        let (rtype, _) = self.row_keys("e", by_trigrams);
         Ok(format!(
-            "r.id IN (SELECT e.res_id FROM attr_index e WHERE e.rtype = {rt} AND {})",
+            "r.id IN (SELECT e.res_id FROM attr_index e WHERE {rtype} = {rt} AND {})",
             parts.join(" AND ")
         ))
     }
 
+    /// The type and path columns of attr_index alias `alias`, kept from being index
+    /// keys when the trigram index picks the rows.
+    fn row_keys(&self, alias: &str, by_trigrams: bool) -> (String, String) {
+        let (rtype, path) = (format!("{alias}.rtype"), format!("{alias}.path"));
+        if by_trigrams {
+            (self.d.unindexed(&rtype), self.d.unindexed(&path))
+        } else {
+            (rtype, path)
+        }
+    }
+
     /// For a positive leaf on a sub-attribute of the element in scope: the condition
-    /// on `e` itself selecting the rows that satisfy it.
-    fn driving_test(&mut self, f: &Filter, scope: Scope<'a>) -> ScimResult<Option<String>> {
+    /// on `e` itself selecting the rows that satisfy it, and whether it takes them
+    /// from the trigram index.
+    fn driving_test(&mut self, f: &Filter, scope: Scope<'a>) -> ScimResult<Option<(String, bool)>> {
         let (path, op, value) = match f {
             Filter::Compare { path, op, value } => (path, Some(*op), value),
             Filter::Present(path) => (path, None, &Literal::Null),
@@ -645,12 +696,18 @@ impl<'a> Compiler<'a> {
         };
         let p = self.text(&ipath);
         Ok(Some(match op {
-            None if kind.is_text() => format!("e.path = {p} AND {} <> ''", kind.index_column("e")),
-            None => format!("e.path = {p}"),
+            None if kind.is_text() => (
+                format!("e.path = {p} AND {} <> ''", kind.index_column("e")),
+                false,
+            ),
+            None => (format!("e.path = {p}"), false),
             Some(op) => {
                 let col = kind.index_column("e");
-                let test = self.test(&col, kind, op, value, &display_path(path))?;
-                format!("e.path = {p} AND {test}")
+                let by_trigrams = substring_lookup(op, kind, value);
+                let row = by_trigrams.then_some("e");
+                let test = self.test(&col, row, kind, op, value, &display_path(path))?;
+                let (_, pathcol) = self.row_keys("e", by_trigrams);
+                (format!("{pathcol} = {p} AND {test}"), by_trigrams)
             }
         }))
     }

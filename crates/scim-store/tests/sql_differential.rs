@@ -7,14 +7,18 @@
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
 use proptest::prelude::*;
+use proptest::test_runner::TestRunner;
 use rusqlite::{params, params_from_iter, Connection};
 use scim_proto::filter::{matches, parse_filter, AttrPath, CompareOp, Filter, Literal};
 use scim_proto::schema::{ResourceTypeDef, SchemaRegistry};
-use scim_store::dialect::Sqlite;
+use scim_store::dialect::{Postgres, Sqlite};
 use scim_store::index::{index_rows, IndexValue};
+use scim_store::postgres::ScratchSchema;
 use scim_store::sql::{compile_filter, compile_sort, SqlParam};
 use serde_json::{json, Map, Value};
+use std::cell::RefCell;
 use std::collections::BTreeSet;
+use std::str::FromStr;
 
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
@@ -357,23 +361,45 @@ fn to_sql(p: &SqlParam) -> rusqlite::types::Value {
     }
 }
 
-struct Db {
-    conn: Connection,
+/// Where a test database lives: SQLite in memory, or a scratch PostgreSQL schema
+/// shared by every case of one test (emptied before each).
+enum Engine<'c> {
+    Sqlite(Connection),
+    Postgres(&'c RefCell<postgres::Client>),
+}
+
+struct Db<'c> {
+    engine: Engine<'c>,
     reg: SchemaRegistry,
     rt: ResourceTypeDef,
     docs: Vec<Value>,
 }
 
-impl Db {
-    fn new(docs: Vec<Value>) -> Db {
-        let reg = registry();
-        let rt = user_rt(&reg);
+impl Db<'static> {
+    fn new(docs: Vec<Value>) -> Db<'static> {
         let conn = Connection::open_in_memory().expect("open");
         for step in scim_store::ddl::SQLITE_MIGRATIONS {
             conn.execute_batch(step).expect("migrate");
         }
+        Db::load(Engine::Sqlite(conn), docs)
+    }
+}
+
+impl<'c> Db<'c> {
+    /// `docs` in the (emptied) schema of `client`.
+    fn postgres(client: &'c RefCell<postgres::Client>, docs: Vec<Value>) -> Db<'c> {
+        client
+            .borrow_mut()
+            .batch_execute("TRUNCATE resources, attr_index")
+            .expect("truncate");
+        Db::load(Engine::Postgres(client), docs)
+    }
+
+    fn load(engine: Engine<'c>, docs: Vec<Value>) -> Db<'c> {
+        let reg = registry();
+        let rt = user_rt(&reg);
         let mut db = Db {
-            conn,
+            engine,
             reg,
             rt,
             docs: Vec::new(),
@@ -391,56 +417,104 @@ impl Db {
             db.insert(&doc);
             db.docs.push(doc);
         }
+        if let Engine::Postgres(c) = &db.engine {
+            c.borrow_mut().batch_execute("ANALYZE").expect("analyze");
+        }
         db
     }
 
     fn insert(&self, doc: &Value) {
         let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
         let id = text(&doc["id"]);
-        self.conn
-            .execute(
-                "INSERT INTO resources (id, rtype, doc, version, created, modified)
-                 VALUES (?1, 'User', ?2, 1, ?3, ?4)",
-                params![
-                    id,
-                    doc.to_string(),
-                    text(&doc["meta"]["created"]),
-                    text(&doc["meta"]["lastModified"])
-                ],
-            )
-            .expect("insert resource");
-        for row in index_rows(&self.reg, &self.rt, doc) {
-            let (t, n, b) = match row.value {
-                IndexValue::Text(t) => (Some(t), None, None),
-                IndexValue::Num(n) => (None, Some(n), None),
-                IndexValue::Bool(b) => (None, None, Some(b)),
-            };
-            self.conn
-                .execute(
-                    "INSERT INTO attr_index (res_id, rtype, path, elem, v_text, v_num, v_bool)
-                     VALUES (?1, 'User', ?2, ?3, ?4, ?5, ?6)",
-                    params![id, row.path, row.elem, t, n, b],
-                )
-                .expect("insert index row");
+        let (created, modified) = (
+            text(&doc["meta"]["created"]),
+            text(&doc["meta"]["lastModified"]),
+        );
+        const RESOURCE: [&str; 2] = [
+            "INSERT INTO resources (id, rtype, doc, version, created, modified)
+             VALUES (?1, 'User', ?2, 1, ?3, ?4)",
+            "INSERT INTO resources (id, rtype, doc, version, created, modified)
+             VALUES ($1, 'User', $2, 1, $3, $4)",
+        ];
+        const ROW: [&str; 2] = [
+            "INSERT INTO attr_index (res_id, rtype, path, elem, v_text, v_num, v_bool)
+             VALUES (?1, 'User', ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO attr_index (res_id, rtype, path, elem, v_text, v_num, v_bool)
+             VALUES ($1, 'User', $2, $3, $4, $5, $6)",
+        ];
+        let rows = index_rows(&self.reg, &self.rt, doc);
+        let split = |v: &IndexValue| match v {
+            IndexValue::Text(t) => (Some(t.clone()), None, None),
+            IndexValue::Num(n) => (None, Some(*n), None),
+            IndexValue::Bool(b) => (None, None, Some(*b)),
+        };
+        match &self.engine {
+            Engine::Sqlite(conn) => {
+                conn.execute(RESOURCE[0], params![id, doc.to_string(), created, modified])
+                    .expect("insert resource");
+                for row in &rows {
+                    let (t, n, b) = split(&row.value);
+                    conn.execute(ROW[0], params![id, row.path, row.elem, t, n, b])
+                        .expect("insert index row");
+                }
+            }
+            Engine::Postgres(c) => {
+                let mut c = c.borrow_mut();
+                c.execute(RESOURCE[1], &[&id, &doc.to_string(), &created, &modified])
+                    .expect("insert resource");
+                for row in &rows {
+                    let (t, n, b) = split(&row.value);
+                    c.execute(ROW[1], &[&id, &row.path, &row.elem, &t, &n, &b])
+                        .expect("insert index row");
+                }
+            }
         }
     }
 
     fn sql_ids(&self, f: &Filter) -> Result<BTreeSet<String>, String> {
-        let frag = compile_filter(&Sqlite, &self.reg, &self.rt, f, 2).map_err(|e| e.to_string())?;
+        let (sql, all) = self.select(f, "SELECT r.id")?;
+        match &self.engine {
+            Engine::Sqlite(conn) => {
+                let mut stmt = conn.prepare(&sql).map_err(|e| format!("{e}: {sql}"))?;
+                let rows = stmt
+                    .query_map(params_from_iter(all.iter().map(to_sql)), |r| {
+                        r.get::<_, String>(0)
+                    })
+                    .map_err(|e| format!("{e}: {sql}"))?;
+                rows.collect::<Result<_, _>>()
+                    .map_err(|e| format!("{e}: {sql}"))
+            }
+            Engine::Postgres(c) => {
+                let bound: Vec<Box<dyn postgres::types::ToSql + Sync>> =
+                    all.iter().map(to_pg).collect();
+                let refs: Vec<&(dyn postgres::types::ToSql + Sync)> =
+                    bound.iter().map(|b| b.as_ref()).collect();
+                let rows = c
+                    .borrow_mut()
+                    .query(&sql, &refs)
+                    .map_err(|e| format!("{e}: {sql}"))?;
+                Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+            }
+        }
+    }
+
+    /// `what` over the resources `f` selects, with its parameters.
+    fn select(&self, f: &Filter, what: &str) -> Result<(String, Vec<SqlParam>), String> {
+        let (frag, rtype) = match &self.engine {
+            Engine::Sqlite(_) => (compile_filter(&Sqlite, &self.reg, &self.rt, f, 2), "?1"),
+            Engine::Postgres(_) => (
+                compile_filter(&Postgres, &self.reg, &self.rt, f, 2),
+                "$1::text",
+            ),
+        };
+        let frag = frag.map_err(|e| e.to_string())?;
         let sql = format!(
-            "SELECT r.id FROM resources r WHERE r.rtype = ?1 AND ({})",
+            "{what} FROM resources r WHERE r.rtype = {rtype} AND ({})",
             frag.sql
         );
         let mut all = vec![SqlParam::Text("User".into())];
         all.extend(frag.params);
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| format!("{e}: {sql}"))?;
-        let rows = stmt
-            .query_map(params_from_iter(all.iter().map(to_sql)), |r| {
-                r.get::<_, String>(0)
-            })
-            .map_err(|e| format!("{e}: {sql}"))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(|e| format!("{e}: {sql}"))
+        Ok((sql, all))
     }
 
     fn eval_ids(&self, f: &Filter) -> BTreeSet<String> {
@@ -463,22 +537,38 @@ impl Db {
         Ok(())
     }
 
+    /// SQLite's plan for `filter`.
     fn plan(&self, filter: &str) -> String {
         let f = parse_filter(filter).expect("parse");
-        let frag = compile_filter(&Sqlite, &self.reg, &self.rt, &f, 2).expect("compile");
-        let sql = format!(
-            "EXPLAIN QUERY PLAN SELECT r.id FROM resources r WHERE r.rtype = ?1 AND ({})",
-            frag.sql
-        );
-        let mut all = vec![SqlParam::Text("User".into())];
-        all.extend(frag.params);
-        let mut stmt = self.conn.prepare(&sql).expect("prepare");
+        let (sql, all) = self
+            .select(&f, "EXPLAIN QUERY PLAN SELECT r.id")
+            .expect("compile");
+        let Engine::Sqlite(conn) = &self.engine else {
+            panic!("plans are SQLite's")
+        };
+        let mut stmt = conn.prepare(&sql).expect("prepare");
         let rows = stmt
             .query_map(params_from_iter(all.iter().map(to_sql)), |r| {
                 r.get::<_, String>(3)
             })
             .expect("explain");
         rows.map(|r| r.expect("row")).collect::<Vec<_>>().join("\n")
+    }
+
+    fn sqlite(&self) -> &Connection {
+        match &self.engine {
+            Engine::Sqlite(conn) => conn,
+            Engine::Postgres(_) => panic!("not SQLite"),
+        }
+    }
+}
+
+fn to_pg(p: &SqlParam) -> Box<dyn postgres::types::ToSql + Sync> {
+    match p {
+        SqlParam::Text(t) => Box::new(t.clone()),
+        SqlParam::Num(n) => Box::new(*n),
+        SqlParam::Bool(b) => Box::new(*b),
+        SqlParam::Int(i) => Box::new(*i),
     }
 }
 
@@ -497,7 +587,39 @@ proptest! {
     }
 }
 
-fn fixed_db() -> Db {
+/// The same property on PostgreSQL (its own SQL: `LIKE` on the trigram index,
+/// `strpos`, `COLLATE "C"` ranges), in one scratch schema emptied per case.
+#[test]
+fn sql_selects_what_the_evaluator_matches_on_postgres() {
+    let Some(schema) = ScratchSchema::for_tests("sql_diff") else {
+        return;
+    };
+    let mut client = postgres::Config::from_str(&schema.url)
+        .and_then(|c| c.connect(postgres::NoTls))
+        .expect("connect");
+    scim_store::postgres::migrate(&mut client).expect("migrate");
+    let client = RefCell::new(client);
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases: 64,
+        ..ProptestConfig::default()
+    });
+    let cases = (
+        prop::collection::vec(user(), 1..50),
+        prop::collection::vec(filter(), 20),
+    );
+    let outcome = runner.run(&cases, |(docs, filters)| {
+        let db = Db::postgres(&client, docs);
+        for f in &filters {
+            db.check(f)?;
+        }
+        Ok(())
+    });
+    if let Err(e) = outcome {
+        panic!("{e}");
+    }
+}
+
+fn fixed_db() -> Db<'static> {
     let docs = vec![
         json!({"userName": "ÉCOLE", "emails": [{"value": "a@x.org", "type": "work"}, {"value": "b@y.com", "type": "home", "primary": true}],
                "meta": {"created": "2024-05-01T10:00:00.000000Z", "lastModified": "2024-05-01T10:00:00.000000Z"}}),
@@ -586,7 +708,7 @@ fn sort_takes_the_primary_element() {
         "SELECT r.id FROM resources r ORDER BY ({s}) IS NULL, {s}, r.id",
         s = frag.sql
     );
-    let mut stmt = db.conn.prepare(&sql).expect("prepare");
+    let mut stmt = db.sqlite().prepare(&sql).expect("prepare");
     let ids: Vec<String> = stmt
         .query_map(params_from_iter(frag.params.iter().map(to_sql)), |r| {
             r.get(0)
@@ -599,7 +721,7 @@ fn sort_takes_the_primary_element() {
 }
 
 /// Many resources so the planner's choice is the one production sees.
-fn big_db() -> Db {
+fn big_db() -> Db<'static> {
     let docs = (0..300)
         .map(|n| {
             json!({
@@ -610,7 +732,7 @@ fn big_db() -> Db {
         })
         .collect();
     let db = Db::new(docs);
-    db.conn.execute_batch("ANALYZE").expect("analyze");
+    db.sqlite().execute_batch("ANALYZE").expect("analyze");
     db
 }
 
@@ -680,7 +802,7 @@ fn sorted_pages_walk_the_index_in_order() {
         let s = scim_store::sql::search_sql(&Sqlite, &db.reg, &db.rt, &q).expect("sql");
         let page_sql = s.page_sql.expect("page");
         let mut stmt = db
-            .conn
+            .sqlite()
             .prepare(&format!("EXPLAIN QUERY PLAN {page_sql}"))
             .expect("prepare");
         let plan = stmt
@@ -703,7 +825,7 @@ fn sorted_pages_walk_the_index_in_order() {
         assert!(!walk.contains("TEMP B-TREE"), "no sort of all rows: {plan}");
         assert!(plan.contains("COVERING INDEX attr_index_text"), "{plan}");
         // And the page is the right one.
-        let mut stmt = db.conn.prepare(&page_sql).expect("prepare");
+        let mut stmt = db.sqlite().prepare(&page_sql).expect("prepare");
         let names: Vec<String> = stmt
             .query_map(params_from_iter(s.params.iter().map(to_sql)), |r| {
                 r.get::<_, String>(1)
@@ -723,17 +845,33 @@ fn sorted_pages_walk_the_index_in_order() {
     }
 }
 
-/// `co` cannot seek, but it scans only the attribute's slice of the covering text
-/// index, never the table.
+/// `co` and `ew` with a needle of three characters or more take their candidate
+/// rows from the trigram index, by id, not from a scan of the attribute's values;
+/// a shorter needle scans only the attribute's slice of the covering text index.
 #[test]
-fn contains_scans_the_covering_index_slice() {
+fn substring_filters_use_the_trigram_index() {
     let db = big_db();
-    let f = r#"emails.value co "7@x""#;
+    for f in [
+        r#"emails.value co "7@x""#,
+        r#"userName ew "r17""#,
+        r#"emails[value co "17@" and type eq "work"]"#,
+        r#"userName co "ser1" and emails.value co "@x.o""#,
+    ] {
+        let plan = db.plan(f);
+        println!("{f}:\n{plan}\n");
+        assert!(plan.contains("attr_trigrams VIRTUAL TABLE"), "{f}: {plan}");
+        assert!(
+            plan.contains("INTEGER PRIMARY KEY (rowid=?)"),
+            "{f}: {plan}"
+        );
+        assert!(!plan.contains("(rtype=? AND path=?)"), "{f}: {plan}");
+    }
+    let f = r#"emails.value co "7@""#;
     let plan = db.plan(f);
     println!("{f}:\n{plan}\n");
     assert!(
         plan.contains("USING COVERING INDEX attr_index_text (rtype=? AND path=?)"),
         "{plan}"
     );
-    assert!(!plan.contains("SCAN attr_index"), "{plan}");
+    assert!(!plan.contains("attr_trigrams"), "{plan}");
 }

@@ -1997,3 +1997,109 @@ fn sync_runs_are_pruned_with_their_audit(b: &Backend) {
     }
     assert_eq!(s.prune_sync_runs(t0 - day).expect("again"), 0, "{n}");
 }
+
+// ---------------------------------------------------------------- search budget
+
+fn assert_too_many(outcome: Result<scim_store::Page, StoreError>) {
+    match outcome {
+        Err(StoreError::Query(e)) => {
+            assert_eq!(e.status, 400, "{e:?}");
+            assert_eq!(e.scim_type, Some(scim_proto::ScimType::TooMany), "{e:?}");
+            assert!(e.detail.contains("budget"), "{e:?}");
+        }
+        other => panic!("expected 400 tooMany, got {other:?}"),
+    }
+}
+
+fn scan_query(filter: &str) -> Query {
+    Query {
+        filter: Some(parse_filter(filter).expect("filter")),
+        start_index: 1,
+        count: 10,
+        ..Query::default()
+    }
+}
+
+/// A search still scanning when its budget runs out is stopped (400 tooMany),
+/// and the reader serves the next search as before.
+#[test]
+fn sqlite_searches_stop_at_their_budget() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reg = registry();
+    let path = dir.path().join("budget.db");
+    let store = SqliteStore::open(&path, shared(&reg))
+        .expect("open SQLite")
+        .with_search_budget(std::time::Duration::from_nanos(1));
+    let b = Backend {
+        name: "sqlite",
+        store: Arc::new(store),
+        reg,
+        _keep: Box::new(dir),
+    };
+    for i in 0..300 {
+        b.user(&format!("budget{i}"));
+    }
+    // A one-character needle cannot use the trigram index: it scans 300 values,
+    // far more steps than the progress handler's interval.
+    assert_too_many(
+        b.store
+            .search(&b.rt("User"), &scan_query(r#"userName co "u""#)),
+    );
+    let relaxed = SqliteStore::open(&path, shared(&b.reg)).expect("reopen");
+    let page = relaxed
+        .search(&b.rt("User"), &scan_query(r#"userName co "u""#))
+        .expect("within the default budget");
+    assert_eq!(page.total, 300);
+}
+
+/// On PostgreSQL the budget is the transaction's statement_timeout: a search
+/// that cannot finish in time (here it waits for a lock another session holds)
+/// is canceled and answers 400 tooMany, without waiting for the lock's end.
+#[test]
+fn postgres_searches_stop_at_their_budget() {
+    let Some(schema) = ScratchSchema::for_tests("budget") else {
+        return;
+    };
+    let reg = registry();
+    let options = PostgresOptions {
+        max_connections: 4,
+        min_idle: 1,
+        search_budget: std::time::Duration::from_millis(200),
+        ..PostgresOptions::default()
+    };
+    let store = PostgresStore::open(&schema.url, shared(&reg), &options).expect("open");
+    let b = Backend {
+        name: "postgres",
+        store: Arc::new(store),
+        reg,
+        _keep: Box::new(()),
+    };
+    b.user("budget-x");
+    let mut other = postgres::Client::connect(&schema.url, postgres::NoTls).expect("connect");
+    let mut locked = other.transaction().expect("begin");
+    locked
+        .batch_execute("LOCK TABLE attr_index IN ACCESS EXCLUSIVE MODE")
+        .expect("lock");
+    let t = std::time::Instant::now();
+    assert_too_many(
+        b.store
+            .search(&b.rt("User"), &scan_query(r#"userName co "get-x""#)),
+    );
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t.elapsed()
+    );
+    locked.rollback().expect("unlock");
+    let (total, names) = b.search(
+        "User",
+        Some(r#"userName co "get-x""#),
+        None,
+        SortOrder::Ascending,
+        1,
+        10,
+    );
+    assert_eq!((total, names), (1, vec!["budget-x".to_string()]));
+    drop(b);
+    drop(schema);
+}

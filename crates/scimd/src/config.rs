@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// Most PostgreSQL connections this process opens (pool size).
     #[arg(long, env = "SCIMD_DB_MAX_CONNECTIONS")]
     db_max_connections: Option<u32>,
+    /// How long one search may run, ms, before it answers 400 tooMany (a filter
+    /// no index can answer quickly must not hold a reader for long).
+    #[arg(long, env = "SCIMD_SEARCH_BUDGET_MS")]
+    search_budget_ms: Option<u64>,
     /// Also write the interception scripts' log (target scim_script) to this file.
     #[arg(long, env = "SCIMD_SCRIPT_LOG")]
     script_log: Option<PathBuf>,
@@ -99,6 +103,7 @@ struct FileConfig {
     bulk_max_payload_bytes: Option<usize>,
     change_retention_days: Option<u32>,
     db_max_connections: Option<u32>,
+    search_budget_ms: Option<u64>,
     no_devices: Option<bool>,
     custom_schema_urn: Option<String>,
     script_log: Option<PathBuf>,
@@ -122,6 +127,7 @@ pub struct Settings {
     pub bulk_max_payload_bytes: usize,
     pub change_retention_days: u32,
     pub db_max_connections: u32,
+    pub search_budget: std::time::Duration,
     pub devices: bool,
     pub custom_schema_urn: String,
     pub scripts: ScriptSettings,
@@ -200,6 +206,12 @@ impl Settings {
                 .db_max_connections
                 .or(file.db_max_connections)
                 .unwrap_or(16),
+            search_budget: args
+                .search_budget_ms
+                .or(file.search_budget_ms)
+                .map_or(scim_store::DEFAULT_SEARCH_BUDGET, |ms| {
+                    std::time::Duration::from_millis(ms.max(1))
+                }),
             devices: !(args.no_devices || file.no_devices.unwrap_or(false)),
             custom_schema_urn: args
                 .custom_schema_urn
@@ -260,6 +272,7 @@ impl Settings {
     pub fn open_options(&self) -> scim_store::OpenOptions {
         scim_store::OpenOptions {
             max_connections: self.db_max_connections.max(1),
+            search_budget: self.search_budget,
         }
     }
 }

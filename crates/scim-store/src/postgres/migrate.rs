@@ -54,6 +54,11 @@ pub fn migrate(client: &mut Client) -> StoreResult<Vec<usize>> {
         if done.contains(&version) {
             continue;
         }
+        let step = if step.contains("{trgm}") {
+            step.replace("{trgm}", &quoted(&trigram_schema(client)?))
+        } else {
+            step.to_string()
+        };
         let mut tx = client.transaction().map_err(db_error)?;
         let claimed = tx.execute(
             "INSERT INTO schema_migrations (version, applied) VALUES ($1, $2)",
@@ -65,13 +70,52 @@ pub fn migrate(client: &mut Client) -> StoreResult<Vec<usize>> {
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => continue,
             Err(e) => return Err(StoreError::Backend(describe(&e))),
         }
-        tx.batch_execute(step)
+        tx.batch_execute(&step)
             .map_err(|e| StoreError::Backend(format!("migration {version}: {}", describe(&e))))?;
         tx.commit().map_err(db_error)?;
         tracing::info!(version, "applied PostgreSQL migration");
         applied.push(i + 1);
     }
     Ok(applied)
+}
+
+/// The schema holding the pg_trgm extension, created in `public` when the
+/// database does not have it yet. The extension is per database, not per schema:
+/// one that already exists elsewhere is used where it is.
+fn trigram_schema(client: &mut Client) -> StoreResult<String> {
+    const FIND: &str = "SELECT n.nspname::text FROM pg_extension e
+                        JOIN pg_namespace n ON n.oid = e.extnamespace
+                        WHERE e.extname = 'pg_trgm'";
+    let find = |client: &mut Client| -> StoreResult<Option<String>> {
+        let row = client.query_opt(FIND, &[]).map_err(db_error)?;
+        row.map(|r| r.try_get::<_, String>(0))
+            .transpose()
+            .map_err(db_error)
+    };
+    if let Some(schema) = find(client)? {
+        return Ok(schema);
+    }
+    let created = client.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public");
+    // A concurrent start may have created it meanwhile (a unique violation here).
+    match (created, find(client)?) {
+        (_, Some(schema)) => Ok(schema),
+        (Err(e), None) => Err(StoreError::Backend(format!(
+            "scimd needs the PostgreSQL extension pg_trgm (substring filters are \
+             answered from its index) and could not create it: {}. Run \
+             `CREATE EXTENSION pg_trgm SCHEMA public;` in this database as its owner \
+             or a superuser (Debian/Ubuntu: the postgresql-contrib package provides \
+             it), then start scimd again",
+            describe(&e)
+        ))),
+        (Ok(()), None) => Err(StoreError::Backend(
+            "CREATE EXTENSION pg_trgm succeeded but the extension is not there".into(),
+        )),
+    }
+}
+
+/// `name` as a quoted SQL identifier.
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// Connect once and apply the migrations (`scimd migrate`).

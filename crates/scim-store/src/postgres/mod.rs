@@ -64,6 +64,8 @@ pub struct PostgresOptions {
     pub acquire_timeout: Duration,
     /// Attempts of one transaction when the engine asks for a retry (40001 / 40P01).
     pub max_attempts: u32,
+    /// How long a search that may scan runs before it answers 400 tooMany.
+    pub search_budget: Duration,
 }
 
 impl Default for PostgresOptions {
@@ -73,6 +75,7 @@ impl Default for PostgresOptions {
             min_idle: 2,
             acquire_timeout: Duration::from_secs(10),
             max_attempts: 12,
+            search_budget: crate::DEFAULT_SEARCH_BUDGET,
         }
     }
 }
@@ -81,6 +84,7 @@ pub struct PostgresStore {
     registry: Arc<SharedRegistry>,
     pool: r2d2::Pool<Manager>,
     max_attempts: u32,
+    search_budget: Duration,
 }
 
 /// The message of a database error, with the server's text when there is one.

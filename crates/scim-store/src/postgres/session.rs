@@ -143,6 +143,19 @@ impl Session<'_> {
         }
     }
 
+    /// Stop this transaction's statements after `budget` (PostgreSQL cancels
+    /// them with 57014, `query_canceled`).
+    pub(super) fn limit_statements(&mut self, budget: Duration) -> Result<(), postgres::Error> {
+        let sql = format!(
+            "SET LOCAL statement_timeout = {}",
+            budget.as_millis().max(1)
+        );
+        match &mut self.handle {
+            Handle::Auto(c) => c.batch_execute(&sql),
+            Handle::Tx(t) => t.batch_execute(&sql),
+        }
+    }
+
     /// A statement built at run time (searches): parameter types are given, so it
     /// takes one round trip and leaves nothing prepared behind.
     pub(super) fn query_built(
@@ -199,6 +212,7 @@ impl PostgresStore {
             registry,
             pool,
             max_attempts: options.max_attempts.max(1),
+            search_budget: options.search_budget,
         };
         {
             let mut conn = store.conn()?;

@@ -14,6 +14,7 @@ use crate::{
     MembershipStore, Page, Query, ResourceStore, ResourceWrite, SchemaStore, ScriptRecord,
     ScriptStore, SecretChange, StoreError, StoreResult, StoredResource, TransferStore,
 };
+use postgres::error::SqlState;
 use postgres::IsolationLevel;
 use scim_proto::schema::custom::CustomAttribute;
 use scim_proto::schema::ResourceTypeDef;
@@ -298,30 +299,25 @@ impl ResourceStore for PostgresStore {
     fn search(&self, rt: &ResourceTypeDef, q: &Query) -> StoreResult<Page> {
         let sql =
             search_sql(&PgDialect, &self.registry.load(), rt, q).map_err(StoreError::Query)?;
-        // Page and total from one snapshot; a count-only search needs no transaction.
-        let mode = if sql.page_sql.is_some() {
+        // Page and total from one snapshot; a count-only lookup needs no
+        // transaction. A search that may scan runs in one, under the budget.
+        let lookup = q.filter.as_ref().is_some_and(crate::sql::is_lookup);
+        let mode = if sql.page_sql.is_some() || !lookup {
             TxKind::Snapshot
         } else {
             TxKind::Single
         };
+        let budget = self.search_budget;
         let (total, rows) = self.run(mode, |s| {
-            let mut rows: Vec<crate::model::PageRow> = Vec::new();
-            if let Some(page_sql) = &sql.page_sql {
-                for r in s.query_built(page_sql, &sql.params)? {
-                    rows.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?));
-                }
+            if !lookup {
+                s.limit_statements(budget)?;
             }
-            let total: i64 = match crate::model::total_from_page(q, rows.len()) {
-                Some(t) => t,
-                None => match s
-                    .query_built(&sql.count_sql, &sql.params[..sql.count_params])?
-                    .first()
-                {
-                    Some(r) => r.try_get(0)?,
-                    None => 0,
-                },
-            };
-            Ok((total, rows))
+            page_and_total(s, &sql, q).map_err(|e| match e {
+                Fail::Db(e) if e.code() == Some(&SqlState::QUERY_CANCELED) => {
+                    Fail::Store(crate::over_budget(budget))
+                }
+                other => other,
+            })
         })?;
         crate::model::assemble_page(&rt.name, total, rows, sql.reversed)
     }
@@ -850,6 +846,31 @@ impl TransferStore for PostgresStore {
             Ok(())
         })
     }
+}
+
+/// A search's page (when it asks for one) and its total, on one session.
+fn page_and_total(
+    s: &mut super::session::Session<'_>,
+    sql: &crate::sql::SearchSql,
+    q: &Query,
+) -> TxResult<(i64, Vec<crate::model::PageRow>)> {
+    let mut rows: Vec<crate::model::PageRow> = Vec::new();
+    if let Some(page_sql) = &sql.page_sql {
+        for r in s.query_built(page_sql, &sql.params)? {
+            rows.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?));
+        }
+    }
+    let total: i64 = match crate::model::total_from_page(q, rows.len()) {
+        Some(t) => t,
+        None => match s
+            .query_built(&sql.count_sql, &sql.params[..sql.count_params])?
+            .first()
+        {
+            Some(r) => r.try_get(0)?,
+            None => 0,
+        },
+    };
+    Ok((total, rows))
 }
 
 #[cfg(test)]

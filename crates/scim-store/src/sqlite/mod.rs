@@ -38,6 +38,8 @@ pub struct SqliteStore {
     /// The database file (exports open a connection of their own).
     path: std::path::PathBuf,
     next_reader: AtomicUsize,
+    /// How long a search may run on a reader (`with_search_budget`).
+    search_budget: std::time::Duration,
     /// Dropping it stops the checkpointer thread.
     _stop_checkpoints: SyncSender<()>,
 }

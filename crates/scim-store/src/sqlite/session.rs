@@ -312,8 +312,15 @@ impl SqliteStore {
             point_readers,
             path: path.to_path_buf(),
             next_reader: AtomicUsize::new(0),
+            search_budget: crate::DEFAULT_SEARCH_BUDGET,
             _stop_checkpoints: stop_checkpoints,
         })
+    }
+
+    /// The store with searches stopped after `budget` (400 tooMany).
+    pub fn with_search_budget(mut self, budget: Duration) -> Self {
+        self.search_budget = budget;
+        self
     }
 
     /// Run `f` on the next free reader thread of `queue` and wait for its answer.

@@ -70,6 +70,27 @@ pub(super) fn to_sql(p: &SqlParam) -> rusqlite::types::Value {
 }
 
 /// Run a compiled search: the page, then the count unless the page tells it.
+/// Run `f` with its statements stopped once `budget` has passed: the progress
+/// handler is asked every few thousand virtual machine steps, so a scan stops
+/// within microseconds of the deadline, and its error becomes 400 tooMany.
+pub(super) fn within_budget<T>(
+    conn: &Connection,
+    budget: std::time::Duration,
+    f: impl FnOnce() -> StoreResult<T>,
+) -> StoreResult<T> {
+    let deadline = std::time::Instant::now() + budget;
+    conn.progress_handler(4_000, Some(move || std::time::Instant::now() > deadline));
+    let out = f();
+    conn.progress_handler(0, None::<fn() -> bool>);
+    match out {
+        // A read-only search fails past its deadline only because it was stopped.
+        Err(StoreError::Backend(_)) if std::time::Instant::now() > deadline => {
+            Err(crate::over_budget(budget))
+        }
+        other => other,
+    }
+}
+
 pub(super) fn run_search(
     conn: &Connection,
     s: &SearchSql,
@@ -353,7 +374,10 @@ impl ResourceStore for SqliteStore {
             Some(f) if crate::sql::is_lookup(f) => &self.lookups,
             _ => &self.scans,
         };
-        Self::read(queue, move |conn| run_search(conn, &s, &q, &rtype))
+        let budget = self.search_budget;
+        Self::read(queue, move |conn| {
+            within_budget(conn, budget, || run_search(conn, &s, &q, &rtype))
+        })
     }
 
     fn existing(&self, ids: &[String]) -> StoreResult<Vec<Member>> {
