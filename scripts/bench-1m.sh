@@ -60,7 +60,7 @@ stop_server
 
 start
 B=("$BENCH" --base "$BASE" --timeout 300)
-"${B[@]}" run --scenario get-by-id,filter-username-eq,filter-email-eq,sorted-page,filter-email-co,post-user,patch-user,patch-add-member-large-group \
+"${B[@]}" run --scenario get-by-id,filter-username-eq,filter-email-eq,sorted-page,sorted-page-deep,filter-email-co,filter-username-co,filter-username-sw,filter-email-ew,post-user,patch-user,patch-add-member-large-group \
   --users "$N" --duration 5 --connections 32 --server-pid "$SERVER_PID" --reset-peak
 "${B[@]}" run --scenario mixed --users "$N" --duration 10 --connections 32 \
   --server-pid "$SERVER_PID" --reset-peak

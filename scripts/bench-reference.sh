@@ -25,7 +25,7 @@ DURATION="${BENCH_DURATION:-3}"
 WARMUP="${BENCH_WARMUP:-1}"
 CONNS_LIST="${BENCH_REF_CONNECTIONS:-32 4}"
 VERSION="${SCIM2_SERVER_VERSION:-0.8.3}"
-SCENARIOS="get-by-id filter-username-eq filter-email-eq filter-email-co sorted-page post-user patch-user"
+SCENARIOS="get-by-id filter-username-eq filter-email-eq filter-email-co filter-username-co filter-username-sw filter-email-ew sorted-page sorted-page-deep post-user patch-user"
 VENV="$ROOT/.venv-bench"
 
 say() { echo "bench-reference: $*"; }

@@ -34,7 +34,7 @@ WARMUP="${BENCH_WARMUP:-1}"
 CONNS="${BENCH_CONNECTIONS:-32}"
 WCONNS="${BENCH_WRITE_CONNECTIONS:-32}"
 GROUP_MEMBERS="${BENCH_GROUP_MEMBERS:-100000}"
-READS="get-by-id filter-username-eq filter-email-eq filter-email-co sorted-page"
+READS="get-by-id filter-username-eq filter-email-eq filter-email-co filter-username-co filter-username-sw filter-email-ew sorted-page sorted-page-deep"
 WRITES="post-user patch-user patch-add-member-large-group"
 SCENARIOS="${BENCH_SCENARIOS:-$READS $WRITES mixed}"
 

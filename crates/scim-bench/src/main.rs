@@ -72,7 +72,8 @@ enum Command {
     /// Run fixed-duration closed-loop scenarios.
     Run {
         /// Scenario(s), comma-separated: get-by-id, filter-username-eq, filter-email-eq,
-        /// filter-email-co, sorted-page, post-user, patch-user,
+        /// filter-email-co, filter-username-co, filter-username-sw, filter-email-ew,
+        /// sorted-page, sorted-page-deep, post-user, patch-user,
         /// patch-add-member-large-group, mixed; or `all`, `reads`.
         #[arg(long, value_delimiter = ',', required = true)]
         scenario: Vec<String>,
@@ -175,7 +176,11 @@ fn expand_scenarios(list: Vec<String>) -> Vec<String> {
                     "filter-username-eq",
                     "filter-email-eq",
                     "filter-email-co",
+                    "filter-username-co",
+                    "filter-username-sw",
+                    "filter-email-ew",
                     "sorted-page",
+                    "sorted-page-deep",
                 ]
                 .iter()
                 .map(|s| s.to_string()),

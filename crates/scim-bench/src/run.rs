@@ -17,18 +17,26 @@ pub(crate) enum Kind {
     UserNameEq,
     EmailEq,
     EmailCo,
+    UserNameCo,
+    UserNameSw,
+    EmailEw,
     SortedPage,
+    SortedPageDeep,
     PostUser,
     PatchUser,
     AddMemberLarge,
 }
 
-pub(crate) const KINDS: [Kind; 8] = [
+pub(crate) const KINDS: [Kind; 12] = [
     Kind::GetById,
     Kind::UserNameEq,
     Kind::EmailEq,
     Kind::EmailCo,
+    Kind::UserNameCo,
+    Kind::UserNameSw,
+    Kind::EmailEw,
     Kind::SortedPage,
+    Kind::SortedPageDeep,
     Kind::PostUser,
     Kind::PatchUser,
     Kind::AddMemberLarge,
@@ -41,7 +49,11 @@ impl Kind {
             Kind::UserNameEq => "filter-username-eq",
             Kind::EmailEq => "filter-email-eq",
             Kind::EmailCo => "filter-email-co",
+            Kind::UserNameCo => "filter-username-co",
+            Kind::UserNameSw => "filter-username-sw",
+            Kind::EmailEw => "filter-email-ew",
             Kind::SortedPage => "sorted-page",
+            Kind::SortedPageDeep => "sorted-page-deep",
             Kind::PostUser => "post-user",
             Kind::PatchUser => "patch-user",
             Kind::AddMemberLarge => "patch-add-member-large-group",
@@ -63,12 +75,16 @@ pub(crate) const MIXED: [(Kind, u64); 7] = [
     (Kind::PatchUser, 10),
 ];
 
-pub(crate) const SCENARIOS: [&str; 9] = [
+pub(crate) const SCENARIOS: [&str; 13] = [
     "get-by-id",
     "filter-username-eq",
     "filter-email-eq",
     "filter-email-co",
+    "filter-username-co",
+    "filter-username-sw",
+    "filter-email-ew",
     "sorted-page",
+    "sorted-page-deep",
     "post-user",
     "patch-user",
     "patch-add-member-large-group",
@@ -133,13 +149,17 @@ fn make_req(kind: Kind, ctx: &Ctx, rng: &mut Rng, worker: usize, seq: u64) -> Re
             let f = format!("emails.value eq \"user{}@example.com\"", rng.below(n));
             Req::get(format!("/Users?filter={}", enc(&f)))
         }
-        Kind::EmailCo => {
-            // "r12"-style: the last letter of "user" and a 2-digit prefix of a number.
-            let f = format!("emails.value co \"r{}\"", 10 + rng.below(90));
+        Kind::EmailCo | Kind::UserNameCo | Kind::UserNameSw | Kind::EmailEw => {
+            let f = substring_filter(kind, rng);
             Req::get(format!("/Users?filter={}&count=100", enc(&f)))
         }
-        Kind::SortedPage => {
-            let start = 1 + rng.below(n.min(10_000));
+        Kind::SortedPage | Kind::SortedPageDeep => {
+            let start = if kind == Kind::SortedPage {
+                1 + rng.below(n.min(10_000))
+            } else {
+                // Around the middle of the directory: startIndex 500,000 at 1M.
+                n / 2 + rng.below(100)
+            };
             Req::get(format!(
                 "/Users?sortBy=userName&sortOrder=ascending&startIndex={start}&count=100"
             ))
@@ -174,6 +194,24 @@ fn make_req(kind: Kind, ctx: &Ctx, rng: &mut Rng, worker: usize, seq: u64) -> Re
                 headers: &[],
             }
         }
+    }
+}
+
+/// The substring filters of the benchmark, each matching at most about 1,000 of
+/// a million benchmark users (`user{i}`, `user{i}@example.com`), as the issue's
+/// targets are stated: a random 3-digit `d` and 4-digit `dddd`.
+pub(crate) fn substring_filter(kind: Kind, rng: &mut Rng) -> String {
+    let d3 = format!("{:03}", rng.below(1_000));
+    let d4 = format!("{:04}", rng.below(10_000));
+    match kind {
+        // Numbers ending in d3: n / 1,000 matches.
+        Kind::EmailCo => format!("emails.value co \"{d3}@exa\""),
+        // Numbers containing dddd anywhere: about 600 at 1M.
+        Kind::UserNameCo => format!("userName co \"{d4}\""),
+        // user{dddd}, user{dddd}x, …: 1,111 at 1M.
+        Kind::UserNameSw => format!("userName sw \"user{d4}\""),
+        // Numbers ending in d3: n / 1,000.
+        _ => format!("emails.value ew \"{d3}@example.com\""),
     }
 }
 

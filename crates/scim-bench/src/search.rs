@@ -43,7 +43,10 @@ fn make(q: usize, n: u64) -> Arc<MakeReq> {
             ),
             _ => format!(
                 "/Users?filter={}&count=100",
-                enc(&format!("emails.value co \"r{}\"", 10 + rng.below(90)))
+                enc(&crate::run::substring_filter(
+                    crate::run::Kind::EmailCo,
+                    rng
+                ))
             ),
         };
         (0, Req::get(path))

@@ -11,11 +11,15 @@
 //! default, which would be wrong for caseExact attributes. Prefix and suffix tests
 //! use ranges and `substr`/`right`; the exact substring test is `instr`/`strpos`.
 
-use crate::sql::SqlParam;
+use crate::sql::{SqlParam, TrigramStats};
 
 /// Most trigrams of one needle asked of SQLite's index: each is one more posting
 /// list to intersect, and the exact test beside them decides anyway.
 const MAX_TRIGRAMS: usize = 6;
+
+/// With statistics: the rarest trigrams asked for. The rarest alone usually
+/// leaves a few candidates; a second one guards against a poor estimate.
+const RAREST_TRIGRAMS: usize = 2;
 
 /// SQL spelling that differs between backends. Object safe, so callers can hold a
 /// `&dyn Dialect` chosen at run time.
@@ -55,8 +59,14 @@ pub trait Dialect {
     fn trigram_candidates(&self, alias: &str, col: &str, query: &str) -> String;
 
     /// The parameter of [`Dialect::trigram_candidates`] for a needle of at least
-    /// [`crate::sql::TRIGRAM`] characters.
-    fn trigram_query(&self, needle: &str, ends_with: bool) -> String;
+    /// [`crate::sql::TRIGRAM`] characters; `stats` (when the backend keeps any)
+    /// tell rare trigrams from common ones.
+    fn trigram_query(
+        &self,
+        needle: &str,
+        ends_with: bool,
+        stats: Option<&dyn TrigramStats>,
+    ) -> String;
 
     /// `expr` as an operand of `<`, `>=`, … or ORDER BY so that it orders by code point.
     fn text_order(&self, expr: &str) -> String;
@@ -72,11 +82,10 @@ pub trait Dialect {
         column.to_string()
     }
 
-    /// Whether the schema keeps `type_counts` (resources per type, maintained by
-    /// triggers), so an unfiltered total is one row, not a count of the table.
-    fn counts_types(&self) -> bool {
-        false
-    }
+    /// How many resources of the type bound at `rtype` there are, from the
+    /// counters the schema's triggers keep in each writing transaction (ddl.rs),
+    /// so an unfiltered total never counts the table.
+    fn type_total(&self, rtype: &str) -> String;
 }
 
 /// SQLite through rusqlite: `?NNN` placeholders, booleans stored as 0/1 integers.
@@ -123,9 +132,15 @@ impl Dialect for Sqlite {
         format!("{alias}.id IN (SELECT rowid FROM attr_trigrams WHERE attr_trigrams MATCH {query})")
     }
 
-    fn trigram_query(&self, needle: &str, _ends_with: bool) -> String {
+    fn trigram_query(
+        &self,
+        needle: &str,
+        _ends_with: bool,
+        stats: Option<&dyn TrigramStats>,
+    ) -> String {
         // `detail=none` (ddl.rs) answers which rows hold every trigram, not where:
-        // an AND of the needle's distinct trigrams, a few spread over a long one.
+        // an AND of the needle's rarest distinct trigrams (with statistics), else
+        // of a few spread over it.
         let chars: Vec<char> = needle.chars().collect();
         let mut seen = std::collections::HashSet::new();
         let grams: Vec<String> = chars
@@ -133,6 +148,17 @@ impl Dialect for Sqlite {
             .map(|w| w.iter().collect::<String>())
             .filter(|g| seen.insert(g.clone()))
             .collect();
+        if let Some(stats) = stats {
+            let mut ranked: Vec<(u64, &String)> =
+                grams.iter().map(|g| (stats.frequency(g), g)).collect();
+            ranked.sort_by_key(|(f, _)| *f);
+            return ranked
+                .iter()
+                .take(RAREST_TRIGRAMS)
+                .map(|(_, g)| fts_string(g))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+        }
         let step = grams.len().div_ceil(MAX_TRIGRAMS).max(1);
         let mut picked: Vec<&String> = grams.iter().step_by(step).collect();
         if let Some(last) = grams.last() {
@@ -142,7 +168,7 @@ impl Dialect for Sqlite {
         }
         picked
             .iter()
-            .map(|g| format!("\"{}\"", g.replace('"', "\"\"")))
+            .map(|g| fts_string(g))
             .collect::<Vec<_>>()
             .join(" AND ")
     }
@@ -156,11 +182,9 @@ impl Dialect for Sqlite {
         format!("+{column}")
     }
 
-    // One writer at a time: the counter rows never make writers wait. (On
-    // PostgreSQL concurrent transactions updating them would queue and
-    // deadlock; there the table is counted.)
-    fn counts_types(&self) -> bool {
-        true
+    // One writer at a time: the counter rows never make writers wait.
+    fn type_total(&self, rtype: &str) -> String {
+        format!("SELECT coalesce((SELECT n FROM type_counts WHERE rtype = {rtype}), 0)")
     }
 }
 
@@ -216,7 +240,13 @@ impl Dialect for Postgres {
         format!("{col} LIKE {query}")
     }
 
-    fn trigram_query(&self, needle: &str, ends_with: bool) -> String {
+    // pg_trgm's GIN scan weighs the trigrams itself.
+    fn trigram_query(
+        &self,
+        needle: &str,
+        ends_with: bool,
+        _stats: Option<&dyn TrigramStats>,
+    ) -> String {
         let mut pattern = String::with_capacity(needle.len() + 2);
         pattern.push('%');
         for c in needle.chars() {
@@ -231,10 +261,25 @@ impl Dialect for Postgres {
         pattern
     }
 
+    // Concurrent writers only ever insert deltas (updating one counter row
+    // would queue them, and deadlock them across types); the deltas are folded
+    // into `type_counts` now and then (`compact_type_counts`).
+    fn type_total(&self, rtype: &str) -> String {
+        format!(
+            "SELECT coalesce((SELECT n FROM type_counts WHERE rtype = {rtype}), 0) \
+             + coalesce((SELECT sum(d) FROM type_count_deltas WHERE rtype = {rtype}), 0)::bigint"
+        )
+    }
+
     fn text_order(&self, expr: &str) -> String {
         // The index on v_text must be declared COLLATE "C" for range scans to use it.
         format!("{expr} COLLATE \"C\"")
     }
+}
+
+/// An FTS5 string literal.
+pub(crate) fn fts_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 #[cfg(test)]
@@ -268,18 +313,39 @@ mod tests {
 
     #[test]
     fn trigram_queries() {
-        assert_eq!(Sqlite.trigram_query("abcd", false), r#""abc" AND "bcd""#);
-        assert_eq!(Sqlite.trigram_query("aaaa", false), r#""aaa""#);
         assert_eq!(
-            Sqlite.trigram_query(r#"a"bc"#, true),
+            Sqlite.trigram_query("abcd", false, None),
+            r#""abc" AND "bcd""#
+        );
+        assert_eq!(Sqlite.trigram_query("aaaa", false, None), r#""aaa""#);
+        assert_eq!(
+            Sqlite.trigram_query(r#"a"bc"#, true, None),
             r#""a""b" AND """bc""#
         );
         // A long needle asks for a few trigrams spread over it, the last included.
-        let q = Sqlite.trigram_query("abcdefghijklmnopqrstuvwxyz", false);
+        let q = Sqlite.trigram_query("abcdefghijklmnopqrstuvwxyz", false, None);
         assert_eq!(q.matches(" AND ").count() + 1, 7);
         assert!(q.starts_with(r#""abc""#) && q.ends_with(r#""xyz""#), "{q}");
-        assert_eq!(Postgres.trigram_query("a%b_c\\", false), r"%a\%b\_c\\%");
-        assert_eq!(Postgres.trigram_query("abc", true), "%abc");
+        assert_eq!(
+            Postgres.trigram_query("a%b_c\\", false, None),
+            r"%a\%b\_c\\%"
+        );
+        assert_eq!(Postgres.trigram_query("abc", true, None), "%abc");
+        // With statistics, the two rarest trigrams only.
+        struct Known;
+        impl TrigramStats for Known {
+            fn frequency(&self, g: &str) -> u64 {
+                match g {
+                    "123" => 10,
+                    "23@" => 50,
+                    _ => 10_000,
+                }
+            }
+        }
+        assert_eq!(
+            Sqlite.trigram_query("123@exa", false, Some(&Known)),
+            r#""123" AND "23@""#
+        );
         assert_eq!(
             Sqlite.trigram_candidates("i", "i.v_text", "?3"),
             "i.id IN (SELECT rowid FROM attr_trigrams WHERE attr_trigrams MATCH ?3)"

@@ -37,6 +37,15 @@ use scim_proto::{ScimError, ScimResult};
 /// (ddl.rs); shorter ones scan the attribute's values, within the search budget.
 pub const TRIGRAM: usize = 3;
 
+/// How many values of the trigram index hold a trigram, as far as a backend
+/// knows (capped: only "few" or "many" matters). Lets a substring search ask
+/// the index for the needle's rarest trigrams only: a trigram every value has
+/// (`com`, `@ex` in one domain's emails) costs a walk over all of them and
+/// selects nothing.
+pub trait TrigramStats {
+    fn frequency(&self, trigram: &str) -> u64;
+}
+
 /// A value bound to a placeholder.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SqlParam {
@@ -63,8 +72,21 @@ pub fn compile_filter(
     filter: &Filter,
     first_param_index: usize,
 ) -> ScimResult<SqlFragment> {
+    compile_filter_with(dialect, registry, rt, filter, first_param_index, None)
+}
+
+/// `compile_filter`, with what the backend knows of its trigrams.
+pub fn compile_filter_with(
+    dialect: &dyn Dialect,
+    registry: &SchemaRegistry,
+    rt: &ResourceTypeDef,
+    filter: &Filter,
+    first_param_index: usize,
+    stats: Option<&dyn TrigramStats>,
+) -> ScimResult<SqlFragment> {
     validate_filter(filter, registry, rt)?;
     let mut c = Compiler::new(dialect, registry, rt, first_param_index);
+    c.stats = stats;
     let sql = c.filter(filter)?;
     Ok(SqlFragment {
         sql,
@@ -203,6 +225,7 @@ struct Compiler<'a> {
     rt: &'a ResourceTypeDef,
     first: usize,
     params: Vec<SqlParam>,
+    stats: Option<&'a dyn TrigramStats>,
 }
 
 /// Whether `op value` on an indexed value of `kind` is a substring test with a
@@ -261,6 +284,7 @@ impl<'a> Compiler<'a> {
             rt,
             first,
             params: Vec::new(),
+            stats: None,
         }
     }
 
@@ -528,7 +552,8 @@ impl<'a> Compiler<'a> {
                         let ends_with = op == CompareOp::Ew;
                         let candidates = match row {
                             Some(alias) if s.chars().count() >= TRIGRAM => {
-                                let q = self.text(&self.d.trigram_query(&s, ends_with));
+                                let q = self.d.trigram_query(&s, ends_with, self.stats);
+                                let q = self.text(&q);
                                 Some(self.d.trigram_candidates(alias, col, &q))
                             }
                             _ => None,
@@ -968,13 +993,14 @@ pub fn search_sql(
     registry: &SchemaRegistry,
     rt: &ResourceTypeDef,
     q: &crate::Query,
+    stats: Option<&dyn TrigramStats>,
 ) -> ScimResult<SearchSql> {
     let mut params = vec![SqlParam::Text(rt.name.clone())];
     let rtype = d.placeholder(1, &params[0]);
     let where_sql = match &q.filter {
         None => format!("r.rtype = {rtype}"),
         Some(f) => {
-            let frag = compile_filter(d, registry, rt, f, params.len() + 1)?;
+            let frag = compile_filter_with(d, registry, rt, f, params.len() + 1, stats)?;
             params.extend(frag.params);
             // The filter's index lookups are the selective part, not the type —
             // unless the filter is on the timestamps, whose (rtype, created|modified)
@@ -989,9 +1015,7 @@ pub fn search_sql(
     };
     // Unfiltered: the per-type count the triggers keep (`type_counts`, ddl.rs).
     let count_sql = match &q.filter {
-        None if d.counts_types() => {
-            format!("SELECT coalesce((SELECT n FROM type_counts WHERE rtype = {rtype}), 0)")
-        }
+        None => d.type_total(&rtype),
         _ => format!("SELECT count(*) FROM resources r WHERE {where_sql}"),
     };
     let count_params = params.len();

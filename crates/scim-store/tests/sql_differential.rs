@@ -417,8 +417,18 @@ impl<'c> Db<'c> {
             db.insert(&doc);
             db.docs.push(doc);
         }
-        if let Engine::Postgres(c) = &db.engine {
-            c.borrow_mut().batch_execute("ANALYZE").expect("analyze");
+        match &db.engine {
+            Engine::Sqlite(conn) => {
+                // The rows were written here, not by the store's writer, which
+                // queues each one for the trigram index itself.
+                conn.execute_batch(
+                    "INSERT INTO trigram_queue (id, added)
+                     SELECT id, 1 FROM attr_index WHERE length(v_text) >= 3",
+                )
+                .expect("queue");
+                scim_store::sqlite::flush_trigrams(conn).expect("trigrams");
+            }
+            Engine::Postgres(c) => c.borrow_mut().batch_execute("ANALYZE").expect("analyze"),
         }
         db
     }
@@ -799,7 +809,7 @@ fn sorted_pages_walk_the_index_in_order() {
             count: 100,
             ..scim_store::Query::default()
         };
-        let s = scim_store::sql::search_sql(&Sqlite, &db.reg, &db.rt, &q).expect("sql");
+        let s = scim_store::sql::search_sql(&Sqlite, &db.reg, &db.rt, &q, None).expect("sql");
         let page_sql = s.page_sql.expect("page");
         let mut stmt = db
             .sqlite()

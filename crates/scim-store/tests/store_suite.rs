@@ -122,6 +122,7 @@ on_every_backend!(
     sync_one_open_run_per_mapping_under_concurrent_creators,
     sync_audit_batches_are_atomic,
     sync_runs_are_pruned_with_their_audit,
+    substring_search_follows_every_write,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -2102,4 +2103,82 @@ fn postgres_searches_stop_at_their_budget() {
     assert_eq!((total, names), (1, vec!["budget-x".to_string()]));
     drop(b);
     drop(schema);
+}
+
+/// PostgreSQL's type counts are base rows plus deltas that each writing
+/// statement inserts; folding the deltas (every 64 writes of a process, or when
+/// asked) keeps the totals exact and the deltas few.
+#[test]
+fn postgres_type_count_deltas_fold_into_exact_totals() {
+    let Some(b) = postgres() else {
+        return;
+    };
+    let total = |b: &Backend| b.search("User", None, None, SortOrder::Ascending, 1, 0).0;
+    let users: Vec<StoredResource> = (0..70).map(|i| b.user(&format!("fold{i}"))).collect();
+    for u in &users[..5] {
+        b.store
+            .delete(&b.rt("User"), &u.id, None, now())
+            .expect("delete");
+    }
+    assert_eq!(total(&b), 65);
+    let schema = b._keep.downcast_ref::<ScratchSchema>().expect("schema");
+    let mut client = postgres::Client::connect(&schema.url, postgres::NoTls).expect("connect");
+    let deltas = |c: &mut postgres::Client| -> i64 {
+        c.query_one("SELECT count(*) FROM type_count_deltas", &[])
+            .and_then(|r| r.try_get(0))
+            .expect("deltas")
+    };
+    // The 64th write folded the 64 before it.
+    assert!(deltas(&mut client) < 70, "{}", deltas(&mut client));
+    let store = PostgresStore::open(&schema.url, shared(&b.reg), &PostgresOptions::default())
+        .expect("open");
+    store.compact_type_counts().expect("fold");
+    assert_eq!(deltas(&mut client), 0);
+    assert_eq!(total(&b), 65);
+}
+
+/// `co` and `ew` answered from the trigram index see every write: a replace that
+/// changes one value (and keeps the others), a delete, and a new resource.
+fn substring_search_follows_every_write(b: &Backend) {
+    let co = |b: &Backend, f: &str| {
+        b.search("User", Some(f), None, SortOrder::Ascending, 1, 10)
+            .1
+    };
+    let a = b
+        .user_doc(
+            "alice.smith",
+            json!({"emails": [{"value": "alice@smith.example"}], "displayName": "Alice Smith"}),
+        )
+        .expect("create");
+    let other = b.user("bob.smithers");
+    assert_eq!(
+        co(b, r#"userName co "smith""#),
+        vec!["alice.smith", "bob.smithers"]
+    );
+    assert_eq!(
+        co(b, r#"emails.value ew "smith.example""#),
+        vec!["alice.smith"]
+    );
+    let a = b
+        .update(
+            &a,
+            None,
+            |d| d["userName"] = json!("alice.jones"),
+            MemberChange::Keep,
+        )
+        .expect("rename");
+    assert_eq!(co(b, r#"userName co "smith""#), vec!["bob.smithers"]);
+    assert_eq!(co(b, r#"userName co "jones""#), vec!["alice.jones"]);
+    // The values the replace kept are still found.
+    assert_eq!(co(b, r#"displayName co "ice smi""#), vec!["alice.jones"]);
+    assert_eq!(co(b, r#"emails.value co "smith.ex""#), vec!["alice.jones"]);
+    b.store
+        .delete(&b.rt("User"), &a.id, None, now())
+        .expect("delete");
+    assert!(co(b, r#"emails.value co "smith.ex""#).is_empty());
+    b.store
+        .delete(&b.rt("User"), &other.id, None, now())
+        .expect("delete");
+    b.user("carol.smithson");
+    assert_eq!(co(b, r#"userName co "smith""#), vec!["carol.smithson"]);
 }

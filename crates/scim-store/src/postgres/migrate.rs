@@ -54,11 +54,7 @@ pub fn migrate(client: &mut Client) -> StoreResult<Vec<usize>> {
         if done.contains(&version) {
             continue;
         }
-        let step = if step.contains("{trgm}") {
-            step.replace("{trgm}", &quoted(&trigram_schema(client)?))
-        } else {
-            step.to_string()
-        };
+        let step = resolved(client, step)?;
         let mut tx = client.transaction().map_err(db_error)?;
         let claimed = tx.execute(
             "INSERT INTO schema_migrations (version, applied) VALUES ($1, $2)",
@@ -77,6 +73,16 @@ pub fn migrate(client: &mut Client) -> StoreResult<Vec<usize>> {
         applied.push(i + 1);
     }
     Ok(applied)
+}
+
+/// `step` with the names it refers to filled in (`{trgm}`: the schema of the
+/// pg_trgm extension, which this creates when missing).
+fn resolved(client: &mut Client, step: &str) -> StoreResult<String> {
+    Ok(if step.contains("{trgm}") {
+        step.replace("{trgm}", &quoted(&trigram_schema(client)?))
+    } else {
+        step.to_string()
+    })
 }
 
 /// The schema holding the pg_trgm extension, created in `public` when the
@@ -150,7 +156,8 @@ mod tests {
             .expect("versions");
         let previous = POSTGRES_MIGRATIONS.len() - 1;
         for (i, step) in POSTGRES_MIGRATIONS[..previous].iter().enumerate() {
-            client.batch_execute(step).expect("step");
+            let step = resolved(&mut client, step).expect("resolve");
+            client.batch_execute(&step).expect("step");
             client
                 .execute(
                     "INSERT INTO schema_migrations (version, applied) VALUES ($1, 'test')",

@@ -85,6 +85,8 @@ pub struct PostgresStore {
     pool: r2d2::Pool<Manager>,
     max_attempts: u32,
     search_budget: Duration,
+    /// Write transactions committed by this process (`compact_type_counts`).
+    writes: std::sync::atomic::AtomicU64,
 }
 
 /// The message of a database error, with the server's text when there is one.

@@ -11,13 +11,25 @@ use postgres::{Client, Config, IsolationLevel, NoTls, Row, Statement, Transactio
 use scim_proto::schema::SharedRegistry;
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Writes of one process between two folds of the type count deltas: a bulk
+/// transaction inserts a delta per statement, so totals sum a few thousand
+/// rows at most.
+const COMPACT_EVERY: u64 = 64;
+
+/// Search statements kept prepared per connection; past it the cache starts
+/// over (searches are built from filters, so their texts are unbounded).
+const KEPT_SEARCHES: usize = 256;
 
 /// One pooled connection with the statements prepared on it.
 pub(super) struct Conn {
     pub(super) client: Client,
     pub(super) statements: HashMap<&'static str, Statement>,
+    /// Searches prepared on this connection, by SQL text (`query_built`).
+    pub(super) searches: HashMap<String, Statement>,
 }
 
 pub(super) struct Manager {
@@ -32,6 +44,7 @@ impl r2d2::ManageConnection for Manager {
         Ok(Conn {
             client: self.config.connect(NoTls)?,
             statements: HashMap::new(),
+            searches: HashMap::new(),
         })
     }
 
@@ -90,6 +103,7 @@ pub(super) enum Handle<'a> {
 pub(super) struct Session<'a> {
     handle: Handle<'a>,
     statements: &'a mut HashMap<&'static str, Statement>,
+    searches: &'a mut HashMap<String, Statement>,
 }
 
 pub(super) type Params<'p> = [&'p (dyn ToSql + Sync)];
@@ -157,11 +171,17 @@ impl Session<'_> {
     }
 
     /// A statement built at run time (searches): parameter types are given, so it
-    /// takes one round trip and leaves nothing prepared behind.
+    /// takes one round trip and leaves nothing prepared behind, unless `keep`:
+    /// then it is prepared once per connection and later runs skip the parse and,
+    /// after a few runs, the planning (PostgreSQL's generic plan; planning a
+    /// `userName eq` took four times as long as running it). Only for lookups,
+    /// whose plan does not depend on the values: a substring or range search
+    /// gets a plan for its own values each time.
     pub(super) fn query_built(
         &mut self,
         sql: &str,
         params: &[SqlParam],
+        keep: bool,
     ) -> Result<Vec<Row>, postgres::Error> {
         let typed: Vec<(&(dyn ToSql + Sync), Type)> = params
             .iter()
@@ -174,9 +194,31 @@ impl Session<'_> {
                 }
             })
             .collect();
+        if !keep {
+            return match &mut self.handle {
+                Handle::Auto(c) => c.query_typed(sql, &typed),
+                Handle::Tx(t) => t.query_typed(sql, &typed),
+            };
+        }
+        let statement = match self.searches.get(sql) {
+            Some(s) => s.clone(),
+            None => {
+                let types: Vec<Type> = typed.iter().map(|(_, t)| t.clone()).collect();
+                let s = match &mut self.handle {
+                    Handle::Auto(c) => c.prepare_typed(sql, &types)?,
+                    Handle::Tx(t) => t.prepare_typed(sql, &types)?,
+                };
+                if self.searches.len() >= KEPT_SEARCHES {
+                    self.searches.clear();
+                }
+                self.searches.insert(sql.to_string(), s.clone());
+                s
+            }
+        };
+        let values: Vec<&(dyn ToSql + Sync)> = typed.iter().map(|(v, _)| *v).collect();
         match &mut self.handle {
-            Handle::Auto(c) => c.query_typed(sql, &typed),
-            Handle::Tx(t) => t.query_typed(sql, &typed),
+            Handle::Auto(c) => c.query(&statement, &values),
+            Handle::Tx(t) => t.query(&statement, &values),
         }
     }
 }
@@ -213,6 +255,7 @@ impl PostgresStore {
             pool,
             max_attempts: options.max_attempts.max(1),
             search_budget: options.search_budget,
+            writes: std::sync::atomic::AtomicU64::new(0),
         };
         {
             let mut conn = store.conn()?;
@@ -236,7 +279,12 @@ impl PostgresStore {
         let mut attempt = 1;
         loop {
             match self.attempt(mode, &mut f) {
-                Ok(v) => return Ok(v),
+                Ok(v) => {
+                    if mode == TxKind::Write {
+                        self.after_write();
+                    }
+                    return Ok(v);
+                }
                 Err(Fail::Db(e)) if is_retryable(&e) && attempt < self.max_attempts => {
                     tracing::debug!(attempt, error = %describe(&e), "retrying transaction");
                     std::thread::sleep(backoff(attempt));
@@ -248,13 +296,56 @@ impl PostgresStore {
         }
     }
 
+    /// Every `COMPACT_EVERY` writes of this process, fold the type count deltas.
+    fn after_write(&self) {
+        let n = self.writes.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_multiple_of(COMPACT_EVERY) {
+            if let Err(e) = self.compact_type_counts() {
+                tracing::warn!(error = %e, "folding the type count deltas failed");
+            }
+        }
+    }
+
+    /// Fold `type_count_deltas` into `type_counts` (ddl.rs, step 9), in one
+    /// transaction so every snapshot sees the deltas either here or there. One
+    /// process at a time (a transaction-scoped advisory lock per schema): two
+    /// folds deleting the same rows in different orders could deadlock, and a
+    /// fold that finds the lock taken has nothing to do anyway.
+    pub fn compact_type_counts(&self) -> StoreResult<u64> {
+        let folded = self.attempt(TxKind::Write, &mut |s| {
+            let got = s.query_opt(
+                "SELECT pg_try_advisory_xact_lock(hashtext('scimd.type_counts.' || current_schema()))",
+                &[],
+            )?;
+            if !matches!(got.map(|r| r.try_get::<_, bool>(0)).transpose()?, Some(true)) {
+                return Ok(0);
+            }
+            let n = s.execute(
+                "WITH moved AS (DELETE FROM type_count_deltas RETURNING rtype, d)
+                 INSERT INTO type_counts (rtype, n)
+                 SELECT rtype, sum(d) FROM moved GROUP BY rtype
+                 ON CONFLICT (rtype) DO UPDATE SET n = type_counts.n + excluded.n",
+                &[],
+            )?;
+            Ok(n)
+        });
+        folded.map_err(|e| match e {
+            Fail::Db(e) => db_error(e),
+            Fail::Store(e) => e,
+        })
+    }
+
     pub(super) fn attempt<T>(
         &self,
         mode: TxKind,
         f: &mut impl FnMut(&mut Session<'_>) -> TxResult<T>,
     ) -> TxResult<T> {
         let mut conn = self.conn()?;
-        let Conn { client, statements } = &mut *conn;
+        let Conn {
+            client,
+            statements,
+            searches,
+        } = &mut *conn;
         let handle = match mode {
             TxKind::Single => Handle::Auto(client),
             TxKind::Snapshot => Handle::Tx(
@@ -266,7 +357,11 @@ impl PostgresStore {
             ),
             TxKind::Write => Handle::Tx(client.transaction()?),
         };
-        let mut session = Session { handle, statements };
+        let mut session = Session {
+            handle,
+            statements,
+            searches,
+        };
         let out = f(&mut session)?;
         if let Handle::Tx(t) = session.handle {
             t.commit()?;

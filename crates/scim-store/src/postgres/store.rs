@@ -297,8 +297,8 @@ impl ResourceStore for PostgresStore {
     }
 
     fn search(&self, rt: &ResourceTypeDef, q: &Query) -> StoreResult<Page> {
-        let sql =
-            search_sql(&PgDialect, &self.registry.load(), rt, q).map_err(StoreError::Query)?;
+        let sql = search_sql(&PgDialect, &self.registry.load(), rt, q, None)
+            .map_err(StoreError::Query)?;
         // Page and total from one snapshot; a count-only lookup needs no
         // transaction. A search that may scan runs in one, under the budget.
         let lookup = q.filter.as_ref().is_some_and(crate::sql::is_lookup);
@@ -312,7 +312,9 @@ impl ResourceStore for PostgresStore {
             if !lookup {
                 s.limit_statements(budget)?;
             }
-            page_and_total(s, &sql, q).map_err(|e| match e {
+            // Lookups and unfiltered pages plan the same whatever the values.
+            let keep = lookup || q.filter.is_none();
+            page_and_total(s, &sql, q, keep).map_err(|e| match e {
                 Fail::Db(e) if e.code() == Some(&SqlState::QUERY_CANCELED) => {
                     Fail::Store(crate::over_budget(budget))
                 }
@@ -853,17 +855,18 @@ fn page_and_total(
     s: &mut super::session::Session<'_>,
     sql: &crate::sql::SearchSql,
     q: &Query,
+    keep: bool,
 ) -> TxResult<(i64, Vec<crate::model::PageRow>)> {
     let mut rows: Vec<crate::model::PageRow> = Vec::new();
     if let Some(page_sql) = &sql.page_sql {
-        for r in s.query_built(page_sql, &sql.params)? {
+        for r in s.query_built(page_sql, &sql.params, keep)? {
             rows.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?));
         }
     }
     let total: i64 = match crate::model::total_from_page(q, rows.len()) {
         Some(t) => t,
         None => match s
-            .query_built(&sql.count_sql, &sql.params[..sql.count_params])?
+            .query_built(&sql.count_sql, &sql.params[..sql.count_params], keep)?
             .first()
         {
             Some(r) => r.try_get(0)?,

@@ -3,7 +3,6 @@
 
 use super::backend;
 use crate::index::{index_rows, IndexValue};
-use crate::statements;
 use crate::{ChangeOp, Member, MemberChange, ResourceWrite, StoreResult, StoredResource};
 use rusqlite::{params, Transaction};
 use scim_proto::schema::{ResourceTypeDef, SchemaRegistry};
@@ -34,7 +33,8 @@ pub(super) fn insert_resource(
         secret
     ])
     .map_err(backend)?;
-    write_index(tx, registry, rt, &w)?;
+    count_type(tx, &rt.name, 1)?;
+    write_index(tx, registry, rt, &w, Existing::None)?;
     write_members(tx, &w.id, &w.members)?;
     record_change(
         tx,
@@ -53,30 +53,146 @@ pub(super) fn insert_resource(
     })
 }
 
+/// Add `delta` to the number of resources of type `rtype` (`type_counts`, read
+/// for unfiltered totals), in the writing transaction.
+pub(super) fn count_type(tx: &Transaction<'_>, rtype: &str, delta: i64) -> StoreResult<()> {
+    tx.prepare_cached(
+        "INSERT INTO type_counts (rtype, n) VALUES (?1, ?2)
+         ON CONFLICT (rtype) DO UPDATE SET n = n + excluded.n",
+    )
+    .and_then(|mut s| s.execute(params![rtype, delta]))
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// Whether the resource may already have index rows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Existing {
+    /// A new resource: nothing to compare with.
+    None,
+    /// A replaced one: only the rows that change are written.
+    Maybe,
+}
+
+/// One attr_index row's identity: path, element and value (numbers by bits).
+type RowKey = (String, i64, Option<String>, Option<u64>, Option<bool>);
+
+fn row_key(path: String, elem: i64, t: Option<String>, n: Option<f64>, b: Option<bool>) -> RowKey {
+    (path, elem, t, n.map(f64::to_bits), b)
+}
+
+/// Bring the resource's attr_index rows to those of `write.doc`. A replace
+/// deletes only the rows that went and inserts only the new ones (a PATCH of
+/// one attribute writes two rows, not every row of the user), and queues their
+/// ids for the trigram index (`flush_trigrams`).
 pub(super) fn write_index(
     tx: &Transaction<'_>,
     registry: &SchemaRegistry,
     rt: &ResourceTypeDef,
     write: &ResourceWrite,
+    existing: Existing,
 ) -> StoreResult<()> {
-    tx.execute(&statements::sqlite().delete_index, [&write.id])
-        .map_err(backend)?;
-    let mut stmt = tx
+    let mut wanted: Vec<RowKey> = index_rows(registry, rt, &write.doc)
+        .into_iter()
+        .map(|row| {
+            let (t, n, b) = match row.value {
+                IndexValue::Text(t) => (Some(t), None, None),
+                IndexValue::Num(n) => (None, Some(n), None),
+                IndexValue::Bool(b) => (None, None, Some(b)),
+            };
+            row_key(row.path, row.elem, t, n, b)
+        })
+        .collect();
+    if existing == Existing::Maybe {
+        let mut kept = std::collections::HashSet::new();
+        let mut gone = Vec::new();
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT id, path, elem, v_text, v_num, v_bool FROM attr_index WHERE res_id = ?1",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([&write.id], |r| {
+                let key = row_key(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?);
+                Ok((r.get::<_, i64>(0)?, key))
+            })
+            .map_err(backend)?;
+        let wanted_set: std::collections::HashSet<&RowKey> = wanted.iter().collect();
+        for row in rows {
+            let (id, key) = row.map_err(backend)?;
+            if wanted_set.contains(&key) && kept.insert(key.clone()) {
+                continue;
+            }
+            gone.push((id, has_trigrams(key.2.as_deref())));
+        }
+        remove_index_rows(tx, &gone)?;
+        wanted.retain(|k| !kept.contains(k));
+    }
+    let mut insert = tx
         .prepare_cached(
             "INSERT INTO attr_index (res_id, rtype, path, elem, v_text, v_num, v_bool)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )
         .map_err(backend)?;
-    for row in index_rows(registry, rt, &write.doc) {
-        let (t, n, b) = match row.value {
-            IndexValue::Text(t) => (Some(t), None, None),
-            IndexValue::Num(n) => (None, Some(n), None),
-            IndexValue::Bool(b) => (None, None, Some(b)),
-        };
-        stmt.execute(params![write.id, rt.name, row.path, row.elem, t, n, b])
+    let mut queue = tx.prepare_cached(QUEUE).map_err(backend)?;
+    for (path, elem, t, n, b) in wanted {
+        let trigrams = has_trigrams(t.as_deref());
+        insert
+            .execute(params![
+                write.id,
+                rt.name,
+                path,
+                elem,
+                t,
+                n.map(f64::from_bits),
+                b
+            ])
             .map_err(backend)?;
+        if trigrams {
+            queue
+                .execute(params![tx.last_insert_rowid(), 1])
+                .map_err(backend)?;
+        }
     }
     Ok(())
+}
+
+const QUEUE: &str = "INSERT INTO trigram_queue (id, added) VALUES (?1, ?2)";
+
+/// Values the trigram index holds (ddl.rs, step 10).
+fn has_trigrams(text: Option<&str>) -> bool {
+    text.is_some_and(|t| t.chars().nth(crate::sql::TRIGRAM - 1).is_some())
+}
+
+/// Delete attr_index rows by id, queueing the removal of those in the trigram index.
+fn remove_index_rows(tx: &Transaction<'_>, rows: &[(i64, bool)]) -> StoreResult<()> {
+    let mut delete = tx
+        .prepare_cached("DELETE FROM attr_index WHERE id = ?1")
+        .map_err(backend)?;
+    let mut queue = tx.prepare_cached(QUEUE).map_err(backend)?;
+    for (id, trigrams) in rows {
+        delete.execute([id]).map_err(backend)?;
+        if *trigrams {
+            queue.execute(params![id, 0]).map_err(backend)?;
+        }
+    }
+    Ok(())
+}
+
+/// Delete every attr_index row of a resource (it is deleted).
+pub(super) fn delete_index(tx: &Transaction<'_>, res_id: &str) -> StoreResult<()> {
+    let mut stmt = tx
+        .prepare_cached("SELECT id, v_text FROM attr_index WHERE res_id = ?1")
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map([res_id], |r| {
+            let text: Option<String> = r.get(1)?;
+            Ok((r.get::<_, i64>(0)?, has_trigrams(text.as_deref())))
+        })
+        .map_err(backend)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(backend)?;
+    remove_index_rows(tx, &rows)
 }
 
 pub(super) fn write_members(

@@ -15,9 +15,11 @@ mod migrate;
 mod session;
 mod store;
 mod sync;
+mod trigrams;
 
 pub use clients::SqliteClientStore;
 pub use migrate::{migrate, migrate_file};
+pub use trigrams::flush as flush_trigrams;
 
 use crate::StoreError;
 use rusqlite::Connection;
@@ -40,6 +42,8 @@ pub struct SqliteStore {
     next_reader: AtomicUsize,
     /// How long a search may run on a reader (`with_search_budget`).
     search_budget: std::time::Duration,
+    /// How common each trigram is, for substring searches.
+    trigrams: Arc<trigrams::Frequencies>,
     /// Dropping it stops the checkpointer thread.
     _stop_checkpoints: SyncSender<()>,
 }

@@ -77,7 +77,8 @@ pub(super) fn writer_loop(
             .into_iter()
             .map(|job| job(Ok(&tx), &registry))
             .collect();
-        let committed = tx.commit().map_err(backend);
+        // On failure the transaction rolls back (dropped): every job fails.
+        let committed = super::trigrams::flush(&tx).and_then(|()| tx.commit().map_err(backend));
         for deliver in deliveries {
             deliver(committed.clone());
         }
@@ -313,6 +314,7 @@ impl SqliteStore {
             path: path.to_path_buf(),
             next_reader: AtomicUsize::new(0),
             search_budget: crate::DEFAULT_SEARCH_BUDGET,
+            trigrams: Arc::default(),
             _stop_checkpoints: stop_checkpoints,
         })
     }

@@ -1,7 +1,9 @@
 //! The storage traits on SQLite: reads on the reader threads or point-read
 //! connections, writes as jobs of the writer's group commit.
 
-use super::batch::{insert_resource, record_change, write_index, write_members};
+use super::batch::{
+    count_type, delete_index, insert_resource, record_change, write_index, write_members, Existing,
+};
 use super::session::{open, READER_CACHE_KIB};
 use super::{backend, json_err, SqliteStore};
 use crate::dialect::Sqlite as SqliteDialect;
@@ -322,7 +324,7 @@ impl ResourceStore for SqliteStore {
             let Some(next) = next else {
                 return Err(missing_or_changed(tx, &rt.name, &w.id));
             };
-            write_index(tx, registry, &rt, &w)?;
+            write_index(tx, registry, &rt, &w, Existing::Maybe)?;
             write_members(tx, &w.id, &w.members)?;
             record_change(
                 tx,
@@ -360,23 +362,27 @@ impl ResourceStore for SqliteStore {
             let Some(version) = deleted else {
                 return Err(missing_or_changed(tx, rt_name, id));
             };
-            tx.execute(&st.delete_index, [id]).map_err(backend)?;
+            count_type(tx, rt_name, -1)?;
+            delete_index(tx, id)?;
             tx.execute(&st.delete_memberships, [id]).map_err(backend)?;
             record_change(tx, id, rt_name, ChangeOp::Deleted, version, at, None)
         })
     }
 
     fn search(&self, rt: &ResourceTypeDef, q: &Query) -> StoreResult<Page> {
-        let s =
-            search_sql(&SqliteDialect, &self.registry.load(), rt, q).map_err(StoreError::Query)?;
-        let (q, rtype) = (q.clone(), rt.name.clone());
         let queue = match &q.filter {
             Some(f) if crate::sql::is_lookup(f) => &self.lookups,
             _ => &self.scans,
         };
-        let budget = self.search_budget;
+        let (registry, rt, q) = (self.registry.load(), rt.clone(), q.clone());
+        let (budget, trigrams) = (self.search_budget, self.trigrams.clone());
+        // Compiled on the reader: a substring filter asks its connection how
+        // common the needle's trigrams are.
         Self::read(queue, move |conn| {
-            within_budget(conn, budget, || run_search(conn, &s, &q, &rtype))
+            let stats = trigrams.on(conn);
+            let s = search_sql(&SqliteDialect, &registry, &rt, &q, Some(&stats))
+                .map_err(StoreError::Query)?;
+            within_budget(conn, budget, || run_search(conn, &s, &q, &rt.name))
         })
     }
 
@@ -749,10 +755,23 @@ impl TransferStore for SqliteStore {
                         display = excluded.display, secret = excluded.secret",
                 )
                 .map_err(backend)?;
+            let mut was = tx
+                .prepare_cached("SELECT rtype FROM resources WHERE id = ?1")
+                .map_err(backend)?;
             for rec in &batch {
                 let rt = registry.resource_type(&rec.rtype).ok_or_else(|| {
                     StoreError::Backend(format!("unknown resource type '{}'", rec.rtype))
                 })?;
+                let before: Option<String> = was
+                    .query_row([&rec.id], |r| r.get(0))
+                    .optional()
+                    .map_err(backend)?;
+                if before.as_deref() != Some(rec.rtype.as_str()) {
+                    if let Some(old) = &before {
+                        count_type(tx, old, -1)?;
+                    }
+                    count_type(tx, &rec.rtype, 1)?;
+                }
                 let doc = serde_json::to_string(&rec.doc).map_err(json_err)?;
                 put.execute(params![
                     rec.id,
@@ -767,7 +786,7 @@ impl TransferStore for SqliteStore {
                 ])
                 .map_err(backend)?;
                 let w = crate::import_write(rec);
-                write_index(tx, registry, rt, &w)?;
+                write_index(tx, registry, rt, &w, Existing::Maybe)?;
                 write_members(tx, &rec.id, &w.members)?;
             }
             Ok(())
