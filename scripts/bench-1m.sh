@@ -55,8 +55,10 @@ start
 say "loading $N users into $DATA"
 "$BENCH" --base "$BASE" load --users "$N" --concurrency 4 | tail -n 1
 say "server peak RSS during the load: $(rss)"
-say "data dir: $(du -sh "$DATA" | cut -f1)"
 stop_server
+say "data dir: $(du -sh "$DATA" | cut -f1)"
+# Where the bytes go, table by table (bytes per user).
+python3 scripts/lib/db-size.py "$DATA/scimd.db" "$N"
 
 start
 B=("$BENCH" --base "$BASE" --timeout 300)

@@ -360,7 +360,14 @@ pub fn import_write(rec: &ExportRecord) -> ResourceWrite {
 }
 
 /// One row of a page query: id, document text, version, sort key text.
-pub(crate) type PageRow = (String, String, i64, Option<String>);
+/// (id, document, version, sort key, total of the matches when the page query counted them).
+pub(crate) type PageRow = (String, String, i64, Option<String>, Option<i64>);
+
+/// A search's total when the page tells it: a short first page, or a page whose
+/// rows carry their count (`sql::search_sql`); `None`: run the count query.
+pub(crate) fn page_total(q: &Query, rows: &[PageRow]) -> Option<i64> {
+    total_from_page(q, rows.len()).or_else(|| rows.first().and_then(|r| r.4))
+}
 
 /// A page from the rows of `sql::search_sql`'s page query (reversed back into
 /// order when the query walked backwards).
@@ -375,7 +382,7 @@ pub(crate) fn assemble_page(
     }
     let mut resources = Vec::with_capacity(rows.len());
     let mut keys = Vec::with_capacity(rows.len());
-    for (id, doc, version, key) in rows {
+    for (id, doc, version, key, _) in rows {
         keys.push(SortKey {
             value: key,
             id: id.clone(),

@@ -1128,9 +1128,19 @@ pub fn search_sql(
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
+            // A filtered index-paged search counts its matches while it finds
+            // them (`count(*) OVER ()`, the rows' fifth column), so the count
+            // query, which would find them all again, runs only for a page past
+            // the last match (`model::page_total`). A keyset page sees only the
+            // rows past its key; an unfiltered total is the type's counter.
+            let (counted, total) = if q.filter.is_some() && q.after.is_none() && !backwards {
+                (", count(*) OVER () AS n", "p.n")
+            } else {
+                ("", "CAST(NULL AS BIGINT)")
+            };
             format!(
-                "SELECT r.id, r.doc, r.version, p.k FROM \
-                 (SELECT r.id AS pid, {key_expr} AS k, {columns} FROM {from} WHERE {page_where} \
+                "SELECT r.id, r.doc, r.version, p.k, {total} FROM \
+                 (SELECT r.id AS pid, {key_expr} AS k, {columns}{counted} FROM {from} WHERE {page_where} \
                   ORDER BY {order} LIMIT {limit_ph} OFFSET {offset_ph}) p \
                  CROSS JOIN resources r WHERE r.id = p.pid ORDER BY {outer_order}"
             )
@@ -1138,7 +1148,7 @@ pub fn search_sql(
         Some(column) => {
             let outer_order = order.replace(column, "p.v").replace("s.res_id", "p.res_id");
             format!(
-                "SELECT r.id, r.doc, r.version, CAST(p.v AS TEXT) FROM \
+                "SELECT r.id, r.doc, r.version, CAST(p.v AS TEXT), CAST(NULL AS BIGINT) FROM \
                  (SELECT s.res_id AS res_id, {column} AS v FROM {from} WHERE {page_where} \
                   ORDER BY {order} LIMIT {limit_ph} OFFSET {offset_ph}) p \
                  CROSS JOIN resources r WHERE r.id = p.res_id ORDER BY {outer_order}"

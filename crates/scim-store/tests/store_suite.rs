@@ -123,6 +123,7 @@ on_every_backend!(
     sync_audit_batches_are_atomic,
     sync_runs_are_pruned_with_their_audit,
     substring_search_follows_every_write,
+    the_feed_shows_each_version_as_written,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -2181,4 +2182,64 @@ fn substring_search_follows_every_write(b: &Backend) {
         .expect("delete");
     b.user("carol.smithson");
     assert_eq!(co(b, r#"userName co "smith""#), vec!["carol.smithson"]);
+}
+
+/// Every change in the feed carries the document of its own version, whatever
+/// the writes after it (SQLite stores a version's document in the feed only once
+/// a later write supersedes it).
+fn the_feed_shows_each_version_as_written(b: &Backend) {
+    let users = b.rt("User");
+    let u = b.user("versions");
+    let v2 = b
+        .update(
+            &u,
+            None,
+            |d| d["nickName"] = json!("two"),
+            MemberChange::Keep,
+        )
+        .expect("update");
+    let v3 = b
+        .update(
+            &v2,
+            None,
+            |d| d["nickName"] = json!("three"),
+            MemberChange::Keep,
+        )
+        .expect("update");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mine = |page: &scim_store::ChangePage| -> Vec<(i64, Option<Value>)> {
+        page.changes
+            .iter()
+            .filter(|c| c.id == u.id)
+            .map(|c| (c.version, c.doc.as_ref().map(|d| d["nickName"].clone())))
+            .collect()
+    };
+    let settled = |want: usize| loop {
+        let page = b.store.changes(None, 100).expect("changes");
+        if mine(&page).len() >= want || std::time::Instant::now() > deadline {
+            return mine(&page);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(
+        settled(3),
+        vec![
+            (1, Some(Value::Null)),
+            (2, Some(json!("two"))),
+            (3, Some(json!("three")))
+        ]
+    );
+    b.store
+        .delete(&users, &u.id, Some(v3.version), now())
+        .expect("delete");
+    assert_eq!(
+        settled(4),
+        vec![
+            (1, Some(Value::Null)),
+            (2, Some(json!("two"))),
+            (3, Some(json!("three"))),
+            // A deletion records the version it deleted.
+            (3, None)
+        ]
+    );
 }

@@ -199,28 +199,38 @@ impl Service {
         ctx: &RequestCtx,
         member_display: bool,
     ) -> ScimResult<Value> {
-        self.full_doc_with(rt, stored, ctx, member_display, None)
+        let (id, version) = (stored.id.as_str(), stored.version);
+        self.full_doc_with(
+            rt,
+            id,
+            version,
+            stored.doc.clone(),
+            ctx,
+            member_display,
+            None,
+        )
     }
 
-    /// `full_doc`, with a user's groups already read (`Store::get_with_groups`).
+    /// `full_doc` of the stored document `doc` (taken, not copied), with a user's
+    /// groups already read (`Store::get_with_groups`).
+    #[allow(clippy::too_many_arguments)]
     fn full_doc_with(
         &self,
         rt: &ResourceTypeDef,
-        stored: &StoredResource,
+        id: &str,
+        version: i64,
+        doc: Value,
         ctx: &RequestCtx,
         member_display: bool,
         groups: Option<Vec<GroupRef>>,
     ) -> ScimResult<Value> {
-        let mut doc = Document::from_value(stored.doc.clone())?;
-        stamp_meta(&mut doc, stored.version, self.location(ctx, rt, &stored.id));
+        let mut doc = Document::from_value(doc)?;
+        stamp_meta(&mut doc, version, self.location(ctx, rt, id));
         let wants = |attr: &str, sub: Option<&str>| self.wants(rt, ctx, attr, sub);
         if rt.kind.is_group() && wants("members", None) {
             let display =
                 member_display && !ctx.overhead_bypass && wants("members", Some("display"));
-            let members = self
-                .store
-                .members(&stored.id, display)
-                .map_err(store_error)?;
+            let members = self.store.members(id, display).map_err(store_error)?;
             if !members.is_empty() {
                 doc.set(
                     "members",
@@ -236,7 +246,7 @@ impl Service {
         if rt.kind.is_user() && wants("groups", None) {
             let groups = match groups {
                 Some(g) => g,
-                None => self.store.groups_of(&stored.id).map_err(store_error)?,
+                None => self.store.groups_of(id).map_err(store_error)?,
             };
             if !groups.is_empty() {
                 doc.set(
@@ -277,12 +287,15 @@ impl Service {
         ctx: &RequestCtx,
         groups: Option<Vec<GroupRef>>,
     ) -> ScimResult<Rendered> {
-        let full = self.full_doc_with(rt, &stored, ctx, true, groups)?;
+        let StoredResource {
+            id, doc, version, ..
+        } = stored;
+        let full = self.full_doc_with(rt, &id, version, doc, ctx, true, groups)?;
         Ok(Rendered {
             doc: project(&ctx.registry, rt, &full, &ctx.projection),
             members: None,
-            version: stored.version,
-            location: self.location(ctx, rt, &stored.id),
+            version,
+            location: self.location(ctx, rt, &id),
         })
     }
 }

@@ -860,10 +860,16 @@ fn page_and_total(
     let mut rows: Vec<crate::model::PageRow> = Vec::new();
     if let Some(page_sql) = &sql.page_sql {
         for r in s.query_built(page_sql, &sql.params, keep)? {
-            rows.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?));
+            rows.push((
+                r.try_get(0)?,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                r.try_get(4)?,
+            ));
         }
     }
-    let total: i64 = match crate::model::total_from_page(q, rows.len()) {
+    let total: i64 = match crate::model::page_total(q, &rows) {
         Some(t) => t,
         None => match s
             .query_built(&sql.count_sql, &sql.params[..sql.count_params], keep)?

@@ -36,15 +36,7 @@ pub(super) fn insert_resource(
     count_type(tx, &rt.name, 1)?;
     write_index(tx, registry, rt, &w, Existing::None)?;
     write_members(tx, &w.id, &w.members)?;
-    record_change(
-        tx,
-        &w.id,
-        &rt.name,
-        ChangeOp::Created,
-        1,
-        w.modified,
-        Some(doc),
-    )?;
+    record_change(tx, &w.id, &rt.name, ChangeOp::Created, 1, w.modified)?;
     Ok(StoredResource {
         id: w.id,
         rtype: rt.name.clone(),
@@ -227,6 +219,24 @@ pub(super) fn write_members(
     Ok(())
 }
 
+/// Before a write supersedes resource `id`'s current version: its latest change
+/// (which reads the document from `resources`, see `record_change`) gets a copy of
+/// that document, so the feed still shows the version it records.
+pub(super) fn keep_superseded(tx: &Transaction<'_>, id: &str) -> StoreResult<()> {
+    tx.prepare_cached(
+        "UPDATE changes SET doc = (SELECT r.doc FROM resources r WHERE r.id = ?1)
+         WHERE seq = (SELECT max(seq) FROM changes WHERE res_id = ?1)
+           AND doc IS NULL AND op <> 'deleted'
+           AND version = (SELECT r.version FROM resources r WHERE r.id = ?1)",
+    )
+    .and_then(|mut s| s.execute([id]))
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// A change-feed row. The document of a creation or update is not stored here:
+/// the feed reads it from `resources` while it is the current version, and
+/// `keep_superseded` copies it here when it no longer is.
 pub(super) fn record_change(
     tx: &Transaction<'_>,
     id: &str,
@@ -234,20 +244,12 @@ pub(super) fn record_change(
     op: ChangeOp,
     version: i64,
     at: chrono::DateTime<chrono::Utc>,
-    doc: Option<&str>,
 ) -> StoreResult<()> {
     tx.prepare_cached(
-        "INSERT INTO changes (res_id, rtype, op, version, at, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO changes (res_id, rtype, op, version, at) VALUES (?1, ?2, ?3, ?4, ?5)",
     )
     .map_err(backend)?
-    .execute(params![
-        id,
-        rtype,
-        op.as_str(),
-        version,
-        crate::db_time(at),
-        doc
-    ])
+    .execute(params![id, rtype, op.as_str(), version, crate::db_time(at),])
     .map_err(backend)?;
     Ok(())
 }

@@ -2,7 +2,8 @@
 //! connections, writes as jobs of the writer's group commit.
 
 use super::batch::{
-    count_type, delete_index, insert_resource, record_change, write_index, write_members, Existing,
+    count_type, delete_index, insert_resource, keep_superseded, record_change, write_index,
+    write_members, Existing,
 };
 use super::session::{open, READER_CACHE_KIB};
 use super::{backend, json_err, SqliteStore};
@@ -105,14 +106,14 @@ pub(super) fn run_search(
         let mut stmt = conn.prepare_cached(page_sql).map_err(backend)?;
         let found = stmt
             .query_map(bind(s.params.len()), |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })
             .map_err(backend)?;
         for row in found {
             rows.push(row.map_err(backend)?);
         }
     }
-    let total = match crate::model::total_from_page(q, rows.len()) {
+    let total = match crate::model::page_total(q, &rows) {
         Some(t) => t,
         None => conn
             .prepare_cached(&s.count_sql)
@@ -166,8 +167,10 @@ pub(super) fn changes_after(
     }
     let mut stmt = conn
         .prepare_cached(
-            "SELECT seq, res_id, rtype, op, version, at, doc FROM changes
-             WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            "SELECT c.seq, c.res_id, c.rtype, c.op, c.version, c.at, coalesce(c.doc, r.doc)
+             FROM changes c
+             LEFT JOIN resources r ON c.doc IS NULL AND r.id = c.res_id AND r.version = c.version
+             WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2",
         )
         .map_err(backend)?;
     let rows = stmt
@@ -303,6 +306,7 @@ impl ResourceStore for SqliteStore {
         let doc = serde_json::to_string(&w.doc).map_err(json_err)?;
         let rt = rt.clone();
         self.write(move |tx, registry| {
+            keep_superseded(tx, &w.id)?;
             let next: Option<i64> = tx
                 .query_row(
                     &statements::sqlite().replace,
@@ -326,15 +330,7 @@ impl ResourceStore for SqliteStore {
             };
             write_index(tx, registry, &rt, &w, Existing::Maybe)?;
             write_members(tx, &w.id, &w.members)?;
-            record_change(
-                tx,
-                &w.id,
-                &rt.name,
-                ChangeOp::Updated,
-                next,
-                w.modified,
-                Some(&doc),
-            )?;
+            record_change(tx, &w.id, &rt.name, ChangeOp::Updated, next, w.modified)?;
             Ok(StoredResource {
                 id: w.id,
                 rtype: rt.name,
@@ -355,6 +351,7 @@ impl ResourceStore for SqliteStore {
         self.write(move |tx, _| {
             let (id, rt_name) = (id.as_str(), rtype.as_str());
             let st = statements::sqlite();
+            keep_superseded(tx, id)?;
             let deleted: Option<i64> = tx
                 .query_row(&st.delete, params![id, rt_name, if_version], |r| r.get(0))
                 .optional()
@@ -365,7 +362,7 @@ impl ResourceStore for SqliteStore {
             count_type(tx, rt_name, -1)?;
             delete_index(tx, id)?;
             tx.execute(&st.delete_memberships, [id]).map_err(backend)?;
-            record_change(tx, id, rt_name, ChangeOp::Deleted, version, at, None)
+            record_change(tx, id, rt_name, ChangeOp::Deleted, version, at)
         })
     }
 
@@ -773,6 +770,9 @@ impl TransferStore for SqliteStore {
                     count_type(tx, &rec.rtype, 1)?;
                 }
                 let doc = serde_json::to_string(&rec.doc).map_err(json_err)?;
+                if before.is_some() {
+                    keep_superseded(tx, &rec.id)?;
+                }
                 put.execute(params![
                     rec.id,
                     rec.rtype,
