@@ -87,6 +87,8 @@ pub struct PostgresStore {
     search_budget: Duration,
     /// Write transactions committed by this process (`compact_type_counts`).
     writes: std::sync::atomic::AtomicU64,
+    /// Resources written by this process (when to refresh the statistics).
+    rows_written: std::sync::atomic::AtomicU64,
 }
 
 /// The message of a database error, with the server's text when there is one.

@@ -20,6 +20,19 @@ use std::time::Duration;
 /// rows at most.
 const COMPACT_EVERY: u64 = 64;
 
+/// Writes of one process after which it refreshes the planner's statistics of
+/// the searched tables: early (a fresh database grows from nothing, and plans
+/// made from the migration's statistics of empty tables scan the value index
+/// instead of using the trigram index: 625 ms instead of 16 ms for one `co` at
+/// 100,000 users), then every `ANALYZE_EVERY` writes. Autovacuum would get
+/// there, later.
+fn analyze_due(before: u64, after: u64) -> bool {
+    let crosses = |mark: u64| before < mark && mark <= after;
+    crosses(1_000) || crosses(10_000) || before / ANALYZE_EVERY != after / ANALYZE_EVERY
+}
+
+const ANALYZE_EVERY: u64 = 100_000;
+
 /// Search statements kept prepared per connection; past it the cache starts
 /// over (searches are built from filters, so their texts are unbounded).
 const KEPT_SEARCHES: usize = 256;
@@ -256,6 +269,7 @@ impl PostgresStore {
             max_attempts: options.max_attempts.max(1),
             search_budget: options.search_budget,
             writes: std::sync::atomic::AtomicU64::new(0),
+            rows_written: std::sync::atomic::AtomicU64::new(0),
         };
         {
             let mut conn = store.conn()?;
@@ -303,6 +317,39 @@ impl PostgresStore {
             if let Err(e) = self.compact_type_counts() {
                 tracing::warn!(error = %e, "folding the type count deltas failed");
             }
+        }
+        self.note_rows(1);
+    }
+
+    /// `rows` more resources written by this process (a write transaction counts
+    /// one; a batch adds the rest of its rows).
+    pub(super) fn note_rows(&self, rows: u64) {
+        let before = self.rows_written.fetch_add(rows, Ordering::Relaxed);
+        if analyze_due(before, before + rows) {
+            self.analyze_in_background();
+        }
+    }
+
+    /// `ANALYZE` the searched tables on a thread of its own (it samples, so it
+    /// takes a fraction of a second even at a million users; the write that
+    /// triggered it does not wait).
+    fn analyze_in_background(&self) {
+        let pool = self.pool.clone();
+        let spawned = std::thread::Builder::new()
+            .name("scimd-pg-analyze".into())
+            .spawn(move || {
+                let done = pool.get().map_err(|e| e.to_string()).and_then(|mut c| {
+                    c.client
+                        .batch_execute("ANALYZE attr_index; ANALYZE resources; ANALYZE members")
+                        .map_err(|e| describe(&e))
+                });
+                match done {
+                    Ok(()) => tracing::debug!("planner statistics refreshed"),
+                    Err(e) => tracing::warn!(error = %e, "ANALYZE failed"),
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the ANALYZE thread");
         }
     }
 
@@ -381,6 +428,18 @@ pub(super) fn found(changed: u64) -> TxResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statistics_are_refreshed_early_then_now_and_then() {
+        assert!(!analyze_due(0, 999));
+        assert!(analyze_due(999, 1_000));
+        assert!(analyze_due(500, 1_500));
+        assert!(!analyze_due(1_000, 1_001));
+        assert!(analyze_due(9_000, 11_000));
+        assert!(!analyze_due(10_000, 99_999));
+        assert!(analyze_due(99_999, 100_000));
+        assert!(analyze_due(150_000, 250_000));
+    }
 
     #[test]
     fn backoff_grows_and_is_bounded() {

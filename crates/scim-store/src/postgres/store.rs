@@ -129,6 +129,7 @@ impl ResourceStore for PostgresStore {
         items: Vec<(ResourceTypeDef, ResourceWrite)>,
         max_failures: usize,
     ) -> Vec<StoreResult<StoredResource>> {
+        self.note_rows(items.len().saturating_sub(1) as u64);
         let registry = self.registry.load();
         let prepared: Vec<_> = items
             .into_iter()
@@ -783,6 +784,7 @@ impl TransferStore for PostgresStore {
     }
 
     fn import(&self, batch: &[ExportRecord]) -> StoreResult<()> {
+        self.note_rows(batch.len().saturating_sub(1) as u64);
         if batch.is_empty() {
             return Ok(());
         }
