@@ -254,7 +254,16 @@ impl Backend {
     }
 
     fn user_doc(&self, name: &str, extra: Value) -> Result<StoredResource, StoreError> {
-        let id = uuid::Uuid::new_v4().to_string();
+        self.user_with_id(&uuid::Uuid::new_v4().to_string(), name, extra)
+    }
+
+    fn user_with_id(
+        &self,
+        id: &str,
+        name: &str,
+        extra: Value,
+    ) -> Result<StoredResource, StoreError> {
+        let id = id.to_string();
         let t = now();
         let mut doc = json!({
             "schemas": [USER], "id": id, "userName": name,
@@ -2242,4 +2251,25 @@ fn the_feed_shows_each_version_as_written(b: &Backend) {
             (3, None)
         ]
     );
+    // The id taken again, up to the deleted version: the deletion still shows
+    // no document, and the new versions their own.
+    let again = b.user_with_id(&u.id, "versions", json!({})).expect("again");
+    let again = b
+        .update(
+            &again,
+            None,
+            |d| d["nickName"] = json!("again"),
+            MemberChange::Keep,
+        )
+        .expect("update");
+    b.update(
+        &again,
+        None,
+        |d| d["nickName"] = json!("again3"),
+        MemberChange::Keep,
+    )
+    .expect("update");
+    let all = settled(7);
+    assert_eq!(all[3], (3, None), "{all:?}");
+    assert_eq!(all[6], (3, Some(json!("again3"))), "{all:?}");
 }

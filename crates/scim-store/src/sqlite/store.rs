@@ -169,7 +169,8 @@ pub(super) fn changes_after(
         .prepare_cached(
             "SELECT c.seq, c.res_id, c.rtype, c.op, c.version, c.at, coalesce(c.doc, r.doc)
              FROM changes c
-             LEFT JOIN resources r ON c.doc IS NULL AND r.id = c.res_id AND r.version = c.version
+             LEFT JOIN resources r ON c.doc IS NULL AND c.op <> 'deleted'
+                 AND r.id = c.res_id AND r.version = c.version
              WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2",
         )
         .map_err(backend)?;
