@@ -20,12 +20,12 @@ use std::time::Duration;
 /// rows at most.
 const COMPACT_EVERY: u64 = 64;
 
-/// Writes of one process after which it refreshes the planner's statistics of
-/// the searched tables: early (a fresh database grows from nothing, and plans
-/// made from the migration's statistics of empty tables scan the value index
-/// instead of using the trigram index: 625 ms instead of 16 ms for one `co` at
-/// 100,000 users), then every `ANALYZE_EVERY` writes. Autovacuum would get
-/// there, later.
+/// Whether writing rows `before..after` (resources written by this process)
+/// passes a point where it refreshes the planner's statistics of the searched
+/// tables: early (a fresh database grows from nothing, and plans made from the
+/// migration's statistics of empty tables scan the value index instead of using
+/// the trigram index: 625 ms instead of 16 ms for one `co` at 100,000 users),
+/// then every `ANALYZE_EVERY` rows. Autovacuum would get there, later.
 fn analyze_due(before: u64, after: u64) -> bool {
     let crosses = |mark: u64| before < mark && mark <= after;
     crosses(1_000) || crosses(10_000) || before / ANALYZE_EVERY != after / ANALYZE_EVERY
@@ -187,9 +187,9 @@ impl Session<'_> {
     /// takes one round trip and leaves nothing prepared behind, unless `keep`:
     /// then it is prepared once per connection and later runs skip the parse and,
     /// after a few runs, the planning (PostgreSQL's generic plan; planning a
-    /// `userName eq` took four times as long as running it). Only for lookups,
-    /// whose plan does not depend on the values: a substring or range search
-    /// gets a plan for its own values each time.
+    /// `userName eq` took four times as long as running it). Only for lookups
+    /// and unfiltered pages, whose plan does not depend on the values: a
+    /// substring or range search gets a plan for its own values each time.
     pub(super) fn query_built(
         &mut self,
         sql: &str,
