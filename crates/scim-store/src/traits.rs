@@ -198,7 +198,13 @@ pub trait SyncStore: Send + Sync {
     /// link is stale). Calls racing to link the same id never leave two links of
     /// it: they run in turn (SQLite) or all but one may fail with `Uniqueness`
     /// (PostgreSQL, where the keys, not a lock, decide).
-    fn put_link(&self, link_set: &str, first_id: &str, second_id: &str) -> StoreResult<()>;
+    fn put_link(&self, link_set: &str, first_id: &str, second_id: &str) -> StoreResult<()> {
+        self.put_links(link_set, &[(first_id.to_string(), second_id.to_string())])
+    }
+
+    /// `put_link` of each `(first_id, second_id)` in turn, in one transaction
+    /// (a run records the links of a bulk of creates at once).
+    fn put_links(&self, link_set: &str, links: &[(String, String)]) -> StoreResult<()>;
 
     /// Remove the link whose `side` id is `id`; whether there was one.
     fn remove_link(&self, link_set: &str, side: LinkSide, id: &str) -> StoreResult<bool>;

@@ -1619,6 +1619,18 @@ fn sync_links_hold_one_link_per_side(b: &Backend) {
     );
     assert_eq!(s.count_links("users").expect("count"), 0, "{n}");
     assert_eq!(s.count_links("other").expect("count"), 0, "{n}");
+
+    // Several at once apply in turn, as one put_link after another would.
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    };
+    s.put_links("users", &pairs(&[("a", "x"), ("b", "y"), ("a", "z")]))
+        .expect("put several");
+    assert_eq!(
+        s.links("users", None, 10).expect("list"),
+        vec![link("a", "z"), link("b", "y")],
+        "{n}"
+    );
 }
 
 fn sync_concurrent_links_of_one_id_leave_one_link(b: &Backend) {

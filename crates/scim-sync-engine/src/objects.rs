@@ -66,6 +66,13 @@ pub trait ObjectSet: Send + Sync {
     /// Create; the object as stored (with its `id`) comes back.
     async fn create(&self, kind: ObjectKind, doc: &Value) -> Result<Value, ObjectError>;
 
+    /// Create each of `docs`: one result per document, in their order, each with
+    /// at least the new `id`. A set that can send many in one request (a remote
+    /// with Bulk) does; by default they are created one by one, all at once.
+    async fn create_many(&self, kind: ObjectKind, docs: &[Value]) -> Vec<Result<Value, ObjectError>> {
+        create_each(self, kind, docs).await
+    }
+
     /// Apply these operations (PATCH, or PUT of the result where the set is
     /// configured so).
     async fn update(&self, kind: ObjectKind, id: &str, ops: &[PatchOp]) -> Result<(), ObjectError>;
@@ -77,6 +84,15 @@ pub trait ObjectSet: Send + Sync {
 
     /// What changed of `kind` since `mark` (a mark of this set).
     async fn changed_since(&self, kind: ObjectKind, mark: &Mark) -> Result<Changed, ObjectError>;
+}
+
+/// `docs` created one request each, all at once.
+pub(crate) async fn create_each<S: ObjectSet + ?Sized>(
+    set: &S,
+    kind: ObjectKind,
+    docs: &[Value],
+) -> Vec<Result<Value, ObjectError>> {
+    futures_util::future::join_all(docs.iter().map(|d| set.create(kind, d))).await
 }
 
 /// A SCIM filter literal: the value quoted, `"` and `\` escaped.

@@ -2,11 +2,14 @@
 //! searches, PATCH (or PUT) in the connector's wire form, and retries of 429 and
 //! 5xx with backoff (the client's). Also the connection test.
 
-use crate::objects::{quote, Changed, Mark, ObjectError, ObjectSet};
+use crate::objects::{create_each, quote, Changed, Mark, ObjectError, ObjectSet};
 use async_trait::async_trait;
 use chrono::{TimeDelta, Utc};
 use futures_util::TryStreamExt;
-use scim_client::{Client, ClientCredentials, Patch, Resources, RetryPolicy, SearchRequest};
+use scim_client::{
+    BulkOperation, BulkResult, Client, ClientCredentials, Patch, Resources, RetryPolicy,
+    SearchRequest,
+};
 use scim_proto::schema::SchemaRegistry;
 use scim_sync::config::{Auth, Connector, ObjectKind, UpdateMethod};
 use scim_sync::ops::{patch_request, PatchOp};
@@ -198,9 +201,29 @@ impl RemoteSet {
     }
 
     fn resources(&self, kind: ObjectKind) -> Resources<Value> {
-        match kind {
-            ObjectKind::User => self.client.resources("/Users"),
-            ObjectKind::Group => self.client.resources("/Groups"),
+        self.client.resources(endpoint(kind))
+    }
+
+    /// Whether the remote takes Bulk requests (its ServiceProviderConfig,
+    /// read once by the client).
+    async fn has_bulk(&self) -> bool {
+        matches!(self.client.discover().await, Ok(caps) if caps.bulk.is_some())
+    }
+
+    /// What one bulk POST gave: the created object (at least its `id`), or the
+    /// error as a single create would have given it.
+    fn bulk_created(&self, r: Option<BulkResult>) -> Result<Value, ObjectError> {
+        let Some(r) = r else {
+            return Err(ObjectError::Failed("the remote did not run the create".into()));
+        };
+        if let Some(e) = r.error() {
+            return Err(self.error(&e));
+        }
+        let id = r.id().map(str::to_string);
+        match (r.response, id) {
+            (Some(doc), _) if doc.get("id").is_some() => Ok(doc),
+            (_, Some(id)) => Ok(serde_json::json!({ "id": id })),
+            _ => Err(ObjectError::Failed("the remote's bulk answer has no location".into())),
         }
     }
 
@@ -286,6 +309,34 @@ impl ObjectSet for RemoteSet {
             .create(doc)
             .await
             .map_err(|e| self.error(&e))
+    }
+
+    /// One Bulk request per the remote's `maxOperations` instead of a POST per
+    /// object, where the remote has Bulk.
+    async fn create_many(&self, kind: ObjectKind, docs: &[Value]) -> Vec<Result<Value, ObjectError>> {
+        if docs.len() < 2 || !self.has_bulk().await {
+            return create_each(self, kind, docs).await;
+        }
+        let ops = docs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| BulkOperation::post(endpoint(kind), format!("c{i}"), d.clone()))
+            .collect();
+        match self.client.bulk(ops, None).await {
+            Ok(results) => {
+                let mut by_id: std::collections::HashMap<String, BulkResult> = results
+                    .into_iter()
+                    .filter_map(|r| Some((r.bulk_id.clone()?, r)))
+                    .collect();
+                (0..docs.len())
+                    .map(|i| self.bulk_created(by_id.remove(&format!("c{i}"))))
+                    .collect()
+            }
+            Err(e) => {
+                let e = self.error(&e);
+                docs.iter().map(|_| Err(e.clone())).collect()
+            }
+        }
     }
 
     async fn update(&self, kind: ObjectKind, id: &str, ops: &[PatchOp]) -> Result<(), ObjectError> {
@@ -385,6 +436,14 @@ impl RemoteSet {
             }
         }
         Ok(out)
+    }
+}
+
+/// The remote's endpoint of a kind.
+fn endpoint(kind: ObjectKind) -> &'static str {
+    match kind {
+        ObjectKind::User => "/Users",
+        ObjectKind::Group => "/Groups",
     }
 }
 

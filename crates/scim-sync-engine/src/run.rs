@@ -25,6 +25,10 @@ use std::time::{Duration, Instant};
 /// Objects written at the same time.
 const CONCURRENCY: usize = 16;
 
+/// Creates sent together (one Bulk request, or several within the remote's
+/// `maxOperations`), their links recorded in one store write.
+const CREATE_BATCH: usize = 100;
+
 /// Audit entries written per store call (and progress saved as often).
 const AUDIT_BATCH: usize = 500;
 
@@ -388,30 +392,31 @@ impl Execution<'_> {
             m,
             target,
         };
-        let todo: Vec<Decision> = plan
+        let todo = plan
             .decisions
             .into_iter()
-            .filter(|d| !(hold && matches!(d.change, Change::Delete | Change::Disable(_))))
-            .collect();
-        let mut results = stream::iter(todo)
-            .map(|d| worker.apply_owned(d))
+            .filter(|d| !(hold && matches!(d.change, Change::Delete | Change::Disable(_))));
+        let mut results = stream::iter(units(todo))
+            .map(|u| worker.apply_unit(u))
             .buffer_unordered(CONCURRENCY);
         let mut batch = Vec::new();
         let mut last_save = Instant::now();
-        while let Some((d, applied)) = results.next().await {
-            self.count_processed(&d);
-            let e = applied.entry;
-            *self
-                .summaries
-                .status_summary
-                .entry(e.status.clone())
-                .or_insert(0) += 1;
-            if recorded(&d, &e) {
-                batch.push(e);
-            }
-            if let Some(reason) = applied.stop {
-                self.flush(&mut batch).await?;
-                return Ok(Outcome::Failed(reason));
+        while let Some(done) = results.next().await {
+            for (d, applied) in done {
+                self.count_processed(&d);
+                let e = applied.entry;
+                *self
+                    .summaries
+                    .status_summary
+                    .entry(e.status.clone())
+                    .or_insert(0) += 1;
+                if recorded(&d, &e) {
+                    batch.push(e);
+                }
+                if let Some(reason) = applied.stop {
+                    self.flush(&mut batch).await?;
+                    return Ok(Outcome::Failed(reason));
+                }
             }
             if self.control.canceled() {
                 drop(results);
@@ -501,6 +506,32 @@ impl Execution<'_> {
     }
 }
 
+/// The decisions as units of work: creates in groups of `CREATE_BATCH`, every
+/// other decision alone.
+fn units(decisions: impl Iterator<Item = Decision>) -> Vec<Vec<Decision>> {
+    let mut units = Vec::new();
+    let mut creates = Vec::new();
+    for d in decisions {
+        if is_create(&d) {
+            creates.push(d);
+            if creates.len() == CREATE_BATCH {
+                units.push(std::mem::take(&mut creates));
+            }
+        } else {
+            units.push(vec![d]);
+        }
+    }
+    if !creates.is_empty() {
+        units.push(creates);
+    }
+    units
+}
+
+/// A decision that creates its target (and has nothing that stops it first).
+fn is_create(d: &Decision) -> bool {
+    matches!(d.change, Change::Create(_)) && d.error.is_none() && d.action != Action::Exception
+}
+
 fn phase_count(plan: &Plan, phase: Phase) -> u64 {
     plan.decisions.iter().filter(|d| d.phase == phase).count() as u64
 }
@@ -560,9 +591,17 @@ struct Worker<'a> {
 }
 
 impl Worker<'_> {
-    async fn apply_owned(&self, d: Decision) -> (Decision, Applied) {
-        let applied = self.apply(&d).await;
-        (d, applied)
+    async fn apply_unit(&self, unit: Vec<Decision>) -> Vec<(Decision, Applied)> {
+        let applied = if unit.iter().all(is_create) {
+            self.create_all(&unit).await
+        } else {
+            let mut out = Vec::with_capacity(unit.len());
+            for d in &unit {
+                out.push(self.apply(d).await);
+            }
+            out
+        };
+        unit.into_iter().zip(applied).collect()
     }
 
     async fn apply(&self, d: &Decision) -> Applied {
@@ -575,7 +614,9 @@ impl Worker<'_> {
         let kind = self.m.target.kind();
         let written = match (&d.change, d.target_id.as_deref()) {
             (Change::None, _) => Ok(d.target_id.clone()),
-            (Change::Create(doc), _) => return self.create(d, doc).await,
+            (Change::Create(_), _) => {
+                return self.create_all(std::slice::from_ref(d)).await.remove(0)
+            }
             (Change::Patch(ops) | Change::Disable(ops), Some(t)) => self
                 .target
                 .update(kind, t, ops)
@@ -590,17 +631,67 @@ impl Worker<'_> {
         }
     }
 
-    async fn create(&self, d: &Decision, doc: &Value) -> Applied {
+    /// Create the targets of `ds` (all creates) together, then record their
+    /// links in one store write.
+    async fn create_all(&self, ds: &[Decision]) -> Vec<Applied> {
         let kind = self.m.target.kind();
-        match self.target.create(kind, doc).await {
-            Ok(created) => {
-                let id = id_of(&created).map(str::to_string);
-                self.relink(d, &LinkChange::AddAfterCreate, id.clone(), id)
-                    .await
+        let docs: Vec<Value> = ds.iter().map(|d| created_doc(d).clone()).collect();
+        let created = self.target.create_many(kind, &docs).await;
+        let mut out: Vec<Option<Applied>> = Vec::with_capacity(ds.len());
+        let mut new_links = Vec::new();
+        for ((d, doc), result) in ds.iter().zip(&docs).zip(created) {
+            match result {
+                Ok(c) => match (id_of(&c), d.source_id.as_deref()) {
+                    (Some(t), Some(s)) => {
+                        let l = Link::between(self.m.is_reverse(), s, t);
+                        new_links.push((out.len(), l, t.to_string()));
+                        out.push(None);
+                    }
+                    (t, _) => out.push(Some(failed(
+                        d,
+                        t.map(str::to_string),
+                        "the created object has no id".into(),
+                    ))),
+                },
+                Err(ObjectError::Conflict(e)) => out.push(Some(self.link_existing(d, doc, e).await)),
+                Err(e) => out.push(Some(object_failure(d, None, e))),
             }
-            Err(ObjectError::Conflict(e)) => self.link_existing(d, doc, e).await,
-            Err(e) => object_failure(d, None, e),
         }
+        for (k, result) in self.put_links(&new_links).await.into_iter().enumerate() {
+            let (slot, _, t) = &new_links[k];
+            let d = &ds[*slot];
+            out[*slot] = Some(match result {
+                Ok(()) => Applied {
+                    entry: entry(d, "SUCCESS", Some(t.clone()), None),
+                    stop: None,
+                },
+                Err(e) => failed(d, Some(t.clone()), format!("recording the link: {e}")),
+            });
+        }
+        out.into_iter().map(|a| a.expect("every create has an outcome")).collect()
+    }
+
+    /// Record these links in one write; when that fails (PostgreSQL refuses a
+    /// write racing for the same id), one by one, so only the ones at fault fail.
+    async fn put_links(&self, links: &[(usize, Link, String)]) -> Vec<Result<(), StoreError>> {
+        let pairs: Vec<(String, String)> = links
+            .iter()
+            .map(|(_, l, _)| (l.first.clone(), l.second.clone()))
+            .collect();
+        if pairs.is_empty() {
+            return Vec::new();
+        }
+        let (store, set) = (self.inner.store.clone(), self.m.link_set().to_string());
+        let all = pairs.clone();
+        if blocking(move || store.put_links(&set, &all)).await.is_ok() {
+            return pairs.iter().map(|_| Ok(())).collect();
+        }
+        let mut out = Vec::with_capacity(pairs.len());
+        for (first, second) in pairs {
+            let (store, set) = (self.inner.store.clone(), self.m.link_set().to_string());
+            out.push(blocking(move || store.put_link(&set, &first, &second)).await);
+        }
+        out
     }
 
     /// A create answered 409: the object exists. Find it by the correlation
@@ -706,6 +797,15 @@ impl Worker<'_> {
             },
             Err(e) => failed(d, target_id, format!("recording the link: {e}")),
         }
+    }
+}
+
+/// The document a create decision writes.
+fn created_doc(d: &Decision) -> &Value {
+    static NONE: Value = Value::Null;
+    match &d.change {
+        Change::Create(doc) => doc,
+        _ => &NONE,
     }
 }
 

@@ -68,11 +68,13 @@ fn is_open_run_conflict(e: &postgres::Error) -> bool {
 }
 
 impl SyncStore for PostgresStore {
-    fn put_link(&self, link_set: &str, first_id: &str, second_id: &str) -> StoreResult<()> {
+    fn put_links(&self, link_set: &str, links: &[(String, String)]) -> StoreResult<()> {
         self.run(TxKind::Write, |s| {
             let st = statements::postgres();
-            s.execute(&st.drop_links_of, &[&link_set, &first_id, &second_id])?;
-            s.execute(&st.add_link, &[&link_set, &first_id, &second_id])?;
+            for (first, second) in links {
+                s.execute(&st.drop_links_of, &[&link_set, first, second])?;
+                s.execute(&st.add_link, &[&link_set, first, second])?;
+            }
             Ok(())
         })
     }

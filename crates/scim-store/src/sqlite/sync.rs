@@ -61,18 +61,16 @@ fn query_runs(
 }
 
 impl SyncStore for SqliteStore {
-    fn put_link(&self, link_set: &str, first_id: &str, second_id: &str) -> StoreResult<()> {
-        let (set, first, second) = (
-            link_set.to_string(),
-            first_id.to_string(),
-            second_id.to_string(),
-        );
+    fn put_links(&self, link_set: &str, links: &[(String, String)]) -> StoreResult<()> {
+        let (set, links) = (link_set.to_string(), links.to_vec());
         self.write(move |tx, _| {
             let st = statements::sqlite();
-            tx.execute(&st.drop_links_of, params![set, first, second])
-                .map_err(backend)?;
-            tx.execute(&st.add_link, params![set, first, second])
-                .map_err(backend)?;
+            for (first, second) in &links {
+                tx.execute(&st.drop_links_of, params![set, first, second])
+                    .map_err(backend)?;
+                tx.execute(&st.add_link, params![set, first, second])
+                    .map_err(backend)?;
+            }
             Ok(())
         })
     }
