@@ -115,7 +115,10 @@ mod tests {
                 "https://gluu.org/scim/bulk"
             ]
         );
-        assert_eq!(parse_scopes(&p, "all").expect("ok").len(), 11);
+        assert_eq!(
+            parse_scopes(&p, "all").expect("ok").len(),
+            SCOPE_NAMES.len()
+        );
         assert!(parse_scopes(&p, "users.reed").is_err());
         assert_eq!(parse_scopes(&p, "").expect("ok"), Vec::<String>::new());
     }

@@ -1,8 +1,10 @@
 //! The authorization core shared by the endpoints and the protection middleware:
-//! key ring, token issuance and validation, client authentication with lock-out.
+//! key ring, token issuance and validation, client authentication with a
+//! throttle on failures, and the request rate limits.
 
 use crate::external::External;
 use crate::keys::{maintain_keys, KeySet};
+use crate::limits::{FailureThrottle, Limiter};
 use crate::scope::ScopePolicy;
 use crate::secrets::SecretHasher;
 use crate::token::{Claims, Permission, TokenInfo, TokenKind, USE_ACCESS, USE_RPT, USE_TICKET};
@@ -16,6 +18,7 @@ use scim_store::clients::{ClientRecord, ClientStore};
 use scim_store::StoreResult;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -32,15 +35,17 @@ pub enum Rejection {
 /// Why client authentication at the token endpoint failed.
 #[derive(Debug)]
 pub enum ClientAuthFailure {
-    /// Unknown client, wrong secret, disabled, expired or locked: all look alike.
+    /// Unknown client, wrong secret, disabled or expired: all look alike.
     Invalid,
+    /// Too many failures of this client id from this address lately: try again
+    /// after this long (the secret was not checked).
+    Throttled(Duration),
     Internal(AuthError),
 }
 
 /// How often a process may reload keys because it saw an unknown kid.
 const KEY_RELOAD_MIN_INTERVAL: Duration = Duration::from_secs(1);
 const CLIENT_CACHE_MAX: usize = 10_000;
-const RATE_WINDOW: Duration = Duration::from_secs(10);
 /// Verified JWTs are remembered (by SHA-256 of the token) this long at most, so a
 /// token's signature is checked once, not on every request.
 const VERIFIED_TTL: Duration = Duration::from_secs(60);
@@ -57,7 +62,10 @@ pub struct Auth {
     clients: Mutex<HashMap<String, (bool, Instant)>>,
     verified: Mutex<HashMap<[u8; 32], (TokenInfo, Instant)>>,
     external: Option<External>,
-    token_requests: Mutex<HashMap<String, (Instant, u32)>>,
+    token_requests: Limiter<String>,
+    token_requests_by_ip: Option<Limiter<IpAddr>>,
+    api_requests: Option<Limiter<String>>,
+    failures: FailureThrottle,
 }
 
 /// The `iss` claim of a JWT, read without verification (to pick the validator).
@@ -101,8 +109,6 @@ impl Auth {
             None
         };
         Ok(Auth {
-            policy: ScopePolicy::new(&config.scope_prefix),
-            config,
             store,
             hasher,
             clock,
@@ -111,7 +117,12 @@ impl Auth {
             clients: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
             external,
-            token_requests: Mutex::new(HashMap::new()),
+            token_requests: Limiter::new(config.token_rate_per_client),
+            token_requests_by_ip: config.token_rate_per_ip.map(Limiter::new),
+            api_requests: config.client_rate.map(Limiter::new),
+            failures: FailureThrottle::new(config.throttle),
+            policy: ScopePolicy::new(&config.scope_prefix),
+            config,
         })
     }
 
@@ -517,65 +528,61 @@ impl Auth {
     }
 
     /// Fixed-window limit on token requests per client id in this process.
-    pub fn allow_token_request(&self, client_id: &str) -> bool {
-        let Ok(mut map) = self.token_requests.lock() else {
-            return false;
-        };
-        if map.len() > CLIENT_CACHE_MAX {
-            map.retain(|_, (start, _)| start.elapsed() < RATE_WINDOW);
+    /// Whether a token request of `client_id` from `ip` is within the token
+    /// endpoint's limits; else how long to wait.
+    pub fn allow_token_request(&self, client_id: &str, ip: Option<IpAddr>) -> Result<(), Duration> {
+        let now = self.now();
+        if let (Some(l), Some(ip)) = (&self.token_requests_by_ip, ip) {
+            l.take(&ip, now)?;
         }
-        let entry = map
-            .entry(client_id.to_string())
-            .or_insert((Instant::now(), 0));
-        if entry.0.elapsed() >= RATE_WINDOW {
-            *entry = (Instant::now(), 0);
-        }
-        entry.1 += 1;
-        entry.1 <= self.config.token_requests_per_window
+        self.token_requests.take(&client_id.to_string(), now)
     }
 
-    /// Authenticate a client by id and secret. Repeated bad secrets lock the client
-    /// for a while; a locked client is refused exactly like a bad secret.
+    /// Whether an API request of `client_id` is within its rate; else how long
+    /// to wait.
+    pub fn allow_api_request(&self, client_id: &str) -> Result<(), Duration> {
+        match &self.api_requests {
+            Some(l) => l.take(&client_id.to_string(), self.now()),
+            None => Ok(()),
+        }
+    }
+
+    /// Authenticate a client by id and secret, from `ip`. Repeated bad secrets
+    /// from one address slow that address down (growing delays); they never
+    /// lock the client out, so its real caller keeps getting tokens.
     pub async fn authenticate_client(
         &self,
         id: &str,
         secret: &str,
+        ip: Option<IpAddr>,
     ) -> Result<ClientRecord, ClientAuthFailure> {
+        let now = self.now();
+        if let Err(wait) = self.failures.check(id, ip, now) {
+            metrics::counter!("scimd_token_rejections_total", "reason" => "throttled").increment(1);
+            tracing::warn!(client_id = %id, ip = ?ip, retry_after_ms = wait.as_millis() as u64, "client authentication throttled after repeated failures");
+            return Err(ClientAuthFailure::Throttled(wait));
+        }
         let owned = id.to_string();
         let record = self
             .blocking(move |s| s.get_client(&owned))
             .await
             .map_err(ClientAuthFailure::Internal)?;
-        let now = self.now();
-        let Some(client) = record else {
-            // Same work as for a real client, so timing does not tell ids apart.
-            let _ = self.hasher.verify(secret, "");
+        let verified = match &record {
+            Some(client) => self.hasher.verify(secret, &client.secret_hash),
+            None => {
+                // Same work as for a real client, so timing does not tell ids apart.
+                let _ = self.hasher.verify(secret, "");
+                false
+            }
+        };
+        let Some(client) = record.filter(|_| verified) else {
+            let failures = self.failures.failed(id, ip, now);
+            metrics::counter!("scimd_token_rejections_total", "reason" => "bad_secret")
+                .increment(1);
+            tracing::warn!(client_id = %id, ip = ?ip, failures, "client authentication failed");
             return Err(ClientAuthFailure::Invalid);
         };
-        let secret_ok = self.hasher.verify(secret, &client.secret_hash);
-        if client.locked_until.is_some_and(|t| t > now) {
-            tracing::warn!(client_id = %client.id, "token request from a locked-out client refused");
-            return Err(ClientAuthFailure::Invalid);
-        }
-        if !secret_ok {
-            let policy = self.config.lockout;
-            let window_start = now - to_chrono(policy.window);
-            let cid = client.id.clone();
-            let failures = self
-                .blocking(move |s| s.record_failure(&cid, now, window_start))
-                .await
-                .map_err(ClientAuthFailure::Internal)?;
-            tracing::warn!(client_id = %client.id, failures, "bad client secret");
-            if failures >= policy.max_failures {
-                let until = now + to_chrono(policy.lock_for);
-                let cid = client.id.clone();
-                self.blocking(move |s| s.set_locked_until(&cid, Some(until)))
-                    .await
-                    .map_err(ClientAuthFailure::Internal)?;
-                tracing::warn!(client_id = %client.id, %until, "client locked out after repeated bad secrets");
-            }
-            return Err(ClientAuthFailure::Invalid);
-        }
+        self.failures.succeeded(id, ip);
         if client.disabled {
             tracing::info!(client_id = %client.id, "token request from a disabled client refused");
             return Err(ClientAuthFailure::Invalid);

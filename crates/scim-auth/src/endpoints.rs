@@ -90,6 +90,20 @@ fn invalid_client(via_basic: bool) -> Response {
     resp
 }
 
+/// 429 with `Retry-After` (whole seconds, at least 1).
+fn too_many(wait: std::time::Duration, description: &str) -> Response {
+    let mut resp = oauth_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "invalid_request",
+        description,
+    );
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
 fn server_error() -> Response {
     oauth_error(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -150,6 +164,7 @@ fn split_scopes(s: Option<&str>) -> Vec<String> {
 
 async fn token(
     State(auth): AuthState,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
@@ -184,15 +199,10 @@ async fn token(
         },
         (None, None) => return invalid_client(false),
     };
-    if !auth.allow_token_request(&client_id) {
-        let mut resp = oauth_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "invalid_request",
-            "too many token requests; slow down",
-        );
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
-        return resp;
+    let ip = peer.map(|axum::Extension(c)| c.0.ip());
+    if let Err(wait) = auth.allow_token_request(&client_id, ip) {
+        metrics::counter!("scimd_rate_limited_total", "limit" => "token").increment(1);
+        return too_many(wait, "too many token requests; slow down");
     }
     let grant = match get("grant_type") {
         None => return invalid_request("grant_type is required"),
@@ -205,9 +215,15 @@ async fn token(
             )
         }
     };
-    let client = match auth.authenticate_client(&client_id, &secret).await {
+    let client = match auth.authenticate_client(&client_id, &secret, ip).await {
         Ok(c) => c,
         Err(ClientAuthFailure::Invalid) => return invalid_client(via_basic),
+        Err(ClientAuthFailure::Throttled(wait)) => {
+            return too_many(
+                wait,
+                "too many failed attempts from this address; try again later",
+            )
+        }
         Err(ClientAuthFailure::Internal(e)) => {
             tracing::error!(error = %e, "client authentication failed internally");
             return server_error();
@@ -275,6 +291,8 @@ async fn token(
     match auth.issue_token(&client.id, &scopes, permissions) {
         Ok((token, expires_in)) => {
             tracing::info!(client_id = %client.id, grant, scopes = %scopes.join(" "), "token issued");
+            metrics::counter!("scimd_tokens_issued_total", "grant" => grant.to_string())
+                .increment(1);
             let mut body = json!({
                 "access_token": token,
                 "token_type": "Bearer",

@@ -163,6 +163,27 @@ fn insufficient_scope(scope: &str) -> Response {
     )
 }
 
+/// 429 with `Retry-After` (whole seconds, at least 1) and a SCIM error body.
+pub fn rate_limited(wait: std::time::Duration, detail: &str) -> Response {
+    let mut resp = scim_error(StatusCode::TOO_MANY_REQUESTS, detail);
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+/// The client's API rate, checked once its token is.
+fn over_client_rate(auth: &Auth, info: &TokenInfo) -> Option<Response> {
+    let client = info.client_id.as_deref()?;
+    let wait = auth.allow_api_request(client).err()?;
+    metrics::counter!("scimd_rate_limited_total", "limit" => "client").increment(1);
+    Some(with_client(
+        rate_limited(wait, "too many requests from this client; slow down"),
+        Some(client),
+    ))
+}
+
 fn unavailable(reason: &str) -> Response {
     scim_error(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -239,10 +260,14 @@ pub async fn protect(State(guard): State<Guard>, mut req: Request, next: Next) -
         if missing(&info).is_some() {
             return uma_challenge(auth, &needed, "the RPT lacks a needed permission");
         }
+        if let Some(resp) = over_client_rate(auth, &info) {
+            return resp;
+        }
+        let client = info.client_id.clone();
         req.extensions_mut()
             .insert(Caller::new(info.clone(), true, guard.policy.clone()));
         req.extensions_mut().insert(info);
-        return next.run(req).await;
+        return with_client(next.run(req).await, client.as_deref());
     }
     let Some(token) = token else {
         return missing_token();
@@ -259,13 +284,30 @@ pub async fn protect(State(guard): State<Guard>, mut req: Request, next: Next) -
     if enforce {
         if let Some(scope) = missing(&info) {
             tracing::info!(%method, %path, client_id = ?info.client_id, "insufficient scope");
-            return insufficient_scope(&scope);
+            return with_client(insufficient_scope(&scope), info.client_id.as_deref());
         }
     }
+    if let Some(resp) = over_client_rate(auth, &info) {
+        return resp;
+    }
+    let client = info.client_id.clone();
     req.extensions_mut()
         .insert(Caller::new(info.clone(), enforce, guard.policy.clone()));
     req.extensions_mut().insert(info);
-    next.run(req).await
+    with_client(next.run(req).await, client.as_deref())
+}
+
+/// The client a request was made by, on its response: the request log line of
+/// the outer layer names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientId(pub String);
+
+/// `resp` marked as answered to `client`.
+pub fn with_client(mut resp: Response, client: Option<&str>) -> Response {
+    if let Some(c) = client {
+        resp.extensions_mut().insert(ClientId(c.to_string()));
+    }
+    resp
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod endpoints;
 pub mod external;
 pub mod guard;
 pub mod keys;
+pub mod limits;
 pub mod scope;
 pub mod secrets;
 pub mod token;
@@ -21,7 +22,7 @@ mod tests;
 
 pub use auth::Auth;
 pub use endpoints::routes;
-pub use guard::{protect, Caller, Guard};
+pub use guard::{protect, with_client, Caller, ClientId, Guard};
 pub use scope::{classify, required_scope, Access, ScopePolicy};
 pub use token::{TokenInfo, TokenKind};
 
@@ -87,24 +88,6 @@ impl ExternalConfig {
     }
 }
 
-/// Lock-out after repeated bad client secrets.
-#[derive(Debug, Clone, Copy)]
-pub struct LockoutPolicy {
-    pub max_failures: u64,
-    pub window: Duration,
-    pub lock_for: Duration,
-}
-
-impl Default for LockoutPolicy {
-    fn default() -> Self {
-        LockoutPolicy {
-            max_failures: 10,
-            window: Duration::from_secs(300),
-            lock_for: Duration::from_secs(900),
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
     pub mode: Mode,
@@ -121,14 +104,19 @@ pub struct AuthConfig {
     /// Lifetime of clients registered through RFC 7591.
     pub dynamic_client_lifetime: Duration,
     pub external: ExternalConfig,
-    pub lockout: LockoutPolicy,
+    /// Growing delays after failed client authentication, per (client id, address).
+    pub throttle: limits::ThrottlePolicy,
+    /// Token requests per source address (None: no limit).
+    pub token_rate_per_ip: Option<limits::Rate>,
+    /// API requests per client id (None: no limit).
+    pub client_rate: Option<limits::Rate>,
     /// A new signing key is made when the active one is older than this.
     pub key_rotation: Duration,
     /// How long a validator trusts its cached view of a client (disable/delete
     /// take effect within this).
     pub client_cache_ttl: Duration,
-    /// Token requests per client id per 10 s window (in this process).
-    pub token_requests_per_window: u32,
+    /// Token requests per client id (in this process).
+    pub token_rate_per_client: limits::Rate,
 }
 
 impl Default for AuthConfig {
@@ -143,10 +131,15 @@ impl Default for AuthConfig {
             dynamic_registration: false,
             dynamic_client_lifetime: Duration::from_secs(86_400),
             external: ExternalConfig::default(),
-            lockout: LockoutPolicy::default(),
+            throttle: limits::ThrottlePolicy::default(),
+            token_rate_per_ip: limits::Rate::per_second(50),
+            client_rate: limits::Rate::per_second(100_000),
             key_rotation: Duration::from_secs(30 * 86_400),
             client_cache_ttl: Duration::from_secs(2),
-            token_requests_per_window: 100,
+            token_rate_per_client: limits::Rate {
+                per_second: 10.0,
+                burst: 100.0,
+            },
         }
     }
 }

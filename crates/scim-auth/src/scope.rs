@@ -16,9 +16,11 @@ pub const ALL_RESOURCES_SEARCH: &str = "all-resources.search";
 /// scimd's admin API (custom attributes, interception scripts); not one of
 /// Gluu's scopes.
 pub const ADMIN: &str = "admin";
+/// `/metrics` on the main listener (Prometheus scrapes with a token).
+pub const METRICS: &str = "metrics";
 
 /// Every scope name the server knows, without prefix.
-pub const SCOPE_NAMES: [&str; 11] = [
+pub const SCOPE_NAMES: [&str; 12] = [
     USERS_READ,
     USERS_WRITE,
     GROUPS_READ,
@@ -30,6 +32,7 @@ pub const SCOPE_NAMES: [&str; 11] = [
     BULK,
     ALL_RESOURCES_SEARCH,
     ADMIN,
+    METRICS,
 ];
 
 /// Gluu's prefix, the default.
@@ -110,6 +113,9 @@ pub fn classify(method: &str, path: &str) -> Access {
     }
     if path.starts_with("/admin/") || path.starts_with("/sync/") {
         return Access::Scope(ADMIN);
+    }
+    if path == "/metrics" {
+        return Access::Scope(METRICS);
     }
     let mut segments = path.trim_matches('/').split('/');
     let first = segments.next().unwrap_or_default();
@@ -221,6 +227,7 @@ mod tests {
                 Access::Scope(FIDO2_WRITE),
             ),
             ("GET", "/admin/attributes", Access::Scope(ADMIN)),
+            ("GET", "/metrics", Access::Scope(METRICS)),
             ("POST", "/sync/system/scim", Access::Scope(ADMIN)),
             ("DELETE", "/admin/attributes/x", Access::Scope(ADMIN)),
             ("GET", "/admin/scripts", Access::Scope(ADMIN)),
@@ -246,7 +253,7 @@ mod tests {
     fn policy_prefixes_and_matches_exactly() {
         let p = ScopePolicy::default();
         assert_eq!(p.full(BULK), "https://gluu.org/scim/bulk");
-        assert_eq!(p.all().len(), 11);
+        assert_eq!(p.all().len(), SCOPE_NAMES.len());
         let granted = vec![p.full(USERS_READ)];
         assert!(p.grants(&granted, USERS_READ));
         assert!(!p.grants(&granted, USERS_WRITE));

@@ -91,7 +91,7 @@ async fn issued_tokens_validate_until_they_expire() {
     let (id, secret) = client(&f, &[USERS_READ]);
     let c = f
         .auth
-        .authenticate_client(&id, &secret)
+        .authenticate_client(&id, &secret, None)
         .await
         .expect("auth");
     let (token, lifetime) = f.auth.issue_token(&c.id, &c.scopes, None).expect("issue");
@@ -139,7 +139,7 @@ async fn expired_clients_get_no_tokens_and_lose_theirs() {
     .expect("client");
     assert!(f
         .auth
-        .authenticate_client(&record.id, &secret)
+        .authenticate_client(&record.id, &secret, None)
         .await
         .is_ok());
     let (token, _) = f
@@ -149,31 +149,46 @@ async fn expired_clients_get_no_tokens_and_lose_theirs() {
     assert!(f.auth.validate(&token).await.is_ok());
     f.clock.advance(11);
     assert!(matches!(
-        f.auth.authenticate_client(&record.id, &secret).await,
+        f.auth.authenticate_client(&record.id, &secret, None).await,
         Err(ClientAuthFailure::Invalid)
     ));
     assert!(f.auth.validate(&token).await.is_err());
 }
 
 #[tokio::test]
-async fn repeated_bad_secrets_lock_until_the_lock_expires() {
+async fn bad_secrets_throttle_their_address_not_the_client() {
     let f = fixture(Mode::Oauth);
     let (id, secret) = client(&f, &[]);
-    for _ in 0..9 {
+    let attacker = Some(std::net::IpAddr::from([192, 0, 2, 1]));
+    let caller = Some(std::net::IpAddr::from([192, 0, 2, 2]));
+    for _ in 0..6 {
         assert!(matches!(
-            f.auth.authenticate_client(&id, "wrong").await,
+            f.auth.authenticate_client(&id, "wrong", attacker).await,
             Err(ClientAuthFailure::Invalid)
         ));
     }
-    assert!(f.auth.authenticate_client(&id, &secret).await.is_ok());
-    assert!(f.auth.authenticate_client(&id, "wrong").await.is_err());
+    // The attacker's address now waits, even with the right secret...
     assert!(matches!(
-        f.auth.authenticate_client(&id, &secret).await,
-        Err(ClientAuthFailure::Invalid)
+        f.auth.authenticate_client(&id, &secret, attacker).await,
+        Err(ClientAuthFailure::Throttled(_))
     ));
-    f.clock.advance(15 * 60 + 1);
-    assert!(f.auth.authenticate_client(&id, &secret).await.is_ok());
-    assert!(f.auth.authenticate_client("nobody", &secret).await.is_err());
+    // ...while the real caller elsewhere is never locked out.
+    assert!(f
+        .auth
+        .authenticate_client(&id, &secret, caller)
+        .await
+        .is_ok());
+    f.clock.advance(2);
+    assert!(f
+        .auth
+        .authenticate_client(&id, &secret, attacker)
+        .await
+        .is_ok());
+    assert!(f
+        .auth
+        .authenticate_client("nobody", &secret, caller)
+        .await
+        .is_err());
 }
 
 #[tokio::test]

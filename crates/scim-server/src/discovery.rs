@@ -10,6 +10,37 @@ use serde_json::{json, Value};
 
 pub const SPC_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
 
+/// Gluu's `scim-configuration`: one object listing the endpoint URLs under
+/// `base` (the SCIM base of the prefix it was asked under) and the token
+/// endpoint at `root` (scheme and host).
+pub fn scim_configuration(registry: &SchemaRegistry, root: &str, base: &str) -> Value {
+    let mut c = serde_json::Map::new();
+    c.insert("version".into(), json!("2.0"));
+    c.insert(
+        "token_endpoint".into(),
+        json!(format!("{root}/oauth/token")),
+    );
+    for rt in registry.resource_types() {
+        let key = match rt.name.as_str() {
+            "User" => "user_endpoint",
+            "Group" => "group_endpoint",
+            "FidoDevice" => "fido_devices_endpoint",
+            "Fido2Device" => "fido2_devices_endpoint",
+            _ => continue,
+        };
+        c.insert(key.into(), json!(format!("{base}{}", rt.endpoint)));
+    }
+    for (key, path) in [
+        ("bulk_endpoint", "/Bulk"),
+        ("service_provider_endpoint", "/ServiceProviderConfig"),
+        ("resource_types_endpoint", "/ResourceTypes"),
+        ("schemas_endpoint", "/Schemas"),
+    ] {
+        c.insert(key.into(), json!(format!("{base}{path}")));
+    }
+    json!([c])
+}
+
 pub fn service_provider_config(cfg: &ServerConfig, base_url: &str) -> Value {
     let schemes = match cfg.protection {
         Mode::Bypass => json!([]),

@@ -158,7 +158,12 @@ impl FromRequestParts<AppState> for Endpoint {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Failure> {
         let raw = RawPathParams::from_request_parts(parts, state)
             .await
-            .map_err(|_| Failure(ScimError::not_found("no resource type in the path")))?;
+            .map_err(|e| match e {
+                axum::extract::rejection::RawPathParamsRejection::InvalidUtf8InPathParam(_) => {
+                    Failure(ScimError::bad_request("the path is not valid UTF-8"))
+                }
+                _ => Failure(ScimError::not_found("no resource type in the path")),
+            })?;
         let endpoint = raw
             .iter()
             .find(|(k, _)| *k == "endpoint")
@@ -177,8 +182,8 @@ impl FromRequestParts<AppState> for Endpoint {
     }
 }
 
-/// The request's id, set by `http::settle_scripts` while scripts run: it ties the
-/// script log and the notifications a request's hooks queued to the request.
+/// The request's id, set by `http::log_request` for every request: it ties log
+/// lines, the script log and the notifications a request's hooks queued to it.
 #[derive(Clone)]
 pub(crate) struct RequestId(pub(crate) String);
 

@@ -136,6 +136,9 @@ pub fn router_with_auth(service: Arc<Service>, auth: Option<Arc<scim_auth::Auth>
                 .fallback(method_not_allowed)
                 .layer(protect.clone()),
         );
+    for path in SCIM_CONFIGURATION_PATHS {
+        app = app.route(path, get(scim_configuration).fallback(method_not_allowed));
+    }
     for path in [
         "/scim/resource_changes.yaml",
         "/identity/scim/resource_changes.yaml",
@@ -150,68 +153,29 @@ pub fn router_with_auth(service: Arc<Service>, auth: Option<Arc<scim_auth::Auth>
     }
     app.route("/", any(not_found))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            log_request,
-        ))
         .with_state(state)
 }
 
-/// While scripts run, each API request gets an id (its `X-Request-Id`, else a new
-/// one), and what its hooks kept for after the commit (`scim.notify`) is released
-/// when it succeeded and dropped when it failed.
+/// What an API request's hooks kept for after the commit (`scim.notify`) is
+/// released when it succeeded and dropped when it failed, under the request's id.
 async fn settle_scripts(
     State(app): State<AppState>,
-    mut req: axum::extract::Request,
+    req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     if !app.svc.hooks.active() {
         return next.run(req).await;
     }
     let id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
-        .map(str::to_string)
-        .unwrap_or_else(new_request_id);
-    req.extensions_mut()
-        .insert(crate::extract::RequestId(id.clone()));
+        .extensions()
+        .get::<crate::extract::RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_else(crate::edge::new_request_id);
     let resp = next.run(req).await;
     if resp.status().is_success() {
         app.svc.hooks.commit(&id);
     } else {
         app.svc.hooks.discard(&id);
-    }
-    resp
-}
-
-/// A request id unique to this process and across restarts: a random prefix drawn
-/// once and a counter (a random id per request would cost a syscall each).
-fn new_request_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::OnceLock;
-    static PREFIX: OnceLock<String> = OnceLock::new();
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let prefix = PREFIX.get_or_init(|| uuid::Uuid::new_v4().simple().to_string()[..16].to_string());
-    format!("{prefix}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
-}
-
-async fn log_request(
-    State(app): State<AppState>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let started = std::time::Instant::now();
-    let resp = next.run(req).await;
-    let status = resp.status().as_u16();
-    let micros = started.elapsed().as_micros() as u64;
-    if app.svc.config.protection == Mode::Bypass {
-        tracing::info!(%method, %path, status, micros, protection = "bypass", "request (UNPROTECTED: bypass mode)");
-    } else {
-        tracing::info!(%method, %path, status, micros, "request");
     }
     resp
 }
@@ -382,6 +346,32 @@ async fn spc(State(app): State<AppState>, BaseUrl(base): BaseUrl) -> Response {
     scim(
         StatusCode::OK,
         &discovery::service_provider_config(&app.svc.config, &base),
+    )
+}
+
+/// Where Gluu serves its endpoint list, and the SCIM base each names.
+const SCIM_CONFIGURATION_PATHS: [&str; 3] = [
+    "/scim/scim-configuration",
+    "/identity/restv1/scim-configuration",
+    "/scim/restv1/scim-configuration",
+];
+
+async fn scim_configuration(
+    Snapshot(registry): Snapshot,
+    uri: axum::extract::OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    let path = uri.path();
+    let prefix = API_PREFIXES
+        .iter()
+        .zip(SCIM_CONFIGURATION_PATHS)
+        .find(|(_, p)| *p == path)
+        .map_or(API_PREFIXES[0], |(prefix, _)| *prefix);
+    let base = crate::extract::base_url(&headers, prefix);
+    let root = base.strip_suffix(prefix).unwrap_or(&base).to_string();
+    scim(
+        StatusCode::OK,
+        &discovery::scim_configuration(&registry, &root, &base),
     )
 }
 
@@ -636,6 +626,29 @@ async fn bulk(
 
 /// The OpenAPI document of UpdatedUsers (JSON syntax, which is also YAML).
 pub const RESOURCE_CHANGES_YAML: &str = include_str!("resource_changes.yaml");
+
+/// `/metrics` on the main listener: a token with the `metrics` scope.
+pub fn metrics_route(guard: scim_auth::Guard) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(crate::metrics::render)
+            .fallback(method_not_allowed)
+            .layer(axum::middleware::from_fn_with_state(
+                guard,
+                scim_auth::protect,
+            )),
+    )
+}
+
+/// `/metrics` without a token, for a listener of its own (`--metrics-listen`).
+pub fn open_metrics_route() -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(crate::metrics::render).fallback(method_not_allowed),
+        )
+        .fallback(not_found)
+}
 
 async fn resource_changes_yaml() -> Response {
     let mut resp = RESOURCE_CHANGES_YAML.into_response();

@@ -6,10 +6,12 @@ pub mod bulk;
 pub mod config;
 pub mod cursor;
 pub mod discovery;
+pub mod edge;
 pub mod extract;
 pub mod feed;
 pub mod http;
 pub mod locks;
+pub mod metrics;
 pub mod scripts;
 pub mod service;
 

@@ -322,6 +322,18 @@ pub struct ScriptRecord {
 /// rather than keep a reader from the requests queued behind it.
 pub const DEFAULT_SEARCH_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Ready when the database has `applied` migration steps of this build's
+/// `known` (more is a newer build's database: also ready, it is compatible).
+pub fn migrations_applied(applied: i64, known: usize) -> crate::StoreResult<()> {
+    if applied >= i64::try_from(known).unwrap_or(i64::MAX) {
+        Ok(())
+    } else {
+        Err(crate::StoreError::Backend(format!(
+            "{applied} of {known} migrations applied"
+        )))
+    }
+}
+
 /// The error of a search stopped at its budget (RFC 7644 §3.12 tooMany).
 pub fn over_budget(budget: std::time::Duration) -> crate::StoreError {
     crate::StoreError::Query(scim_proto::ScimError::too_many(format!(

@@ -82,6 +82,10 @@ pub trait ResourceStore: MembershipStore + Send + Sync {
         false
     }
 
+    /// Whether the database answers and has every migration of this build
+    /// applied (`/health/ready`); one cheap query.
+    fn ready(&self) -> StoreResult<()>;
+
     /// Replace the document; `if_version` makes it conditional (ETag If-Match).
     fn replace(
         &self,

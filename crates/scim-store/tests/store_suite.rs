@@ -1622,7 +1622,9 @@ fn sync_links_hold_one_link_per_side(b: &Backend) {
 
     // Several at once apply in turn, as one put_link after another would.
     let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     };
     s.put_links("users", &pairs(&[("a", "x"), ("b", "y"), ("a", "z")]))
         .expect("put several");

@@ -69,7 +69,11 @@ pub trait ObjectSet: Send + Sync {
     /// Create each of `docs`: one result per document, in their order, each with
     /// at least the new `id`. A set that can send many in one request (a remote
     /// with Bulk) does; by default they are created one by one, all at once.
-    async fn create_many(&self, kind: ObjectKind, docs: &[Value]) -> Vec<Result<Value, ObjectError>> {
+    async fn create_many(
+        &self,
+        kind: ObjectKind,
+        docs: &[Value],
+    ) -> Vec<Result<Value, ObjectError>> {
         create_each(self, kind, docs).await
     }
 

@@ -214,7 +214,9 @@ impl RemoteSet {
     /// error as a single create would have given it.
     fn bulk_created(&self, r: Option<BulkResult>) -> Result<Value, ObjectError> {
         let Some(r) = r else {
-            return Err(ObjectError::Failed("the remote did not run the create".into()));
+            return Err(ObjectError::Failed(
+                "the remote did not run the create".into(),
+            ));
         };
         if let Some(e) = r.error() {
             return Err(self.error(&e));
@@ -223,7 +225,9 @@ impl RemoteSet {
         match (r.response, id) {
             (Some(doc), _) if doc.get("id").is_some() => Ok(doc),
             (_, Some(id)) => Ok(serde_json::json!({ "id": id })),
-            _ => Err(ObjectError::Failed("the remote's bulk answer has no location".into())),
+            _ => Err(ObjectError::Failed(
+                "the remote's bulk answer has no location".into(),
+            )),
         }
     }
 
@@ -313,7 +317,11 @@ impl ObjectSet for RemoteSet {
 
     /// One Bulk request per the remote's `maxOperations` instead of a POST per
     /// object, where the remote has Bulk.
-    async fn create_many(&self, kind: ObjectKind, docs: &[Value]) -> Vec<Result<Value, ObjectError>> {
+    async fn create_many(
+        &self,
+        kind: ObjectKind,
+        docs: &[Value],
+    ) -> Vec<Result<Value, ObjectError>> {
         if docs.len() < 2 || !self.has_bulk().await {
             return create_each(self, kind, docs).await;
         }

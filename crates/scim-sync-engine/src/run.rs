@@ -637,7 +637,7 @@ impl Worker<'_> {
         let kind = self.m.target.kind();
         let docs: Vec<Value> = ds.iter().map(|d| created_doc(d).clone()).collect();
         let created = self.target.create_many(kind, &docs).await;
-        let mut out: Vec<Option<Applied>> = Vec::with_capacity(ds.len());
+        let mut out: Vec<Applied> = Vec::with_capacity(ds.len());
         let mut new_links = Vec::new();
         for ((d, doc), result) in ds.iter().zip(&docs).zip(created) {
             match result {
@@ -645,30 +645,31 @@ impl Worker<'_> {
                     (Some(t), Some(s)) => {
                         let l = Link::between(self.m.is_reverse(), s, t);
                         new_links.push((out.len(), l, t.to_string()));
-                        out.push(None);
+                        // Replaced once the link is recorded (below).
+                        out.push(failed(d, Some(t.to_string()), "link not recorded".into()));
                     }
-                    (t, _) => out.push(Some(failed(
+                    (t, _) => out.push(failed(
                         d,
                         t.map(str::to_string),
                         "the created object has no id".into(),
-                    ))),
+                    )),
                 },
-                Err(ObjectError::Conflict(e)) => out.push(Some(self.link_existing(d, doc, e).await)),
-                Err(e) => out.push(Some(object_failure(d, None, e))),
+                Err(ObjectError::Conflict(e)) => out.push(self.link_existing(d, doc, e).await),
+                Err(e) => out.push(object_failure(d, None, e)),
             }
         }
         for (k, result) in self.put_links(&new_links).await.into_iter().enumerate() {
             let (slot, _, t) = &new_links[k];
             let d = &ds[*slot];
-            out[*slot] = Some(match result {
+            out[*slot] = match result {
                 Ok(()) => Applied {
                     entry: entry(d, "SUCCESS", Some(t.clone()), None),
                     stop: None,
                 },
                 Err(e) => failed(d, Some(t.clone()), format!("recording the link: {e}")),
-            });
+            };
         }
-        out.into_iter().map(|a| a.expect("every create has an outcome")).collect()
+        out
     }
 
     /// Record these links in one write; when that fails (PostgreSQL refuses a

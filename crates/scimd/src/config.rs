@@ -1,7 +1,9 @@
 //! Settings for `scimd serve`: command-line flags, then SCIMD_* environment
 //! variables, then the config file (TOML), then defaults.
 
+use crate::logging::LogFormat;
 use clap::Args;
+use scim_auth::limits::Rate;
 use scim_auth::Mode;
 use scim_proto::schema::custom::GLUU_USER_EXTENSION;
 use scim_proto::schema::RegistryOptions;
@@ -69,6 +71,36 @@ pub struct ServeArgs {
     /// Directory of sync connectors (one JSON file each) and `sync.json`.
     #[arg(long, env = "SCIMD_SYNC_DIR")]
     sync_dir: Option<PathBuf>,
+    /// Log lines as text or json.
+    #[arg(long, env = "SCIMD_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+    /// TLS certificate chain (PEM); with --tls-key, serve HTTPS (HTTP/2 and 1.1).
+    #[arg(long, env = "SCIMD_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) of --tls-cert.
+    #[arg(long, env = "SCIMD_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Also serve /metrics (Prometheus, no token) and the health probes here.
+    #[arg(long, env = "SCIMD_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
+    /// Seconds requests in flight get to finish after SIGTERM.
+    #[arg(long, env = "SCIMD_DRAIN_SECONDS")]
+    drain_seconds: Option<u64>,
+    /// Longest request URL (path and query), bytes (414 above).
+    #[arg(long, env = "SCIMD_MAX_URL_BYTES")]
+    max_url_bytes: Option<usize>,
+    /// Largest request headers (names and values together), bytes (431 above).
+    #[arg(long, env = "SCIMD_MAX_HEADER_BYTES")]
+    max_header_bytes: Option<usize>,
+    /// Requests per second from one source address (burst twice that; 0: no limit).
+    #[arg(long, env = "SCIMD_RATE_LIMIT_IP")]
+    rate_limit_ip: Option<u32>,
+    /// API requests per second of one client id (burst twice that; 0: no limit).
+    #[arg(long, env = "SCIMD_RATE_LIMIT_CLIENT")]
+    rate_limit_client: Option<u32>,
+    /// Token requests per second from one source address (0: no limit).
+    #[arg(long, env = "SCIMD_RATE_LIMIT_TOKEN_IP")]
+    rate_limit_token_ip: Option<u32>,
     #[command(flatten)]
     auth: crate::auth_config::AuthArgs,
 }
@@ -111,6 +143,16 @@ struct FileConfig {
     script_cpu_ms: Option<u64>,
     script_notify_allow: Option<Vec<String>>,
     sync_dir: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    metrics_listen: Option<String>,
+    drain_seconds: Option<u64>,
+    max_url_bytes: Option<usize>,
+    max_header_bytes: Option<usize>,
+    rate_limit_ip: Option<u32>,
+    rate_limit_client: Option<u32>,
+    rate_limit_token_ip: Option<u32>,
     /// The `[auth]` table: protection settings.
     auth: Option<crate::auth_config::AuthFile>,
 }
@@ -133,6 +175,16 @@ pub struct Settings {
     pub scripts: ScriptSettings,
     /// Where the sync connectors and `sync.json` are, when syncing is on.
     pub sync_dir: Option<PathBuf>,
+    pub log_format: LogFormat,
+    /// Certificate and key files, when serving HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub metrics_listen: Option<String>,
+    pub drain: std::time::Duration,
+    pub edge: scim_server::edge::EdgeLimits,
+    /// Requests per second of one client id, and token requests per second of one
+    /// address (None: no limit).
+    pub client_rate: Option<Rate>,
+    pub token_rate_per_ip: Option<Rate>,
     pub auth: crate::auth_config::AuthSettings,
 }
 
@@ -231,6 +283,31 @@ impl Settings {
                 },
             },
             sync_dir: args.sync_dir.or(file.sync_dir),
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            tls: tls_files(
+                args.tls_cert.or(file.tls_cert),
+                args.tls_key.or(file.tls_key),
+            )?,
+            metrics_listen: args.metrics_listen.or(file.metrics_listen),
+            drain: std::time::Duration::from_secs(
+                args.drain_seconds.or(file.drain_seconds).unwrap_or(30),
+            ),
+            edge: {
+                let d = scim_server::edge::EdgeLimits::default();
+                scim_server::edge::EdgeLimits {
+                    max_url_bytes: args
+                        .max_url_bytes
+                        .or(file.max_url_bytes)
+                        .unwrap_or(d.max_url_bytes),
+                    max_header_bytes: args
+                        .max_header_bytes
+                        .or(file.max_header_bytes)
+                        .unwrap_or(d.max_header_bytes),
+                    per_ip: rate(args.rate_limit_ip.or(file.rate_limit_ip), 100_000),
+                }
+            },
+            client_rate: rate(args.rate_limit_client.or(file.rate_limit_client), 100_000),
+            token_rate_per_ip: rate(args.rate_limit_token_ip.or(file.rate_limit_token_ip), 50),
             auth: crate::auth_config::AuthSettings::resolve(
                 args.auth,
                 file.auth.unwrap_or_default(),
@@ -274,6 +351,23 @@ impl Settings {
             max_connections: self.db_max_connections.max(1),
             search_budget: self.search_budget,
         }
+    }
+}
+
+/// A rate of `n` per second (`default` when unset; 0: none).
+fn rate(n: Option<u32>, default: u32) -> Option<Rate> {
+    Rate::per_second(n.unwrap_or(default))
+}
+
+/// Both TLS files or neither.
+fn tls_files(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> Result<Option<(PathBuf, PathBuf)>, String> {
+    match (cert, key) {
+        (Some(c), Some(k)) => Ok(Some((c, k))),
+        (None, None) => Ok(None),
+        _ => Err("TLS needs both --tls-cert and --tls-key".into()),
     }
 }
 

@@ -4,6 +4,7 @@ mod admin;
 mod auth_config;
 mod clients;
 mod config;
+mod listen;
 mod logging;
 mod scripts;
 mod sync;
@@ -67,10 +68,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => Settings::resolve(*args).and_then(|s| {
-            logging::init(s.scripts.log.as_deref())?;
+            logging::init(s.log_format, s.scripts.log.as_deref())?;
             serve(s)
         }),
-        other => logging::init(None).and_then(|()| run(other)),
+        other => logging::init(logging::LogFormat::Text, None).and_then(|()| run(other)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -126,29 +127,68 @@ fn serve(settings: Settings) -> Result<(), String> {
     // PostgreSQL's synchronous clients must not be dropped on an async worker (they
     // block on their own runtime, which panicked and aborted at shutdown).
     let held = (service.clone(), auth.clone());
+    scim_server::metrics::install()?;
     let served = runtime.block_on(async move {
+        let tls = match &settings.tls {
+            Some((cert, key)) => Some(listen::tls_acceptor(cert, key)?),
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(&settings.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
         let addr = listener
             .local_addr()
             .map_err(|e| format!("cannot read the bound address: {e}"))?;
-        tracing::info!(%addr, "scimd listening; SCIM base http://{addr}/scim/v2");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(%addr, "scimd listening; SCIM base {scheme}://{addr}/scim/v2");
         scim_server::feed::spawn_maintenance(service.clone(), Some(scripts_seen));
         auth.spawn_maintenance();
         let guard = scim_auth::Guard::new(auth.clone());
-        let mut app = scim_server::http::router_with_auth(service, Some(auth));
+        let mut app = scim_server::http::router_with_auth(service.clone(), Some(auth));
         if let Some((dir, engine)) = connectors {
             if let Some(e) = &engine {
                 // Resumes runs left by a stopped process, starts schedules.
                 e.run_in_background();
             }
-            app = app.merge(sync::routes(dir, engine, guard));
+            app = app.merge(sync::routes(dir, engine, guard.clone()));
         }
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| format!("server error: {e}"))
+        app = app.merge(scim_server::http::metrics_route(guard));
+        let app = scim_server::edge::edge(app, service.clone(), settings.edge);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        if let Some(maddr) = &settings.metrics_listen {
+            let ml = tokio::net::TcpListener::bind(maddr)
+                .await
+                .map_err(|e| format!("cannot listen on {maddr} for metrics: {e}"))?;
+            tracing::info!(addr = %maddr, "metrics at http://{maddr}/metrics");
+            let mapp = scim_server::edge::edge(
+                scim_server::http::open_metrics_route(),
+                service.clone(),
+                settings.edge,
+            );
+            let mut s = stopped.clone();
+            tokio::spawn(listen::serve(
+                ml,
+                mapp,
+                None,
+                async move {
+                    let _ = s.wait_for(|v| *v).await;
+                },
+                std::time::Duration::from_secs(1),
+            ));
+        }
+        let drain = settings.drain;
+        listen::serve(
+            listener,
+            app,
+            tls,
+            async move {
+                shutdown_signal().await;
+                let _ = stop.send(true);
+            },
+            drain,
+        )
+        .await;
+        Ok::<(), String>(())
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     drop(held);
@@ -223,7 +263,9 @@ fn open_auth(
     store: Arc<dyn ClientStore>,
 ) -> Result<Arc<scim_auth::Auth>, String> {
     let mode = settings.protection;
-    let config = settings.auth.to_config(mode, &settings.listen)?;
+    let mut config = settings.auth.to_config(mode, &settings.listen)?;
+    config.client_rate = settings.client_rate;
+    config.token_rate_per_ip = settings.token_rate_per_ip;
     let open_registration = matches!(mode, scim_auth::Mode::Oauth | scim_auth::Mode::Uma);
     if config.dynamic_registration && open_registration {
         tracing::warn!("dynamic client registration is open: anyone who can reach /oauth/register can obtain SCIM scopes");

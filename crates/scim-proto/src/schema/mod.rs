@@ -70,9 +70,9 @@ impl SchemaRegistry {
             core::group_schema(),
             core::enterprise_user_schema(),
         ];
-        // An extension without attributes could hold nothing: it is published once
-        // the first custom attribute is registered.
-        if let Some((urn, attributes)) = options.custom.as_ref().filter(|(_, a)| !a.is_empty()) {
+        // Published even without attributes, as Gluu does: clients look it up
+        // before the first custom attribute exists.
+        if let Some((urn, attributes)) = options.custom.as_ref() {
             schemas.push(custom::custom_schema(urn, attributes));
             user.schema_extensions.push(SchemaExtensionRef {
                 schema: urn.clone(),

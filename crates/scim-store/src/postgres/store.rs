@@ -325,6 +325,14 @@ impl ResourceStore for PostgresStore {
         crate::model::assemble_page(&rt.name, total, rows, sql.reversed)
     }
 
+    fn ready(&self) -> StoreResult<()> {
+        let applied: i64 = self.run(TxKind::Single, |s| {
+            let row = s.query_opt("SELECT count(*) FROM schema_migrations", &[])?;
+            Ok(row.map_or(Ok(0), |r| r.try_get(0))?)
+        })?;
+        crate::migrations_applied(applied, crate::ddl::POSTGRES_MIGRATIONS.len())
+    }
+
     fn existing(&self, ids: &[String]) -> StoreResult<Vec<Member>> {
         if ids.is_empty() {
             return Ok(Vec::new());

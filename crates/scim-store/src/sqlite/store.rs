@@ -384,6 +384,14 @@ impl ResourceStore for SqliteStore {
         })
     }
 
+    fn ready(&self) -> StoreResult<()> {
+        let conn = self.point_reader()?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(backend)?;
+        crate::migrations_applied(version, crate::ddl::SQLITE_MIGRATIONS.len())
+    }
+
     fn existing(&self, ids: &[String]) -> StoreResult<Vec<Member>> {
         let conn = self.point_reader()?;
         let mut stmt = conn

@@ -121,6 +121,15 @@ impl Server {
         format!("http://127.0.0.1:{}{}", self.port, path)
     }
 
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Wait for the process to exit (after a signal): its exit status.
+    pub(crate) fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("wait for scimd")
+    }
+
     /// SIGKILL: no shutdown code runs, as in a crash.
     pub(crate) fn kill(mut self) {
         let _ = self.child.kill();

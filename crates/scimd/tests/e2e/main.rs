@@ -17,6 +17,7 @@ mod errors;
 mod feed;
 mod groups;
 mod harness;
+mod operations;
 mod postgres;
 mod script_behaviour;
 mod scripts;

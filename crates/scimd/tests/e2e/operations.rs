@@ -1,0 +1,426 @@
+//! Running scimd in production, end to end: health probes, request ids,
+//! metrics (on their own listener and to a token on the main one), rate
+//! limits, SCIM error bodies for every rejection, TLS with HTTP/2 and
+//! certificate rotation, and a SIGTERM that lets requests in flight finish.
+
+use crate::harness::{parts, scimd, Server};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A response that must be a SCIM error with `status`.
+fn assert_scim_error(r: reqwest::blocking::Response, status: u16) -> Value {
+    let ct = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let (st, body) = parts(r);
+    assert_eq!(st, status, "{body}");
+    assert!(ct.starts_with("application/scim+json"), "{ct}: {body}");
+    assert_eq!(body["schemas"], json!([ERROR_SCHEMA]), "{body}");
+    assert_eq!(body["status"], status.to_string(), "{body}");
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{body}"
+    );
+    body
+}
+
+#[test]
+fn health_probes_answer_without_a_token() {
+    let s = Server::start_protected(&[]);
+    let (st, body) = parts(s.get("/health/live").send().expect("live"));
+    assert_eq!((st, body["status"].as_str()), (200, Some("up")), "{body}");
+    let (st, body) = parts(s.get("/health/ready").send().expect("ready"));
+    assert_eq!(
+        (st, body["status"].as_str()),
+        (200, Some("ready")),
+        "{body}"
+    );
+    // The API itself still wants a token.
+    assert_eq!(s.get("/scim/v2/Users").send().expect("users").status(), 401);
+}
+
+#[test]
+fn every_response_carries_a_request_id() {
+    let s = Server::start();
+    let r = s
+        .get("/scim/v2/Users")
+        .header("X-Request-Id", "job-42.step:7")
+        .send()
+        .expect("get");
+    assert_eq!(r.headers()["x-request-id"], "job-42.step:7");
+    // One that could forge a log line is replaced, as is a missing one.
+    let r = s
+        .get("/scim/v2/Users")
+        .header("X-Request-Id", "x\" level=ERROR msg=forged")
+        .send()
+        .expect("get");
+    let made = r.headers()["x-request-id"]
+        .to_str()
+        .expect("id")
+        .to_string();
+    assert!(!made.contains(' ') && !made.is_empty(), "{made}");
+    let other = s.get("/nothing-here").send().expect("get");
+    assert_ne!(other.headers()["x-request-id"].to_str().expect("id"), made);
+}
+
+#[test]
+fn router_rejections_are_scim_errors() {
+    let s = Server::start_with(&["--max-url-bytes", "2048", "--max-header-bytes", "4096"]);
+    let body = assert_scim_error(s.get("/scim/v2/Users/%FF%FE").send().expect("get"), 400);
+    assert!(
+        body["detail"].as_str().unwrap_or("").contains("UTF-8"),
+        "{body}"
+    );
+    assert_scim_error(s.get("/scim/v2/NoSuchThing").send().expect("get"), 404);
+    assert_scim_error(s.get("/no/such/path").send().expect("get"), 404);
+    let long = format!(
+        "/scim/v2/Users?filter=userName%20eq%20%22{}%22",
+        "a".repeat(3000)
+    );
+    assert_scim_error(s.get(&long).send().expect("get"), 414);
+    let big = "b".repeat(5000);
+    assert_scim_error(
+        s.get("/scim/v2/Users")
+            .header("X-Big", big)
+            .send()
+            .expect("get"),
+        431,
+    );
+    // A form body where JSON is expected: axum's own rejection, as SCIM.
+    let r = s
+        .client
+        .post(s.url("/scim/v2/Users"))
+        .header("content-type", "text/plain")
+        .body("userName=x")
+        .send()
+        .expect("post");
+    assert_scim_error(r, 415);
+}
+
+#[test]
+fn the_gluu_extension_is_published_before_any_custom_attribute() {
+    let s = Server::start();
+    let urn = "urn:ietf:params:scim:schemas:extension:gluu:2.0:User";
+    let (st, body) = parts(
+        s.get(&format!("/scim/v2/Schemas/{urn}"))
+            .send()
+            .expect("get"),
+    );
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["id"], urn);
+    assert_eq!(body["attributes"], json!([]), "{body}");
+    let (st, body) = parts(s.get("/scim/v2/ResourceTypes/User").send().expect("get"));
+    assert_eq!(st, 200);
+    let ext: Vec<&str> = body["schemaExtensions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["schema"].as_str())
+        .collect();
+    assert!(ext.contains(&urn), "{body}");
+}
+
+#[test]
+fn scim_configuration_lists_the_endpoints_as_gluu_does() {
+    let s = Server::start();
+    for (path, base) in [
+        ("/scim/scim-configuration", "/scim/v2"),
+        (
+            "/identity/restv1/scim-configuration",
+            "/identity/restv1/scim/v2",
+        ),
+    ] {
+        let (st, body) = parts(s.get(path).send().expect("get"));
+        assert_eq!(st, 200, "{body}");
+        let c = &body[0];
+        assert_eq!(c["version"], "2.0", "{body}");
+        assert_eq!(
+            c["user_endpoint"],
+            s.url(&format!("{base}/Users")),
+            "{body}"
+        );
+        assert_eq!(
+            c["group_endpoint"],
+            s.url(&format!("{base}/Groups")),
+            "{body}"
+        );
+        assert_eq!(c["bulk_endpoint"], s.url(&format!("{base}/Bulk")), "{body}");
+        assert_eq!(c["token_endpoint"], s.url("/oauth/token"), "{body}");
+        // Every URL it names answers.
+        let spc = c["service_provider_endpoint"].as_str().expect("spc");
+        assert_eq!(s.client.get(spc).send().expect("spc").status(), 200);
+    }
+}
+
+/// An access token of a new client with `scopes` (short names, or "all").
+fn token_with(s: &Server, scopes: &str) -> String {
+    let out = scimd(
+        s,
+        &[
+            "clients", "create", "--name", "ops", "--scope", scopes, "--json",
+        ],
+    );
+    let c: Value = serde_json::from_str(out.trim()).expect("client");
+    let (st, body) = parts(
+        s.client
+            .post(s.url("/oauth/token"))
+            .basic_auth(
+                c["client_id"].as_str().expect("id"),
+                c["client_secret"].as_str(),
+            )
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .expect("token"),
+    );
+    assert_eq!(st, 200, "{body}");
+    body["access_token"].as_str().expect("token").to_string()
+}
+
+#[test]
+fn metrics_are_served_to_the_metrics_scope_and_on_their_own_listener() {
+    let mport = free_port();
+    let maddr = format!("127.0.0.1:{mport}");
+    let s = Server::start_protected(&["--metrics-listen", &maddr]);
+    let reader = token_with(&s, "users.read");
+    let metrics = token_with(&s, "metrics");
+    let r = s
+        .get("/scim/v2/Users")
+        .bearer_auth(&reader)
+        .send()
+        .expect("users");
+    assert_eq!(r.status(), 200);
+    // The main listener wants a token with the metrics scope.
+    let r = s.get("/metrics").send().expect("metrics");
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().contains_key("www-authenticate"));
+    assert_scim_error(
+        s.get("/metrics").bearer_auth(&reader).send().expect("m"),
+        403,
+    );
+    let r = s
+        .get("/metrics")
+        .bearer_auth(&metrics)
+        .send()
+        .expect("metrics");
+    assert_eq!(r.status(), 200);
+    let text = r.text().expect("text");
+    for needle in [
+        "scimd_http_requests_total{route=\"/scim/v2/{endpoint}\",method=\"GET\",status=\"200\"}",
+        "scimd_http_request_duration_seconds_bucket{route=\"/scim/v2/{endpoint}\",method=\"GET\"",
+        "scimd_tokens_issued_total{grant=\"client_credentials\"}",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+    // The metrics listener needs none, and serves nothing else.
+    let open = reqwest::blocking::get(format!("http://{maddr}/metrics")).expect("metrics");
+    assert_eq!(open.status(), 200);
+    assert!(open
+        .text()
+        .expect("text")
+        .contains("scimd_http_requests_total"));
+    let users = reqwest::blocking::get(format!("http://{maddr}/scim/v2/Users")).expect("users");
+    assert_eq!(users.status(), 404);
+}
+
+#[test]
+fn a_source_address_over_its_rate_gets_429_with_retry_after() {
+    let s = Server::start_with(&["--rate-limit-ip", "5"]);
+    let mut limited = None;
+    for _ in 0..40 {
+        let r = s.get("/scim/v2/Users").send().expect("get");
+        if r.status() == 429 {
+            limited = Some(r);
+            break;
+        }
+    }
+    let r = limited.expect("no 429 after 40 requests at a limit of 5/s, burst 10");
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .expect("retry-after")
+        .parse()
+        .expect("seconds");
+    assert!((1..=2).contains(&retry), "{retry}");
+    assert_scim_error(r, 429);
+    // After a second the bucket has refilled enough to answer again.
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(s.get("/scim/v2/Users").send().expect("get").status(), 200);
+}
+
+#[test]
+fn a_client_over_its_rate_gets_429() {
+    let s = Server::start_protected(&["--rate-limit-client", "5"]);
+    let t = token_with(&s, "users.read");
+    let statuses: Vec<u16> = (0..40)
+        .map(|_| {
+            s.get("/scim/v2/Users")
+                .bearer_auth(&t)
+                .send()
+                .expect("get")
+                .status()
+                .as_u16()
+        })
+        .collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert_eq!(statuses[..10], [200; 10], "{statuses:?}");
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost, as PEM (cert, key).
+fn self_signed() -> (String, String) {
+    let c = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+        .expect("certificate");
+    (c.cert.pem(), c.key_pair.serialize_pem())
+}
+
+fn client_trusting(cert_pem: &str) -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).expect("pem"))
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+fn write_pair(dir: &Path, (cert, key): &(String, String)) {
+    // The key first: a poll between the two writes sees a mismatched pair and
+    // keeps the old certificate until both are new.
+    std::fs::write(dir.join("key.pem"), key).expect("key");
+    std::fs::write(dir.join("cert.pem"), cert).expect("cert");
+}
+
+#[test]
+fn tls_serves_http2_and_picks_up_a_rotated_certificate() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let first = self_signed();
+    write_pair(tmp.path(), &first);
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scimd"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .args(["--protection", "bypass", "--tls-cert"])
+        .arg(tmp.path().join("cert.pem"))
+        .arg("--tls-key")
+        .arg(tmp.path().join("key.pem"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let url = format!("https://127.0.0.1:{port}/scim/v2/ServiceProviderConfig");
+    let old = client_trusting(&first.0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let r = loop {
+        match old.get(&url).send() {
+            Ok(r) => break r,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("no TLS answer: {e}"),
+        }
+    };
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.version(), reqwest::Version::HTTP_2, "ALPN should pick h2");
+    let h1 = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(first.0.as_bytes()).expect("pem"))
+        .http1_only()
+        .build()
+        .expect("client");
+    let r = h1.get(&url).send().expect("http/1.1");
+    assert_eq!(
+        (r.status().as_u16(), r.version()),
+        (200, reqwest::Version::HTTP_11)
+    );
+    // Plain HTTP on the TLS port gets no answer.
+    assert!(
+        reqwest::blocking::get(format!("http://127.0.0.1:{port}/health/live"))
+            .map(|r| !r.status().is_success())
+            .unwrap_or(true)
+    );
+
+    let second = self_signed();
+    write_pair(tmp.path(), &second);
+    let new = client_trusting(&second.0);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        // New connections each time: a fresh handshake sees the current certificate.
+        let fresh = client_trusting(&second.0);
+        if fresh.get(&url).send().is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rotated certificate was not picked up"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(new.get(&url).send().expect("new cert").status(), 200);
+    assert!(
+        client_trusting(&first.0).get(&url).send().is_err(),
+        "old certificate still served"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn sigterm_lets_a_request_in_flight_finish() {
+    let mut s = Server::start();
+    let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                      "userName": "in-flight"})
+    .to_string();
+    let mut conn = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    // Headers now, the body after the signal: the request is in flight when
+    // SIGTERM arrives.
+    write!(
+        conn,
+        "POST /scim/v2/Users HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/scim+json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .expect("headers");
+    conn.flush().expect("flush");
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = s.pid();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    std::thread::sleep(Duration::from_millis(300));
+    conn.write_all(body.as_bytes()).expect("body");
+    let mut answer = String::new();
+    let _ = conn.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    assert!(answer.contains("in-flight"), "{answer}");
+    let status = s.wait();
+    assert!(status.success(), "{status:?}");
+    // The write is there after a restart.
+    let again = Server::start_in(&s.data_dir.clone(), &[]);
+    let (st, list) = parts(
+        again
+            .get("/scim/v2/Users?filter=userName%20eq%20%22in-flight%22")
+            .send()
+            .expect("get"),
+    );
+    assert_eq!(
+        (st, list["totalResults"].as_u64()),
+        (200, Some(1)),
+        "{list}"
+    );
+}
