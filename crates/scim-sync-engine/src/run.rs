@@ -405,6 +405,9 @@ impl Execution<'_> {
             for (d, applied) in done {
                 self.count_processed(&d);
                 let e = applied.entry;
+                metrics::counter!("scimd_sync_objects_total",
+                    "mapping" => self.run.mapping.clone(), "status" => e.status.clone())
+                .increment(1);
                 *self
                     .summaries
                     .status_summary

@@ -593,6 +593,10 @@ impl State {
         self.info.arm(limit);
         let out = f(self, func);
         self.info.disarm();
+        metrics::counter!("scimd_script_calls_total", "hook" => m.name()).increment(1);
+        if out.is_err() {
+            metrics::counter!("scimd_script_errors_total", "hook" => m.name()).increment(1);
+        }
         if self.info.wants_context {
             self.info.meta().context = None;
         }

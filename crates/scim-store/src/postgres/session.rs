@@ -279,9 +279,19 @@ impl PostgresStore {
     }
 
     pub(super) fn conn(&self) -> StoreResult<r2d2::PooledConnection<Manager>> {
-        self.pool
+        let waited = std::time::Instant::now();
+        let conn = self
+            .pool
             .get()
-            .map_err(|e| StoreError::Backend(format!("no database connection: {e}")))
+            .map_err(|e| StoreError::Backend(format!("no database connection: {e}")));
+        metrics::histogram!("scimd_store_wait_seconds", "queue" => "postgres")
+            .record(waited.elapsed().as_secs_f64());
+        let state = self.pool.state();
+        metrics::gauge!("scimd_store_pool_connections", "state" => "idle")
+            .set(f64::from(state.idle_connections));
+        metrics::gauge!("scimd_store_pool_connections", "state" => "busy")
+            .set(f64::from(state.connections - state.idle_connections));
+        conn
     }
 
     /// Run `f` in a transaction of kind `mode`, again from the start when the engine asks for a retry.

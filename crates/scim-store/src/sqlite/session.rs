@@ -63,6 +63,8 @@ pub(super) fn writer_loop(
             }
         }
         let registry = registry.load();
+        metrics::histogram!("scimd_store_commit_batch_size").record(group.len() as f64);
+        let started = std::time::Instant::now();
         let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
             Ok(tx) => tx,
             Err(e) => {
@@ -79,6 +81,7 @@ pub(super) fn writer_loop(
             .collect();
         // On failure the transaction rolls back (dropped): every job fails.
         let committed = super::trigrams::flush(&tx).and_then(|()| tx.commit().map_err(backend));
+        metrics::histogram!("scimd_store_commit_seconds").record(started.elapsed().as_secs_f64());
         for deliver in deliveries {
             deliver(committed.clone());
         }
@@ -91,6 +94,29 @@ pub(super) fn writer_loop(
                 tracing::warn!(error = %e, "PRAGMA optimize failed");
             }
         }
+    }
+}
+
+/// A job waiting in a queue: counted in the queue's depth until it starts, and
+/// its wait recorded then.
+struct Waiting {
+    queue: &'static str,
+    since: std::time::Instant,
+}
+
+impl Waiting {
+    fn start(queue: &'static str) -> Waiting {
+        metrics::gauge!("scimd_store_queue_depth", "queue" => queue).increment(1.0);
+        Waiting {
+            queue,
+            since: std::time::Instant::now(),
+        }
+    }
+
+    fn end(self) {
+        metrics::gauge!("scimd_store_queue_depth", "queue" => self.queue).decrement(1.0);
+        metrics::histogram!("scimd_store_wait_seconds", "queue" => self.queue)
+            .record(self.since.elapsed().as_secs_f64());
     }
 }
 
@@ -332,7 +358,9 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         let (done, answer) = sync_channel::<StoreResult<T>>(1);
+        let queued = Waiting::start("reader");
         let job: ReadJob = Box::new(move |conn| {
+            queued.end();
             let _ = done.send(f(conn));
         });
         queue.send(job).map_err(|_| readers_stopped())?;
@@ -354,7 +382,11 @@ impl SqliteStore {
             }
         }
         let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % pool.len();
-        pool[i].lock().map_err(poisoned)
+        let waited = std::time::Instant::now();
+        let guard = pool[i].lock().map_err(poisoned);
+        metrics::histogram!("scimd_store_wait_seconds", "queue" => "point")
+            .record(waited.elapsed().as_secs_f64());
+        guard
     }
 
     /// Run `f` in the writer thread's next group commit and wait until that group
@@ -364,7 +396,9 @@ impl SqliteStore {
         f: impl FnOnce(&Transaction<'_>, &SchemaRegistry) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         let (done, result) = sync_channel::<StoreResult<T>>(1);
+        let queued = Waiting::start("writer");
         let job: Job = Box::new(move |tx, registry| {
+            queued.end();
             let out = tx.and_then(|tx| in_savepoint(tx, |tx| f(tx, registry)));
             Box::new(move |committed: StoreResult<()>| {
                 let _ = done.send(committed.and(out));

@@ -224,6 +224,9 @@ fn metrics_are_served_to_the_metrics_scope_and_on_their_own_listener() {
         "scimd_http_requests_total{route=\"/scim/v2/{endpoint}\",method=\"GET\",status=\"200\"}",
         "scimd_http_request_duration_seconds_bucket{route=\"/scim/v2/{endpoint}\",method=\"GET\"",
         "scimd_tokens_issued_total{grant=\"client_credentials\"}",
+        "scimd_store_commit_batch_size_bucket",
+        "scimd_store_wait_seconds_bucket{queue=\"writer\"",
+        "scimd_store_queue_depth{queue=\"writer\"} 0",
     ] {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }
