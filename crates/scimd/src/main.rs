@@ -2,6 +2,7 @@
 
 mod admin;
 mod auth_config;
+mod backup;
 mod clients;
 mod config;
 mod listen;
@@ -62,6 +63,10 @@ enum Command {
     Export(transfer::ExportArgs),
     /// Load an export into this database (batched transactions; re-runnable).
     Import(transfer::ImportArgs),
+    /// Copy a live SQLite database consistently (online backup API).
+    Backup(backup::BackupArgs),
+    /// Put a backup in place of the SQLite database (no server may be running).
+    Restore(backup::RestoreArgs),
 }
 
 fn main() -> ExitCode {
@@ -95,6 +100,8 @@ fn run(command: Command) -> Result<(), String> {
         Command::Migrate(args) => transfer::migrate(args),
         Command::Export(args) => transfer::export(args),
         Command::Import(args) => transfer::import(args),
+        Command::Backup(args) => backup::run_backup(args),
+        Command::Restore(args) => backup::run_restore(args),
     }
 }
 
@@ -107,6 +114,8 @@ fn serve(settings: Settings) -> Result<(), String> {
             tracing::info!(protection = %other, "API protection on");
         }
     }
+    // Held until the process ends: `scimd restore` refuses while it is.
+    let _serving = backup::serve_lock(&settings)?;
     let (service, client_store) = open_service(&settings)?;
     // The stored scripts run before the first request is served.
     let scripts_seen = service

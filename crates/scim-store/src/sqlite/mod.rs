@@ -7,8 +7,10 @@
 //! - `migrate`: the schema steps, tracked by `PRAGMA user_version`;
 //! - `batch`: the rows one resource write consists of;
 //! - `store`: the storage traits on top of those;
-//! - `clients`: the authorization server's tables on the same file.
+//! - `clients`: the authorization server's tables on the same file;
+//! - `backup`: online backups and restores, and the lock a server holds.
 
+pub mod backup;
 mod batch;
 mod clients;
 mod migrate;
