@@ -218,8 +218,18 @@ pub fn error_response(e: &ScimError) -> Response {
         e.scim_type,
         format!("{} (error id {error_id})", e.detail),
     );
-    scim(status, &shown.to_json())
+    let mut resp = scim(status, &shown.to_json());
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECONDS),
+        );
+    }
+    resp
 }
+
+/// When a client should try again after a 503 (the database restarting).
+const RETRY_AFTER_SECONDS: &str = "2";
 
 /// An interception script's own answer: its status, body and headers.
 fn script_reply(status: StatusCode, reply: &scim_proto::error::Reply) -> Response {

@@ -266,6 +266,10 @@ pub enum StoreError {
     Query(#[source] scim_proto::ScimError),
     #[error("storage backend: {0}")]
     Backend(String),
+    /// The database cannot be reached (or is restarting), or a write gave up:
+    /// worth retrying a little later (503 with Retry-After). Nothing was written.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -333,6 +337,10 @@ pub fn migrations_applied(applied: i64, known: usize) -> crate::StoreResult<()> 
         )))
     }
 }
+
+/// Longest a PostgreSQL write transaction may take (`PostgresOptions`); a
+/// foreign transaction holds the change feed back by at most this plus a margin.
+pub const DEFAULT_MAX_WRITE_DURATION: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// The error of a search stopped at its budget (RFC 7644 §3.12 tooMany).
 pub fn over_budget(budget: std::time::Duration) -> crate::StoreError {

@@ -45,6 +45,9 @@ pub struct OpenOptions {
     pub max_connections: u32,
     /// How long one search may run before it answers 400 tooMany.
     pub search_budget: std::time::Duration,
+    /// Longest a PostgreSQL write transaction may take (see
+    /// `PostgresOptions::max_write_duration`).
+    pub max_write_duration: std::time::Duration,
 }
 
 impl Default for OpenOptions {
@@ -52,6 +55,7 @@ impl Default for OpenOptions {
         OpenOptions {
             max_connections: 16,
             search_budget: crate::DEFAULT_SEARCH_BUDGET,
+            max_write_duration: crate::DEFAULT_MAX_WRITE_DURATION,
         }
     }
 }
@@ -251,6 +255,7 @@ mod postgres {
         let options = PostgresOptions {
             max_connections: options.max_connections.max(1),
             search_budget: options.search_budget,
+            max_write_duration: options.max_write_duration,
             ..PostgresOptions::default()
         };
         let store = Arc::new(

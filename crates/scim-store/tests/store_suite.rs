@@ -2287,3 +2287,100 @@ fn the_feed_shows_each_version_as_written(b: &Backend) {
     assert_eq!(all[3], (3, None), "{all:?}");
     assert_eq!(all[6], (3, Some(json!("again3"))), "{all:?}");
 }
+
+/// A session that opens a transaction, takes a transaction id and sleeps in
+/// it for `secs`, as a forgotten psql session would; its backend pid.
+fn hold_transaction(config: postgres::Config, secs: u32) -> (i32, std::thread::JoinHandle<()>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        let mut c = config.connect(postgres::NoTls).expect("connect");
+        let pid: i32 = c
+            .query_one("SELECT pg_backend_pid()", &[])
+            .expect("pid")
+            .get(0);
+        let mut t = c.transaction().expect("begin");
+        t.query_one("SELECT txid_current()", &[]).expect("xid");
+        tx.send(pid).expect("send pid");
+        // Ends early when the test terminates the backend.
+        let _ = t.batch_execute(&format!("SELECT pg_sleep({secs})"));
+    });
+    (rx.recv().expect("pid"), handle)
+}
+
+/// How long until `want` creations after `from` are in the feed.
+fn until_in_feed(
+    b: &Backend,
+    from: Option<&str>,
+    want: usize,
+) -> (std::time::Duration, Vec<scim_store::Change>) {
+    let t = std::time::Instant::now();
+    loop {
+        let page = b.store.changes(from, 100).expect("changes");
+        if page.changes.len() >= want || t.elapsed() > std::time::Duration::from_secs(30) {
+            return (t.elapsed(), page.changes);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A transaction left open elsewhere must not freeze the feed: one in another
+/// database is no scimd writer at all, one in this database older than
+/// scimd's write bound no longer can be. Neither makes a change skip.
+#[test]
+fn postgres_feed_is_held_back_by_foreign_transactions_at_most_the_write_bound() {
+    let Some(schema) = ScratchSchema::for_tests("horizon") else {
+        return;
+    };
+    let reg = registry();
+    let bound = std::time::Duration::from_secs(2);
+    let options = PostgresOptions {
+        max_connections: 4,
+        min_idle: 1,
+        max_write_duration: bound,
+        ..PostgresOptions::default()
+    };
+    let store = PostgresStore::open(&schema.url, shared(&reg), &options).expect("open");
+    let b = Backend {
+        name: "postgres",
+        store: Arc::new(store),
+        reg,
+        _keep: Box::new(()),
+    };
+    let here: postgres::Config = schema.url.parse().expect("url");
+    let mut elsewhere = here.clone();
+    elsewhere.dbname("postgres");
+    let head = b.store.feed_head().expect("head");
+
+    // Another database's session holds a transaction for 60 s: no delay.
+    let (other_pid, other) = hold_transaction(elsewhere, 60);
+    b.user("horizon-a");
+    let (waited, changes) = until_in_feed(&b, head.as_deref(), 1);
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert!(waited < std::time::Duration::from_secs(2), "{waited:?}");
+
+    // A session of this database: waited for, but only for the bound and its
+    // 5 s margin (not until it ends).
+    let (here_pid, held) = hold_transaction(here.clone(), 60);
+    let before = b.store.changes(head.as_deref(), 100).expect("changes");
+    assert_eq!(before.changes.len(), 1);
+    for name in ["horizon-b", "horizon-c", "horizon-d"] {
+        b.user(name);
+    }
+    let (waited, changes) = until_in_feed(&b, head.as_deref(), 4);
+    let mut admin = here.connect(postgres::NoTls).expect("connect");
+    for pid in [other_pid, here_pid] {
+        admin
+            .execute("SELECT pg_terminate_backend($1)", &[&pid])
+            .expect("terminate");
+    }
+    let _ = (other.join(), held.join());
+    assert!(
+        waited >= bound && waited < bound + std::time::Duration::from_secs(9),
+        "the open transaction held the feed back for {waited:?}"
+    );
+    // Complete and in order.
+    assert_eq!(changes.len(), 4, "{changes:?}");
+    assert!(changes.iter().all(|c| c.op == ChangeOp::Created));
+    drop(b);
+    drop(schema);
+}

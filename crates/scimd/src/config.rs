@@ -101,6 +101,11 @@ pub struct ServeArgs {
     /// Token requests per second from one source address (0: no limit).
     #[arg(long, env = "SCIMD_RATE_LIMIT_TOKEN_IP")]
     rate_limit_token_ip: Option<u32>,
+    /// Longest a PostgreSQL write transaction may take, seconds (it rolls back
+    /// past it); a foreign open transaction delays the change feed by at most
+    /// this plus 5 s.
+    #[arg(long, env = "SCIMD_MAX_WRITE_SECONDS")]
+    max_write_seconds: Option<u64>,
     #[command(flatten)]
     auth: crate::auth_config::AuthArgs,
 }
@@ -153,6 +158,7 @@ struct FileConfig {
     rate_limit_ip: Option<u32>,
     rate_limit_client: Option<u32>,
     rate_limit_token_ip: Option<u32>,
+    max_write_seconds: Option<u64>,
     /// The `[auth]` table: protection settings.
     auth: Option<crate::auth_config::AuthFile>,
 }
@@ -185,6 +191,7 @@ pub struct Settings {
     /// address (None: no limit).
     pub client_rate: Option<Rate>,
     pub token_rate_per_ip: Option<Rate>,
+    pub max_write_duration: std::time::Duration,
     pub auth: crate::auth_config::AuthSettings,
 }
 
@@ -308,6 +315,12 @@ impl Settings {
             },
             client_rate: rate(args.rate_limit_client.or(file.rate_limit_client), 100_000),
             token_rate_per_ip: rate(args.rate_limit_token_ip.or(file.rate_limit_token_ip), 50),
+            max_write_duration: args
+                .max_write_seconds
+                .or(file.max_write_seconds)
+                .map_or(scim_store::DEFAULT_MAX_WRITE_DURATION, |s| {
+                    std::time::Duration::from_secs(s.max(1))
+                }),
             auth: crate::auth_config::AuthSettings::resolve(
                 args.auth,
                 file.auth.unwrap_or_default(),
@@ -350,6 +363,7 @@ impl Settings {
         scim_store::OpenOptions {
             max_connections: self.db_max_connections.max(1),
             search_budget: self.search_budget,
+            max_write_duration: self.max_write_duration,
         }
     }
 }

@@ -88,6 +88,14 @@ pub fn store_error(e: StoreError) -> ScimError {
         StoreError::Query(e) => e,
         StoreError::BadCursor(d) => ScimError::invalid_value(d),
         StoreError::Backend(e) => ScimError::internal_because("storage failure", e),
+        StoreError::Unavailable(e) => ScimError {
+            cause: Some(e),
+            ..ScimError::new(
+                503,
+                None,
+                "the database is not available right now; nothing was changed, try again shortly",
+            )
+        },
     }
 }
 

@@ -66,6 +66,11 @@ pub struct PostgresOptions {
     pub max_attempts: u32,
     /// How long a search that may scan runs before it answers 400 tooMany.
     pub search_budget: Duration,
+    /// Longest a write transaction of this process may take: past it, it rolls
+    /// back instead of committing. The change feed relies on it: a transaction
+    /// running longer than this (plus a margin) cannot be a scimd writer, so it
+    /// no longer holds the feed back.
+    pub max_write_duration: Duration,
 }
 
 impl Default for PostgresOptions {
@@ -76,6 +81,7 @@ impl Default for PostgresOptions {
             acquire_timeout: Duration::from_secs(10),
             max_attempts: 12,
             search_budget: crate::DEFAULT_SEARCH_BUDGET,
+            max_write_duration: crate::DEFAULT_MAX_WRITE_DURATION,
         }
     }
 }
@@ -89,6 +95,11 @@ pub struct PostgresStore {
     writes: std::sync::atomic::AtomicU64,
     /// Resources written by this process (when to refresh the statistics).
     rows_written: std::sync::atomic::AtomicU64,
+    /// See `PostgresOptions::max_write_duration`.
+    max_write_duration: Duration,
+    /// When this process first saw each transaction that was running at the time
+    /// of a feed read (see `FeedStore::changes`).
+    running: std::sync::Mutex<std::collections::HashMap<u64, std::time::Instant>>,
 }
 
 /// The message of a database error, with the server's text when there is one.
@@ -103,7 +114,27 @@ fn db_error(e: postgres::Error) -> StoreError {
     if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
         return StoreError::Uniqueness;
     }
+    if is_unavailable(&e) {
+        return StoreError::Unavailable(describe(&e));
+    }
     StoreError::Backend(describe(&e))
+}
+
+/// The server went away or is not taking work: a restart, a shutdown, a lost
+/// connection. Worth trying again soon.
+fn is_unavailable(e: &postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        // Class 08 (connection exception), 57P01-03 (shutdown, crash, cannot
+        // connect now), 53300 (too many connections).
+        Some(c) => {
+            c.code().starts_with("08") || matches!(c.code(), "57P01" | "57P02" | "57P03" | "53300")
+        }
+        // No server error: unavailable when the socket itself failed.
+        None => std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>()),
+    }
 }
 
 fn json_err(e: serde_json::Error) -> StoreError {

@@ -270,6 +270,8 @@ impl PostgresStore {
             search_budget: options.search_budget,
             writes: std::sync::atomic::AtomicU64::new(0),
             rows_written: std::sync::atomic::AtomicU64::new(0),
+            max_write_duration: options.max_write_duration,
+            running: Default::default(),
         };
         {
             let mut conn = store.conn()?;
@@ -283,7 +285,7 @@ impl PostgresStore {
         let conn = self
             .pool
             .get()
-            .map_err(|e| StoreError::Backend(format!("no database connection: {e}")));
+            .map_err(|e| StoreError::Unavailable(format!("no database connection: {e}")));
         metrics::histogram!("scimd_store_wait_seconds", "queue" => "postgres")
             .record(waited.elapsed().as_secs_f64());
         let state = self.pool.state();
@@ -414,6 +416,7 @@ impl PostgresStore {
             ),
             TxKind::Write => Handle::Tx(client.transaction()?),
         };
+        let began = std::time::Instant::now();
         let mut session = Session {
             handle,
             statements,
@@ -421,6 +424,14 @@ impl PostgresStore {
         };
         let out = f(&mut session)?;
         if let Handle::Tx(t) = session.handle {
+            // A write that ran past its bound rolls back (dropped): the feed has
+            // stopped waiting for it (see `FeedStore::changes`).
+            if mode == TxKind::Write && began.elapsed() > self.max_write_duration {
+                return Err(Fail::Store(StoreError::Unavailable(format!(
+                    "the write took longer than {} ms and was rolled back",
+                    self.max_write_duration.as_millis()
+                ))));
+            }
             t.commit()?;
         }
         Ok(out)

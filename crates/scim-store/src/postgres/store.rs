@@ -4,7 +4,7 @@
 use super::batch::{
     insert_new, missing_or_changed, record_change, write_members, IndexBatch, MemberBatch,
 };
-use super::session::{found, Conn, Fail, TxKind, TxResult};
+use super::session::{found, Conn, Fail, Session, TxKind, TxResult};
 use super::{db_error, json_err, PostgresStore};
 use crate::dialect::Postgres as PgDialect;
 use crate::sql::search_sql;
@@ -434,11 +434,76 @@ impl MembershipStore for PostgresStore {
     }
 }
 
+/// Every transaction running in the snapshot, whether it is in another database,
+/// and the first transaction id not yet assigned.
+const RUNNING_TRANSACTIONS: &str = "
+    WITH elsewhere AS MATERIALIZED (
+        SELECT backend_xid::text AS xid FROM pg_stat_activity
+        WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database())
+    SELECT x::text, (x::text::numeric % 4294967296)::text IN (SELECT xid FROM elsewhere)
+    FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+    UNION ALL
+    SELECT pg_snapshot_xmax(pg_current_snapshot())::text, NULL";
+
+/// How much longer than a scimd write may take a transaction is still waited
+/// for: the time its COMMIT may need after the writer checked its bound.
+const SETTLE_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl PostgresStore {
+    /// The feed's horizon in the session's snapshot: every change row of a
+    /// transaction below it is in the snapshot already, or never will be.
+    ///
+    /// A transaction still running when the snapshot was taken could commit a
+    /// change later, behind positions handed out meanwhile; so the horizon is
+    /// the oldest running transaction that may be a scimd writer. Two kinds
+    /// cannot be: one in another database (it cannot write this one's tables),
+    /// and one this process has seen running for longer than scimd's writes
+    /// may take (`max_write_duration`, past which a scimd write rolls back
+    /// instead of committing) plus a margin. A forgotten session, a long
+    /// migration or another application on the server thus holds the feed back
+    /// by at most that bound, and never makes it skip or reorder a change.
+    fn horizon(&self, s: &mut Session<'_>) -> TxResult<String> {
+        let rows = s.query(RUNNING_TRANSACTIONS, &[])?;
+        let now = std::time::Instant::now();
+        let expire = self.max_write_duration + SETTLE_MARGIN;
+        let mut horizon: Option<u64> = None;
+        let mut running = self
+            .running
+            .lock()
+            .map_err(|_| Fail::Store(StoreError::Backend("feed state poisoned".into())))?;
+        let mut seen = std::collections::HashMap::new();
+        for r in rows {
+            let x: String = r.try_get(0)?;
+            let elsewhere: Option<bool> = r.try_get(1)?;
+            let x: u64 = x
+                .parse()
+                .map_err(|_| Fail::Store(StoreError::Backend(format!("transaction id '{x}'"))))?;
+            let Some(elsewhere) = elsewhere else {
+                // The snapshot's xmax: nothing at or above it has committed.
+                horizon = Some(horizon.map_or(x, |h| h.min(x)));
+                continue;
+            };
+            let first = running.get(&x).copied().unwrap_or(now);
+            seen.insert(x, first);
+            let expired = now.duration_since(first) > expire;
+            if !elsewhere && !expired {
+                horizon = Some(horizon.map_or(x, |h| h.min(x)));
+            }
+        }
+        // Transactions no longer running are forgotten; a reader with an older
+        // snapshot may add one back as new, which only makes it wait longer.
+        running.retain(|x, _| seen.contains_key(x));
+        for (x, first) in seen {
+            running.entry(x).or_insert(first);
+        }
+        Ok(horizon.unwrap_or(u64::MAX).to_string())
+    }
+}
+
 impl FeedStore for PostgresStore {
     /// Changes are delivered in (transaction id, row id) order, and only those
-    /// written by transactions older than every transaction still running
-    /// (`pg_snapshot_xmin`): a transaction that began earlier but commits later
-    /// cannot add a row behind a position already handed out.
+    /// below the horizon (`horizon`): a transaction that began earlier but
+    /// commits later cannot add a row behind a position already handed out.
     fn changes(&self, after: Option<&str>, limit: usize) -> StoreResult<ChangePage> {
         let from = after.map(parse_position).transpose()?;
         let limit_rows = i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1;
@@ -460,12 +525,13 @@ impl FeedStore for PostgresStore {
                 (f, p) => f.clone().or_else(|| p.clone()),
             };
             let (tx, id) = start.clone().unwrap_or((0, String::new()));
+            let horizon = self.horizon(s)?;
             let rows = s.query(
                 "SELECT tx::text, id, res_id, rtype, op, version, at, doc FROM changes
                  WHERE (tx, id) > ($1::text::xid8, $2::text)
-                   AND tx < pg_snapshot_xmin(pg_current_snapshot())
+                   AND tx < $4::text::xid8
                  ORDER BY tx, id LIMIT $3",
-                &[&tx.to_string(), &id, &limit_rows],
+                &[&tx.to_string(), &id, &limit_rows, &horizon],
             )?;
             Ok((start, rows))
         })?;
@@ -509,11 +575,12 @@ impl FeedStore for PostgresStore {
     /// transaction id, so nothing can appear behind it.
     fn feed_head(&self) -> StoreResult<Option<String>> {
         self.run(TxKind::Snapshot, |s| {
+            let horizon = self.horizon(s)?;
             let Some(last) = s.query_opt(
                 "SELECT tx::text, id FROM changes
-                 WHERE tx < pg_snapshot_xmin(pg_current_snapshot())
+                 WHERE tx < $1::text::xid8
                  ORDER BY tx DESC, id DESC LIMIT 1",
-                &[],
+                &[&horizon],
             )?
             else {
                 return Ok(None);
@@ -532,11 +599,12 @@ impl FeedStore for PostgresStore {
         self.run(TxKind::Write, |s| {
             // Only settled rows (see `changes`) can be pruned, so nothing can later
             // appear behind the pruned position.
+            let horizon = self.horizon(s)?;
             let Some(last) = s.query_opt(
                 "SELECT tx::text, id FROM changes
-                 WHERE at < $1 AND tx < pg_snapshot_xmin(pg_current_snapshot())
+                 WHERE at < $1 AND tx < $2::text::xid8
                  ORDER BY tx DESC, id DESC LIMIT 1",
-                &[&before],
+                &[&before, &horizon],
             )?
             else {
                 return Ok(0);
