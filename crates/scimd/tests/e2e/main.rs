@@ -18,6 +18,7 @@ mod feed;
 mod groups;
 mod harness;
 mod operations;
+mod pg_outage;
 mod postgres;
 mod script_behaviour;
 mod scripts;
