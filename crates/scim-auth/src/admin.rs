@@ -84,8 +84,6 @@ pub fn client_json(c: &ClientRecord, now: DateTime<Utc>) -> Value {
         "disabled"
     } else if c.expires.is_some_and(|e| e <= now) {
         "expired"
-    } else if c.locked_until.is_some_and(|l| l > now) {
-        "locked"
     } else {
         "active"
     };
@@ -96,7 +94,6 @@ pub fn client_json(c: &ClientRecord, now: DateTime<Utc>) -> Value {
         "status": status,
         "created": c.created.to_rfc3339(),
         "expires": c.expires.map(|e| e.to_rfc3339()),
-        "locked_until": c.locked_until.map(|e| e.to_rfc3339()),
         "origin": c.origin,
     })
 }

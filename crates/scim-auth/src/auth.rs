@@ -32,6 +32,15 @@ pub enum Rejection {
     Unavailable(String),
 }
 
+/// A verified UMA permission ticket, not yet spent.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    /// The scopes it asks permission for.
+    pub scopes: Vec<String>,
+    jti: String,
+    expires: DateTime<Utc>,
+}
+
 /// Why client authentication at the token endpoint failed.
 #[derive(Debug)]
 pub enum ClientAuthFailure {
@@ -353,7 +362,7 @@ impl Auth {
     }
 
     /// Check a UMA permission ticket and return the scopes it names.
-    pub async fn redeem_ticket(&self, ticket: &str) -> Result<Vec<String>, Rejection> {
+    pub async fn redeem_ticket(&self, ticket: &str) -> Result<Ticket, Rejection> {
         let header =
             decode_header(ticket).map_err(|_| Rejection::Invalid("ticket is malformed".into()))?;
         let kid = header
@@ -362,7 +371,26 @@ impl Auth {
         let key = self.own_key(&kid).await?;
         let issuer = self.config.issuer.clone();
         let claims = self.verify_builtin(ticket, &key, &issuer, &[USE_TICKET])?;
-        Ok(claims.scopes())
+        Ok(Ticket {
+            scopes: claims.scopes(),
+            jti: claims.jti.clone(),
+            expires: timestamp(claims.exp).unwrap_or_else(|| self.now()),
+        })
+    }
+
+    /// Spend a ticket, just before its RPT is issued: a ticket buys one RPT, in
+    /// every process on the database (a second attempt is refused).
+    pub async fn spend_ticket(&self, ticket: &Ticket) -> Result<(), Rejection> {
+        let (jti, expires) = (ticket.jti.clone(), ticket.expires);
+        let first = self
+            .blocking(move |s| s.redeem_ticket(&jti, expires))
+            .await
+            .map_err(|e| Rejection::Unavailable(format!("cannot record the ticket: {e}")))?;
+        if first {
+            Ok(())
+        } else {
+            Err(Rejection::Invalid("the ticket was already used".into()))
+        }
     }
 
     async fn own_key(&self, kid: &str) -> Result<DecodingKey, Rejection> {

@@ -74,19 +74,18 @@ fn invalid_request(description: &str) -> Response {
     oauth_error(StatusCode::BAD_REQUEST, "invalid_request", description)
 }
 
-/// 401 invalid_client; with `WWW-Authenticate: Basic` when the client used Basic.
-fn invalid_client(via_basic: bool) -> Response {
+/// 401 invalid_client, with `WWW-Authenticate: Basic` (every 401 names a
+/// scheme; Basic is how clients authenticate here, whichever way this one did).
+fn invalid_client() -> Response {
     let mut resp = oauth_error(
         StatusCode::UNAUTHORIZED,
         "invalid_client",
         "client authentication failed",
     );
-    if via_basic {
-        resp.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"scimd\""),
-        );
-    }
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"scimd\""),
+    );
     resp
 }
 
@@ -182,8 +181,8 @@ async fn token(
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    let (client_id, secret, via_basic) = match (basic_credentials(&headers), get("client_secret")) {
-        (Some(Err(())), _) => return invalid_client(true),
+    let (client_id, secret) = match (basic_credentials(&headers), get("client_secret")) {
+        (Some(Err(())), _) => return invalid_client(),
         (Some(Ok(_)), Some(_)) => {
             return invalid_request("use exactly one client authentication method")
         }
@@ -191,13 +190,13 @@ async fn token(
             if get("client_id").is_some_and(|c| c != id) {
                 return invalid_request("client_id does not match the authenticated client");
             }
-            (id, secret, true)
+            (id, secret)
         }
         (None, Some(secret)) => match get("client_id") {
-            Some(id) => (id.to_string(), secret.to_string(), false),
+            Some(id) => (id.to_string(), secret.to_string()),
             None => return invalid_request("client_id is required with client_secret"),
         },
-        (None, None) => return invalid_client(false),
+        (None, None) => return invalid_client(),
     };
     let ip = peer.map(|axum::Extension(c)| c.0.ip());
     if let Err(wait) = auth.allow_token_request(&client_id, ip) {
@@ -217,7 +216,7 @@ async fn token(
     };
     let client = match auth.authenticate_client(&client_id, &secret, ip).await {
         Ok(c) => c,
-        Err(ClientAuthFailure::Invalid) => return invalid_client(via_basic),
+        Err(ClientAuthFailure::Invalid) => return invalid_client(),
         Err(ClientAuthFailure::Throttled(wait)) => {
             return too_many(
                 wait,
@@ -251,8 +250,8 @@ async fn token(
         let Some(ticket) = get("ticket") else {
             return invalid_request("ticket is required for the UMA grant");
         };
-        let mut scopes = match auth.redeem_ticket(ticket).await {
-            Ok(s) => s,
+        let ticket = match auth.redeem_ticket(ticket).await {
+            Ok(t) => t,
             Err(_) => {
                 return oauth_error(
                     StatusCode::BAD_REQUEST,
@@ -261,6 +260,7 @@ async fn token(
                 )
             }
         };
+        let mut scopes = ticket.scopes.clone();
         if let Some(s) = not_granted(&scopes) {
             tracing::info!(client_id = %client.id, scope = %s, "UMA request denied");
             return oauth_error(
@@ -275,6 +275,20 @@ async fn token(
                 "invalid_scope",
                 &format!("scope '{s}' is not granted to this client"),
             );
+        }
+        match auth.spend_ticket(&ticket).await {
+            Ok(()) => {}
+            Err(crate::auth::Rejection::Unavailable(e)) => {
+                tracing::error!(error = %e, "cannot spend a permission ticket");
+                return server_error();
+            }
+            Err(crate::auth::Rejection::Invalid(_)) => {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "the permission ticket was already used",
+                )
+            }
         }
         for s in requested {
             if !scopes.contains(&s) {

@@ -195,10 +195,11 @@ async fn bad_secrets_throttle_their_address_not_the_client() {
 async fn tickets_and_access_tokens_are_not_interchangeable() {
     let f = fixture(Mode::Uma);
     let ticket = f.auth.issue_ticket(&[USERS_READ.into()]).expect("ticket");
-    assert_eq!(
-        f.auth.redeem_ticket(&ticket).await,
-        Ok(vec![USERS_READ.to_string()])
-    );
+    let t = f.auth.redeem_ticket(&ticket).await.expect("ticket");
+    assert_eq!(t.scopes, vec![USERS_READ.to_string()]);
+    // Spent once, refused ever after.
+    assert!(f.auth.spend_ticket(&t).await.is_ok());
+    assert!(f.auth.spend_ticket(&t).await.is_err());
     assert!(f.auth.validate(&ticket).await.is_err());
     let (id, _) = client(&f, &[USERS_READ]);
     let (token, _) = f.auth.issue_token(&id, &[], None).expect("issue");
@@ -319,7 +320,7 @@ async fn uma_mode_answers_with_a_ticket() {
         .and_then(|t| t.strip_suffix('"'))
         .expect("ticket");
     assert_eq!(
-        f.auth.redeem_ticket(ticket).await,
+        f.auth.redeem_ticket(ticket).await.map(|t| t.scopes),
         Ok(vec![USERS_READ.to_string()])
     );
 }

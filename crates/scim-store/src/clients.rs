@@ -49,19 +49,13 @@ pub trait ClientStore: Send + Sync {
     fn set_client_disabled(&self, id: &str, disabled: bool) -> StoreResult<()>;
     /// `NotFound` when there is no such client.
     fn delete_client(&self, id: &str) -> StoreResult<()>;
-    /// Replace the secret hash; also lifts a lock-out and forgets failures.
+    /// Replace the secret hash.
     fn rotate_secret(&self, id: &str, secret_hash: &str) -> StoreResult<()>;
-    /// Record a failed authentication at `at`, forget failures older than
-    /// `window_start`, and return how many failures remain in the window.
-    fn record_failure(
-        &self,
-        id: &str,
-        at: DateTime<Utc>,
-        window_start: DateTime<Utc>,
-    ) -> StoreResult<u64>;
-    /// Lock (Some) or unlock (None) a client; unlocking forgets failures.
-    fn set_locked_until(&self, id: &str, until: Option<DateTime<Utc>>) -> StoreResult<()>;
-    /// Delete dynamically registered clients that expired before `now`.
+    /// Mark the UMA permission ticket `jti` (valid until `expires`) as used:
+    /// true the first time, false ever after, in every process on the database.
+    fn redeem_ticket(&self, jti: &str, expires: DateTime<Utc>) -> StoreResult<bool>;
+    /// Delete dynamically registered clients that expired before `now` (and the
+    /// record of tickets that expired).
     fn delete_expired_dynamic_clients(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 
     /// Every signing key, newest first.

@@ -261,6 +261,15 @@ CREATE TABLE trigram_queue (
     added  INTEGER NOT NULL
 );
 "#,
+    // Lock-outs are gone (failures are throttled in memory per client and
+    // address); UMA permission tickets are single-use, across processes.
+    r#"
+DROP TABLE IF EXISTS oauth_failures;
+CREATE TABLE IF NOT EXISTS redeemed_tickets (
+    jti      TEXT PRIMARY KEY,
+    expires  TEXT NOT NULL
+);
+"#,
 ];
 
 /// PostgreSQL schema (also meant for CockroachDB / YugabyteDB), applied in order at
@@ -497,5 +506,12 @@ $$;
 DROP TRIGGER IF EXISTS resources_recounted ON resources;
 CREATE TRIGGER resources_recounted AFTER UPDATE OF rtype ON resources FOR EACH ROW
     WHEN (OLD.rtype IS DISTINCT FROM NEW.rtype) EXECUTE FUNCTION scimd_recounted();
+"#,
+    r#"
+DROP TABLE IF EXISTS oauth_failures;
+CREATE TABLE IF NOT EXISTS redeemed_tickets (
+    jti      TEXT COLLATE "C" PRIMARY KEY,
+    expires  TEXT COLLATE "C" NOT NULL
+);
 "#,
 ];

@@ -75,14 +75,12 @@ const LIST_CLIENTS: &str =
     "SELECT id, name, secret_hash, scopes, created, expires, disabled, locked_until, origin
                  FROM oauth_clients ORDER BY created, id";
 const SET_CLIENT_DISABLED: &str = "UPDATE oauth_clients SET disabled = {2} WHERE id = {1}";
-const FORGET_FAILURES: &str = "DELETE FROM oauth_failures WHERE client_id = {1}";
 const DELETE_CLIENT: &str = "DELETE FROM oauth_clients WHERE id = {1}";
 const ROTATE_SECRET: &str =
     "UPDATE oauth_clients SET secret_hash = {2}, locked_until = NULL WHERE id = {1}";
-const FORGET_OLD_FAILURES: &str = "DELETE FROM oauth_failures WHERE client_id = {1} AND at < {2}";
-const ADD_FAILURE: &str = "INSERT INTO oauth_failures (client_id, at) VALUES ({1}, {2})";
-const COUNT_FAILURES: &str = "SELECT count(*) FROM oauth_failures WHERE client_id = {1}";
-const SET_LOCKED_UNTIL: &str = "UPDATE oauth_clients SET locked_until = {2} WHERE id = {1}";
+const REDEEM_TICKET: &str =
+    "INSERT INTO redeemed_tickets (jti, expires) VALUES ({1}, {2}) ON CONFLICT (jti) DO NOTHING";
+const PRUNE_REDEEMED_TICKETS: &str = "DELETE FROM redeemed_tickets WHERE expires < {1}";
 const DELETE_EXPIRED_DYNAMIC_CLIENTS: &str =
     "DELETE FROM oauth_clients WHERE origin = 'dynamic' AND expires IS NOT NULL AND expires < {1}";
 const SIGNING_KEYS: &str = "SELECT kid, alg, private_key, public_jwk, created, retired
@@ -198,13 +196,10 @@ pub(crate) struct Statements {
     pub get_client: String,
     pub list_clients: String,
     pub set_client_disabled: String,
-    pub forget_failures: String,
     pub delete_client: String,
     pub rotate_secret: String,
-    pub forget_old_failures: String,
-    pub add_failure: String,
-    pub count_failures: String,
-    pub set_locked_until: String,
+    pub redeem_ticket: String,
+    pub prune_redeemed_tickets: String,
     pub delete_expired_dynamic_clients: String,
     pub signing_keys: String,
     pub add_signing_key: String,
@@ -266,13 +261,10 @@ impl Statements {
             get_client: r(GET_CLIENT),
             list_clients: r(LIST_CLIENTS),
             set_client_disabled: r(SET_CLIENT_DISABLED),
-            forget_failures: r(FORGET_FAILURES),
             delete_client: r(DELETE_CLIENT),
             rotate_secret: r(ROTATE_SECRET),
-            forget_old_failures: r(FORGET_OLD_FAILURES),
-            add_failure: r(ADD_FAILURE),
-            count_failures: r(COUNT_FAILURES),
-            set_locked_until: r(SET_LOCKED_UNTIL),
+            redeem_ticket: r(REDEEM_TICKET),
+            prune_redeemed_tickets: r(PRUNE_REDEEMED_TICKETS),
             delete_expired_dynamic_clients: r(DELETE_EXPIRED_DYNAMIC_CLIENTS),
             signing_keys: r(SIGNING_KEYS),
             add_signing_key: r(ADD_SIGNING_KEY),

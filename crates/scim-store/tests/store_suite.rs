@@ -1402,22 +1402,29 @@ fn client_store_lifecycle(s: &dyn ClientStore, name: &str) {
     assert_eq!(s.get_client("c1").expect("get"), Some(client.clone()));
     s.set_client_disabled("c1", true).expect("disable");
     assert_eq!(s.set_client_disabled("zz", true), Err(StoreError::NotFound));
-    assert_eq!(s.record_failure("c1", t(1), t(0)).expect("fail"), 1);
-    assert_eq!(s.record_failure("c1", t(2), t(0)).expect("fail"), 2);
-    assert_eq!(s.record_failure("c1", t(400), t(300)).expect("fail"), 1);
-    s.set_locked_until("c1", Some(t(500))).expect("lock");
     s.rotate_secret("c1", "h2").expect("rotate");
     let c = s.get_client("c1").expect("get").expect("some");
-    assert_eq!(
-        (c.secret_hash.as_str(), c.locked_until, c.disabled),
-        ("h2", None, true)
-    );
+    assert_eq!((c.secret_hash.as_str(), c.disabled), ("h2", true));
+    // A ticket is redeemed once; its record goes when it has expired.
+    assert!(s.redeem_ticket("j1", t(100)).expect("redeem"), "{name}");
+    assert!(!s.redeem_ticket("j1", t(100)).expect("again"), "{name}");
+    assert!(s.redeem_ticket("j2", t(300)).expect("redeem"), "{name}");
     let mut dynamic = client.clone();
     dynamic.id = "d".into();
     dynamic.origin = "dynamic".into();
     s.create_client(&dynamic).expect("create");
     assert_eq!(s.delete_expired_dynamic_clients(t(200)).expect("prune"), 1);
     assert_eq!(s.list_clients().expect("list").len(), 1);
+    // j1 expired at 100 and is forgotten; j2 is still spent.
+    assert!(
+        s.redeem_ticket("j1", t(400))
+            .expect("expired record pruned"),
+        "{name}"
+    );
+    assert!(
+        !s.redeem_ticket("j2", t(300)).expect("still spent"),
+        "{name}"
+    );
     s.delete_client("c1").expect("delete");
     assert_eq!(s.delete_client("c1"), Err(StoreError::NotFound));
     let key = |kid: &str, at: i64| SigningKeyRecord {

@@ -78,7 +78,7 @@ fn report(
 /// restore cannot replace the file under it. None for PostgreSQL.
 pub(crate) fn serve_lock(settings: &Settings) -> Result<Option<ServeLock>, String> {
     match Location::parse(&settings.database_url()).map_err(|e| e.to_string())? {
-        Location::Sqlite(path) => ServeLock::try_acquire(&path)
+        Location::Sqlite(path) => ServeLock::serving(&path)
             .map(Some)
             .map_err(crate::store_error),
         Location::Postgres(_) => Ok(None),

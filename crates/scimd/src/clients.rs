@@ -200,7 +200,6 @@ pub(crate) fn run_clients(args: ClientsArgs) -> Result<(), String> {
             store
                 .set_client_disabled(&id, false)
                 .map_err(not_found(&id))?;
-            store.set_locked_until(&id, None).map_err(not_found(&id))?;
             println!("client {id} enabled");
         }
         ClientsCommand::Delete { id } => {

@@ -77,60 +77,25 @@ impl ClientStore for PostgresStore {
     }
 
     fn delete_client(&self, id: &str) -> StoreResult<()> {
-        self.run(TxKind::Write, |s| {
-            s.execute(&statements::postgres().forget_failures, &[&id])?;
+        self.run(TxKind::Single, |s| {
             found(s.execute(&statements::postgres().delete_client, &[&id])?)
         })
     }
 
     fn rotate_secret(&self, id: &str, secret_hash: &str) -> StoreResult<()> {
-        self.run(TxKind::Write, |s| {
-            s.execute(&statements::postgres().forget_failures, &[&id])?;
+        self.run(TxKind::Single, |s| {
             found(s.execute(&statements::postgres().rotate_secret, &[&id, &secret_hash])?)
         })
     }
 
-    fn record_failure(
+    fn redeem_ticket(
         &self,
-        id: &str,
-        at: chrono::DateTime<chrono::Utc>,
-        window_start: chrono::DateTime<chrono::Utc>,
-    ) -> StoreResult<u64> {
-        let (at, window_start) = (crate::db_time(at), crate::db_time(window_start));
-        self.run(TxKind::Write, |s| {
-            // The client's row lock serialises failure counting across processes.
-            s.query_opt(
-                "SELECT 1 FROM oauth_clients WHERE id = $1 FOR UPDATE",
-                &[&id],
-            )?;
-            s.execute(
-                &statements::postgres().forget_old_failures,
-                &[&id, &window_start],
-            )?;
-            s.execute(&statements::postgres().add_failure, &[&id, &at])?;
-            let n: i64 = s
-                .query_opt(&statements::postgres().count_failures, &[&id])?
-                .map(|r| r.try_get(0))
-                .transpose()?
-                .unwrap_or(0);
-            Ok(u64::try_from(n).unwrap_or(0))
-        })
-    }
-
-    fn set_locked_until(
-        &self,
-        id: &str,
-        until: Option<chrono::DateTime<chrono::Utc>>,
-    ) -> StoreResult<()> {
-        let until_text = until.map(crate::db_time);
-        self.run(TxKind::Write, |s| {
-            if until_text.is_none() {
-                s.execute(&statements::postgres().forget_failures, &[&id])?;
-            }
-            found(s.execute(
-                &statements::postgres().set_locked_until,
-                &[&id, &until_text],
-            )?)
+        jti: &str,
+        expires: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<bool> {
+        let expires = crate::db_time(expires);
+        self.run(TxKind::Single, |s| {
+            Ok(s.execute(&statements::postgres().redeem_ticket, &[&jti, &expires])? == 1)
         })
     }
 

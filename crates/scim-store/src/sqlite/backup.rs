@@ -6,9 +6,10 @@
 //! small steps would restart whenever the server wrote in between, and under
 //! steady writes might never finish.
 //!
-//! A restore must not pull the file from under a running server: `serve` holds
-//! an exclusive lock on `<db>.lock` for its lifetime ([`ServeLock`]) and a
-//! restore takes the same lock first.
+//! A restore must not pull the file from under a running server: every `serve`
+//! holds a shared lock on `<db>.lock` for its lifetime ([`ServeLock::serving`];
+//! several servers may share one SQLite file) and a restore takes it
+//! exclusively first ([`ServeLock::exclusive`]).
 
 use super::backend;
 use crate::{StoreError, StoreResult};
@@ -62,7 +63,7 @@ pub fn backup(db: &Path, out: &Path) -> StoreResult<Copied> {
 /// scimd database, refused while a server holds `db`, written next to it and
 /// renamed over it (a failure leaves the old database as it was).
 pub fn restore(from: &Path, db: &Path) -> StoreResult<Copied> {
-    let _lock = ServeLock::try_acquire(db)?;
+    let _lock = ServeLock::exclusive(db)?;
     let src = Connection::open_with_flags(from, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", from.display())))?;
     check_scimd_database(&src, from)?;
@@ -166,17 +167,26 @@ fn sync_dir(path: &Path) {
     }
 }
 
-/// The lock a server holds on its SQLite database while it serves (and a
-/// restore while it replaces the file): an exclusive `flock` on `<db>.lock`,
-/// released by the kernel when the process ends, however it ends.
+/// The lock on a SQLite database's `<db>.lock`: shared by the servers using
+/// it, exclusive while a restore replaces it; a `flock`, released by the kernel
+/// when the process ends, however it ends.
 #[derive(Debug)]
 pub struct ServeLock {
     _file: File,
 }
 
 impl ServeLock {
-    /// Take the lock, or fail at once naming the holder.
-    pub fn try_acquire(db: &Path) -> StoreResult<ServeLock> {
+    /// What a server holds while it serves (other servers may hold it too).
+    pub fn serving(db: &Path) -> StoreResult<ServeLock> {
+        Self::take(db, rustix::fs::FlockOperation::NonBlockingLockShared)
+    }
+
+    /// What a restore holds: refused at once while any server serves.
+    pub fn exclusive(db: &Path) -> StoreResult<ServeLock> {
+        Self::take(db, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+    }
+
+    fn take(db: &Path, how: rustix::fs::FlockOperation) -> StoreResult<ServeLock> {
         let path = lock_path(db);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io(dir))?;
@@ -188,10 +198,10 @@ impl ServeLock {
             .write(true)
             .open(&path)
             .map_err(io(&path))?;
-        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        match rustix::fs::flock(&file, how) {
             Ok(()) => Ok(ServeLock { _file: file }),
             Err(rustix::io::Errno::WOULDBLOCK) => Err(StoreError::Backend(format!(
-                "a scimd server is using {} (it holds {}): stop it first",
+                "{} is in use ({} is locked): stop the scimd server using it first",
                 db.display(),
                 path.display()
             ))),
@@ -250,10 +260,11 @@ mod tests {
         scimd_db(&db);
         let out = dir.path().join("b.db");
         backup(&db, &out).expect("backup");
-        let held = ServeLock::try_acquire(&db).expect("lock");
+        let held = ServeLock::serving(&db).expect("lock");
+        let also = ServeLock::serving(&db).expect("a second server shares it");
         let e = restore(&out, &db).expect_err("served");
-        assert!(e.to_string().contains("stop it first"), "{e}");
-        drop(held);
+        assert!(e.to_string().contains("stop the scimd server"), "{e}");
+        drop((held, also));
         let other = dir.path().join("other.db");
         Connection::open(&other)
             .and_then(|c| c.execute_batch("CREATE TABLE t (x);"))

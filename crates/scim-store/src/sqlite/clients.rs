@@ -141,76 +141,40 @@ impl ClientStore for SqliteClientStore {
     }
 
     fn delete_client(&self, id: &str) -> StoreResult<()> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction().map_err(backend)?;
-        tx.execute(&statements::sqlite().forget_failures, [id])
-            .map_err(backend)?;
-        let n = tx
+        let n = self
+            .conn()?
             .execute(&statements::sqlite().delete_client, [id])
             .map_err(backend)?;
-        tx.commit().map_err(backend)?;
         found(n)
     }
 
     fn rotate_secret(&self, id: &str, secret_hash: &str) -> StoreResult<()> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction().map_err(backend)?;
-        tx.execute(&statements::sqlite().forget_failures, [id])
-            .map_err(backend)?;
-        let n = tx
+        let n = self
+            .conn()?
             .execute(
                 &statements::sqlite().rotate_secret,
                 params![id, secret_hash],
             )
             .map_err(backend)?;
-        tx.commit().map_err(backend)?;
         found(n)
     }
 
-    fn record_failure(
-        &self,
-        id: &str,
-        at: DateTime<Utc>,
-        window_start: DateTime<Utc>,
-    ) -> StoreResult<u64> {
-        let mut conn = self.conn()?;
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(backend)?;
-        tx.execute(
-            &statements::sqlite().forget_old_failures,
-            params![id, db_time(window_start)],
-        )
-        .map_err(backend)?;
-        tx.execute(&statements::sqlite().add_failure, params![id, db_time(at)])
-            .map_err(backend)?;
-        let n: i64 = tx
-            .query_row(&statements::sqlite().count_failures, [id], |r| r.get(0))
-            .map_err(backend)?;
-        tx.commit().map_err(backend)?;
-        Ok(n.max(0) as u64)
-    }
-
-    fn set_locked_until(&self, id: &str, until: Option<DateTime<Utc>>) -> StoreResult<()> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction().map_err(backend)?;
-        if until.is_none() {
-            tx.execute(&statements::sqlite().forget_failures, [id])
-                .map_err(backend)?;
-        }
-        let n = tx
+    fn redeem_ticket(&self, jti: &str, expires: DateTime<Utc>) -> StoreResult<bool> {
+        let n = self
+            .conn()?
             .execute(
-                &statements::sqlite().set_locked_until,
-                params![id, until.map(db_time)],
+                &statements::sqlite().redeem_ticket,
+                params![jti, db_time(expires)],
             )
             .map_err(backend)?;
-        tx.commit().map_err(backend)?;
-        found(n)
+        Ok(n == 1)
     }
 
     fn delete_expired_dynamic_clients(&self, now: DateTime<Utc>) -> StoreResult<u64> {
-        let n = self
-            .conn()?
+        let conn = self.conn()?;
+        conn.execute(&statements::sqlite().prune_redeemed_tickets, [db_time(now)])
+            .map_err(backend)?;
+        let n = conn
             .execute(
                 &statements::sqlite().delete_expired_dynamic_clients,
                 [db_time(now)],
@@ -332,19 +296,9 @@ mod tests {
         s.set_client_disabled("c1", true).expect("disable");
         assert!(s.get_client("c1").expect("get").is_some_and(|c| c.disabled));
         assert_eq!(s.set_client_disabled("zz", true), Err(StoreError::NotFound));
-        assert_eq!(s.record_failure("c1", t(1), t(0)).expect("fail"), 1);
-        assert_eq!(s.record_failure("c1", t(2), t(0)).expect("fail"), 2);
-        assert_eq!(s.record_failure("c1", t(400), t(300)).expect("fail"), 1);
-        s.set_locked_until("c1", Some(t(500))).expect("lock");
-        assert_eq!(
-            s.get_client("c1")
-                .expect("get")
-                .and_then(|c| c.locked_until),
-            Some(t(500))
-        );
         s.rotate_secret("c1", "h2").expect("rotate");
         let c = s.get_client("c1").expect("get").expect("some");
-        assert_eq!((c.secret_hash.as_str(), c.locked_until), ("h2", None));
+        assert_eq!(c.secret_hash.as_str(), "h2");
         assert_eq!(s.list_clients().expect("list").len(), 1);
         s.delete_client("c1").expect("delete");
         assert_eq!(s.delete_client("c1"), Err(StoreError::NotFound));

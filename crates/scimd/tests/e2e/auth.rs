@@ -879,6 +879,13 @@ fn uma_ticket_rpt_access() {
     let writer = create_client(&s, "users.read users.write");
     let (st, body) = uma_exchange(&s, &writer, &write_ticket);
     assert_eq!(st, 200, "{body}");
+    // A ticket buys one RPT.
+    let (st, again) = uma_exchange(&s, &writer, &write_ticket);
+    assert_eq!(
+        (st, again["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{again}"
+    );
     let rpt2 = body["access_token"].as_str().expect("rpt");
     let resp = with(s.send_json("POST", "/scim/v2/Users", &user("uma")), rpt2)
         .send()

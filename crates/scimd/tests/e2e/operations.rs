@@ -533,7 +533,7 @@ fn a_backup_under_write_load_restores_every_acknowledged_write() {
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
     let refused = restore(false);
-    assert!(refused.contains("stop it first"), "{refused}");
+    assert!(refused.contains("stop the scimd server"), "{refused}");
     let pid = s.pid();
     assert!(Command::new("kill")
         .args(["-TERM", &pid.to_string()])
