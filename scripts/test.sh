@@ -7,7 +7,9 @@
 #   4. cargo clippy --workspace --all-targets -- -D warnings
 #   5. cargo test --workspace   (SCIMD_TEST_POSTGRES_URL points at scimd_test)
 #   6. fuzz each cargo-fuzz target for 60 s                    (scripts/fuzz.sh; SCIMD_FUZZ_SECONDS)
-#   7. the end-to-end suite again, every server on PostgreSQL  (SCIMD_E2E_DATABASE=postgres)
+#   7. the end-to-end suite again, every server on PostgreSQL  (SCIMD_E2E_DATABASE=postgres),
+#      then the logs of every e2e server grepped for the secrets and tokens the tests used
+#      (scripts/lib/check-logs.py)
 #   8. scim2-tester conformance against a fresh scimd           (scripts/conformance.sh)
 #
 # Stops at the first failing step. The last line printed is the conformance summary
@@ -45,6 +47,10 @@ section "4/8 cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 done_step clippy
 
+# The e2e servers' logs, checked for secrets after step 7.
+E2E_LOGS="$TARGET_DIR/tmp/e2e-logs"
+rm -rf "$E2E_LOGS"
+
 section "5/8 cargo test --workspace"
 # The binaries first, with the test build's features: the e2e tests run
 # target/debug/scimd and target/debug/scim (another package's binary, which cargo
@@ -59,6 +65,7 @@ done_step fuzz
 
 section "7/8 end-to-end suite on PostgreSQL"
 SCIMD_E2E_DATABASE=postgres cargo test -p scimd --test e2e
+python3 scripts/lib/check-logs.py "$E2E_LOGS"
 done_step e2e-postgres
 
 section "8/8 conformance (scripts/conformance.sh, scim2-tester)"

@@ -72,9 +72,9 @@ impl Server {
             .arg(dir)
             .args(extra)
             .args(&default_db)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(server_log(port))
             .spawn()
             .expect("spawn scimd");
         let server = Server {
@@ -176,6 +176,9 @@ impl Drop for Server {
 pub(crate) fn parts(resp: Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     let text = resp.text().expect("body");
+    if text.contains("access_token") || text.contains("client_secret") {
+        note_secrets_in(&text);
+    }
     let body = if text.is_empty() {
         Value::Null
     } else {
@@ -288,6 +291,53 @@ fn sweep_stale_schemas() {
 
 /// Run `scimd ARGS --data-dir DIR [--database URL]` on the server's database;
 /// stdout on success.
+/// Where the e2e servers' logs go (`scripts/test.sh` greps them for every
+/// secret the tests used: `scripts/lib/check-logs.py`).
+pub(crate) fn log_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-logs");
+    std::fs::create_dir_all(&dir).expect("log dir");
+    dir
+}
+
+/// A new log file for the server on `port`.
+fn server_log(port: u16) -> Stdio {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let path = log_dir().join(format!("scimd-{port}-{nanos}.log"));
+    std::fs::File::create(path).map_or_else(|_| Stdio::null(), Stdio::from)
+}
+
+/// Remember a secret a test used, so that the log check can look for it.
+pub(crate) fn note_secret(secret: &str) {
+    use std::io::Write;
+    if secret.len() < 8 {
+        return;
+    }
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_dir().join("secrets.txt"))
+    {
+        let _ = writeln!(f, "{secret}");
+    }
+}
+
+/// Note every secret in a JSON answer of `scimd clients …` or of a token endpoint.
+pub(crate) fn note_secrets_in(text: &str) {
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line.trim()) else {
+            continue;
+        };
+        for key in ["client_secret", "access_token"] {
+            if let Some(s) = v.get(key).and_then(Value::as_str) {
+                note_secret(s);
+            }
+        }
+    }
+}
+
 pub(crate) fn scimd(s: &Server, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_scimd"))
         .args(args)
@@ -302,7 +352,9 @@ pub(crate) fn scimd(s: &Server, args: &[&str]) -> String {
         "scimd {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    note_secrets_in(&text);
+    text
 }
 
 /// The reference server's binary (`scripts/setup-python.sh` installs it); `None`,
