@@ -104,7 +104,8 @@ impl ClientStore for PostgresStore {
         now: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<u64> {
         let now = crate::db_time(now);
-        self.run(TxKind::Single, |s| {
+        self.run(TxKind::Write, |s| {
+            s.execute(&statements::postgres().prune_redeemed_tickets, &[&now])?;
             Ok(s.execute(
                 &statements::postgres().delete_expired_dynamic_clients,
                 &[&now],
