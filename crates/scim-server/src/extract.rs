@@ -145,7 +145,23 @@ impl FromRequestParts<AppState> for Ctx {
                 || param(&params, "Group-Overhead-Bypass").is_some(),
             registry,
             hook,
+            actor: actor_of(parts),
         }))
+    }
+}
+
+/// Who a request comes from: the token's client, the request id and the peer.
+fn actor_of(parts: &Parts) -> scim_store::Actor {
+    scim_store::Actor {
+        principal: parts
+            .extensions
+            .get::<scim_auth::TokenInfo>()
+            .and_then(|t| t.client_id.clone()),
+        request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
+        source_ip: parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string()),
     }
 }
 

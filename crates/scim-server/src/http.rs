@@ -122,6 +122,12 @@ pub fn router_with_auth(service: Arc<Service>, auth: Option<Arc<scim_auth::Auth>
                 .layer(protect.clone()),
         )
         .route(
+            "/admin/audit",
+            get(list_audit)
+                .fallback(method_not_allowed)
+                .layer(protect.clone()),
+        )
+        .route(
             "/admin/scripts",
             get(list_scripts)
                 .post(add_script)
@@ -658,6 +664,45 @@ pub fn open_metrics_route() -> Router {
             get(crate::metrics::render).fallback(method_not_allowed),
         )
         .fallback(not_found)
+}
+
+/// `GET /admin/audit?resource=ID&client=ID&since=T&count=N`: who wrote what,
+/// newest first (admin scope).
+async fn list_audit(State(app): State<AppState>, Query(params): Params) -> Reply {
+    let since = match param(&params, "since") {
+        None => None,
+        Some(t) => Some(
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|_| {
+                    ScimError::invalid_value(format!("since must be an RFC 3339 time, not '{t}'"))
+                })?,
+        ),
+    };
+    let limit = int_param(&params, "count")?.map_or(100, |n| n.max(1) as usize);
+    if limit > scim_store::MAX_AUDIT_ENTRIES {
+        return Err(ScimError::too_many(format!(
+            "count may be at most {}",
+            scim_store::MAX_AUDIT_ENTRIES
+        ))
+        .into());
+    }
+    let q = scim_store::WriteQuery {
+        resource: param(&params, "resource").map(str::to_string),
+        principal: param(&params, "client").map(str::to_string),
+        since,
+        limit,
+    };
+    let entries = blocking(&app, move |s| {
+        s.store
+            .writes(&q)
+            .map_err(crate::service::store_error)
+    })
+    .await?;
+    Ok(scim(
+        StatusCode::OK,
+        &serde_json::json!({"totalResults": entries.len(), "entries": entries}),
+    ))
 }
 
 async fn resource_changes_yaml() -> Response {

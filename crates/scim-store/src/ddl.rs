@@ -270,6 +270,13 @@ CREATE TABLE IF NOT EXISTS redeemed_tickets (
     expires  TEXT NOT NULL
 );
 "#,
+    // The audit trail: who made each write, kept with its change row.
+    r#"
+ALTER TABLE changes ADD COLUMN principal TEXT;
+ALTER TABLE changes ADD COLUMN request_id TEXT;
+ALTER TABLE changes ADD COLUMN source_ip TEXT;
+CREATE INDEX IF NOT EXISTS changes_principal ON changes (principal, seq) WHERE principal IS NOT NULL;
+"#,
 ];
 
 /// PostgreSQL schema (also meant for CockroachDB / YugabyteDB), applied in order at
@@ -513,5 +520,12 @@ CREATE TABLE IF NOT EXISTS redeemed_tickets (
     jti      TEXT COLLATE "C" PRIMARY KEY,
     expires  TEXT COLLATE "C" NOT NULL
 );
+"#,
+    r#"
+ALTER TABLE changes ADD COLUMN IF NOT EXISTS principal TEXT COLLATE "C";
+ALTER TABLE changes ADD COLUMN IF NOT EXISTS request_id TEXT;
+ALTER TABLE changes ADD COLUMN IF NOT EXISTS source_ip TEXT;
+CREATE INDEX IF NOT EXISTS changes_principal ON changes (principal, tx, id) WHERE principal IS NOT NULL;
+CREATE INDEX IF NOT EXISTS changes_res ON changes (res_id, tx, id);
 "#,
 ];

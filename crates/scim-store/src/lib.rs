@@ -3,6 +3,7 @@
 //! `postgres/`, each behind the cargo feature of the same name), opened through
 //! one factory.
 
+mod audit;
 pub mod clients;
 pub mod ddl;
 pub mod dialect;

@@ -135,6 +135,55 @@ impl SecretChange {
     }
 }
 
+/// Who made a write, recorded with its change (the audit trail).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Actor {
+    /// The OAuth client id, an admin user (`admin:NAME`), or what wrote without
+    /// a request (`import`, `sync`); None in bypass mode.
+    pub principal: Option<String>,
+    /// The request's id (`X-Request-Id`).
+    pub request_id: Option<String>,
+    /// The address the request came from.
+    pub source_ip: Option<String>,
+}
+
+impl Actor {
+    /// A write made by scimd itself (an import, the sync engine): no request.
+    pub fn system(what: &str) -> Actor {
+        Actor {
+            principal: Some(what.to_string()),
+            ..Actor::default()
+        }
+    }
+}
+
+/// What the audit trail lists: writes of one resource, of one principal,
+/// and/or since a time; newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteQuery {
+    pub resource: Option<String>,
+    pub principal: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub limit: usize,
+}
+
+/// One write in the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteRecord {
+    pub at: String,
+    pub op: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub version: i64,
+    pub principal: Option<String>,
+    pub request_id: Option<String>,
+    pub source_ip: Option<String>,
+}
+
+/// Most entries one audit query returns.
+pub const MAX_AUDIT_ENTRIES: usize = 1000;
+
 /// One resource write (create or replace). `doc` is complete: id and meta are set.
 #[derive(Debug, Clone)]
 pub struct ResourceWrite {
@@ -148,6 +197,8 @@ pub struct ResourceWrite {
     pub modified: DateTime<Utc>,
     pub secret: SecretChange,
     pub members: MemberChange,
+    /// Who makes it.
+    pub actor: Actor,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -376,6 +427,7 @@ pub fn import_write(rec: &ExportRecord) -> ResourceWrite {
             None => SecretChange::Keep,
         },
         members: MemberChange::Replace(rec.members.clone()),
+        actor: Actor::system("import"),
     }
 }
 

@@ -5,8 +5,8 @@
 
 use crate::sync::{AuditEntry, AuditRecord, LinkRow, LinkSide, RunRecord, RunStart, RunUpdate};
 use crate::{
-    ChangePage, ExportRecord, GroupRef, Member, MemberView, Page, Query, ResourceWrite,
-    ScriptRecord, StoreResult, StoredResource,
+    Actor, ChangePage, ExportRecord, GroupRef, Member, MemberView, Page, Query, ResourceWrite,
+    ScriptRecord, StoreResult, StoredResource, WriteQuery, WriteRecord,
 };
 use chrono::{DateTime, Utc};
 use scim_proto::schema::custom::CustomAttribute;
@@ -102,6 +102,7 @@ pub trait ResourceStore: MembershipStore + Send + Sync {
         id: &str,
         if_version: Option<i64>,
         at: DateTime<Utc>,
+        actor: &Actor,
     ) -> StoreResult<()>;
 
     fn search(&self, rt: &ResourceTypeDef, query: &Query) -> StoreResult<Page>;
@@ -139,6 +140,11 @@ pub trait FeedStore: Send + Sync {
     /// Drop feed entries older than `before`; a position inside the dropped range is
     /// then refused rather than silently skipping changes.
     fn prune_changes(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// The audit trail: the writes `q` selects, newest first, at most
+    /// `q.limit` (capped at `MAX_AUDIT_ENTRIES`), with who made them. Kept as
+    /// long as the feed keeps its entries.
+    fn writes(&self, q: &WriteQuery) -> StoreResult<Vec<WriteRecord>>;
 }
 
 /// Custom user attributes registered by administrators (the schema's variable part).

@@ -28,6 +28,7 @@ use scim_store::sync::{
     AuditEntry, AuditRecord, LinkRow, LinkSide, RunRecord, RunStart, RunUpdate,
 };
 use scim_store::{
+    Actor,
     ChangeOp, ExportRecord, Member, MemberChange, MemberKind, Query, ResourceStore, ResourceWrite,
     ScriptRecord, ScriptStore, SecretChange, SortOrder, Store, StoreError, StoredResource,
     SyncStore,
@@ -285,6 +286,7 @@ impl Backend {
                 modified: t,
                 secret: SecretChange::Keep,
                 members: MemberChange::Keep,
+                actor: Default::default(),
             },
         )
     }
@@ -308,6 +310,7 @@ impl Backend {
                     modified: t,
                     secret: SecretChange::Keep,
                     members: MemberChange::Replace(self.as_members(members)),
+                    actor: Default::default(),
                 },
             )
             .unwrap_or_else(|e| panic!("{}: create group {name}: {e}", self.name))
@@ -355,6 +358,7 @@ impl Backend {
                 modified: t,
                 secret: SecretChange::Keep,
                 members,
+                actor: Default::default(),
             },
             if_version,
         )
@@ -462,10 +466,10 @@ fn create_get_replace_delete(b: &Backend) {
         b.update(&gone, None, |_| {}, MemberChange::Keep),
         Err(StoreError::NotFound)
     );
-    b.store.delete(&users, &u.id, None, now()).expect("delete");
+    b.store.delete(&users, &u.id, None, now(), &Actor::default()).expect("delete");
     assert_eq!(b.store.get(&users, &u.id), Err(StoreError::NotFound));
     assert_eq!(
-        b.store.delete(&users, &u.id, None, now()),
+        b.store.delete(&users, &u.id, None, now(), &Actor::default()),
         Err(StoreError::NotFound)
     );
 }
@@ -494,7 +498,7 @@ fn user_names_are_unique_case_insensitively(b: &Backend) {
     b.group("ops", &[]);
     b.group("ops", &[]);
     // Once deleted, the name is free again.
-    b.store.delete(&users, &a.id, None, now()).expect("delete");
+    b.store.delete(&users, &a.id, None, now(), &Actor::default()).expect("delete");
     b.user("alice");
 }
 
@@ -524,11 +528,11 @@ fn stale_versions_are_refused(b: &Backend) {
         "one"
     );
     assert_eq!(
-        b.store.delete(&users, &u.id, Some(1), now()),
+        b.store.delete(&users, &u.id, Some(1), now(), &Actor::default()),
         Err(StoreError::VersionMismatch)
     );
     b.store
-        .delete(&users, &u.id, Some(2), now())
+        .delete(&users, &u.id, Some(2), now(), &Actor::default())
         .expect("delete at v2");
 }
 
@@ -591,11 +595,11 @@ fn members_add_remove_replace_in_order(b: &Backend) {
     assert_eq!(b.member_ids(&g.id), ids(&[&z, &y]));
     // Deleting a user removes it from its groups; deleting the group its rows.
     b.store
-        .delete(&b.rt("User"), &z.id, None, now())
+        .delete(&b.rt("User"), &z.id, None, now(), &Actor::default())
         .expect("delete user");
     assert_eq!(b.member_ids(&g.id), ids(&[&y]));
     b.store
-        .delete(&groups, &g.id, None, now())
+        .delete(&groups, &g.id, None, now(), &Actor::default())
         .expect("delete group");
     assert!(b.member_ids(&g.id).is_empty());
     assert!(b.store.groups_of(&y.id).expect("groups_of").is_empty());
@@ -827,7 +831,7 @@ fn change_feed_in_commit_order(b: &Backend) {
         .update(&u, None, |d| d["nickName"] = json!("f"), MemberChange::Keep)
         .expect("update");
     b.store
-        .delete(&users, &u.id, Some(u2.version), now())
+        .delete(&users, &u.id, Some(u2.version), now(), &Actor::default())
         .expect("delete");
     // PostgreSQL hands out a change once no older transaction is still running
     // anywhere on the server (other tests' included): wait for that.
@@ -899,7 +903,7 @@ fn unfiltered_totals_follow_every_write(b: &Backend) {
     b.group("counted", &[&users[0].id]);
     assert_eq!((total("User"), total("Group")), (4, 1));
     b.store
-        .delete(&b.rt("User"), &users[1].id, None, now())
+        .delete(&b.rt("User"), &users[1].id, None, now(), &Actor::default())
         .expect("delete");
     assert_eq!(total("User"), 3);
     // A failed create (taken userName) counts nothing.
@@ -945,6 +949,7 @@ fn export_then_import_is_lossless(b: &Backend) {
                 modified: now(),
                 secret: SecretChange::Set("$argon2id$v=19$fake".into()),
                 members: MemberChange::Keep,
+                actor: Default::default(),
             },
             None,
         )
@@ -1280,7 +1285,7 @@ fn backends_agree_with_the_evaluator_and_each_other() {
         for b in [&lite, &pg] {
             for r in export_all(b.store.as_ref()) {
                 b.store
-                    .delete(&rt, &r.id, None, now())
+                    .delete(&rt, &r.id, None, now(), &Actor::default())
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
             }
         }
@@ -1310,6 +1315,7 @@ fn backends_agree_with_the_evaluator_and_each_other() {
                             modified: base_time(m),
                             secret: SecretChange::Keep,
                             members: MemberChange::Keep,
+                            actor: Default::default(),
                         },
                     )
                     .map_err(|e| TestCaseError::fail(format!("{}: {e}", b.name)))?;
@@ -2148,7 +2154,7 @@ fn postgres_type_count_deltas_fold_into_exact_totals() {
     let users: Vec<StoredResource> = (0..70).map(|i| b.user(&format!("fold{i}"))).collect();
     for u in &users[..5] {
         b.store
-            .delete(&b.rt("User"), &u.id, None, now())
+            .delete(&b.rt("User"), &u.id, None, now(), &Actor::default())
             .expect("delete");
     }
     assert_eq!(total(&b), 65);
@@ -2204,11 +2210,11 @@ fn substring_search_follows_every_write(b: &Backend) {
     assert_eq!(co(b, r#"displayName co "ice smi""#), vec!["alice.jones"]);
     assert_eq!(co(b, r#"emails.value co "smith.ex""#), vec!["alice.jones"]);
     b.store
-        .delete(&b.rt("User"), &a.id, None, now())
+        .delete(&b.rt("User"), &a.id, None, now(), &Actor::default())
         .expect("delete");
     assert!(co(b, r#"emails.value co "smith.ex""#).is_empty());
     b.store
-        .delete(&b.rt("User"), &other.id, None, now())
+        .delete(&b.rt("User"), &other.id, None, now(), &Actor::default())
         .expect("delete");
     b.user("carol.smithson");
     assert_eq!(co(b, r#"userName co "smith""#), vec!["carol.smithson"]);
@@ -2260,7 +2266,7 @@ fn the_feed_shows_each_version_as_written(b: &Backend) {
         ]
     );
     b.store
-        .delete(&users, &u.id, Some(v3.version), now())
+        .delete(&users, &u.id, Some(v3.version), now(), &Actor::default())
         .expect("delete");
     assert_eq!(
         settled(4),

@@ -63,6 +63,8 @@ enum Command {
     Export(transfer::ExportArgs),
     /// Load an export into this database (batched transactions; re-runnable).
     Import(transfer::ImportArgs),
+    /// Who wrote what: the audit trail of the change log.
+    Audit(admin::AuditArgs),
     /// Copy a live SQLite database consistently (online backup API).
     Backup(backup::BackupArgs),
     /// Put a backup in place of the SQLite database (no server may be running).
@@ -100,6 +102,7 @@ fn run(command: Command) -> Result<(), String> {
         Command::Migrate(args) => transfer::migrate(args),
         Command::Export(args) => transfer::export(args),
         Command::Import(args) => transfer::import(args),
+        Command::Audit(args) => admin::run_audit(args),
         Command::Backup(args) => backup::run_backup(args),
         Command::Restore(args) => backup::run_restore(args),
     }

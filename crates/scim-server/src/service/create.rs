@@ -160,6 +160,7 @@ impl Service {
             modified: now,
             secret,
             members: members.map_or(MemberChange::Keep, MemberChange::Replace),
+            actor: ctx.actor.clone(),
         })
     }
 

@@ -15,14 +15,14 @@ impl Service {
         ctx: &RequestCtx,
     ) -> ScimResult<()> {
         let Some(h) = self.hooked(ctx, rt) else {
-            return self.delete_unhooked(rt, id, if_match);
+            return self.delete_unhooked(rt, id, if_match, ctx);
         };
         let mut stored = match self.gate_stored(h, rt, id, ctx, None)? {
             Some(full) => full,
             None => self.stored_full(rt, id, ctx)?,
         };
         self.before_write(h, rt, WriteOp::Delete, &mut stored, ctx)?;
-        self.delete_unhooked(rt, id, if_match)?;
+        self.delete_unhooked(rt, id, if_match, ctx)?;
         self.after_write(h, rt, WriteOp::Delete, &mut stored)
     }
 
@@ -31,6 +31,7 @@ impl Service {
         rt: &ResourceTypeDef,
         id: &str,
         if_match: Option<i64>,
+        ctx: &RequestCtx,
     ) -> ScimResult<()> {
         if rt.kind.is_user() {
             // Devices go first: a crash in between leaves a user with fewer
@@ -40,14 +41,14 @@ impl Service {
             if if_match.is_some_and(|v| v != version) {
                 return Err(store_error(StoreError::VersionMismatch));
             }
-            self.delete_devices_of(id)?;
+            self.delete_devices_of(id, ctx)?;
         }
         self.store
-            .delete(rt, id, if_match, self.now())
+            .delete(rt, id, if_match, self.now(), &ctx.actor)
             .map_err(|e| not_found(e, rt, id))
     }
 
-    fn delete_devices_of(&self, user_id: &str) -> ScimResult<()> {
+    fn delete_devices_of(&self, user_id: &str, ctx: &RequestCtx) -> ScimResult<()> {
         let registry = self.registry();
         for rt in registry
             .resource_types()
@@ -66,7 +67,7 @@ impl Service {
                     break;
                 }
                 for d in page.resources {
-                    match self.store.delete(rt, &d.id, None, self.now()) {
+                    match self.store.delete(rt, &d.id, None, self.now(), &ctx.actor) {
                         Ok(()) | Err(StoreError::NotFound) => {}
                         Err(e) => return Err(store_error(e)),
                     }

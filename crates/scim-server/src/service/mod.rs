@@ -56,6 +56,8 @@ pub struct RequestCtx {
     /// What interception scripts see of the request; None when no script runs
     /// (and for work that does not come from the API).
     pub hook: Option<Arc<scim_hooks::HookContext>>,
+    /// Who is asking: recorded with every write (the audit trail).
+    pub actor: scim_store::Actor,
 }
 
 impl RequestCtx {
@@ -128,6 +130,7 @@ impl Service {
             overhead_bypass: false,
             registry: self.registry(),
             hook: None,
+            actor: scim_store::Actor::system("scimd"),
         }
     }
 

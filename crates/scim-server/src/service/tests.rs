@@ -108,6 +108,7 @@ fn ctx_with(svc: &Service, projection: Projection) -> RequestCtx {
         overhead_bypass: false,
         registry: svc.registry(),
         hook: None,
+        actor: Default::default(),
     }
 }
 

@@ -186,6 +186,7 @@ impl Service {
                 modified: now,
                 secret,
                 members,
+                actor: ctx.actor.clone(),
             };
             match self.store.replace(rt, write, Some(stored.version)) {
                 Ok(s) => {

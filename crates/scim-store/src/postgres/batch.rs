@@ -154,10 +154,11 @@ pub(super) fn record_change(
     version: i64,
     at: chrono::DateTime<chrono::Utc>,
     doc: Option<&str>,
+    actor: &crate::Actor,
 ) -> TxResult<()> {
     s.execute(
-        "INSERT INTO changes (id, res_id, rtype, op, version, at, doc)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO changes (id, res_id, rtype, op, version, at, doc, principal, request_id, source_ip)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         &[
             &uuid::Uuid::new_v4().to_string(),
             &id,
@@ -166,6 +167,9 @@ pub(super) fn record_change(
             &version,
             &crate::db_time(at),
             &doc,
+            &actor.principal,
+            &actor.request_id,
+            &actor.source_ip,
         ],
     )?;
     Ok(())
@@ -224,6 +228,7 @@ pub(super) fn insert_new(
         1,
         w.modified,
         Some(doc),
+        &w.actor,
     )?;
     Ok(Ok(()))
 }

@@ -264,6 +264,7 @@ impl ResourceStore for PostgresStore {
                 next,
                 w.modified,
                 Some(&doc),
+                &w.actor,
             )?;
             Ok(next)
         })?;
@@ -281,6 +282,7 @@ impl ResourceStore for PostgresStore {
         id: &str,
         if_version: Option<i64>,
         at: chrono::DateTime<chrono::Utc>,
+        actor: &crate::Actor,
     ) -> StoreResult<()> {
         self.run(TxKind::Write, |s| {
             let deleted = s.query_opt(
@@ -293,7 +295,7 @@ impl ResourceStore for PostgresStore {
             let version: i64 = row.try_get(0)?;
             s.execute(&statements::postgres().delete_index, &[&id])?;
             s.execute(&statements::postgres().delete_memberships, &[&id])?;
-            record_change(s, id, &rt.name, ChangeOp::Deleted, version, at, None)
+            record_change(s, id, &rt.name, ChangeOp::Deleted, version, at, None, actor)
         })
     }
 
@@ -625,6 +627,29 @@ impl FeedStore for PostgresStore {
                 &[&position(tx, &id)],
             )?;
             Ok(n)
+        })
+    }
+
+    fn writes(&self, q: &crate::WriteQuery) -> StoreResult<Vec<crate::WriteRecord>> {
+        let (sql, params) = crate::audit::writes_sql(q, &["tx", "id"], |n| format!("${n}"));
+        let params: Vec<crate::sql::SqlParam> =
+            params.into_iter().map(crate::sql::SqlParam::Text).collect();
+        self.run(TxKind::Single, |s| {
+            let rows = s.query_built(&sql, &params, false)?;
+            rows.iter()
+                .map(|r| {
+                    Ok(crate::WriteRecord {
+                        at: r.try_get(0)?,
+                        op: r.try_get(1)?,
+                        resource_type: r.try_get(2)?,
+                        resource_id: r.try_get(3)?,
+                        version: r.try_get(4)?,
+                        principal: r.try_get(5)?,
+                        request_id: r.try_get(6)?,
+                        source_ip: r.try_get(7)?,
+                    })
+                })
+                .collect()
         })
     }
 }

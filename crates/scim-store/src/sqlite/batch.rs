@@ -36,7 +36,7 @@ pub(super) fn insert_resource(
     count_type(tx, &rt.name, 1)?;
     write_index(tx, registry, rt, &w, Existing::None)?;
     write_members(tx, &w.id, &w.members)?;
-    record_change(tx, &w.id, &rt.name, ChangeOp::Created, 1, w.modified)?;
+    record_change(tx, &w.id, &rt.name, ChangeOp::Created, 1, w.modified, &w.actor)?;
     Ok(StoredResource {
         id: w.id,
         rtype: rt.name.clone(),
@@ -244,12 +244,23 @@ pub(super) fn record_change(
     op: ChangeOp,
     version: i64,
     at: chrono::DateTime<chrono::Utc>,
+    actor: &crate::Actor,
 ) -> StoreResult<()> {
     tx.prepare_cached(
-        "INSERT INTO changes (res_id, rtype, op, version, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO changes (res_id, rtype, op, version, at, principal, request_id, source_ip)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )
     .map_err(backend)?
-    .execute(params![id, rtype, op.as_str(), version, crate::db_time(at),])
+    .execute(params![
+        id,
+        rtype,
+        op.as_str(),
+        version,
+        crate::db_time(at),
+        actor.principal,
+        actor.request_id,
+        actor.source_ip,
+    ])
     .map_err(backend)?;
     Ok(())
 }

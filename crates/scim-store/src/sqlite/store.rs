@@ -331,7 +331,15 @@ impl ResourceStore for SqliteStore {
             };
             write_index(tx, registry, &rt, &w, Existing::Maybe)?;
             write_members(tx, &w.id, &w.members)?;
-            record_change(tx, &w.id, &rt.name, ChangeOp::Updated, next, w.modified)?;
+            record_change(
+                tx,
+                &w.id,
+                &rt.name,
+                ChangeOp::Updated,
+                next,
+                w.modified,
+                &w.actor,
+            )?;
             Ok(StoredResource {
                 id: w.id,
                 rtype: rt.name,
@@ -347,8 +355,9 @@ impl ResourceStore for SqliteStore {
         id: &str,
         if_version: Option<i64>,
         at: chrono::DateTime<chrono::Utc>,
+        actor: &crate::Actor,
     ) -> StoreResult<()> {
-        let (id, rtype) = (id.to_string(), rt.name.clone());
+        let (id, rtype, actor) = (id.to_string(), rt.name.clone(), actor.clone());
         self.write(move |tx, _| {
             let (id, rt_name) = (id.as_str(), rtype.as_str());
             let st = statements::sqlite();
@@ -363,7 +372,7 @@ impl ResourceStore for SqliteStore {
             count_type(tx, rt_name, -1)?;
             delete_index(tx, id)?;
             tx.execute(&st.delete_memberships, [id]).map_err(backend)?;
-            record_change(tx, id, rt_name, ChangeOp::Deleted, version, at)
+            record_change(tx, id, rt_name, ChangeOp::Deleted, version, at, &actor)
         })
     }
 
@@ -513,6 +522,28 @@ impl FeedStore for SqliteStore {
             )
             .map_err(backend)?;
             Ok(n as u64)
+        })
+    }
+
+    fn writes(&self, q: &crate::WriteQuery) -> StoreResult<Vec<crate::WriteRecord>> {
+        let (sql, params) = crate::audit::writes_sql(q, &["seq"], |n| format!("?{n}"));
+        Self::read(&self.scans, move |conn| {
+            let mut stmt = conn.prepare(&sql).map_err(backend)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(params.iter()), |r| {
+                    Ok(crate::WriteRecord {
+                        at: r.get(0)?,
+                        op: r.get(1)?,
+                        resource_type: r.get(2)?,
+                        resource_id: r.get(3)?,
+                        version: r.get(4)?,
+                        principal: r.get(5)?,
+                        request_id: r.get(6)?,
+                        source_ip: r.get(7)?,
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
         })
     }
 }

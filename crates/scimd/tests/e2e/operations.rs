@@ -170,6 +170,11 @@ fn scim_configuration_lists_the_endpoints_as_gluu_does() {
 
 /// An access token of a new client with `scopes` (short names, or "all").
 fn token_with(s: &Server, scopes: &str) -> String {
+    client_token(s, scopes).1
+}
+
+/// A new client with `scopes`: its id and an access token of it.
+fn client_token(s: &Server, scopes: &str) -> (String, String) {
     let out = scimd(
         s,
         &[
@@ -189,7 +194,8 @@ fn token_with(s: &Server, scopes: &str) -> String {
             .expect("token"),
     );
     assert_eq!(st, 200, "{body}");
-    body["access_token"].as_str().expect("token").to_string()
+    let id = c["client_id"].as_str().expect("id").to_string();
+    (id, body["access_token"].as_str().expect("token").to_string())
 }
 
 #[test]
@@ -582,4 +588,87 @@ fn a_backup_under_write_load_restores_every_acknowledged_write() {
         names.len(),
         all.len()
     );
+}
+
+#[test]
+fn every_write_is_in_the_audit_trail_with_who_made_it() {
+    let s = Server::start_protected(&[]);
+    let (writer_id, writer) = client_token(&s, "users.write users.read");
+    let admin = token_with(&s, "admin");
+    let send = |method: &str, path: &str, body: Option<Value>, rid: &str| {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut r = s
+            .client
+            .request(m, s.url(path))
+            .bearer_auth(&writer)
+            .header("X-Request-Id", rid);
+        if let Some(b) = body {
+            r = r
+                .header("content-type", "application/scim+json")
+                .body(b.to_string());
+        }
+        parts(r.send().expect("send"))
+    };
+    let (st, u) = send(
+        "POST",
+        "/scim/v2/Users",
+        Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "audited"})),
+        "audit-create",
+    );
+    assert_eq!(st, 201, "{u}");
+    let id = u["id"].as_str().expect("id").to_string();
+    let (st, _) = send(
+        "PATCH",
+        &format!("/scim/v2/Users/{id}"),
+        Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "replace", "path": "nickName", "value": "n"}]})),
+        "audit-patch",
+    );
+    assert_eq!(st, 200);
+    let (st, _) = send("DELETE", &format!("/scim/v2/Users/{id}"), None, "audit-delete");
+    assert_eq!(st, 204);
+
+    let audit = |query: &str| {
+        parts(
+            s.get(&format!("/admin/audit{query}"))
+                .bearer_auth(&admin)
+                .send()
+                .expect("audit"),
+        )
+    };
+    let (st, body) = audit(&format!("?resource={id}"));
+    assert_eq!(st, 200, "{body}");
+    let entries = body["entries"].as_array().expect("entries");
+    let ops: Vec<&str> = entries.iter().filter_map(|e| e["op"].as_str()).collect();
+    assert_eq!(ops, vec!["deleted", "updated", "created"], "{body}");
+    let rids: Vec<&str> = entries.iter().filter_map(|e| e["requestId"].as_str()).collect();
+    assert_eq!(rids, vec!["audit-delete", "audit-patch", "audit-create"], "{body}");
+    for e in entries {
+        assert_eq!(e["principal"], writer_id.as_str(), "{e}");
+        assert_eq!(e["sourceIp"], "127.0.0.1", "{e}");
+        assert_eq!(e["resourceId"], id.as_str(), "{e}");
+    }
+    let (st, body) = audit(&format!("?client={writer_id}&count=2"));
+    assert_eq!((st, body["totalResults"].as_u64()), (200, Some(2)), "{body}");
+    let (st, body) = audit("?client=nobody");
+    assert_eq!((st, body["totalResults"].as_u64()), (200, Some(0)), "{body}");
+    let (st, body) = audit("?since=2999-01-01T00:00:00Z");
+    assert_eq!((st, body["totalResults"].as_u64()), (200, Some(0)), "{body}");
+    let (st, body) = audit("?since=yesterday");
+    assert_eq!((st, body["scimType"].as_str()), (400, Some("invalidValue")), "{body}");
+    let (st, _) = parts(
+        s.get("/admin/audit")
+            .bearer_auth(&writer)
+            .send()
+            .expect("audit"),
+    );
+    assert_eq!(st, 403, "the admin scope is needed");
+    // The command shows the same.
+    let out = scimd(&s, &["audit", "--resource", &id, "--json"]);
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines[0]["requestId"], "audit-delete");
 }
