@@ -694,9 +694,7 @@ async fn list_audit(State(app): State<AppState>, Query(params): Params) -> Reply
         limit,
     };
     let entries = blocking(&app, move |s| {
-        s.store
-            .writes(&q)
-            .map_err(crate::service::store_error)
+        s.store.writes(&q).map_err(crate::service::store_error)
     })
     .await?;
     Ok(scim(

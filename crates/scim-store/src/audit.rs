@@ -61,9 +61,15 @@ mod tests {
             "SELECT at, op, rtype, res_id, version, principal, request_id, source_ip FROM changes \
              WHERE res_id = $1 AND principal = $2 ORDER BY tx DESC, id DESC LIMIT 1000"
         );
-        assert_eq!(params, vec!["r1".to_string(), "c'; DROP TABLE changes".to_string()]);
+        assert_eq!(
+            params,
+            vec!["r1".to_string(), "c'; DROP TABLE changes".to_string()]
+        );
         let (sql, params) = writes_sql(&WriteQuery::default(), &["seq"], |n| format!("?{n}"));
-        assert!(sql.ends_with("FROM changes ORDER BY seq DESC LIMIT 1"), "{sql}");
+        assert!(
+            sql.ends_with("FROM changes ORDER BY seq DESC LIMIT 1"),
+            "{sql}"
+        );
         assert!(params.is_empty());
     }
 }

@@ -28,10 +28,9 @@ use scim_store::sync::{
     AuditEntry, AuditRecord, LinkRow, LinkSide, RunRecord, RunStart, RunUpdate,
 };
 use scim_store::{
-    Actor,
-    ChangeOp, ExportRecord, Member, MemberChange, MemberKind, Query, ResourceStore, ResourceWrite,
-    ScriptRecord, ScriptStore, SecretChange, SortOrder, Store, StoreError, StoredResource,
-    SyncStore,
+    Actor, ChangeOp, ExportRecord, Member, MemberChange, MemberKind, Query, ResourceStore,
+    ResourceWrite, ScriptRecord, ScriptStore, SecretChange, SortOrder, Store, StoreError,
+    StoredResource, SyncStore,
 };
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
@@ -466,10 +465,13 @@ fn create_get_replace_delete(b: &Backend) {
         b.update(&gone, None, |_| {}, MemberChange::Keep),
         Err(StoreError::NotFound)
     );
-    b.store.delete(&users, &u.id, None, now(), &Actor::default()).expect("delete");
+    b.store
+        .delete(&users, &u.id, None, now(), &Actor::default())
+        .expect("delete");
     assert_eq!(b.store.get(&users, &u.id), Err(StoreError::NotFound));
     assert_eq!(
-        b.store.delete(&users, &u.id, None, now(), &Actor::default()),
+        b.store
+            .delete(&users, &u.id, None, now(), &Actor::default()),
         Err(StoreError::NotFound)
     );
 }
@@ -498,7 +500,9 @@ fn user_names_are_unique_case_insensitively(b: &Backend) {
     b.group("ops", &[]);
     b.group("ops", &[]);
     // Once deleted, the name is free again.
-    b.store.delete(&users, &a.id, None, now(), &Actor::default()).expect("delete");
+    b.store
+        .delete(&users, &a.id, None, now(), &Actor::default())
+        .expect("delete");
     b.user("alice");
 }
 
@@ -528,7 +532,8 @@ fn stale_versions_are_refused(b: &Backend) {
         "one"
     );
     assert_eq!(
-        b.store.delete(&users, &u.id, Some(1), now(), &Actor::default()),
+        b.store
+            .delete(&users, &u.id, Some(1), now(), &Actor::default()),
         Err(StoreError::VersionMismatch)
     );
     b.store

@@ -36,7 +36,15 @@ pub(super) fn insert_resource(
     count_type(tx, &rt.name, 1)?;
     write_index(tx, registry, rt, &w, Existing::None)?;
     write_members(tx, &w.id, &w.members)?;
-    record_change(tx, &w.id, &rt.name, ChangeOp::Created, 1, w.modified, &w.actor)?;
+    record_change(
+        tx,
+        &w.id,
+        &rt.name,
+        ChangeOp::Created,
+        1,
+        w.modified,
+        &w.actor,
+    )?;
     Ok(StoredResource {
         id: w.id,
         rtype: rt.name.clone(),

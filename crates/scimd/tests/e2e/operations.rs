@@ -195,7 +195,10 @@ fn client_token(s: &Server, scopes: &str) -> (String, String) {
     );
     assert_eq!(st, 200, "{body}");
     let id = c["client_id"].as_str().expect("id").to_string();
-    (id, body["access_token"].as_str().expect("token").to_string())
+    (
+        id,
+        body["access_token"].as_str().expect("token").to_string(),
+    )
 }
 
 #[test]
@@ -612,7 +615,9 @@ fn every_write_is_in_the_audit_trail_with_who_made_it() {
     let (st, u) = send(
         "POST",
         "/scim/v2/Users",
-        Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "audited"})),
+        Some(
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "audited"}),
+        ),
         "audit-create",
     );
     assert_eq!(st, 201, "{u}");
@@ -620,12 +625,19 @@ fn every_write_is_in_the_audit_trail_with_who_made_it() {
     let (st, _) = send(
         "PATCH",
         &format!("/scim/v2/Users/{id}"),
-        Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                    "Operations": [{"op": "replace", "path": "nickName", "value": "n"}]})),
+        Some(
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "replace", "path": "nickName", "value": "n"}]}),
+        ),
         "audit-patch",
     );
     assert_eq!(st, 200);
-    let (st, _) = send("DELETE", &format!("/scim/v2/Users/{id}"), None, "audit-delete");
+    let (st, _) = send(
+        "DELETE",
+        &format!("/scim/v2/Users/{id}"),
+        None,
+        "audit-delete",
+    );
     assert_eq!(st, 204);
 
     let audit = |query: &str| {
@@ -641,21 +653,44 @@ fn every_write_is_in_the_audit_trail_with_who_made_it() {
     let entries = body["entries"].as_array().expect("entries");
     let ops: Vec<&str> = entries.iter().filter_map(|e| e["op"].as_str()).collect();
     assert_eq!(ops, vec!["deleted", "updated", "created"], "{body}");
-    let rids: Vec<&str> = entries.iter().filter_map(|e| e["requestId"].as_str()).collect();
-    assert_eq!(rids, vec!["audit-delete", "audit-patch", "audit-create"], "{body}");
+    let rids: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| e["requestId"].as_str())
+        .collect();
+    assert_eq!(
+        rids,
+        vec!["audit-delete", "audit-patch", "audit-create"],
+        "{body}"
+    );
     for e in entries {
         assert_eq!(e["principal"], writer_id.as_str(), "{e}");
         assert_eq!(e["sourceIp"], "127.0.0.1", "{e}");
         assert_eq!(e["resourceId"], id.as_str(), "{e}");
     }
     let (st, body) = audit(&format!("?client={writer_id}&count=2"));
-    assert_eq!((st, body["totalResults"].as_u64()), (200, Some(2)), "{body}");
+    assert_eq!(
+        (st, body["totalResults"].as_u64()),
+        (200, Some(2)),
+        "{body}"
+    );
     let (st, body) = audit("?client=nobody");
-    assert_eq!((st, body["totalResults"].as_u64()), (200, Some(0)), "{body}");
+    assert_eq!(
+        (st, body["totalResults"].as_u64()),
+        (200, Some(0)),
+        "{body}"
+    );
     let (st, body) = audit("?since=2999-01-01T00:00:00Z");
-    assert_eq!((st, body["totalResults"].as_u64()), (200, Some(0)), "{body}");
+    assert_eq!(
+        (st, body["totalResults"].as_u64()),
+        (200, Some(0)),
+        "{body}"
+    );
     let (st, body) = audit("?since=yesterday");
-    assert_eq!((st, body["scimType"].as_str()), (400, Some("invalidValue")), "{body}");
+    assert_eq!(
+        (st, body["scimType"].as_str()),
+        (400, Some("invalidValue")),
+        "{body}"
+    );
     let (st, _) = parts(
         s.get("/admin/audit")
             .bearer_auth(&writer)
