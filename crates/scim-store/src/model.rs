@@ -157,6 +157,17 @@ impl Actor {
     }
 }
 
+/// A change-log row to write: what happened to which resource, when, by whom.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewChange<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) rtype: &'a str,
+    pub(crate) op: ChangeOp,
+    pub(crate) version: i64,
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) actor: &'a Actor,
+}
+
 /// What the audit trail lists: writes of one resource, of one principal,
 /// and/or since a time; newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 use super::session::{Fail, Session, TxResult};
 use crate::index::{index_rows, IndexValue};
 use crate::statements;
-use crate::{ChangeOp, Member, MemberChange, ResourceWrite, StoreError, StoreResult};
+use crate::{ChangeOp, Member, MemberChange, NewChange, ResourceWrite, StoreError, StoreResult};
 use scim_proto::schema::{ResourceTypeDef, SchemaRegistry};
 
 /// Index rows of several resources as parallel arrays, inserted with one
@@ -148,28 +148,23 @@ pub(super) fn write_members(
 
 pub(super) fn record_change(
     s: &mut Session<'_>,
-    id: &str,
-    rtype: &str,
-    op: ChangeOp,
-    version: i64,
-    at: chrono::DateTime<chrono::Utc>,
+    c: &NewChange<'_>,
     doc: Option<&str>,
-    actor: &crate::Actor,
 ) -> TxResult<()> {
     s.execute(
         "INSERT INTO changes (id, res_id, rtype, op, version, at, doc, principal, request_id, source_ip)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         &[
             &uuid::Uuid::new_v4().to_string(),
-            &id,
-            &rtype,
-            &op.as_str(),
-            &version,
-            &crate::db_time(at),
+            &c.id,
+            &c.rtype,
+            &c.op.as_str(),
+            &c.version,
+            &crate::db_time(c.at),
             &doc,
-            &actor.principal,
-            &actor.request_id,
-            &actor.source_ip,
+            &c.actor.principal,
+            &c.actor.request_id,
+            &c.actor.source_ip,
         ],
     )?;
     Ok(())
@@ -222,13 +217,15 @@ pub(super) fn insert_new(
     write_members(s, &w.id, &w.members)?;
     record_change(
         s,
-        &w.id,
-        &rt.name,
-        ChangeOp::Created,
-        1,
-        w.modified,
+        &NewChange {
+            id: &w.id,
+            rtype: &rt.name,
+            op: ChangeOp::Created,
+            version: 1,
+            at: w.modified,
+            actor: &w.actor,
+        },
         Some(doc),
-        &w.actor,
     )?;
     Ok(Ok(()))
 }

@@ -258,13 +258,15 @@ impl ResourceStore for PostgresStore {
             write_members(s, &w.id, &w.members)?;
             record_change(
                 s,
-                &w.id,
-                &rt.name,
-                ChangeOp::Updated,
-                next,
-                w.modified,
+                &crate::NewChange {
+                    id: &w.id,
+                    rtype: &rt.name,
+                    op: ChangeOp::Updated,
+                    version: next,
+                    at: w.modified,
+                    actor: &w.actor,
+                },
                 Some(&doc),
-                &w.actor,
             )?;
             Ok(next)
         })?;
@@ -295,7 +297,15 @@ impl ResourceStore for PostgresStore {
             let version: i64 = row.try_get(0)?;
             s.execute(&statements::postgres().delete_index, &[&id])?;
             s.execute(&statements::postgres().delete_memberships, &[&id])?;
-            record_change(s, id, &rt.name, ChangeOp::Deleted, version, at, None, actor)
+            let change = crate::NewChange {
+                id,
+                rtype: &rt.name,
+                op: ChangeOp::Deleted,
+                version,
+                at,
+                actor,
+            };
+            record_change(s, &change, None)
         })
     }
 

@@ -3,7 +3,9 @@
 
 use super::backend;
 use crate::index::{index_rows, IndexValue};
-use crate::{ChangeOp, Member, MemberChange, ResourceWrite, StoreResult, StoredResource};
+use crate::{
+    ChangeOp, Member, MemberChange, NewChange, ResourceWrite, StoreResult, StoredResource,
+};
 use rusqlite::{params, Transaction};
 use scim_proto::schema::{ResourceTypeDef, SchemaRegistry};
 
@@ -38,12 +40,14 @@ pub(super) fn insert_resource(
     write_members(tx, &w.id, &w.members)?;
     record_change(
         tx,
-        &w.id,
-        &rt.name,
-        ChangeOp::Created,
-        1,
-        w.modified,
-        &w.actor,
+        &NewChange {
+            id: &w.id,
+            rtype: &rt.name,
+            op: ChangeOp::Created,
+            version: 1,
+            at: w.modified,
+            actor: &w.actor,
+        },
     )?;
     Ok(StoredResource {
         id: w.id,
@@ -245,29 +249,21 @@ pub(super) fn keep_superseded(tx: &Transaction<'_>, id: &str) -> StoreResult<()>
 /// A change-feed row. The document of a creation or update is not stored here:
 /// the feed reads it from `resources` while it is the current version, and
 /// `keep_superseded` copies it here when it no longer is.
-pub(super) fn record_change(
-    tx: &Transaction<'_>,
-    id: &str,
-    rtype: &str,
-    op: ChangeOp,
-    version: i64,
-    at: chrono::DateTime<chrono::Utc>,
-    actor: &crate::Actor,
-) -> StoreResult<()> {
+pub(super) fn record_change(tx: &Transaction<'_>, c: &NewChange<'_>) -> StoreResult<()> {
     tx.prepare_cached(
         "INSERT INTO changes (res_id, rtype, op, version, at, principal, request_id, source_ip)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )
     .map_err(backend)?
     .execute(params![
-        id,
-        rtype,
-        op.as_str(),
-        version,
-        crate::db_time(at),
-        actor.principal,
-        actor.request_id,
-        actor.source_ip,
+        c.id,
+        c.rtype,
+        c.op.as_str(),
+        c.version,
+        crate::db_time(c.at),
+        c.actor.principal,
+        c.actor.request_id,
+        c.actor.source_ip,
     ])
     .map_err(backend)?;
     Ok(())

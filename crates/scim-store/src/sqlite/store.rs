@@ -333,12 +333,14 @@ impl ResourceStore for SqliteStore {
             write_members(tx, &w.id, &w.members)?;
             record_change(
                 tx,
-                &w.id,
-                &rt.name,
-                ChangeOp::Updated,
-                next,
-                w.modified,
-                &w.actor,
+                &crate::NewChange {
+                    id: &w.id,
+                    rtype: &rt.name,
+                    op: ChangeOp::Updated,
+                    version: next,
+                    at: w.modified,
+                    actor: &w.actor,
+                },
             )?;
             Ok(StoredResource {
                 id: w.id,
@@ -372,7 +374,17 @@ impl ResourceStore for SqliteStore {
             count_type(tx, rt_name, -1)?;
             delete_index(tx, id)?;
             tx.execute(&st.delete_memberships, [id]).map_err(backend)?;
-            record_change(tx, id, rt_name, ChangeOp::Deleted, version, at, &actor)
+            record_change(
+                tx,
+                &crate::NewChange {
+                    id,
+                    rtype: rt_name,
+                    op: ChangeOp::Deleted,
+                    version,
+                    at,
+                    actor: &actor,
+                },
+            )
         })
     }
 
