@@ -10,7 +10,8 @@
 #   7. the end-to-end suite again, every server on PostgreSQL  (SCIMD_E2E_DATABASE=postgres),
 #      then the logs of every e2e server grepped for the secrets and tokens the tests used
 #      (scripts/lib/check-logs.py)
-#   8. scim2-tester conformance against a fresh scimd           (scripts/conformance.sh)
+#   8. schemathesis from /openapi.json against a fresh scimd    (scripts/openapi-check.sh; SCIMD_SCHEMATHESIS_SECONDS)
+#   9. scim2-tester conformance against a fresh scimd           (scripts/conformance.sh)
 #
 # Stops at the first failing step. The last line printed is the conformance summary
 # `conformance: N passed, M failed` (cargo test prints its own `test result:` lines).
@@ -31,19 +32,19 @@ section() {
 }
 done_step() { echo "---- ok: $1 ($((SECONDS - STEP_START)) s)"; }
 
-section "1/8 PostgreSQL (scripts/ensure-postgres.sh)"
+section "1/9 PostgreSQL (scripts/ensure-postgres.sh)"
 ./scripts/ensure-postgres.sh
 done_step postgres
 
-section "2/8 Python tools (scripts/setup-python.sh)"
+section "2/9 Python tools (scripts/setup-python.sh)"
 ./scripts/setup-python.sh
 done_step python
 
-section "3/8 cargo fmt --all -- --check"
+section "3/9 cargo fmt --all -- --check"
 cargo fmt --all -- --check
 done_step fmt
 
-section "4/8 cargo clippy --workspace --all-targets -- -D warnings"
+section "4/9 cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 done_step clippy
 
@@ -51,7 +52,7 @@ done_step clippy
 E2E_LOGS="$TARGET_DIR/tmp/e2e-logs"
 rm -rf "$E2E_LOGS"
 
-section "5/8 cargo test --workspace"
+section "5/9 cargo test --workspace"
 # The binaries first, with the test build's features: the e2e tests run
 # target/debug/scimd and target/debug/scim (another package's binary, which cargo
 # test alone would not build).
@@ -59,14 +60,18 @@ cargo build --quiet --workspace --bins --tests
 cargo test --workspace
 done_step test
 
-section "6/8 fuzz (scripts/fuzz.sh, ${SCIMD_FUZZ_SECONDS:-60} s per target)"
+section "6/9 fuzz (scripts/fuzz.sh, ${SCIMD_FUZZ_SECONDS:-60} s per target)"
 ./scripts/fuzz.sh "${SCIMD_FUZZ_SECONDS:-60}"
 done_step fuzz
 
-section "7/8 end-to-end suite on PostgreSQL"
+section "7/9 end-to-end suite on PostgreSQL"
 SCIMD_E2E_DATABASE=postgres cargo test -p scimd --test e2e
 python3 scripts/lib/check-logs.py "$E2E_LOGS"
 done_step e2e-postgres
 
-section "8/8 conformance (scripts/conformance.sh, scim2-tester)"
+section "8/9 OpenAPI document vs the server (scripts/openapi-check.sh, schemathesis)"
+SCIMD_BIN="$TARGET_DIR/debug/scimd" ./scripts/openapi-check.sh
+done_step openapi
+
+section "9/9 conformance (scripts/conformance.sh, scim2-tester)"
 SCIMD_BIN="$TARGET_DIR/debug/scimd" ./scripts/conformance.sh

@@ -142,6 +142,7 @@ pub fn router_with_auth(service: Arc<Service>, auth: Option<Arc<scim_auth::Auth>
                 .fallback(method_not_allowed)
                 .layer(protect.clone()),
         );
+    app = app.route("/openapi.json", get(openapi).fallback(method_not_allowed));
     for path in SCIM_CONFIGURATION_PATHS {
         app = app.route(path, get(scim_configuration).fallback(method_not_allowed));
     }
@@ -363,6 +364,17 @@ async fn spc(State(app): State<AppState>, BaseUrl(base): BaseUrl) -> Response {
         StatusCode::OK,
         &discovery::service_provider_config(&app.svc.config, &base),
     )
+}
+
+/// The OpenAPI document of everything served (no token).
+async fn openapi(State(app): State<AppState>, Snapshot(registry): Snapshot) -> Response {
+    let doc = crate::openapi::document(&registry, &app.svc.config);
+    let mut resp = (StatusCode::OK, doc.to_string()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
 }
 
 /// Where Gluu serves its endpoint list, and the SCIM base each names.

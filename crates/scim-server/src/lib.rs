@@ -12,6 +12,7 @@ pub mod feed;
 pub mod http;
 pub mod locks;
 pub mod metrics;
+pub mod openapi;
 pub mod scripts;
 pub mod service;
 
