@@ -81,7 +81,7 @@ fn query(name: &str, schema: Value, description: &str) -> Value {
 }
 
 fn list_params() -> Value {
-    json!([
+    let mut params = json!([
         query(
             "filter",
             json!({"type": "string"}),
@@ -100,17 +100,11 @@ fn list_params() -> Value {
         ),
         query("count", json!({"type": "integer"}), "page size"),
         query("cursor", json!({"type": "string"}), "RFC 9865 cursor"),
-        query(
-            "attributes",
-            json!({"type": "string"}),
-            "attributes to return"
-        ),
-        query(
-            "excludedAttributes",
-            json!({"type": "string"}),
-            "attributes to leave out"
-        ),
-    ])
+    ]);
+    if let (Some(p), Value::Array(more)) = (params.as_array_mut(), projection_params()) {
+        p.extend(more);
+    }
+    params
 }
 
 fn projection_params() -> Value {

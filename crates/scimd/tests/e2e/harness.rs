@@ -187,6 +187,20 @@ pub(crate) fn parts(resp: Response) -> (u16, Value) {
     (status, body)
 }
 
+/// POST a minimal user named `name` to `users_url` (load generators of the
+/// tests: a failure to answer is the caller's to count).
+pub(crate) fn post_user(client: &Client, users_url: &str, name: &str) -> reqwest::Result<Response> {
+    client
+        .post(users_url)
+        .header("content-type", "application/scim+json")
+        .body(
+            serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                               "userName": name})
+            .to_string(),
+        )
+        .send()
+}
+
 /// Assert a SCIM error body with this status and scimType.
 pub(crate) fn assert_scim_error(resp: Response, status: u16, scim_type: Option<&str>) -> Value {
     let ct = resp

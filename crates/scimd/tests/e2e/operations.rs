@@ -11,8 +11,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
-
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -20,24 +18,9 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// A response that must be a SCIM error with `status`.
+/// A response that must be a SCIM error with `status`, a detail and no scimType.
 fn assert_scim_error(r: reqwest::blocking::Response, status: u16) -> Value {
-    let ct = r
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let (st, body) = parts(r);
-    assert_eq!(st, status, "{body}");
-    assert!(ct.starts_with("application/scim+json"), "{ct}: {body}");
-    assert_eq!(body["schemas"], json!([ERROR_SCHEMA]), "{body}");
-    assert_eq!(body["status"], status.to_string(), "{body}");
-    assert!(
-        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
-        "{body}"
-    );
-    body
+    crate::harness::assert_scim_error(r, status, None)
 }
 
 #[test]
@@ -500,15 +483,7 @@ fn a_backup_under_write_load_restores_every_acknowledged_write() {
                 let mut i = 0;
                 while !stop.load(Ordering::Relaxed) {
                     let name = format!("load-{t}-{i}");
-                    let r = client
-                        .post(&url)
-                        .header("content-type", "application/scim+json")
-                        .body(
-                            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                                   "userName": name})
-                            .to_string(),
-                        )
-                        .send();
+                    let r = crate::harness::post_user(&client, &url, &name);
                     if r.is_ok_and(|r| r.status() == 201) {
                         acked.lock().expect("acked").push(name);
                     }

@@ -5,7 +5,6 @@
 //! reconnects by itself, and every write it acknowledged is there afterwards.
 
 use crate::harness::{parts, Server};
-use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -198,15 +197,7 @@ fn postgres_down_under_load_answers_503_and_loses_no_acknowledged_write() {
                     let name = format!("outage-{t}-{i}");
                     i += 1;
                     let started = Instant::now();
-                    let r = client
-                        .post(&url)
-                        .header("content-type", "application/scim+json")
-                        .body(
-                            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                                   "userName": name})
-                            .to_string(),
-                        )
-                        .send();
+                    let r = crate::harness::post_user(&client, &url, &name);
                     let took = started.elapsed();
                     let mut seen = seen.lock().expect("seen");
                     seen.slowest = seen.slowest.max(took);
