@@ -36,6 +36,8 @@ for _ in $(seq 1 200); do
   sleep 0.05
 done
 say "schemathesis for $SECS s against http://127.0.0.1:$PORT/openapi.json"
+# Its example cache goes to the temporary directory, not the checkout.
+cd "$WORK"
 "$VENV/bin/schemathesis" run "http://127.0.0.1:$PORT/openapi.json" \
   --max-time "$SECS" --request-timeout 10 --generation-deterministic \
   -c not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \

@@ -5,10 +5,13 @@
     soak.py check URL STATE.json             every acknowledged write is there
 
 The load: THREADS workers for SECONDS, each owning the users it creates, so that the
-last acknowledged write of every user is known: 50 % reads (GET by id, userName eq,
-a co filter, a sorted page), 25 % creates, 20 % PATCH of nickName, 5 % deletes. A
-request that fails (the server was killed, refused connections while it restarts)
-is not acknowledged and is not counted as written; workers wait and go on.
+last acknowledged write of every user is known. Each first creates PRELOAD users,
+then runs a steady mix in which the directory keeps its size (as many creates as
+deletes), so that memory can be judged flat or not: 50 % reads (GET by id,
+userName eq, a co filter, a sorted page), 10 % creates, 30 % PATCH of nickName,
+10 % deletes. A request that fails (the server was killed, refused connections
+while it restarts) is not acknowledged and is not counted as written; workers wait
+and go on.
 """
 import http.client
 import json
@@ -19,6 +22,7 @@ import time
 import urllib.parse
 
 THREADS = 8
+PRELOAD = 2500
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
@@ -56,14 +60,16 @@ def worker(n, url, until, out, stats, lock):
     while time.time() < until:
         roll = rng.random()
         live = list(mine)
-        if roll < 0.25 or not live:
+        if counter < PRELOAD:
+            roll = 0.0
+        if roll < 0.10 or not live:
             counter += 1
             name = f"soak-{n}-{counter}"
             st, body = conn.send("POST", "/scim/v2/Users", {"schemas": [USER], "userName": name, "nickName": "n0"})
             if st == 201:
                 mine[body["id"]] = {"userName": name, "nick": "n0"}
             kind = "create"
-        elif roll < 0.45:
+        elif roll < 0.40:
             uid = rng.choice(live)
             nick = f"n{rng.randrange(1_000_000)}"
             st, _ = conn.send("PATCH", f"/scim/v2/Users/{uid}", {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "nickName", "value": nick}]})
