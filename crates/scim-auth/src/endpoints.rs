@@ -163,7 +163,7 @@ fn split_scopes(s: Option<&str>) -> Vec<String> {
 
 async fn token(
     State(auth): AuthState,
-    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    peer: Option<axum::Extension<crate::limits::ClientAddr>>,
     headers: HeaderMap,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
@@ -198,7 +198,7 @@ async fn token(
         },
         (None, None) => return invalid_client(),
     };
-    let ip = peer.map(|axum::Extension(c)| c.0.ip());
+    let ip = peer.map(|axum::Extension(c)| c.0);
     if let Err(wait) = auth.allow_token_request(&client_id, ip) {
         metrics::counter!("scimd_rate_limited_total", "limit" => "token").increment(1);
         return too_many(wait, "too many token requests; slow down");

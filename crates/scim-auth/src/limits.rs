@@ -14,6 +14,80 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// The address a request comes from: the TCP peer, or, when the peer is a
+/// trusted proxy, the nearest address before it in `X-Forwarded-For`. Put into
+/// the request extensions by the edge layer; rate limits, the failure throttle
+/// and the audit trail use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub IpAddr);
+
+/// A network of trusted proxies (`10.0.0.0/8`, `::1/128`, or one address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    base: IpAddr,
+    prefix: u8,
+}
+
+impl std::str::FromStr for Network {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Network, String> {
+        let bad = || format!("'{s}' is not an address or a network (ADDR/PREFIX)");
+        let (addr, prefix) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.trim(), None),
+        };
+        let base: IpAddr = addr.parse().map_err(|_| bad())?;
+        let max = if base.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(Network { base, prefix })
+    }
+}
+
+impl Network {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let bits = |ip: IpAddr| -> (u128, u32) {
+            match ip {
+                IpAddr::V4(v) => (u128::from(u32::from(v)), 32),
+                IpAddr::V6(v) => (u128::from(v), 128),
+            }
+        };
+        let ((net, width), (addr, w2)) = (bits(self.base), bits(ip));
+        if width != w2 {
+            return false;
+        }
+        let shift = width - u32::from(self.prefix);
+        shift >= width || (net >> shift) == (addr >> shift)
+    }
+}
+
+/// The client's address: `peer`, unless it is a trusted proxy; then the
+/// right-most address of `forwarded_for` (X-Forwarded-For, oldest first) that
+/// is not a trusted proxy itself.
+pub fn client_addr(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[Network]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for hop in forwarded_for.unwrap_or("").rsplit(',') {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !is_trusted(ip) {
+                    break;
+                }
+            }
+            // Garbage in the header: stop at what is known.
+            Err(_) => break,
+        }
+    }
+    client
+}
+
 /// Most keys a limiter tracks; past it, keys whose bucket refilled are dropped.
 const MAX_KEYS: usize = 100_000;
 
@@ -256,6 +330,45 @@ mod tests {
         // A success clears the pair.
         th.succeeded("c", attacker);
         assert_eq!(th.check("c", attacker, t(40.0)), Ok(()));
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_behind_trusted_proxies() {
+        let trusted: Vec<Network> = ["10.0.0.0/8", "::1"]
+            .iter()
+            .map(|n| n.parse().expect("network"))
+            .collect();
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert!(trusted[0].contains(ip("10.1.2.3")));
+        assert!(!trusted[0].contains(ip("11.0.0.1")));
+        assert!(!trusted[0].contains(ip("::1")));
+        assert!(trusted[1].contains(ip("::1")));
+        // Not from a proxy: the header is ignored.
+        assert_eq!(
+            client_addr(ip("198.51.100.1"), Some("203.0.113.9"), &trusted),
+            ip("198.51.100.1")
+        );
+        // Through two proxies: the first address before them.
+        assert_eq!(
+            client_addr(
+                ip("10.0.0.1"),
+                Some("1.2.3.4, 203.0.113.9, 10.0.0.2"),
+                &trusted
+            ),
+            ip("203.0.113.9")
+        );
+        // A proxy without the header, or with garbage: the proxy itself.
+        assert_eq!(client_addr(ip("10.0.0.1"), None, &trusted), ip("10.0.0.1"));
+        assert_eq!(
+            client_addr(ip("10.0.0.1"), Some("nonsense"), &trusted),
+            ip("10.0.0.1")
+        );
+        assert!("10.0.0.0/33".parse::<Network>().is_err());
+        assert!("x".parse::<Network>().is_err());
+        assert!("0.0.0.0/0"
+            .parse::<Network>()
+            .expect("all")
+            .contains(ip("8.8.8.8")));
     }
 
     #[test]

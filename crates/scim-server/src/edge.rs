@@ -13,14 +13,14 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use scim_auth::limits::{Limiter, Rate};
+use scim_auth::limits::{client_addr, ClientAddr, Limiter, Network, Rate};
 use scim_proto::ScimError;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Limits checked before any route runs.
-#[derive(Debug, Clone, Copy)]
+/// Limits checked before any route runs, and whom to believe about addresses.
+#[derive(Debug, Clone)]
 pub struct EdgeLimits {
     /// Longest request target (path and query), bytes: 414 above.
     pub max_url_bytes: usize,
@@ -28,6 +28,8 @@ pub struct EdgeLimits {
     pub max_header_bytes: usize,
     /// Requests per source address (None: no limit): 429 above.
     pub per_ip: Option<Rate>,
+    /// Proxies whose `X-Forwarded-For` names the client (none by default).
+    pub trusted_proxies: Vec<Network>,
 }
 
 impl Default for EdgeLimits {
@@ -36,6 +38,7 @@ impl Default for EdgeLimits {
             max_url_bytes: 8 * 1024,
             max_header_bytes: 16 * 1024,
             per_ip: Rate::per_second(100_000),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -53,8 +56,8 @@ pub fn edge(app: Router, svc: Arc<Service>, limits: EdgeLimits) -> Router {
     let bypass = svc.config.protection == scim_auth::Mode::Bypass;
     let state = EdgeState {
         svc,
-        limits,
         per_ip: limits.per_ip.map(|r| Arc::new(Limiter::new(r))),
+        limits,
         bypass,
     };
     app.merge(health_routes(state.clone()))
@@ -128,6 +131,18 @@ fn health(status: StatusCode, word: &str, detail: Option<&str>) -> Response {
 async fn handle(State(state): State<EdgeState>, mut req: Request, next: Next) -> Response {
     let id = request_id(req.headers());
     req.extensions_mut().insert(RequestId(id.clone()));
+    if let Some(peer) = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+    {
+        let forwarded = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        let client = client_addr(peer, forwarded, &state.limits.trusted_proxies);
+        req.extensions_mut().insert(ClientAddr(client));
+    }
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = Instant::now();
@@ -193,7 +208,7 @@ fn over_limits(req: &Request, limits: &EdgeLimits) -> Option<ScimError> {
 /// 429 when the request's source address is over its rate.
 fn over_ip_rate(state: &EdgeState, req: &Request) -> Option<Response> {
     let limiter = state.per_ip.as_ref()?;
-    let ip = req.extensions().get::<ConnectInfo<SocketAddr>>()?.0.ip();
+    let ip = req.extensions().get::<ClientAddr>()?.0;
     let wait = limiter.take(&ip, state.svc.clock.now()).err()?;
     metrics::counter!("scimd_rate_limited_total", "limit" => "ip").increment(1);
     Some(scim_auth::guard::rate_limited(

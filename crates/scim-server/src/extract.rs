@@ -160,8 +160,8 @@ fn actor_of(parts: &Parts) -> scim_store::Actor {
         request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
         source_ip: parts
             .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip().to_string()),
+            .get::<scim_auth::limits::ClientAddr>()
+            .map(|c| c.0.to_string()),
     }
 }
 

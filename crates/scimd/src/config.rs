@@ -101,6 +101,10 @@ pub struct ServeArgs {
     /// Token requests per second from one source address (0: no limit).
     #[arg(long, env = "SCIMD_RATE_LIMIT_TOKEN_IP")]
     rate_limit_token_ip: Option<u32>,
+    /// Proxies (ADDR or ADDR/PREFIX, comma-separated) whose X-Forwarded-For names
+    /// the client address (rate limits, the failure throttle, the audit trail).
+    #[arg(long, env = "SCIMD_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<String>,
     /// Longest a PostgreSQL write transaction may take, seconds (it rolls back
     /// past it); a foreign open transaction delays the change feed by at most
     /// this plus 5 s.
@@ -159,6 +163,7 @@ struct FileConfig {
     rate_limit_client: Option<u32>,
     rate_limit_token_ip: Option<u32>,
     max_write_seconds: Option<u64>,
+    trusted_proxies: Option<Vec<String>>,
     /// The `[auth]` table: protection settings.
     auth: Option<crate::auth_config::AuthFile>,
 }
@@ -311,6 +316,11 @@ impl Settings {
                         .or(file.max_header_bytes)
                         .unwrap_or(d.max_header_bytes),
                     per_ip: rate(args.rate_limit_ip.or(file.rate_limit_ip), 100_000),
+                    trusted_proxies: networks(if args.trusted_proxies.is_empty() {
+                        file.trusted_proxies.unwrap_or_default()
+                    } else {
+                        args.trusted_proxies
+                    })?,
                 }
             },
             client_rate: rate(args.rate_limit_client.or(file.rate_limit_client), 100_000),
@@ -366,6 +376,14 @@ impl Settings {
             max_write_duration: self.max_write_duration,
         }
     }
+}
+
+/// The trusted proxy networks, each checked.
+fn networks(list: Vec<String>) -> Result<Vec<scim_auth::limits::Network>, String> {
+    list.iter()
+        .filter(|n| !n.trim().is_empty())
+        .map(|n| n.parse().map_err(|e| format!("--trusted-proxies: {e}")))
+        .collect()
 }
 
 /// A rate of `n` per second (`default` when unset; 0: none).

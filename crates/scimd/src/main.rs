@@ -165,7 +165,7 @@ fn serve(settings: Settings) -> Result<(), String> {
             app = app.merge(sync::routes(dir, engine, guard.clone()));
         }
         app = app.merge(scim_server::http::metrics_route(guard));
-        let app = scim_server::edge::edge(app, service.clone(), settings.edge);
+        let app = scim_server::edge::edge(app, service.clone(), settings.edge.clone());
         let (stop, stopped) = tokio::sync::watch::channel(false);
         if let Some(maddr) = &settings.metrics_listen {
             let ml = tokio::net::TcpListener::bind(maddr)
@@ -175,7 +175,7 @@ fn serve(settings: Settings) -> Result<(), String> {
             let mapp = scim_server::edge::edge(
                 scim_server::http::open_metrics_route(),
                 service.clone(),
-                settings.edge,
+                settings.edge.clone(),
             );
             let mut s = stopped.clone();
             tokio::spawn(listen::serve(

@@ -682,3 +682,65 @@ fn every_write_is_in_the_audit_trail_with_who_made_it() {
     assert_eq!(lines.len(), 3, "{out}");
     assert_eq!(lines[0]["requestId"], "audit-delete");
 }
+
+#[test]
+fn behind_a_trusted_proxy_the_forwarded_address_is_the_client() {
+    // 127.0.0.1 is the proxy: each forwarded client has its own rate and is the
+    // source the audit trail records.
+    let s = Server::start_protected(&["--trusted-proxies", "127.0.0.1", "--rate-limit-ip", "5"]);
+    let (_, writer) = client_token(&s, "users.write");
+    let admin = token_with(&s, "admin");
+    let from = |ip: &str| {
+        s.send_json(
+            "POST",
+            "/scim/v2/Users",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": format!("via-{ip}-{}", std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0))}),
+        )
+        .bearer_auth(&writer)
+        .header("X-Forwarded-For", format!("{ip}, 127.0.0.1"))
+        .send()
+        .expect("post")
+        .status()
+        .as_u16()
+    };
+    let first: Vec<u16> = (0..30).map(|_| from("203.0.113.7")).collect();
+    assert!(first.contains(&429), "{first:?}");
+    // Another client behind the same proxy is not held up by the first.
+    assert_eq!(from("203.0.113.8"), 201);
+    let (st, body) = parts(
+        s.get("/admin/audit?count=1")
+            .bearer_auth(&admin)
+            .send()
+            .expect("audit"),
+    );
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["entries"][0]["sourceIp"], "203.0.113.8", "{body}");
+}
+
+#[test]
+fn a_forwarded_address_from_an_untrusted_peer_is_ignored() {
+    let s = Server::start_protected(&["--rate-limit-ip", "5"]);
+    let (_, writer) = client_token(&s, "users.write");
+    let admin = token_with(&s, "admin");
+    let (st, _) = parts(
+        s.send_json(
+            "POST",
+            "/scim/v2/Users",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "spoofer"}),
+        )
+        .bearer_auth(&writer)
+        .header("X-Forwarded-For", "198.51.100.99")
+        .send()
+        .expect("post"),
+    );
+    assert_eq!(st, 201);
+    let (_, body) = parts(
+        s.get("/admin/audit?count=1")
+            .bearer_auth(&admin)
+            .send()
+            .expect("audit"),
+    );
+    assert_eq!(body["entries"][0]["sourceIp"], "127.0.0.1", "{body}");
+}
