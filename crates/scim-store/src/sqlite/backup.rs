@@ -45,15 +45,7 @@ pub fn backup(db: &Path, out: &Path) -> StoreResult<Copied> {
     src.busy_timeout(Duration::from_secs(30)).map_err(backend)?;
     check_scimd_database(&src, db)?;
     let partial = sibling(out, "partial");
-    let _ = std::fs::remove_file(&partial);
-    let copied = copy_into(&src, &partial);
-    let copied = match copied {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = std::fs::remove_file(&partial);
-            return Err(e);
-        }
-    };
+    let copied = copy_fresh(&src, &partial)?;
     std::fs::rename(&partial, out).map_err(io(out))?;
     sync_dir(out);
     Ok(copied)
@@ -71,15 +63,7 @@ pub fn restore(from: &Path, db: &Path) -> StoreResult<Copied> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
     }
     let incoming = sibling(db, "restoring");
-    let _ = std::fs::remove_file(&incoming);
-    let copied = copy_into(&src, &incoming);
-    let copied = match copied {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = std::fs::remove_file(&incoming);
-            return Err(e);
-        }
-    };
+    let copied = copy_fresh(&src, &incoming)?;
     // The old WAL belongs to the old file: it must not be replayed onto the new.
     for ext in ["wal", "shm"] {
         let p = sibling(db, ext);
@@ -90,6 +74,14 @@ pub fn restore(from: &Path, db: &Path) -> StoreResult<Copied> {
     std::fs::rename(&incoming, db).map_err(io(db))?;
     sync_dir(db);
     Ok(copied)
+}
+
+/// `copy_into` a file `to` that starts empty; nothing is left there on failure.
+fn copy_fresh(src: &Connection, to: &Path) -> StoreResult<Copied> {
+    let _ = std::fs::remove_file(to);
+    copy_into(src, to).inspect_err(|_| {
+        let _ = std::fs::remove_file(to);
+    })
 }
 
 /// Copy every page of `src` into a new database file at `to`, durably.
