@@ -286,6 +286,8 @@ pub struct BulkResult {
     pub bulk_id: Option<String>,
     /// The resource's URL (successful POST, PUT, PATCH).
     pub location: Option<String>,
+    /// The resource's version (ETag) after the operation, when the server says.
+    pub version: Option<String>,
     /// The HTTP status of the operation.
     pub status: u16,
     /// The response body: the SCIM error on failure (and, with some servers,
@@ -337,6 +339,7 @@ impl BulkResult {
                 .get("location")
                 .and_then(Value::as_str)
                 .map(str::to_string),
+            version: v.get("version").and_then(Value::as_str).map(str::to_string),
             status,
             response: v.get("response").cloned(),
         }
@@ -578,13 +581,14 @@ mod tests {
             headers: Default::default(),
             body: serde_json::to_vec(&json!({"Operations": [
                 {"method": "DELETE", "status": "404", "response": {"status": "404", "detail": "no such user"}},
-                {"method": "POST", "bulkId": "u1", "location": "http://h/scim/v2/Users/abc", "status": "201"}
+                {"method": "POST", "bulkId": "u1", "location": "http://h/scim/v2/Users/abc", "version": "W/\"1\"", "status": "201"}
             ]}))
             .unwrap(),
         };
         let got = decode_results(&raw, &sent).unwrap();
         let ok = got.iter().find(|(i, _)| *i == 0).unwrap();
         assert_eq!((ok.1.status, ok.1.id()), (201, Some("abc")));
+        assert_eq!(ok.1.version.as_deref(), Some("W/\"1\""));
         assert!(ok.1.error().is_none());
         let bad = got.iter().find(|(i, _)| *i == 1).unwrap();
         assert_eq!(

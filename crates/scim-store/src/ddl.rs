@@ -277,6 +277,11 @@ ALTER TABLE changes ADD COLUMN request_id TEXT;
 ALTER TABLE changes ADD COLUMN source_ip TEXT;
 CREATE INDEX IF NOT EXISTS changes_principal ON changes (principal, seq) WHERE principal IS NOT NULL;
 "#,
+    // What a link's two objects were when a run last found them in step
+    // (`LinkRow::stamp`): a re-run reads only the pairs whose stamp no longer holds.
+    r#"
+ALTER TABLE sync_links ADD COLUMN stamp TEXT;
+"#,
 ];
 
 /// PostgreSQL schema (also meant for CockroachDB / YugabyteDB), applied in order at
@@ -527,5 +532,8 @@ ALTER TABLE changes ADD COLUMN IF NOT EXISTS request_id TEXT;
 ALTER TABLE changes ADD COLUMN IF NOT EXISTS source_ip TEXT;
 CREATE INDEX IF NOT EXISTS changes_principal ON changes (principal, tx, id) WHERE principal IS NOT NULL;
 CREATE INDEX IF NOT EXISTS changes_res ON changes (res_id, tx, id);
+"#,
+    r#"
+ALTER TABLE sync_links ADD COLUMN IF NOT EXISTS stamp TEXT;
 "#,
 ];

@@ -97,24 +97,38 @@ const ADD_SERVER_SECRET: &str =
                  ON CONFLICT (name) DO NOTHING";
 const SERVER_SECRET: &str = "SELECT value FROM server_secrets WHERE name = {1}";
 
+/// (rtype, limit) for the first page of `versions`, (rtype, after, limit) next.
+/// `rtype || ''` keeps SQLite off the (rtype, …) indexes: through one of them
+/// each page would sort every resource of the type; the primary key walks in
+/// id order and stops at the limit.
+const VERSIONS_FIRST_PAGE: &str =
+    "SELECT id, version FROM resources WHERE rtype || '' = {1} ORDER BY id LIMIT {2}";
+const VERSIONS_NEXT_PAGE: &str = "SELECT id, version FROM resources
+                 WHERE rtype || '' = {1} AND id > {2} ORDER BY id LIMIT {3}";
+
 /// The sync engine's statements (crate::sync). Links: (link_set, first_id,
 /// second_id) unless the comment says otherwise.
 const DROP_LINKS_OF: &str =
     "DELETE FROM sync_links WHERE link_set = {1} AND (first_id = {2} OR second_id = {3})";
+/// (link_set, first_id, second_id, stamp).
 const ADD_LINK: &str =
-    "INSERT INTO sync_links (link_set, first_id, second_id) VALUES ({1}, {2}, {3})";
+    "INSERT INTO sync_links (link_set, first_id, second_id, stamp) VALUES ({1}, {2}, {3}, {4})";
+/// (link_set, first_id, stamp).
+const STAMP_LINK: &str =
+    "UPDATE sync_links SET stamp = {3} WHERE link_set = {1} AND first_id = {2}";
 /// (link_set, id) for these four.
 const REMOVE_LINK_BY_FIRST: &str = "DELETE FROM sync_links WHERE link_set = {1} AND first_id = {2}";
 const REMOVE_LINK_BY_SECOND: &str =
     "DELETE FROM sync_links WHERE link_set = {1} AND second_id = {2}";
 const LINK_BY_FIRST: &str =
-    "SELECT first_id, second_id FROM sync_links WHERE link_set = {1} AND first_id = {2}";
+    "SELECT first_id, second_id, stamp FROM sync_links WHERE link_set = {1} AND first_id = {2}";
 const LINK_BY_SECOND: &str =
-    "SELECT first_id, second_id FROM sync_links WHERE link_set = {1} AND second_id = {2}";
+    "SELECT first_id, second_id, stamp FROM sync_links WHERE link_set = {1} AND second_id = {2}";
 /// Keyset pages: (link_set, limit) for the first, (link_set, after, limit) next.
-const LINKS_FIRST_PAGE: &str = "SELECT first_id, second_id FROM sync_links WHERE link_set = {1}
+const LINKS_FIRST_PAGE: &str =
+    "SELECT first_id, second_id, stamp FROM sync_links WHERE link_set = {1}
                  ORDER BY first_id LIMIT {2}";
-const LINKS_NEXT_PAGE: &str = "SELECT first_id, second_id FROM sync_links
+const LINKS_NEXT_PAGE: &str = "SELECT first_id, second_id, stamp FROM sync_links
                  WHERE link_set = {1} AND first_id > {2} ORDER BY first_id LIMIT {3}";
 const COUNT_LINKS: &str = "SELECT count(*) FROM sync_links WHERE link_set = {1}";
 /// (id, mapping, dry_run, state, started, empty summary: the progress and
@@ -207,8 +221,11 @@ pub(crate) struct Statements {
     pub delete_signing_key: String,
     pub add_server_secret: String,
     pub server_secret: String,
+    pub versions_first_page: String,
+    pub versions_next_page: String,
     pub drop_links_of: String,
     pub add_link: String,
+    pub stamp_link: String,
     pub remove_link_by_first: String,
     pub remove_link_by_second: String,
     pub link_by_first: String,
@@ -272,8 +289,11 @@ impl Statements {
             delete_signing_key: r(DELETE_SIGNING_KEY),
             add_server_secret: r(ADD_SERVER_SECRET),
             server_secret: r(SERVER_SECRET),
+            versions_first_page: r(VERSIONS_FIRST_PAGE),
+            versions_next_page: r(VERSIONS_NEXT_PAGE),
             drop_links_of: r(DROP_LINKS_OF),
             add_link: r(ADD_LINK),
+            stamp_link: r(STAMP_LINK),
             remove_link_by_first: r(REMOVE_LINK_BY_FIRST),
             remove_link_by_second: r(REMOVE_LINK_BY_SECOND),
             link_by_first: r(LINK_BY_FIRST),

@@ -19,6 +19,19 @@ pub const RUN_STARTED_STATE: &str = "ACTIVE";
 pub struct LinkRow {
     pub first_id: String,
     pub second_id: String,
+    /// What the two objects were (the engine's text: mapping digest and both
+    /// versions) when a run last left them in step; None: not known.
+    pub stamp: Option<String>,
+}
+
+impl LinkRow {
+    pub fn new(first_id: &str, second_id: &str, stamp: Option<String>) -> LinkRow {
+        LinkRow {
+            first_id: first_id.to_string(),
+            second_id: second_id.to_string(),
+            stamp,
+        }
+    }
 }
 
 /// Which id of a link a lookup or removal names.

@@ -110,6 +110,16 @@ pub trait ResourceStore: MembershipStore + Send + Sync {
     /// Which of these ids are users or groups, and which (devices and unknown
     /// ids are left out: they cannot be members).
     fn existing(&self, ids: &[String]) -> StoreResult<Vec<Member>>;
+
+    /// At most `limit` (id, version) of the resources of `rtype` with an id
+    /// after `after` (None: from the start), by id in code-point order (keyset
+    /// paging): what a sync run compares, without reading the documents.
+    fn versions(
+        &self,
+        rtype: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<(String, i64)>>;
 }
 
 /// Group membership, stored relationally beside the documents.
@@ -209,12 +219,16 @@ pub trait SyncStore: Send + Sync {
     /// it: they run in turn (SQLite) or all but one may fail with `Uniqueness`
     /// (PostgreSQL, where the keys, not a lock, decide).
     fn put_link(&self, link_set: &str, first_id: &str, second_id: &str) -> StoreResult<()> {
-        self.put_links(link_set, &[(first_id.to_string(), second_id.to_string())])
+        self.put_links(link_set, &[LinkRow::new(first_id, second_id, None)])
     }
 
-    /// `put_link` of each `(first_id, second_id)` in turn, in one transaction
-    /// (a run records the links of a bulk of creates at once).
-    fn put_links(&self, link_set: &str, links: &[(String, String)]) -> StoreResult<()>;
+    /// `put_link` of each link in turn (with its stamp), in one transaction (a
+    /// run records the links of a bulk of creates at once).
+    fn put_links(&self, link_set: &str, links: &[LinkRow]) -> StoreResult<()>;
+
+    /// Set the stamps of these links, by `first_id`, in one transaction; a link
+    /// that is gone is left gone.
+    fn stamp_links(&self, link_set: &str, stamps: &[(String, Option<String>)]) -> StoreResult<()>;
 
     /// Remove the link whose `side` id is `id`; whether there was one.
     fn remove_link(&self, link_set: &str, side: LinkSide, id: &str) -> StoreResult<bool>;

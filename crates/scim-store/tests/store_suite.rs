@@ -108,6 +108,7 @@ on_every_backend!(
     members_add_remove_replace_in_order,
     groups_of_follows_nesting_and_stops_at_cycles,
     members_among_and_existing,
+    versions_page_by_id_without_documents,
     search_filters_sort_and_pages,
     change_feed_in_commit_order,
     export_then_import_is_lossless,
@@ -722,6 +723,28 @@ fn members_among_and_existing(b: &Backend) {
             }
         ]
     );
+}
+
+fn versions_page_by_id_without_documents(b: &Backend) {
+    let mut users: Vec<StoredResource> = (0..5).map(|i| b.user(&format!("ver{i}"))).collect();
+    b.group("ver-group", &[]);
+    users[2] = b
+        .update(
+            &users[2],
+            None,
+            |d| d["nickName"] = json!("two"),
+            MemberChange::Keep,
+        )
+        .expect("update");
+    users.sort_by(|x, y| x.id.cmp(&y.id));
+    let expected: Vec<(String, i64)> = users.iter().map(|u| (u.id.clone(), u.version)).collect();
+    let first = b.store.versions("User", None, 3).expect("first page");
+    let rest = b
+        .store
+        .versions("User", Some(&first[2].0), 3)
+        .expect("next page");
+    assert_eq!([first, rest].concat(), expected, "{}", b.name);
+    assert!(expected.iter().any(|(_, v)| *v == 2));
 }
 
 fn search_filters_sort_and_pages(b: &Backend) {
@@ -1557,10 +1580,7 @@ fn sqlite_wal_stays_bounded_under_concurrent_writes_and_reads() {
 // ---------------------------------------------------------------- sync
 
 fn link(first: &str, second: &str) -> LinkRow {
-    LinkRow {
-        first_id: first.into(),
-        second_id: second.into(),
-    }
+    LinkRow::new(first, second, None)
 }
 
 fn audit_entry(source_id: &str) -> AuditEntry {
@@ -1639,18 +1659,41 @@ fn sync_links_hold_one_link_per_side(b: &Backend) {
     assert_eq!(s.count_links("other").expect("count"), 0, "{n}");
 
     // Several at once apply in turn, as one put_link after another would.
-    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
-        v.iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
-    };
-    s.put_links("users", &pairs(&[("a", "x"), ("b", "y"), ("a", "z")]))
-        .expect("put several");
+    let stamped = |a: &str, b: &str| LinkRow::new(a, b, Some(format!("{a}{b}")));
+    s.put_links(
+        "users",
+        &[stamped("a", "x"), stamped("b", "y"), stamped("a", "z")],
+    )
+    .expect("put several");
     assert_eq!(
         s.links("users", None, 10).expect("list"),
-        vec![link("a", "z"), link("b", "y")],
+        vec![stamped("a", "z"), stamped("b", "y")],
         "{n}"
     );
+
+    // Stamps change by first id; one of a link that is gone is dropped; a new
+    // link of an id starts without the old link's stamp.
+    s.stamp_links(
+        "users",
+        &[
+            ("a".into(), None),
+            ("b".into(), Some("b2".into())),
+            ("gone".into(), Some("g".into())),
+        ],
+    )
+    .expect("stamp");
+    assert_eq!(
+        s.links("users", None, 10).expect("list"),
+        vec![link("a", "z"), LinkRow::new("b", "y", Some("b2".into()))],
+        "{n}"
+    );
+    s.put_link("users", "b", "w").expect("relink");
+    assert_eq!(
+        s.find_link("users", LinkSide::First, "b").expect("find"),
+        Some(link("b", "w")),
+        "{n}"
+    );
+    assert_eq!(s.count_links("users").expect("count"), 2, "{n}");
 }
 
 fn sync_concurrent_links_of_one_id_leave_one_link(b: &Backend) {

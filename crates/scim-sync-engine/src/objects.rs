@@ -5,6 +5,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures_util::{StreamExt, TryStreamExt};
 use scim_sync::config::ObjectKind;
 use scim_sync::ops::PatchOp;
 use serde::{Deserialize, Serialize};
@@ -77,9 +78,37 @@ pub trait ObjectSet: Send + Sync {
         create_each(self, kind, docs).await
     }
 
+    /// Every object of `kind` as its id and `meta.version` only: what a recon
+    /// compares with the links' stamps before it reads anything whole.
+    async fn versions(&self, kind: ObjectKind) -> Result<Vec<Value>, ObjectError> {
+        self.list(kind, None, &["meta.version".to_string()]).await
+    }
+
+    /// Objects of `kind` with these ids (those that exist), with only
+    /// `attributes` unless it is empty: a few searches by id, not a request each.
+    async fn get_many(
+        &self,
+        kind: ObjectKind,
+        ids: &[String],
+        attributes: &[String],
+    ) -> Result<Vec<Value>, ObjectError> {
+        let filters: Vec<String> = ids.chunks(IDS_PER_SEARCH).map(id_filter).collect();
+        let parts: Vec<Vec<Value>> = futures_util::stream::iter(filters)
+            .map(|f| async move { self.list(kind, Some(&f), attributes).await })
+            .buffered(4)
+            .try_collect()
+            .await?;
+        Ok(parts.concat())
+    }
+
     /// Apply these operations (PATCH, or PUT of the result where the set is
-    /// configured so).
-    async fn update(&self, kind: ObjectKind, id: &str, ops: &[PatchOp]) -> Result<(), ObjectError>;
+    /// configured so); the object's version afterwards, when the set says.
+    async fn update(
+        &self,
+        kind: ObjectKind,
+        id: &str,
+        ops: &[PatchOp],
+    ) -> Result<Option<String>, ObjectError>;
 
     async fn delete(&self, kind: ObjectKind, id: &str) -> Result<(), ObjectError>;
 
@@ -88,6 +117,17 @@ pub trait ObjectSet: Send + Sync {
 
     /// What changed of `kind` since `mark` (a mark of this set).
     async fn changed_since(&self, kind: ObjectKind, mark: &Mark) -> Result<Changed, ObjectError>;
+}
+
+/// Ids per search of `get_many`: the filter stays well inside a URL's limits.
+const IDS_PER_SEARCH: usize = 40;
+
+/// A filter matching objects with any of these ids.
+fn id_filter(ids: &[String]) -> String {
+    ids.iter()
+        .map(|id| format!("id eq {}", quote(id)))
+        .collect::<Vec<_>>()
+        .join(" or ")
 }
 
 /// `docs` created one request each, all at once.

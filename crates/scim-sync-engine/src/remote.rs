@@ -12,6 +12,7 @@ use scim_client::{
 };
 use scim_proto::schema::SchemaRegistry;
 use scim_sync::config::{Auth, Connector, ObjectKind, UpdateMethod};
+use scim_sync::links::version_of;
 use scim_sync::ops::{patch_request, PatchOp};
 use scim_sync::secret::SecretLookup;
 use serde::Serialize;
@@ -224,7 +225,10 @@ impl RemoteSet {
         let id = r.id().map(str::to_string);
         match (r.response, id) {
             (Some(doc), _) if doc.get("id").is_some() => Ok(doc),
-            (_, Some(id)) => Ok(serde_json::json!({ "id": id })),
+            (_, Some(id)) => Ok(match r.version {
+                Some(v) => serde_json::json!({ "id": id, "meta": { "version": v } }),
+                None => serde_json::json!({ "id": id }),
+            }),
             _ => Err(ObjectError::Failed(
                 "the remote's bulk answer has no location".into(),
             )),
@@ -245,7 +249,12 @@ impl RemoteSet {
         }
     }
 
-    async fn put(&self, kind: ObjectKind, id: &str, ops: &[PatchOp]) -> Result<(), ObjectError> {
+    async fn put(
+        &self,
+        kind: ObjectKind,
+        id: &str,
+        ops: &[PatchOp],
+    ) -> Result<Option<String>, ObjectError> {
         let res = self.resources(kind);
         let current = res.get(id).await.map_err(|e| self.error(&e))?;
         let rt = self
@@ -260,7 +269,7 @@ impl RemoteSet {
         }
         res.replace(id, &doc, None)
             .await
-            .map(|_| ())
+            .map(|doc| version_of(&doc).map(str::to_string))
             .map_err(|e| self.error(&e))
     }
 }
@@ -347,7 +356,12 @@ impl ObjectSet for RemoteSet {
         }
     }
 
-    async fn update(&self, kind: ObjectKind, id: &str, ops: &[PatchOp]) -> Result<(), ObjectError> {
+    async fn update(
+        &self,
+        kind: ObjectKind,
+        id: &str,
+        ops: &[PatchOp],
+    ) -> Result<Option<String>, ObjectError> {
         if self.connector.update_method == UpdateMethod::Put {
             return self.put(kind, id, ops).await;
         }
@@ -359,7 +373,7 @@ impl ObjectSet for RemoteSet {
         self.resources(kind)
             .patch(id, &patch, None)
             .await
-            .map(|_| ())
+            .map(|doc| doc.as_ref().and_then(version_of).map(str::to_string))
             .map_err(|e| self.error(&e))
     }
 

@@ -56,10 +56,18 @@ pub struct Count {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, rename_all = "camelCase")]
 pub struct Progress {
     pub source: Count,
     pub target: Count,
+    /// Linked pairs a recon found in step by their stamps, without reading
+    /// them whole (counted in `source` too).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub in_step: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Counts by situation and by status.

@@ -2,7 +2,10 @@
 //! `id` ↔ local `id`), so a rename stays an update. A forward mapping and its
 //! reverse share one link table; links are stored in the forward orientation.
 
+use crate::config::Mapping;
+use crate::path::get_ci;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::HashMap;
 
 /// One link, in the forward mapping's orientation: `first` is an id of the
@@ -60,9 +63,83 @@ impl LinkIndex {
     }
 }
 
+/// An object's `meta.version` (its ETag), when it shows one.
+pub fn version_of(doc: &Value) -> Option<&str> {
+    get_ci(doc, "meta")
+        .and_then(|m| get_ci(m, "version"))
+        .and_then(Value::as_str)
+}
+
+/// What a linked pair was when a run of `m` left it in step: the mapping as
+/// configured then and both objects' versions. While a listing shows the same
+/// versions and the mapping is unchanged, the pair has nothing to do, so a
+/// re-run reads only pairs whose stamp no longer holds. Versions only grow (or,
+/// as content hashes, repeat only for the same content), so a stale stamp never
+/// matches a changed pair.
+pub fn stamp(m: &Mapping, source_version: &str, target_version: &str) -> String {
+    // The source version's length keeps the text unambiguous whatever the
+    // versions hold.
+    let n = source_version.len();
+    format!("{}|{n}|{source_version}|{target_version}", m.digest)
+}
+
+/// Whether `stored` is `stamp(m, source_version, target_version)`, without
+/// building it (a re-run checks one per linked pair).
+pub fn stamp_holds(stored: &str, m: &Mapping, source_version: &str, target_version: &str) -> bool {
+    let n = source_version.len().to_string();
+    let parts = [
+        m.digest.as_bytes(),
+        b"|",
+        n.as_bytes(),
+        b"|",
+        source_version.as_bytes(),
+        b"|",
+        target_version.as_bytes(),
+    ];
+    let mut rest = stored.as_bytes();
+    for p in parts {
+        match rest.strip_prefix(p) {
+            Some(r) => rest = r,
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_stamp_holds_only_for_the_same_mapping_and_versions() {
+        let registry = scim_proto::schema::SchemaRegistry::standard();
+        let text = r#"{"mappings": [{"name": "m", "source": "managed/user",
+            "target": "system/scim/account",
+            "properties": [{"source": "userName", "target": "userName"}]}]}"#;
+        let m = crate::config::SyncConfig::parse("sync.json", text, &registry)
+            .expect("config")
+            .mappings
+            .remove(0);
+        let s = stamp(&m, "W/\"1\"", "a|b");
+        assert!(stamp_holds(&s, &m, "W/\"1\"", "a|b"));
+        assert!(!stamp_holds(&s, &m, "W/\"2\"", "a|b"));
+        assert!(!stamp_holds(&s, &m, "W/\"1\"", "a|"));
+        assert!(!stamp_holds(&s, &m, "W/\"1\"|a", "b"));
+        assert!(!stamp_holds(&format!("{s}x"), &m, "W/\"1\"", "a|b"));
+        assert!(!stamp_holds("", &m, "", ""));
+    }
+
+    #[test]
+    fn versions_are_read_from_meta_in_any_case() {
+        assert_eq!(
+            version_of(&json!({"meta": {"version": "W/\"3\""}})),
+            Some("W/\"3\"")
+        );
+        assert_eq!(version_of(&json!({"Meta": {"Version": "7"}})), Some("7"));
+        assert_eq!(version_of(&json!({"meta": {}})), None);
+        assert_eq!(version_of(&json!({"id": "x"})), None);
+    }
 
     #[test]
     fn a_reverse_mapping_reads_the_forward_links_the_other_way() {

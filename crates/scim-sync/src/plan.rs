@@ -4,7 +4,7 @@
 //! reports it as is.
 
 use crate::config::{Correlation, Mapping, ObjectKind};
-use crate::links::{Link, LinkIndex};
+use crate::links::{stamp, version_of, Link, LinkIndex};
 use crate::mapping::{
     attribute_ops, map_source, member_diff, member_ids, member_ops, member_values, Expressions,
     Mapped,
@@ -86,6 +86,26 @@ pub struct Decision {
     /// Why the object could not be planned (e.g. it has no id).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The versions the source and the target had when planned, for the
+    /// link's stamp (`crate::links::stamp`).
+    #[serde(skip)]
+    pub source_version: Option<String>,
+    #[serde(skip)]
+    pub target_version: Option<String>,
+}
+
+impl Decision {
+    /// The stamp of a pair this decision leaves in step without writing (a
+    /// CONFIRMED source whose target needs no change), when both versions are known.
+    pub fn in_step_stamp(&self, m: &Mapping) -> Option<String> {
+        let in_step = self.situation == Situation::Confirmed
+            && self.change == Change::None
+            && self.error.is_none();
+        match (&self.source_version, &self.target_version) {
+            (Some(s), Some(t)) if in_step => Some(stamp(m, s, t)),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -309,6 +329,8 @@ impl<'a> Run<'a, '_> {
                 link: LinkChange::None,
                 unlinked_members: Vec::new(),
                 error: Some("the source object has no id".into()),
+                source_version: None,
+                target_version: None,
             };
             return (d, Vec::new());
         };
@@ -370,6 +392,8 @@ impl<'a> Run<'a, '_> {
             link,
             unlinked_members,
             error: mapped.error,
+            source_version: version_of(source).map(str::to_string),
+            target_version: target.and_then(version_of).map(str::to_string),
         };
         (d, correlated)
     }
@@ -537,6 +561,8 @@ impl<'a> Run<'a, '_> {
                 link,
                 unlinked_members: Vec::new(),
                 error: None,
+                source_version: None,
+                target_version: version_of(t).map(str::to_string),
             });
         }
     }

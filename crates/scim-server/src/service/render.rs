@@ -4,7 +4,7 @@
 use super::{etag, not_found, store_error, without_members, RequestCtx, Service};
 use scim_proto::document::Document;
 use scim_proto::filter::AttrPath;
-use scim_proto::project::project;
+use scim_proto::project::{project, Projection};
 use scim_proto::schema::ResourceTypeDef;
 use scim_proto::ScimResult;
 use scim_store::{GroupRef, MemberKind, MemberView, StoredResource};
@@ -25,6 +25,45 @@ pub struct Rendered {
 pub(crate) fn stamp_meta(doc: &mut Document, version: i64, location: String) {
     doc.set_meta("version", json!(etag(version)));
     doc.set_meta("location", json!(location));
+}
+
+/// The `meta` values a row-only projection asks for.
+#[derive(Debug, Default, PartialEq)]
+struct RowMeta {
+    resource_type: bool,
+    version: bool,
+    location: bool,
+}
+
+/// When a projection asks for nothing but `id` and `meta.version`,
+/// `meta.location` or `meta.resourceType` (what a sync engine lists to compare
+/// versions), what it asks of `meta`: everything it shows is in the row. None
+/// for any other projection.
+fn row_only(p: &Projection) -> Option<RowMeta> {
+    if p.attributes.is_empty() || !p.excluded.is_empty() {
+        return None;
+    }
+    let mut meta = RowMeta::default();
+    for a in &p.attributes {
+        // A URN-qualified name takes the general path.
+        if a.urn.is_some() {
+            return None;
+        }
+        let sub = a.sub_attr.as_deref().map(str::to_ascii_lowercase);
+        match (a.attr.to_ascii_lowercase().as_str(), sub.as_deref()) {
+            ("id", None) => {}
+            ("meta", Some("version")) => meta.version = true,
+            ("meta", Some("location")) => meta.location = true,
+            ("meta", Some("resourcetype")) => meta.resource_type = true,
+            _ => return None,
+        }
+    }
+    Some(meta)
+}
+
+#[cfg(test)]
+pub(super) fn is_row_only(p: &Projection) -> bool {
+    row_only(p).is_some()
 }
 
 /// One element of a group's `members` (or a user's `groups`, with its kind).
@@ -184,10 +223,53 @@ impl Service {
         stored: Vec<StoredResource>,
         ctx: &RequestCtx,
     ) -> ScimResult<Vec<Value>> {
+        if let Some(meta) = row_only(&ctx.projection) {
+            return Ok(stored
+                .into_iter()
+                .map(|s| self.render_row(rt, s, ctx, &meta))
+                .collect());
+        }
         stored
             .into_iter()
             .map(|s| self.render(rt, s, ctx).map(|r| r.doc))
             .collect()
+    }
+
+    /// A resource as a projection that `row_only` accepts shows it: `schemas`,
+    /// `id` and the asked-for `meta` values, the same as `project` of the full
+    /// document gives, without building that document.
+    fn render_row(
+        &self,
+        rt: &ResourceTypeDef,
+        stored: StoredResource,
+        ctx: &RequestCtx,
+        meta: &RowMeta,
+    ) -> Value {
+        let StoredResource {
+            id,
+            mut doc,
+            version,
+            ..
+        } = stored;
+        let mut m = Map::new();
+        if meta.resource_type {
+            m.insert("resourceType".into(), json!(rt.name));
+        }
+        if meta.version {
+            m.insert("version".into(), json!(etag(version)));
+        }
+        if meta.location {
+            m.insert("location".into(), json!(self.location(ctx, rt, &id)));
+        }
+        let mut out = Map::new();
+        if let Some(schemas) = doc.get_mut("schemas").map(Value::take) {
+            out.insert("schemas".into(), schemas);
+        }
+        out.insert("id".into(), json!(id));
+        if !m.is_empty() {
+            out.insert("meta".into(), Value::Object(m));
+        }
+        Value::Object(out)
     }
 
     /// Stored document plus what is kept elsewhere: meta.version/location, group

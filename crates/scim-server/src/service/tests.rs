@@ -1712,6 +1712,61 @@ fn search_results_are_projected() {
     );
 }
 
+#[test]
+fn row_only_projections_show_what_the_full_render_shows() {
+    let (_dir, svc, clock) = fixture();
+    let u = create_user(&svc, &clock, "rowan");
+    let g = svc
+        .create(
+            &groups(&svc),
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": "rows", "members": [{"value": u.doc["id"]}]}),
+            &ctx(&svc),
+        )
+        .expect("group");
+    for attributes in [
+        "id",
+        "meta.version",
+        "ID,Meta.Version",
+        "meta.location,meta.resourceType",
+        "meta.version,meta.location,meta.resourceType,id",
+    ] {
+        let p = Projection::parse(Some(attributes), None).expect("projection");
+        assert!(super::render::is_row_only(&p), "{attributes}");
+        for (rt, id) in [(users(&svc), id_of(&u)), (groups(&svc), id_of(&g))] {
+            let c = ctx_with(&svc, p.clone());
+            let listed = svc
+                .search(
+                    &svc.prepare_search(&rt, &SearchRequest::default(), &c)
+                        .expect("query"),
+                    &c,
+                )
+                .expect("search");
+            let row = listed["Resources"]
+                .as_array()
+                .expect("resources")
+                .iter()
+                .find(|r| r["id"] == json!(id))
+                .cloned()
+                .expect("listed");
+            // One resource read goes the general way.
+            let full = svc.get(&rt, &id, &c).expect("get").doc;
+            assert_eq!(row, full, "{attributes}");
+        }
+    }
+    for general in [
+        "userName",
+        "id,meta",
+        "meta.created",
+        "urn:ietf:params:scim:schemas:core:2.0:User:id",
+    ] {
+        let p = Projection::parse(Some(general), None).expect("projection");
+        assert!(!super::render::is_row_only(&p), "{general}");
+    }
+    let p = Projection::parse(Some("id"), Some("meta")).expect("projection");
+    assert!(!super::render::is_row_only(&p));
+}
+
 /// Walk a cursor search forward from the first page; the pages, in order.
 fn walk_forward(svc: &Service, base: &SearchRequest) -> Vec<Value> {
     let c = ctx(svc);

@@ -371,6 +371,25 @@ impl ResourceStore for PostgresStore {
             })
             .collect())
     }
+
+    fn versions(
+        &self,
+        rtype: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<(String, i64)>> {
+        let st = statements::postgres();
+        let n = crate::sync::as_count(limit);
+        self.run(TxKind::Single, |s| {
+            let rows = match after {
+                None => s.query(&st.versions_first_page, &[&rtype, &n])?,
+                Some(a) => s.query(&st.versions_next_page, &[&rtype, &a, &n])?,
+            };
+            rows.iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect()
+        })
+    }
 }
 
 impl MembershipStore for PostgresStore {

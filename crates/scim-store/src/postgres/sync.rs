@@ -21,6 +21,7 @@ fn link_row(r: &Row) -> TxResult<LinkRow> {
     Ok(LinkRow {
         first_id: r.try_get(0)?,
         second_id: r.try_get(1)?,
+        stamp: r.try_get(2)?,
     })
 }
 
@@ -68,12 +69,25 @@ fn is_open_run_conflict(e: &postgres::Error) -> bool {
 }
 
 impl SyncStore for PostgresStore {
-    fn put_links(&self, link_set: &str, links: &[(String, String)]) -> StoreResult<()> {
+    fn put_links(&self, link_set: &str, links: &[LinkRow]) -> StoreResult<()> {
         self.run(TxKind::Write, |s| {
             let st = statements::postgres();
-            for (first, second) in links {
-                s.execute(&st.drop_links_of, &[&link_set, first, second])?;
-                s.execute(&st.add_link, &[&link_set, first, second])?;
+            for l in links {
+                s.execute(&st.drop_links_of, &[&link_set, &l.first_id, &l.second_id])?;
+                s.execute(
+                    &st.add_link,
+                    &[&link_set, &l.first_id, &l.second_id, &l.stamp],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn stamp_links(&self, link_set: &str, stamps: &[(String, Option<String>)]) -> StoreResult<()> {
+        self.run(TxKind::Write, |s| {
+            let sql = &statements::postgres().stamp_link;
+            for (first, stamp) in stamps {
+                s.execute(sql, &[&link_set, first, stamp])?;
             }
             Ok(())
         })

@@ -433,6 +433,27 @@ impl ResourceStore for SqliteStore {
         }
         Ok(found)
     }
+
+    fn versions(
+        &self,
+        rtype: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<(String, i64)>> {
+        let conn = self.point_reader()?;
+        let st = crate::statements::sqlite();
+        let row = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?));
+        let n = crate::sync::as_count(limit);
+        let rows = match after {
+            None => conn
+                .prepare_cached(&st.versions_first_page)
+                .and_then(|mut s| s.query_map(rusqlite::params![rtype, n], row)?.collect()),
+            Some(a) => conn
+                .prepare_cached(&st.versions_next_page)
+                .and_then(|mut s| s.query_map(rusqlite::params![rtype, a, n], row)?.collect()),
+        };
+        rows.map_err(backend)
+    }
 }
 
 impl MembershipStore for SqliteStore {

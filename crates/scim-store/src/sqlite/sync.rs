@@ -16,6 +16,7 @@ fn link_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LinkRow> {
     Ok(LinkRow {
         first_id: r.get(0)?,
         second_id: r.get(1)?,
+        stamp: r.get(2)?,
     })
 }
 
@@ -61,15 +62,28 @@ fn query_runs(
 }
 
 impl SyncStore for SqliteStore {
-    fn put_links(&self, link_set: &str, links: &[(String, String)]) -> StoreResult<()> {
+    fn put_links(&self, link_set: &str, links: &[LinkRow]) -> StoreResult<()> {
         let (set, links) = (link_set.to_string(), links.to_vec());
         self.write(move |tx, _| {
             let st = statements::sqlite();
-            for (first, second) in &links {
-                tx.execute(&st.drop_links_of, params![set, first, second])
+            for l in &links {
+                tx.execute(&st.drop_links_of, params![set, l.first_id, l.second_id])
                     .map_err(backend)?;
-                tx.execute(&st.add_link, params![set, first, second])
+                tx.execute(&st.add_link, params![set, l.first_id, l.second_id, l.stamp])
                     .map_err(backend)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn stamp_links(&self, link_set: &str, stamps: &[(String, Option<String>)]) -> StoreResult<()> {
+        let (set, stamps) = (link_set.to_string(), stamps.to_vec());
+        self.write(move |tx, _| {
+            let mut stmt = tx
+                .prepare_cached(&statements::sqlite().stamp_link)
+                .map_err(backend)?;
+            for (first, stamp) in &stamps {
+                stmt.execute(params![set, first, stamp]).map_err(backend)?;
             }
             Ok(())
         })

@@ -172,6 +172,9 @@ pub struct Mapping {
     pub schedule: Option<Schedule>,
     pub max_deletes: Option<MaxDeletes>,
     pub disable_before_delete: bool,
+    /// A digest of the mapping's configuration: a link stamped under another
+    /// configuration is reconciled again (`crate::links::stamp`).
+    pub digest: String,
 }
 
 impl Mapping {
@@ -200,13 +203,14 @@ impl Mapping {
 
     /// The top-level attributes a run reads of the source objects (for a search's
     /// `attributes`), or None for all of them: a `sourceFilter` may name any.
+    /// `meta` always: its version goes into the link's stamp.
     pub fn source_attributes(&self) -> Option<Vec<String>> {
         if self.source_filter.is_some() {
             return None;
         }
-        Some(top_level(
-            self.properties.iter().filter_map(|p| p.source.as_ref()),
-        ))
+        let mut out = top_level(self.properties.iter().filter_map(|p| p.source.as_ref()));
+        with_meta(&mut out);
+        Some(out)
     }
 
     /// The top-level attributes a run reads of the target objects: what it maps
@@ -222,7 +226,14 @@ impl Mapping {
         if self.disable_before_delete && !out.iter().any(|a| a.eq_ignore_ascii_case("active")) {
             out.push("active".into());
         }
+        with_meta(&mut out);
         out
+    }
+}
+
+fn with_meta(attributes: &mut Vec<String>) {
+    if !attributes.iter().any(|a| a.eq_ignore_ascii_case("meta")) {
+        attributes.push("meta".into());
     }
 }
 
@@ -360,7 +371,16 @@ fn parse_mapping(
         },
         max_deletes: max_deletes(&f)?,
         disable_before_delete: f.bool_or("disableBeforeDelete", false)?,
+        digest: digest(item),
     })
+}
+
+/// The first 16 hex digits of the SHA-256 of the mapping's JSON text (keys in
+/// the file's order: reordering them costs one full re-run, nothing else).
+fn digest(item: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(item.to_string().as_bytes());
+    hash.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 fn resource_type<'r>(
@@ -805,10 +825,20 @@ mod tests {
         assert_eq!(f.source_attributes(), None);
         assert_eq!(
             f.target_attributes(),
-            ["userName", "emails", "title", "externalId", "active"]
+            [
+                "userName",
+                "emails",
+                "title",
+                "externalId",
+                "active",
+                "meta"
+            ]
         );
         let r = c.mapping("managedUser_systemScimAccount").unwrap();
-        assert_eq!(r.source_attributes(), Some(vec!["userName".to_string()]));
+        assert_eq!(
+            r.source_attributes(),
+            Some(vec!["userName".to_string(), "meta".to_string()])
+        );
         let ext = json!({"name": "x", "source": "managed/user", "target": "system/scim/account",
             "properties": [
                 {"source": "id", "target": "externalId"},
@@ -820,9 +850,15 @@ mod tests {
             c.mappings[0].source_attributes().unwrap(),
             [
                 "name",
-                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+                "meta"
             ]
         );
+        // The digest follows the configuration.
+        let again = parse(json!({"mappings": [forward()]})).unwrap();
+        assert_eq!(again.mappings[0].digest, f.digest);
+        assert_ne!(r.digest, f.digest);
+        assert_eq!(f.digest.len(), 16);
     }
 
     #[test]

@@ -7,12 +7,13 @@ use scim_proto::messages::SearchRequest;
 use scim_proto::project::Projection;
 use scim_proto::schema::ResourceTypeDef;
 use scim_proto::ScimError;
-use scim_server::service::{Rendered, Service};
+use scim_server::service::{etag, Rendered, Service};
 use scim_store::ChangeOp;
 use scim_sync::config::{ObjectKind, Quirks};
+use scim_sync::links::version_of;
 use scim_sync::ops::{patch_request, PatchOp};
 use scim_sync_engine::{Changed, Mark, ObjectError, ObjectSet};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -116,6 +117,31 @@ impl ObjectSet for LocalSet {
             .await
     }
 
+    /// Straight from the store's columns: no document is read or rendered.
+    async fn versions(&self, kind: ObjectKind) -> Result<Vec<Value>, ObjectError> {
+        let store = self.service.store.clone();
+        let rtype = kind.resource_type().to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let page = store.versions(&rtype, after.as_deref(), PAGE * 10)?;
+                let full = page.len() == PAGE * 10;
+                after = page.last().map(|(id, _)| id.clone());
+                out.extend(
+                    page.into_iter()
+                        .map(|(id, v)| json!({"id": id, "meta": {"version": etag(v)}})),
+                );
+                if !full {
+                    return Ok(out);
+                }
+            }
+        })
+        .await
+        .map_err(|e| ObjectError::Failed(format!("store task: {e}")))?
+        .map_err(|e: scim_store::StoreError| ObjectError::Failed(format!("reading versions: {e}")))
+    }
+
     async fn get(&self, kind: ObjectKind, id: &str) -> Result<Option<Value>, ObjectError> {
         let (rt, id) = (self.rt(kind)?, id.to_string());
         let found = self
@@ -134,11 +160,19 @@ impl ObjectSet for LocalSet {
             .await
     }
 
-    async fn update(&self, kind: ObjectKind, id: &str, ops: &[PatchOp]) -> Result<(), ObjectError> {
+    async fn update(
+        &self,
+        kind: ObjectKind,
+        id: &str,
+        ops: &[PatchOp],
+    ) -> Result<Option<String>, ObjectError> {
         let (rt, id) = (self.rt(kind)?, id.to_string());
         let body = patch_request(ops, Quirks::Standard);
-        self.call(move |s| s.patch(&rt, &id, &body, None, &s.local_ctx()).map(|_| ()))
-            .await
+        self.call(move |s| {
+            s.patch(&rt, &id, &body, None, &s.local_ctx())
+                .map(|r| version_of(&r.doc).map(str::to_string))
+        })
+        .await
     }
 
     async fn delete(&self, kind: ObjectKind, id: &str) -> Result<(), ObjectError> {

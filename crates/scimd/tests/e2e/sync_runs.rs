@@ -857,3 +857,102 @@ fn live_sync_from_a_remote_scimd_follows_its_change_feed() {
     }
     panic!("the remote's changes never arrived");
 }
+
+#[test]
+fn a_re_run_reads_whole_only_the_pairs_out_of_step() {
+    let remote = Peer::new(Server::start_protected(&[]));
+    let dir = sync_dir(&remote.server, |c| {
+        let m = mapping(c, "managedUser_systemScimAccount");
+        m["runTargetPhase"] = json!(true);
+        m["policies"] = json!([
+            {"situation": "MISSING", "action": "CREATE"},
+            {"situation": "SOURCE_MISSING", "action": "DELETE"},
+            {"situation": "UNASSIGNED", "action": "REPORT"}
+        ]);
+    });
+    let local = local_on(dir.path());
+    let out = "managedUser_systemScimAccount";
+    let ids: Vec<String> = (0..6)
+        .map(|i| local.create_user(&format!("step{i}")))
+        .collect();
+    let first = local.recon(out, "");
+    assert_eq!(first["situationSummary"], json!({"ABSENT": 6}), "{first}");
+    let remote_id = |name: &str| -> String {
+        remote.users(&format!("userName eq \"{name}\""))[0]["id"]
+            .as_str()
+            .expect("id")
+            .to_string()
+    };
+    let version_of =
+        |name: &str| remote.users(&format!("userName eq \"{name}\""))[0]["meta"]["version"].clone();
+    let before = version_of("step0");
+
+    // Nothing changed: every pair is in step by its stamp, nothing is written.
+    let again = local.recon(out, "");
+    assert_eq!(again["state"], "SUCCESS", "{again}");
+    assert_eq!(
+        again["situationSummary"],
+        json!({"CONFIRMED": 6}),
+        "{again}"
+    );
+    assert_eq!(again["statusSummary"], json!({"SUCCESS": 6}), "{again}");
+    assert_eq!(again["progress"]["inStep"], 6, "{again}");
+    assert_eq!(
+        again["progress"]["source"],
+        json!({"processed": 6, "total": 6})
+    );
+    assert_eq!(version_of("step0"), before);
+
+    // A change on each side, a target and a source gone, a stray target, a
+    // new source: each found, the rest still skipped.
+    let patch = |peer: &Peer, id: &str, value: &str| {
+        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "displayName", "value": value}]});
+        let (status, b) = peer.send("PATCH", &format!("/scim/v2/Users/{id}"), Some(&body));
+        assert_eq!(status, 200, "{b}");
+    };
+    patch(&local, &ids[1], "Changed here");
+    patch(&remote, &remote_id("step2"), "Drifted there");
+    let (status, _) = remote.send(
+        "DELETE",
+        &format!("/scim/v2/Users/{}", remote_id("step3")),
+        None,
+    );
+    assert_eq!(status, 204);
+    let (status, _) = local.send("DELETE", &format!("/scim/v2/Users/{}", ids[4]), None);
+    assert_eq!(status, 204);
+    remote.create_user("stray");
+    local.create_user("step6");
+    let third = local.recon(out, "");
+    assert_eq!(third["state"], "SUCCESS", "{third}");
+    assert_eq!(
+        third["situationSummary"],
+        json!({"ABSENT": 1, "CONFIRMED": 4, "MISSING": 1, "SOURCE_MISSING": 1, "UNASSIGNED": 1}),
+        "{third}"
+    );
+    assert_eq!(third["progress"]["inStep"], 2, "{third}");
+    let shown = |name: &str| remote.users(&format!("userName eq \"{name}\""));
+    assert_eq!(shown("step1")[0]["displayName"], "Changed here");
+    assert_eq!(shown("step2")[0]["displayName"], "step2 display");
+    assert_eq!(
+        shown("step3").len(),
+        1,
+        "the missing target is created again"
+    );
+    assert!(
+        shown("step4").is_empty(),
+        "the target of a gone source is deleted"
+    );
+    assert_eq!(shown("step6").len(), 1);
+    assert_eq!(version_of("step0"), before);
+
+    // Now all linked pairs are in step; only the stray target is read again.
+    let fourth = local.recon(out, "");
+    assert_eq!(
+        fourth["situationSummary"],
+        json!({"CONFIRMED": 6, "UNASSIGNED": 1}),
+        "{fourth}"
+    );
+    assert_eq!(fourth["progress"]["inStep"], 6, "{fourth}");
+    assert_eq!(remote.count("Users"), 7);
+}
