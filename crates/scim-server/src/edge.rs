@@ -231,7 +231,11 @@ const MAX_DETAIL: usize = 300;
 /// a path segment that is not UTF-8) as a SCIM error with the same status.
 async fn scim_rejection(resp: Response) -> Response {
     let status = resp.status();
-    if !(status.is_client_error() || status.is_server_error()) || is_json(resp.headers()) {
+    // The console's pages answer errors in HTML, for a browser.
+    if !(status.is_client_error() || status.is_server_error())
+        || is_json(resp.headers())
+        || is_html(resp.headers())
+    {
         return resp;
     }
     let (parts, body) = resp.into_parts();
@@ -255,6 +259,17 @@ async fn scim_rejection(resp: Response) -> Response {
     }
     *out.extensions_mut() = parts.extensions;
     out
+}
+
+fn is_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("text/html")
+        })
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

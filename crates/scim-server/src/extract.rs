@@ -201,7 +201,7 @@ impl FromRequestParts<AppState> for Endpoint {
 /// The request's id, set by `http::log_request` for every request: it ties log
 /// lines, the script log and the notifications a request's hooks queued to it.
 #[derive(Clone)]
-pub(crate) struct RequestId(pub(crate) String);
+pub struct RequestId(pub String);
 
 /// Headers a script never sees: credentials.
 const HIDDEN_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];

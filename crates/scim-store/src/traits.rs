@@ -111,6 +111,10 @@ pub trait ResourceStore: MembershipStore + Send + Sync {
     /// ids are left out: they cannot be members).
     fn existing(&self, ids: &[String]) -> StoreResult<Vec<Member>>;
 
+    /// The stored password hash (PHC string) of a resource, if it has one: what
+    /// a console login checks; never part of a document.
+    fn password_hash(&self, id: &str) -> StoreResult<Option<String>>;
+
     /// At most `limit` (id, version) of the resources of `rtype` with an id
     /// after `after` (None: from the start), by id in code-point order (keyset
     /// paging): what a sync run compares, without reading the documents.

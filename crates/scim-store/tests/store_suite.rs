@@ -745,6 +745,8 @@ fn versions_page_by_id_without_documents(b: &Backend) {
         .expect("next page");
     assert_eq!([first, rest].concat(), expected, "{}", b.name);
     assert!(expected.iter().any(|(_, v)| *v == 2));
+    assert_eq!(b.store.password_hash(&users[0].id).expect("hash"), None);
+    assert_eq!(b.store.password_hash("no-such-id").expect("hash"), None);
 }
 
 fn search_filters_sort_and_pages(b: &Backend) {

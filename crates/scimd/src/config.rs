@@ -110,6 +110,15 @@ pub struct ServeArgs {
     /// this plus 5 s.
     #[arg(long, env = "SCIMD_MAX_WRITE_SECONDS")]
     max_write_seconds: Option<u64>,
+    /// Members of this group (displayName) may log in to the console at /ui.
+    #[arg(long, env = "SCIMD_ADMIN_GROUP")]
+    admin_group: Option<String>,
+    /// A console session ends after this many seconds without a request.
+    #[arg(long, env = "SCIMD_CONSOLE_IDLE_SECONDS")]
+    console_idle_seconds: Option<u64>,
+    /// A console session ends this many seconds after its login, whatever it does.
+    #[arg(long, env = "SCIMD_CONSOLE_MAX_SECONDS")]
+    console_max_seconds: Option<u64>,
     #[command(flatten)]
     auth: crate::auth_config::AuthArgs,
 }
@@ -164,6 +173,9 @@ struct FileConfig {
     rate_limit_token_ip: Option<u32>,
     max_write_seconds: Option<u64>,
     trusted_proxies: Option<Vec<String>>,
+    admin_group: Option<String>,
+    console_idle_seconds: Option<u64>,
+    console_max_seconds: Option<u64>,
     /// The `[auth]` table: protection settings.
     auth: Option<crate::auth_config::AuthFile>,
 }
@@ -197,6 +209,10 @@ pub struct Settings {
     pub client_rate: Option<Rate>,
     pub token_rate_per_ip: Option<Rate>,
     pub max_write_duration: std::time::Duration,
+    /// The console's admin group and session lifetimes (seconds: idle, absolute).
+    pub admin_group: String,
+    pub console_idle: u64,
+    pub console_max: u64,
     pub auth: crate::auth_config::AuthSettings,
 }
 
@@ -331,6 +347,20 @@ impl Settings {
                 .map_or(scim_store::DEFAULT_MAX_WRITE_DURATION, |s| {
                     std::time::Duration::from_secs(s.max(1))
                 }),
+            admin_group: args
+                .admin_group
+                .or(file.admin_group)
+                .unwrap_or_else(|| "scimd-admins".into()),
+            console_idle: args
+                .console_idle_seconds
+                .or(file.console_idle_seconds)
+                .unwrap_or(1800)
+                .max(1),
+            console_max: args
+                .console_max_seconds
+                .or(file.console_max_seconds)
+                .unwrap_or(43_200)
+                .max(1),
             auth: crate::auth_config::AuthSettings::resolve(
                 args.auth,
                 file.auth.unwrap_or_default(),

@@ -1,6 +1,7 @@
 //! scimd: the one binary. Argument parsing and wiring only.
 
 mod admin;
+mod admins;
 mod auth_config;
 mod backup;
 mod clients;
@@ -69,6 +70,9 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Put a backup in place of the SQLite database (no server may be running).
     Restore(backup::RestoreArgs),
+    /// Console administrators: `admins add` creates or promotes one.
+    #[command(subcommand)]
+    Admins(admins::AdminsCommand),
 }
 
 fn main() -> ExitCode {
@@ -105,6 +109,7 @@ fn run(command: Command) -> Result<(), String> {
         Command::Audit(args) => admin::run_audit(args),
         Command::Backup(args) => backup::run_backup(args),
         Command::Restore(args) => backup::run_restore(args),
+        Command::Admins(cmd) => admins::run(cmd),
     }
 }
 
@@ -156,7 +161,10 @@ fn serve(settings: Settings) -> Result<(), String> {
         scim_server::feed::spawn_maintenance(service.clone(), Some(scripts_seen));
         auth.spawn_maintenance();
         let guard = scim_auth::Guard::new(auth.clone());
+        let console =
+            scim_console::Console::new(service.clone(), auth.clone(), console_config(&settings));
         let mut app = scim_server::http::router_with_auth(service.clone(), Some(auth));
+        app = app.merge(scim_console::routes(console));
         if let Some((dir, engine)) = connectors {
             if let Some(e) = &engine {
                 // Resumes runs left by a stopped process, starts schedules.
@@ -209,6 +217,26 @@ fn serve(settings: Settings) -> Result<(), String> {
 
 /// The SCIM service on the configured database, with the custom attributes it
 /// holds; also the authorization server's store on the same database.
+/// The console's settings: admin group, session lifetimes, cookies `Secure`
+/// under TLS, and what the dashboard names as the database.
+fn console_config(settings: &Settings) -> scim_console::ConsoleConfig {
+    let url = settings.database_url();
+    let database = if url.starts_with("postgres") {
+        "PostgreSQL".to_string()
+    } else {
+        format!("SQLite ({})", url.trim_start_matches("sqlite:"))
+    };
+    scim_console::ConsoleConfig {
+        admin_group: settings.admin_group.clone(),
+        lifetimes: scim_console::Lifetimes {
+            idle: chrono::Duration::seconds(settings.console_idle as i64),
+            absolute: chrono::Duration::seconds(settings.console_max as i64),
+        },
+        secure_cookies: settings.tls.is_some(),
+        database,
+    }
+}
+
 pub fn open_service(settings: &Settings) -> Result<(Arc<Service>, Arc<dyn ClientStore>), String> {
     let registry = Arc::new(SharedRegistry::new(SchemaRegistry::build(
         &settings.registry_options(),

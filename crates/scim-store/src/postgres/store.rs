@@ -372,6 +372,13 @@ impl ResourceStore for PostgresStore {
             .collect())
     }
 
+    fn password_hash(&self, id: &str) -> StoreResult<Option<String>> {
+        self.run(TxKind::Single, |s| {
+            let row = s.query_opt("SELECT secret FROM resources WHERE id = $1", &[&id])?;
+            Ok(row.map(|r| r.try_get(0)).transpose()?.flatten())
+        })
+    }
+
     fn versions(
         &self,
         rtype: &str,

@@ -434,6 +434,14 @@ impl ResourceStore for SqliteStore {
         Ok(found)
     }
 
+    fn password_hash(&self, id: &str) -> StoreResult<Option<String>> {
+        let conn = self.point_reader()?;
+        conn.prepare_cached("SELECT secret FROM resources WHERE id = ?1")
+            .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+            .map(Option::flatten)
+            .map_err(backend)
+    }
+
     fn versions(
         &self,
         rtype: &str,
