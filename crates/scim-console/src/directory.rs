@@ -322,7 +322,8 @@ fn apply_user_form(mut doc: Value, f: &Fields) -> Value {
         if o.contains_key(ENTERPRISE_USER_SCHEMA) {
             schemas.push(json!(ENTERPRISE_USER_SCHEMA));
         }
-        for s in o["schemas"].as_array().cloned().unwrap_or_default() {
+        let given = o.get("schemas").and_then(Value::as_array).cloned();
+        for s in given.unwrap_or_default() {
             if !schemas.contains(&s) && o.contains_key(s.as_str().unwrap_or("")) {
                 schemas.push(s);
             }

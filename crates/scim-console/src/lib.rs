@@ -60,7 +60,7 @@ impl Console {
     pub fn new(service: Arc<Service>, auth: Arc<Auth>, config: ConsoleConfig) -> Arc<Console> {
         Arc::new(Console {
             sessions: Sessions::new(config.lifetimes),
-            throttle: FailureThrottle::new(ThrottlePolicy::default()),
+            throttle: FailureThrottle::new(LOGIN_THROTTLE),
             service,
             auth,
             config,
@@ -84,6 +84,17 @@ impl Console {
 }
 
 type Shared = Arc<Console>;
+
+/// Two failed logins of a name from one address cost nothing (typos); after
+/// the third it waits 2 s, twice as long after each further failure, up to 15
+/// minutes (a lockout that does not lock the account for its owner elsewhere);
+/// forgotten after an hour without failures.
+const LOGIN_THROTTLE: ThrottlePolicy = ThrottlePolicy {
+    free: 2,
+    first_delay: std::time::Duration::from_secs(2),
+    max_delay: std::time::Duration::from_secs(900),
+    forget_after: std::time::Duration::from_secs(3600),
+};
 
 /// The console's routes, all under `/ui`.
 pub fn routes(console: Shared) -> Router {

@@ -81,7 +81,7 @@ pub(crate) async fn submit(
         .await
         .map_err(|e| crate::pages::failed(&e))?;
     let Some((id, name)) = found else {
-        c.throttle.failed(&key, v.ip, now);
+        c.throttle.failed(&key, v.ip, c.now());
         tracing::info!(user = %user_name, ip = ?v.ip, "console: login refused");
         return Err(login_page(
             &random_token(),
@@ -91,7 +91,8 @@ pub(crate) async fn submit(
         ));
     };
     c.throttle.succeeded(&key, v.ip);
-    let token = c.sessions.start(&id, &name, now);
+    // Now, not when the request came: checking the password takes a while.
+    let token = c.sessions.start(&id, &name, c.now());
     tracing::info!(user = %name, "console: login");
     let mut r = see("/ui/");
     let session = set_cookie(COOKIE, &token, c.config.secure_cookies, None);

@@ -433,3 +433,33 @@ pub(crate) fn start_reference(bin: &Path, token: &str) -> Reference {
     }
     r
 }
+
+/// A client with every scope on `s`'s database, as (id, secret).
+pub(crate) fn admin_client(s: &Server) -> (String, String) {
+    let out = scimd(
+        s,
+        &[
+            "clients", "create", "--name", "tests", "--scope", "all", "--json",
+        ],
+    );
+    let v: Value = serde_json::from_str(out.trim()).expect("client JSON");
+    (
+        v["client_id"].as_str().expect("id").to_string(),
+        v["client_secret"].as_str().expect("secret").to_string(),
+    )
+}
+
+/// A token of a new client with every scope.
+pub(crate) fn admin_token(s: &Server) -> String {
+    let (id, secret) = admin_client(s);
+    let resp = s
+        .client
+        .post(s.url("/oauth/token"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .expect("token request");
+    let (status, body) = parts(resp);
+    assert_eq!(status, 200, "{body}");
+    body["access_token"].as_str().expect("token").to_string()
+}

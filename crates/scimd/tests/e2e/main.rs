@@ -8,6 +8,7 @@ mod bulk;
 mod cli;
 mod client;
 mod concurrency;
+mod console;
 mod crud;
 mod custom;
 mod devices;

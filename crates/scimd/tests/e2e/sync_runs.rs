@@ -15,33 +15,7 @@ const EXAMPLE: &str = concat!(
     "/../../examples/sync-with-scim/sync.json"
 );
 
-fn client(s: &Server) -> (String, String) {
-    let out = scimd(
-        s,
-        &[
-            "clients", "create", "--name", "sync", "--scope", "all", "--json",
-        ],
-    );
-    let v: Value = serde_json::from_str(out.trim()).expect("client JSON");
-    (
-        v["client_id"].as_str().expect("id").to_string(),
-        v["client_secret"].as_str().expect("secret").to_string(),
-    )
-}
-
-fn token_of(s: &Server) -> String {
-    let (id, secret) = client(s);
-    let resp = s
-        .client
-        .post(s.url("/oauth/token"))
-        .basic_auth(&id, Some(&secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .expect("token request");
-    let (status, body) = parts(resp);
-    assert_eq!(status, 200, "{body}");
-    body["access_token"].as_str().expect("token").to_string()
-}
+use crate::harness::{admin_client as client, admin_token as token_of};
 
 /// A scimd with a token that may do everything.
 struct Peer {
