@@ -9,6 +9,7 @@ mod cli;
 mod client;
 mod concurrency;
 mod console;
+mod console_browser;
 mod crud;
 mod custom;
 mod devices;
