@@ -2,7 +2,8 @@
 # THE test command: ./scripts/test.sh   (CI runs it through .ci/run)
 #
 #   1. PostgreSQL on 127.0.0.1:5432 with database scimd_test   (scripts/ensure-postgres.sh)
-#   2. Python venv with scim2-tester / scim2-cli / scim2-server (scripts/setup-python.sh)
+#   2. Python venv with scim2-tester / scim2-cli / scim2-server (scripts/setup-python.sh),
+#      headless Chromium and ChromeDriver for the console's browser test (scripts/ensure-chromium.sh)
 #   3. cargo fmt --all -- --check
 #   4. cargo clippy --workspace --all-targets -- -D warnings
 #   5. cargo test --workspace   (SCIMD_TEST_POSTGRES_URL points at scimd_test)
@@ -36,9 +37,12 @@ section "1/9 PostgreSQL (scripts/ensure-postgres.sh)"
 ./scripts/ensure-postgres.sh
 done_step postgres
 
-section "2/9 Python tools (scripts/setup-python.sh)"
+section "2/9 Python tools and Chromium (scripts/setup-python.sh, scripts/ensure-chromium.sh)"
 ./scripts/setup-python.sh
-done_step python
+./scripts/ensure-chromium.sh
+# The console's browser test must run here, never skip.
+export SCIMD_TEST_BROWSER=required
+done_step tools
 
 section "3/9 cargo fmt --all -- --check"
 cargo fmt --all -- --check

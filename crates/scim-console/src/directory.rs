@@ -206,10 +206,14 @@ async fn users(State(c): State<Shared>, v: Visit, Query(q): Query<Fields>) -> Pa
     let body = html! {
         form method="get" action="/ui/users" role="search" {
             label { "Search (a name or email, or a SCIM filter)"
-                input name="q" type="search" value=(text) placeholder="mi, or userName sw \"mi\""; }
+                // With scripts on, the table follows the box as one types.
+                input name="q" type="search" value=(text) placeholder="mi, or userName sw \"mi\""
+                    hx-get="/ui/users" hx-trigger="input changed delay:300ms, search"
+                    hx-target="#results" hx-select="#results" hx-swap="outerHTML" hx-push-url="true"; }
             button type="submit" { "Search" }
             " " a href="/ui/users/new" { "New user" }
         }
+        div id="results" {
         (error_box(error.as_deref()))
         table {
             thead { tr {
@@ -230,6 +234,7 @@ async fn users(State(c): State<Shared>, v: Visit, Query(q): Query<Fields>) -> Pa
             }
         }
         (pager(&base, start, rows.len() as u64, total))
+        }
     };
     ok(layout("Users", Some(admin), "/ui/users", body))
 }

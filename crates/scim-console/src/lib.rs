@@ -14,8 +14,10 @@ mod login;
 mod pages;
 mod session;
 mod settings;
+mod sync;
 
 pub use session::{Lifetimes, COOKIE};
+pub use sync::{ConsoleSync, MappingInfo};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -49,6 +51,8 @@ pub struct Console {
     service: Arc<Service>,
     auth: Arc<Auth>,
     config: ConsoleConfig,
+    /// The sync engine, when scimd runs with `--sync-dir`.
+    sync: Option<ConsoleSync>,
     sessions: Sessions,
     /// Growing delays after failed logins per (user name, address): a password
     /// cannot be guessed faster than the policy allows, and the account itself
@@ -57,8 +61,14 @@ pub struct Console {
 }
 
 impl Console {
-    pub fn new(service: Arc<Service>, auth: Arc<Auth>, config: ConsoleConfig) -> Arc<Console> {
+    pub fn new(
+        service: Arc<Service>,
+        auth: Arc<Auth>,
+        config: ConsoleConfig,
+        sync: Option<ConsoleSync>,
+    ) -> Arc<Console> {
         Arc::new(Console {
+            sync,
             sessions: Sessions::new(config.lifetimes),
             throttle: FailureThrottle::new(LOGIN_THROTTLE),
             service,
@@ -109,6 +119,7 @@ pub fn routes(console: Shared) -> Router {
         .merge(directory::routes())
         .merge(clients::routes())
         .merge(settings::routes())
+        .merge(sync::routes())
         .with_state(console)
 }
 

@@ -12,13 +12,14 @@ use scim_store::{WriteQuery, WriteRecord};
 use std::collections::HashMap;
 
 /// The console's sections, in the order the navigation shows them.
-const SECTIONS: [(&str, &str); 7] = [
+const SECTIONS: [(&str, &str); 8] = [
     ("/ui/", "Dashboard"),
     ("/ui/users", "Users"),
     ("/ui/groups", "Groups"),
     ("/ui/clients", "Clients"),
     ("/ui/attributes", "Attributes"),
     ("/ui/scripts", "Scripts"),
+    ("/ui/sync", "Sync"),
     ("/ui/audit", "Audit"),
 ];
 
@@ -32,6 +33,9 @@ pub(crate) fn layout(title: &str, admin: Option<&Admin>, current: &str, body: Ma
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · scimd" }
                 link rel="stylesheet" href="/ui/static/console.css";
+                // htmx's own indicator styles would be an inline <style>, which the
+                // page's Content-Security-Policy refuses.
+                meta name="htmx-config" content=r#"{"includeIndicatorStyles":false}"#;
                 script src="/ui/static/htmx.min.js" defer {}
             }
             body {

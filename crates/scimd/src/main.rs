@@ -161,8 +161,14 @@ fn serve(settings: Settings) -> Result<(), String> {
         scim_server::feed::spawn_maintenance(service.clone(), Some(scripts_seen));
         auth.spawn_maintenance();
         let guard = scim_auth::Guard::new(auth.clone());
-        let console =
-            scim_console::Console::new(service.clone(), auth.clone(), console_config(&settings));
+        let console = scim_console::Console::new(
+            service.clone(),
+            auth.clone(),
+            console_config(&settings),
+            connectors
+                .as_ref()
+                .map(|(dir, engine)| sync::console_sync(dir, engine)),
+        );
         let mut app = scim_server::http::router_with_auth(service.clone(), Some(auth));
         app = app.merge(scim_console::routes(console));
         if let Some((dir, engine)) = connectors {

@@ -85,6 +85,38 @@ impl SyncDir {
 
 /// The connectors of `dir`, and its `sync.json` (when there is one) parsed and
 /// checked against them: a bad file fails with its file, mapping and field.
+/// What the console shows of the sync directory and drives of the engine.
+pub(crate) fn console_sync(dir: &SyncDir, engine: &Option<Engine>) -> scim_console::ConsoleSync {
+    use scim_sync::config::{Endpoint, ObjectKind};
+    let text = |e: &Endpoint| match e {
+        Endpoint::Managed(ObjectKind::User) => "managed/user".to_string(),
+        Endpoint::Managed(ObjectKind::Group) => "managed/group".to_string(),
+        Endpoint::System { connector, kind } => {
+            let kind = if *kind == ObjectKind::User {
+                "account"
+            } else {
+                "group"
+            };
+            format!("system/{connector}/{kind}")
+        }
+    };
+    let mappings = dir
+        .config
+        .iter()
+        .flat_map(|c| c.mappings.iter())
+        .map(|m| scim_console::MappingInfo {
+            name: m.name.clone(),
+            source: text(&m.source),
+            target: text(&m.target),
+        })
+        .collect();
+    scim_console::ConsoleSync {
+        connectors: dir.connectors.clone(),
+        mappings,
+        engine: engine.clone(),
+    }
+}
+
 pub(crate) fn load(dir: &Path, registry: &SchemaRegistry) -> Result<SyncDir, String> {
     let connectors = ConnectorDir::load(dir)?;
     let sync_path = dir.join(SYNC_FILE);

@@ -345,3 +345,74 @@ fn the_session_cookie_is_http_only_same_site_strict() {
     );
     assert_eq!(r.status, 403);
 }
+
+/// Poll a run's page until its state is no longer ACTIVE; the page.
+fn finished(v: &mut Visitor<'_>, run_page: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let page = v.get(run_page);
+        assert_eq!(page.status, 200, "{}", page.body);
+        if !page.body.contains("data-state=\"ACTIVE\"") {
+            return page.body;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", page.body);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn the_sync_page_tests_a_connector_and_runs_a_dry_run_then_a_reconciliation() {
+    let remote = Server::start_protected(&[]);
+    let dir = crate::sync_runs::sync_dir(&remote, |_| {});
+    let arg = dir.path().to_string_lossy().into_owned();
+    let s = console_server(&["--sync-dir", &arg]);
+    let mut v = Visitor::new(&s);
+    assert_eq!(v.login("boss", PASSWORD).status, 303);
+    let csrf = v.csrf();
+    let page = v.get("/ui/sync");
+    assert!(
+        page.body.contains("managedUser_systemScimAccount"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("system/scim/account"));
+
+    let tested = v.post("/ui/sync/connectors/scim/test", &[("csrf", &csrf)]);
+    assert_eq!(tested.status, 200, "{}", tested.body);
+    assert!(tested.body.contains("answers"), "{}", tested.body);
+
+    let remote_token = crate::harness::admin_token(&remote);
+    let remote_users = || {
+        let r = remote
+            .client
+            .get(remote.url("/scim/v2/Users?count=0"))
+            .bearer_auth(&remote_token)
+            .send()
+            .expect("count");
+        crate::harness::parts(r).1["totalResults"]
+            .as_u64()
+            .expect("total")
+    };
+    let mapping = "managedUser_systemScimAccount";
+    let dry = v.post(
+        "/ui/sync/recon",
+        &[("csrf", &csrf), ("mapping", mapping), ("dryRun", "true")],
+    );
+    assert_eq!(dry.status, 303, "{}", dry.body);
+    let body = finished(&mut v, &dry.location);
+    assert!(body.contains("data-state=\"SUCCESS\""), "{body}");
+    assert!(
+        body.contains("DRY_RUN") && body.contains("ABSENT 1"),
+        "{body}"
+    );
+    assert_eq!(remote_users(), 0, "a dry run changes nothing");
+
+    let real = v.post("/ui/sync/recon", &[("csrf", &csrf), ("mapping", mapping)]);
+    let body = finished(&mut v, &real.location);
+    assert!(body.contains("SUCCESS 1"), "{body}");
+    assert_eq!(remote_users(), 1, "boss is on the remote");
+    let listed = v.get("/ui/sync");
+    assert!(listed
+        .body
+        .contains(real.location.trim_start_matches("/ui/sync/runs/")));
+}

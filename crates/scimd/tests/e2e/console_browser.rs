@@ -346,7 +346,8 @@ fn an_operator_works_through_the_console_in_a_real_browser() {
     for (path, title, shot) in [
         ("/ui/attributes", "Custom attributes", "11-attributes"),
         ("/ui/scripts", "Interception scripts", "12-scripts"),
-        ("/ui/audit", "Audit trail", "13-audit"),
+        ("/ui/sync", "Sync", "13-sync"),
+        ("/ui/audit", "Audit trail", "14-audit"),
     ] {
         d.open(&ui(path));
         d.wait_title(title);

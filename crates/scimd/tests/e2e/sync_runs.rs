@@ -111,7 +111,7 @@ impl Peer {
 
 /// A sync dir whose connector `scim` is `remote` over OAuth (secret in a file)
 /// and whose mappings are the example's, changed by `edit`.
-fn sync_dir(remote: &Server, edit: impl FnOnce(&mut Value)) -> tempfile::TempDir {
+pub(crate) fn sync_dir(remote: &Server, edit: impl FnOnce(&mut Value)) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     let (id, secret) = client(remote);
     std::fs::write(dir.path().join("scim.secret"), &secret).expect("secret");
