@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use maud::{html, Markup};
 use scim_proto::messages::SearchRequest;
+use scim_proto::schema::custom::{CustomAttribute, CustomType};
 use scim_proto::schema::{ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA};
 use scim_proto::ScimError;
 use serde_json::{json, Map, Value};
@@ -34,6 +35,10 @@ pub(crate) fn routes() -> Router<Shared> {
         .route(
             "/ui/users/{id}/delete",
             get(confirm_user_delete).post(delete_user),
+        )
+        .route(
+            "/ui/users/{id}/devices/{kind}/{device}/delete",
+            post(remove_device),
         )
         .route("/ui/groups", get(groups).post(create_group))
         .route("/ui/groups/{id}", get(group).post(rename_group))
@@ -102,18 +107,124 @@ fn start_of(q: &Fields) -> u64 {
 }
 
 /// Previous / next links of a paged list.
-fn pager(base: &str, start: u64, shown: u64, total: u64) -> Markup {
+fn pager(base: &str, start: u64, shown: u64, total: u64, size: u64) -> Markup {
     let sep = if base.contains('?') { '&' } else { '?' };
     html! {
         nav.pager aria-label="Pages" {
-            span { (start.min(total)) "–" (start + shown - 1.min(shown)) " of " (total) }
+            span { (start.min(total)) "–" ((start + shown).saturating_sub(1)) " of " (total) }
             @if start > 1 {
-                a href=(format!("{base}{sep}start={}", start.saturating_sub(PAGE).max(1))) { "Previous" }
+                a href=(format!("{base}{sep}start={}", start.saturating_sub(size).max(1))) { "Previous" }
             }
             @if start + shown <= total && shown > 0 {
                 a href=(format!("{base}{sep}start={}", start + shown)) { "Next" }
             }
         }
+    }
+}
+
+/// The custom user attributes (Gluu's extension) the user form shows.
+struct Custom {
+    urn: String,
+    attrs: Vec<CustomAttribute>,
+}
+
+async fn custom_of(c: &Shared) -> Custom {
+    let attrs = c.call(|s| s.custom_attributes()).await.unwrap_or_default();
+    Custom {
+        urn: c.service.config.custom_schema_urn.clone(),
+        attrs,
+    }
+}
+
+/// A custom attribute's value as the form shows it (several joined by commas).
+fn shown_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(shown_value).collect::<Vec<_>>().join(", "),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// A form value as the attribute's JSON: numbers and booleans typed when they
+/// parse (else sent as typed, for the schema's own message), several split at commas.
+fn typed_value(a: &CustomAttribute, text: &str) -> Value {
+    let one = |t: &str| match a.kind {
+        CustomType::Numeric => match (t.parse::<i64>(), t.parse::<f64>()) {
+            (Ok(n), _) => json!(n),
+            (_, Ok(n)) => serde_json::Number::from_f64(n).map_or_else(|| json!(t), Value::Number),
+            _ => json!(t),
+        },
+        CustomType::Boolean => match t {
+            "true" => json!(true),
+            "false" => json!(false),
+            other => json!(other),
+        },
+        CustomType::String | CustomType::Date => json!(t),
+    };
+    if a.multi_valued {
+        Value::Array(
+            text.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(one)
+                .collect(),
+        )
+    } else {
+        one(text.trim())
+    }
+}
+
+fn custom_fields(u: &Value, custom: &Custom) -> Markup {
+    html! {
+        @if !custom.attrs.is_empty() {
+            fieldset {
+                legend { "Custom attributes" }
+                @for a in &custom.attrs {
+                    @let name = format!("custom.{}", a.name);
+                    @let value = shown_value(&u[custom.urn.as_str()][a.name.as_str()]);
+                    label {
+                        (a.name) " (" (a.kind.as_str()) @if a.multi_valued { ", several separated by commas" } ")"
+                        @match (a.kind, a.multi_valued) {
+                            (CustomType::Boolean, false) => select name=(name) {
+                                option value="" selected[value.is_empty()] { "—" }
+                                option value="true" selected[value == "true"] { "true" }
+                                option value="false" selected[value == "false"] { "false" }
+                            },
+                            _ => input name=(name) value=(value);,
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Put the form's custom attribute values into `doc` (empty ones removed).
+fn apply_custom(doc: &mut Value, f: &Fields, custom: &Custom) {
+    let Some(o) = doc.as_object_mut() else { return };
+    let mut ext = o
+        .get(&custom.urn)
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    for a in &custom.attrs {
+        let text = f
+            .get(&format!("custom.{}", a.name))
+            .map(String::as_str)
+            .unwrap_or("");
+        let value = typed_value(a, text);
+        let empty = text.trim().is_empty() || value.as_array().is_some_and(Vec::is_empty);
+        if empty {
+            ext.remove(&a.name);
+        } else {
+            ext.insert(a.name.clone(), value);
+        }
+    }
+    if ext.is_empty() {
+        o.remove(&custom.urn);
+    } else {
+        o.insert(custom.urn.clone(), Value::Object(ext));
     }
 }
 
@@ -233,14 +344,14 @@ async fn users(State(c): State<Shared>, v: Visit, Query(q): Query<Fields>) -> Pa
                 }
             }
         }
-        (pager(&base, start, rows.len() as u64, total))
+        (pager(&base, start, rows.len() as u64, total, PAGE))
         }
     };
     ok(layout("Users", Some(admin), "/ui/users", body))
 }
 
 /// The user form's fields, filled from `u` (a user document) when editing.
-fn user_fields(u: &Value, creating: bool) -> Markup {
+fn user_fields(u: &Value, creating: bool, custom: &Custom) -> Markup {
     let ent = &u[ENTERPRISE_USER_SCHEMA];
     let text = |name: &str, label: &str, value: &str, required: bool| {
         html! { label { (label) input name=(name) value=(value) required[required]; } }
@@ -255,6 +366,7 @@ fn user_fields(u: &Value, creating: bool) -> Markup {
         (text("employeeNumber", "Employee number", ent["employeeNumber"].as_str().unwrap_or(""), false))
         (text("department", "Department", ent["department"].as_str().unwrap_or(""), false))
         label.check { input type="checkbox" name="active" value="true" checked[u["active"] != false]; "Active" }
+        (custom_fields(u, custom))
         @if creating {
             label { "Password (optional)" input name="password" type="password" autocomplete="new-password"; }
         }
@@ -283,7 +395,8 @@ fn put(doc: &mut Value, path: &[&str], value: &str) {
 }
 
 /// `doc` with the form's values in it (other attributes kept as they are).
-fn apply_user_form(mut doc: Value, f: &Fields) -> Value {
+fn apply_user_form(mut doc: Value, f: &Fields, custom: &Custom) -> Value {
+    apply_custom(&mut doc, f, custom);
     let get = |k: &str| f.get(k).map(String::as_str).unwrap_or("");
     put(&mut doc, &["userName"], get("userName"));
     put(&mut doc, &["displayName"], get("displayName"));
@@ -327,6 +440,9 @@ fn apply_user_form(mut doc: Value, f: &Fields) -> Value {
         if o.contains_key(ENTERPRISE_USER_SCHEMA) {
             schemas.push(json!(ENTERPRISE_USER_SCHEMA));
         }
+        if o.contains_key(&custom.urn) {
+            schemas.push(json!(custom.urn));
+        }
         let given = o.get("schemas").and_then(Value::as_array).cloned();
         for s in given.unwrap_or_default() {
             if !schemas.contains(&s) && o.contains_key(s.as_str().unwrap_or("")) {
@@ -338,27 +454,33 @@ fn apply_user_form(mut doc: Value, f: &Fields) -> Value {
     doc
 }
 
-fn new_user_page(admin: &Admin, f: &Fields, error: Option<&str>) -> Markup {
-    let draft = apply_user_form(json!({}), f);
+fn new_user_page(admin: &Admin, f: &Fields, error: Option<&str>, custom: &Custom) -> Markup {
+    let draft = apply_user_form(json!({}), f, custom);
     let body = html! {
         (error_box(error))
         form.stack method="post" action="/ui/users" {
             (csrf(admin))
-            (user_fields(&if f.is_empty() { json!({"active": true}) } else { draft }, true))
+            (user_fields(&if f.is_empty() { json!({"active": true}) } else { draft }, true, custom))
             button type="submit" { "Create user" }
         }
     };
     layout("New user", Some(admin), "/ui/users", body)
 }
 
-async fn new_user(v: Visit) -> Page {
+async fn new_user(State(c): State<Shared>, v: Visit) -> Page {
     let admin = v.admin()?;
-    ok(new_user_page(admin, &Fields::new(), None))
+    ok(new_user_page(
+        admin,
+        &Fields::new(),
+        None,
+        &custom_of(&c).await,
+    ))
 }
 
 async fn create_user(State(c): State<Shared>, v: Visit, Form(f): Form<Fields>) -> Page {
     let admin = v.poster(&f)?;
-    let mut doc = apply_user_form(json!({}), &f);
+    let custom = custom_of(&c).await;
+    let mut doc = apply_user_form(json!({}), &f, &custom);
     if let Some(pw) = f.get("password").filter(|p| !p.is_empty()) {
         doc["password"] = json!(pw);
     }
@@ -368,7 +490,7 @@ async fn create_user(State(c): State<Shared>, v: Visit, Form(f): Form<Fields>) -
         Ok(r) => Ok(see(&format!("/ui/users/{}", str_of(&r.doc, &["id"])))),
         Err(e) => Err(crate::pages::respond(
             status_of(&e),
-            new_user_page(admin, &f, Some(&e.detail)),
+            new_user_page(admin, &f, Some(&e.detail), &custom),
         )),
     }
 }
@@ -437,6 +559,7 @@ fn user_page(
     doc: &Value,
     version: i64,
     devices: &[(String, Value)],
+    custom: &Custom,
     error: Option<&str>,
     notice: Option<&str>,
 ) -> Markup {
@@ -450,7 +573,7 @@ fn user_page(
         form.stack method="post" action=(format!("/ui/users/{id}")) {
             (csrf(admin))
             input type="hidden" name="version" value=(version);
-            (user_fields(doc, false))
+            (user_fields(doc, false, custom))
             button type="submit" { "Save" }
         }
         h2 { "Status" }
@@ -475,7 +598,12 @@ fn user_page(
         h2 { "FIDO devices" }
         @if devices.is_empty() { p.muted { "No devices." } }
         @for (kind, d) in devices {
-            p { (kind) ": " (str_of(d, &["displayName"])) " " code { (str_of(d, &["id"])) } }
+            p { (kind) ": " (str_of(d, &["displayName"])) " " code { (str_of(d, &["id"])) } " "
+                form.inline method="post" action=(format!("/ui/users/{id}/devices/{kind}/{}/delete", str_of(d, &["id"]))) {
+                    (csrf(admin))
+                    button.danger type="submit" aria-label=(format!("Remove device {}", str_of(d, &["id"]))) { "Remove" }
+                }
+            }
         }
         h2 { "Delete" }
         p { a href=(format!("/ui/users/{id}/delete")) { "Delete this user…" } }
@@ -500,9 +628,13 @@ async fn user(
     let notice = q.get("saved").map(|s| match s.as_str() {
         "password" => "Password set.",
         "active" => "Status changed.",
+        "device" => "Device removed.",
         _ => "Saved.",
     });
-    ok(user_page(admin, &doc, version, &devices, None, notice))
+    let custom = custom_of(&c).await;
+    ok(user_page(
+        admin, &doc, version, &devices, &custom, None, notice,
+    ))
 }
 
 async fn save_user(
@@ -518,7 +650,8 @@ async fn save_user(
         .get("version")
         .and_then(|v| v.parse().ok())
         .or(Some(version));
-    let mut edited = apply_user_form(doc.clone(), &f);
+    let custom = custom_of(&c).await;
+    let mut edited = apply_user_form(doc.clone(), &f, &custom);
     if let Some(o) = edited.as_object_mut() {
         o.remove("meta");
         o.remove("groups");
@@ -539,7 +672,7 @@ async fn save_user(
             };
             Err(crate::pages::respond(
                 status_of(&e),
-                user_page(admin, &doc, version, &devices, Some(&detail), None),
+                user_page(admin, &doc, version, &devices, &custom, Some(&detail), None),
             ))
         }
     }
@@ -643,6 +776,29 @@ async fn delete_user(
     Ok(see("/ui/users"))
 }
 
+/// Remove one of a user's FIDO devices (`kind`: the device type's name).
+async fn remove_device(
+    State(c): State<Shared>,
+    v: Visit,
+    Path((id, kind, device)): Path<(String, String, String)>,
+    Form(f): Form<Fields>,
+) -> Page {
+    v.poster(&f)?;
+    let rt = c
+        .service
+        .registry()
+        .resource_types()
+        .iter()
+        .find(|rt| rt.kind.is_device() && rt.name == kind)
+        .cloned()
+        .ok_or_else(|| failed(&ScimError::not_found(format!("no device type {kind}"))))?;
+    let ctx = v.ctx(&c);
+    c.call(move |s| s.delete(&rt, &device, None, &ctx))
+        .await
+        .map_err(|e| failed(&e))?;
+    Ok(see(&format!("/ui/users/{id}?saved=device")))
+}
+
 // ------------------------------------------------------------------ groups
 
 async fn groups(State(c): State<Shared>, v: Visit, Query(q): Query<Fields>) -> Page {
@@ -675,7 +831,7 @@ async fn groups(State(c): State<Shared>, v: Visit, Query(q): Query<Fields>) -> P
                 td.wide { code { (str_of(g, &["id"])) } }
             } } }
         }
-        (pager(&format!("/ui/groups?q={}", encode(&text)), start, rows.len() as u64, total))
+        (pager(&format!("/ui/groups?q={}", encode(&text)), start, rows.len() as u64, total, PAGE))
         h2 { "New group" }
         form.stack method="post" action="/ui/groups" {
             (csrf(admin))
@@ -717,17 +873,17 @@ async fn group(
         })
         .await
         .map_err(|e| failed(&e))?;
+    let start = start_of(&q) as usize;
     let mid = id.clone();
-    let members = c
+    // One page from the store: a group of 100,000 costs what a group of 50 does.
+    let (total, page) = c
         .call(move |s| {
             s.store
-                .members(&mid, true)
+                .members_page(&mid, start - 1, MEMBERS_PAGE)
                 .map_err(scim_server::service::store_error)
         })
         .await
         .map_err(|e| failed(&e))?;
-    let start = start_of(&q) as usize;
-    let page: Vec<_> = members.iter().skip(start - 1).take(MEMBERS_PAGE).collect();
     let find = q.get("find").cloned().unwrap_or_default();
     let candidates = if find.trim().is_empty() {
         Vec::new()
@@ -744,7 +900,7 @@ async fn group(
             .unwrap_or_default()
     };
     let body = html! {
-        p.muted { "id " code { (id) } " · version " (version) " · " (members.len()) " members" }
+        p.muted { "id " code { (id) } " · version " (version) " · " (total) " members" }
         form.stack method="post" action=(format!("/ui/groups/{id}")) {
             (csrf(admin))
             label { "Display name" input name="displayName" value=(name) required; }
@@ -767,7 +923,7 @@ async fn group(
                 } }
             } } }
         }
-        (pager(&format!("/ui/groups/{id}"), start as u64, page.len() as u64, members.len() as u64))
+        (pager(&format!("/ui/groups/{id}"), start as u64, page.len() as u64, total, MEMBERS_PAGE as u64))
         h2 { "Add members" }
         form method="get" action=(format!("/ui/groups/{id}")) role="search" {
             label { "Find users" input name="find" type="search" value=(find); }
@@ -911,7 +1067,11 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        let out = apply_user_form(doc, &f);
+        let none = Custom {
+            urn: "urn:x".into(),
+            attrs: Vec::new(),
+        };
+        let out = apply_user_form(doc, &f, &none);
         assert_eq!(out["userName"], "b");
         assert_eq!(out["nickName"], "keep");
         assert_eq!(out["name"], json!({"formatted": "A B"}));

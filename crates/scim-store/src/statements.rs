@@ -34,6 +34,11 @@ const MEMBERS_WITH_DISPLAY: &str = "SELECT m.member_id, m.member_type, r.display
 /// A group's members in order, without the join.
 const MEMBERS: &str = "SELECT m.member_id, m.member_type, {null_text} FROM members m
                      WHERE m.group_id = {1} ORDER BY m.{member_order}";
+/// One page of a group's members in order, with display: (group_id, limit, offset).
+const MEMBERS_PAGE: &str = "SELECT m.member_id, m.member_type, r.display FROM members m
+                     LEFT JOIN resources r ON r.id = m.member_id
+                     WHERE m.group_id = {1} ORDER BY m.{member_order} LIMIT {2} OFFSET {3}";
+const COUNT_MEMBERS: &str = "SELECT count(*) FROM members WHERE group_id = {1}";
 const PRUNED_THROUGH: &str = "SELECT value FROM feed_state WHERE name = 'pruned_through'";
 const ADD_CUSTOM_ATTRIBUTE: &str =
     "INSERT INTO custom_attributes (name_key, definition) VALUES ({1}, {2})";
@@ -193,6 +198,8 @@ pub(crate) struct Statements {
     pub delete_index: String,
     pub delete_memberships: String,
     pub members_with_display: String,
+    pub members_page: String,
+    pub count_members: String,
     pub members: String,
     pub pruned_through: String,
     pub add_custom_attribute: String,
@@ -261,6 +268,8 @@ impl Statements {
             delete_index: r(DELETE_INDEX),
             delete_memberships: r(DELETE_MEMBERSHIPS),
             members_with_display: r(MEMBERS_WITH_DISPLAY),
+            members_page: r(MEMBERS_PAGE),
+            count_members: r(COUNT_MEMBERS),
             members: r(MEMBERS),
             pruned_through: r(PRUNED_THROUGH),
             add_custom_attribute: r(ADD_CUSTOM_ATTRIBUTE),

@@ -706,6 +706,14 @@ fn members_among_and_existing(b: &Backend) {
         vec![c.id.clone(), a.id.clone()]
     );
     assert!(b.store.members_among(&g.id, &[]).expect("empty").is_empty());
+    // Pages of the members, in order, with the whole count.
+    let all = b.store.members(&g.id, true).expect("members");
+    let (total, first) = b.store.members_page(&g.id, 0, 1).expect("first page");
+    let (_, second) = b.store.members_page(&g.id, 1, 5).expect("second page");
+    assert_eq!(total, 2);
+    assert_eq!([first, second].concat(), all);
+    let (_, past) = b.store.members_page(&g.id, 2, 5).expect("past the end");
+    assert!(past.is_empty());
     let found = b
         .store
         .existing(&[g.id.clone(), missing, a.id.clone()])

@@ -421,6 +421,35 @@ impl MembershipStore for PostgresStore {
         })
     }
 
+    fn members_page(
+        &self,
+        group_id: &str,
+        offset: usize,
+        limit: usize,
+    ) -> StoreResult<(u64, Vec<MemberView>)> {
+        let st = statements::postgres();
+        let (limit, offset) = (crate::sync::as_count(limit), crate::sync::as_count(offset));
+        self.run(TxKind::Single, |s| {
+            let total: i64 = s
+                .query_opt(&st.count_members, &[&group_id])?
+                .map(|r| r.try_get(0))
+                .transpose()?
+                .unwrap_or(0);
+            let rows = s.query(&st.members_page, &[&group_id, &limit, &offset])?;
+            let page = rows
+                .iter()
+                .map(|r| {
+                    Ok(MemberView {
+                        id: r.try_get(0)?,
+                        kind: r.try_get(1)?,
+                        display: r.try_get(2)?,
+                    })
+                })
+                .collect::<TxResult<Vec<_>>>()?;
+            Ok((u64::try_from(total).unwrap_or(0), page))
+        })
+    }
+
     fn groups_of(&self, member_id: &str) -> StoreResult<Vec<GroupRef>> {
         self.run(TxKind::Single, |s| {
             // Depth-capped walk up the membership graph (cycles end at the cap).

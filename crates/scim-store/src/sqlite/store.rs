@@ -472,6 +472,39 @@ impl MembershipStore for SqliteStore {
         })
     }
 
+    fn members_page(
+        &self,
+        group_id: &str,
+        offset: usize,
+        limit: usize,
+    ) -> StoreResult<(u64, Vec<MemberView>)> {
+        let conn = self.point_reader()?;
+        let st = statements::sqlite();
+        let total: i64 = conn
+            .prepare_cached(&st.count_members)
+            .and_then(|mut s| s.query_row([group_id], |r| r.get(0)))
+            .map_err(backend)?;
+        let mut stmt = conn.prepare_cached(&st.members_page).map_err(backend)?;
+        let rows = stmt
+            .query_map(
+                params![
+                    group_id,
+                    crate::sync::as_count(limit),
+                    crate::sync::as_count(offset)
+                ],
+                |r| {
+                    Ok(MemberView {
+                        id: r.get(0)?,
+                        kind: r.get(1)?,
+                        display: r.get(2)?,
+                    })
+                },
+            )
+            .map_err(backend)?;
+        let page = rows.collect::<Result<_, _>>().map_err(backend)?;
+        Ok((u64::try_from(total).unwrap_or(0), page))
+    }
+
     fn groups_of(&self, member_id: &str) -> StoreResult<Vec<GroupRef>> {
         let conn = self.point_reader()?;
         // Depth-capped walk up the membership graph; UNION stops at cycles. CROSS

@@ -416,3 +416,92 @@ fn the_sync_page_tests_a_connector_and_runs_a_dry_run_then_a_reconciliation() {
         .body
         .contains(real.location.trim_start_matches("/ui/sync/runs/")));
 }
+
+#[test]
+fn custom_attributes_are_edited_with_the_schemas_checks_and_devices_removed() {
+    let s = console_server(&[]);
+    let mut v = Visitor::new(&s);
+    assert_eq!(v.login("boss", PASSWORD).status, 303);
+    let csrf = v.csrf();
+    // Added on the attributes page; a bad name is refused there.
+    let refused = v.post(
+        "/ui/attributes",
+        &[("csrf", &csrf), ("name", "9lives"), ("type", "string")],
+    );
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    for (name, kind) in [("favouriteColour", "string"), ("shoeSize", "numeric")] {
+        let added = v.post(
+            "/ui/attributes",
+            &[("csrf", &csrf), ("name", name), ("type", kind)],
+        );
+        assert_eq!(added.status, 303, "{}", added.body);
+    }
+    assert!(v
+        .get("/ui/attributes")
+        .body
+        .contains("<code>shoeSize</code>"));
+    let form = v.get("/ui/users/new");
+    assert!(
+        form.body.contains("name=\"custom.favouriteColour\""),
+        "{}",
+        form.body
+    );
+
+    let bad = v.post(
+        "/ui/users",
+        &[
+            ("csrf", &csrf),
+            ("userName", "grace"),
+            ("custom.favouriteColour", "blue"),
+            ("custom.shoeSize", "large"),
+        ],
+    );
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(
+        bad.body.contains("shoeSize"),
+        "the schema's message: {}",
+        bad.body
+    );
+    let created = v.post(
+        "/ui/users",
+        &[
+            ("csrf", &csrf),
+            ("userName", "grace"),
+            ("custom.favouriteColour", "blue"),
+            ("custom.shoeSize", "38"),
+        ],
+    );
+    assert_eq!(created.status, 303, "{}", created.body);
+    let user_page = created.location.clone();
+    let id = user_page.trim_start_matches("/ui/users/").to_string();
+    let shown = v.get(&user_page);
+    assert!(shown.body.contains("value=\"blue\"") && shown.body.contains("value=\"38\""));
+
+    // A FIDO device enrolled for the user is listed on its page and removed there.
+    let token = crate::harness::admin_token(&s);
+    let device = s
+        .client
+        .post(s.url("/admin/devices/FidoDevices"))
+        .bearer_auth(&token)
+        .header("content-type", "application/scim+json")
+        .body(
+            serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:FidoDevice"],
+                "userId": id, "creationDate": "2024-01-02T03:04:05Z",
+                "application": "https://idp.example.org", "counter": 1,
+                "deviceKeyHandle": "kh-1", "status": "active", "displayName": "Grace's key"})
+            .to_string(),
+        )
+        .send()
+        .expect("enrol");
+    let (st, device) = crate::harness::parts(device);
+    assert_eq!(st, 201, "{device}");
+    let device_id = device["id"].as_str().expect("id");
+    let page = v.get(&user_page);
+    assert!(page.body.contains(device_id), "{}", page.body);
+    let removed = v.post(
+        &format!("{user_page}/devices/FidoDevice/{device_id}/delete"),
+        &[("csrf", &csrf)],
+    );
+    assert_eq!(removed.status, 303, "{}", removed.body);
+    assert!(!v.get(&user_page).body.contains(device_id));
+}
