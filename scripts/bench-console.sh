@@ -73,7 +73,7 @@ conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
 def call(method, path, body=None, headers=None):
     conn.request(method, path, body=body, headers=headers or {})
     r = conn.getresponse()
-    return r.status, dict(r.getheaders()), r.read()
+    return r.status, r.getheaders(), r.read()
 
 basic = base64.b64encode(f"{cid}:{secret}".encode()).decode()
 _, _, b = call("POST", "/oauth/token", "grant_type=client_credentials",
@@ -103,7 +103,7 @@ print(f"bench-console: group of {len(ids)} members", file=sys.stderr)
 # Log in through the form.
 cookies = {}
 def keep(headers):
-    for k, v in headers.items():
+    for k, v in headers:
         if k.lower() == "set-cookie":
             name, _, val = v.split(";")[0].partition("=")
             cookies[name] = val
@@ -126,7 +126,7 @@ q = urllib.parse.quote
 pages = [
     ("dashboard", "/ui/"),
     ("users, first page by userName", "/ui/users"),
-    ("users, sorted by displayName", "/ui/users?sort=displayName"),
+    ("users, newest first (meta.created)", "/ui/users?sort=meta.created&order=descending"),
     ("users, search 'user00123' (sw/co)", "/ui/users?q=user00123"),
     ("users, filter userName eq", "/ui/users?q=" + q('userName eq "user0500000"')),
     ("users, page at startIndex 10001", "/ui/users?start=10001"),

@@ -265,7 +265,8 @@ async fn users(State(c): State<Shared>, v: Visit, Query(q): Query<Fields>) -> Pa
     let admin = v.admin()?;
     let text = q.get("q").cloned().unwrap_or_default();
     let sort = match q.get("sort").map(String::as_str) {
-        Some(s @ ("userName" | "displayName" | "meta.created")) => s.to_string(),
+        // The sorts the store answers from an index (a page, not a sort of all).
+        Some(s @ ("userName" | "meta.created")) => s.to_string(),
         _ => "userName".to_string(),
     };
     let descending = q.get("order").is_some_and(|o| o == "descending");
@@ -285,7 +286,7 @@ async fn users(State(c): State<Shared>, v: Visit, Query(q): Query<Fields>) -> Pa
         count: Some(PAGE as i64),
         ..SearchRequest::default()
     };
-    let shown = "userName,displayName,emails,active";
+    let shown = "userName,displayName,emails,active,meta.created";
     let (list, error) = match search(&c, "Users", req, shown).await {
         Ok(l) => (l, None),
         Err(e) => (json!({"Resources": [], "totalResults": 0}), Some(e.detail)),
@@ -329,9 +330,10 @@ async fn users(State(c): State<Shared>, v: Visit, Query(q): Query<Fields>) -> Pa
         table {
             thead { tr {
                 th { (sort_link("userName", "User name")) }
-                th { (sort_link("displayName", "Display name")) }
+                th { "Display name" }
                 th.wide { "Email" }
                 th { "Active" }
+                th.wide { (sort_link("meta.created", "Created")) }
             } }
             tbody {
                 @for u in &rows {
@@ -340,6 +342,7 @@ async fn users(State(c): State<Shared>, v: Visit, Query(q): Query<Fields>) -> Pa
                         td { (str_of(u, &["displayName"])) }
                         td.wide { (primary_email(u)) }
                         td { @if u["active"] == false { "no" } @else { "yes" } }
+                        td.wide { (str_of(u, &["meta", "created"])) }
                     }
                 }
             }

@@ -34,10 +34,14 @@ const MEMBERS_WITH_DISPLAY: &str = "SELECT m.member_id, m.member_type, r.display
 /// A group's members in order, without the join.
 const MEMBERS: &str = "SELECT m.member_id, m.member_type, {null_text} FROM members m
                      WHERE m.group_id = {1} ORDER BY m.{member_order}";
-/// One page of a group's members in order, with display: (group_id, limit, offset).
-const MEMBERS_PAGE: &str = "SELECT m.member_id, m.member_type, r.display FROM members m
-                     LEFT JOIN resources r ON r.id = m.member_id
-                     WHERE m.group_id = {1} ORDER BY m.{member_order} LIMIT {2} OFFSET {3}";
+/// One page of a group's members by member id, with display: (group_id, limit,
+/// offset). By id, not in the group's order: the primary key walks to the page
+/// without sorting a large group's every member.
+/// The offset is walked in the key alone; only the page's rows are joined.
+const MEMBERS_PAGE: &str = "SELECT m.member_id, m.member_type, r.display FROM
+                     (SELECT member_id, member_type FROM members WHERE group_id = {1}
+                      ORDER BY member_id LIMIT {2} OFFSET {3}) m
+                     LEFT JOIN resources r ON r.id = m.member_id ORDER BY m.member_id";
 const COUNT_MEMBERS: &str = "SELECT count(*) FROM members WHERE group_id = {1}";
 const PRUNED_THROUGH: &str = "SELECT value FROM feed_state WHERE name = 'pruned_through'";
 const ADD_CUSTOM_ATTRIBUTE: &str =

@@ -138,9 +138,9 @@ pub trait MembershipStore: Send + Sync {
     /// Which of these ids are members of the group.
     fn members_among(&self, group_id: &str, ids: &[String]) -> StoreResult<Vec<String>>;
 
-    /// `limit` of a group's members from `offset` on, in order and with their
-    /// display, and how many members it has: a page of a large group without
-    /// reading the others.
+    /// `limit` of a group's members from `offset` on, by member id and with
+    /// their display, and how many members it has: a page of a large group
+    /// without reading the others.
     fn members_page(
         &self,
         group_id: &str,

@@ -707,7 +707,8 @@ fn members_among_and_existing(b: &Backend) {
     );
     assert!(b.store.members_among(&g.id, &[]).expect("empty").is_empty());
     // Pages of the members, in order, with the whole count.
-    let all = b.store.members(&g.id, true).expect("members");
+    let mut all = b.store.members(&g.id, true).expect("members");
+    all.sort_by(|x, y| x.id.cmp(&y.id));
     let (total, first) = b.store.members_page(&g.id, 0, 1).expect("first page");
     let (_, second) = b.store.members_page(&g.id, 1, 5).expect("second page");
     assert_eq!(total, 2);
