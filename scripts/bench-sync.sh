@@ -84,17 +84,7 @@ printf '%s' "$LSECRET" >"$WORK/local.secret"
 LTOKEN="$(token "$LPORT" "$LID" "$LSECRET")"
 
 say "loading $N users into local"
-python3 - "$N" "$WORK/users.csv" <<'PY'
-import csv, sys
-n, path = int(sys.argv[1]), sys.argv[2]
-with open(path, "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["userName", "name.givenName", "name.familyName", "displayName",
-                'emails[type eq "work"].value', "active"])
-    for i in range(n):
-        w.writerow([f"user{i:07d}", f"Given{i}", f"Family{i % 977}", f"User {i}",
-                    f"user{i}@example.com", "true"])
-PY
+users_csv "$N" "$WORK/users.csv"
 "$SCIM" import --in "$WORK/users.csv" --bulk --concurrency 4 --url "http://127.0.0.1:$LPORT/scim/v2" \
   --client-id "$LID" --client-secret-file "$WORK/local.secret"
 

@@ -61,3 +61,18 @@ cli_binaries() {
     SCIM="${CARGO_TARGET_DIR:-$ROOT/target}/release/scim"
   fi
 }
+
+# users_csv N FILE: N users as a `scim import` CSV (user0000000 …, one work email each).
+users_csv() {
+  python3 - "$1" "$2" <<'PY'
+import csv, sys
+n, path = int(sys.argv[1]), sys.argv[2]
+with open(path, "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["userName", "name.givenName", "name.familyName", "displayName",
+                'emails[type eq "work"].value', "active"])
+    for i in range(n):
+        w.writerow([f"user{i:07d}", f"Given{i}", f"Family{i % 977}", f"User {i}",
+                    f"user{i}@example.com", "true"])
+PY
+}

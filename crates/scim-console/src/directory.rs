@@ -753,15 +753,52 @@ fn confirm_page(admin: &Admin, what: &str, action: &str, back: &str) -> Markup {
     layout("Confirm deletion", Some(admin), "", body)
 }
 
-async fn confirm_user_delete(State(c): State<Shared>, v: Visit, Path(id): Path<String>) -> Page {
+/// What a deletion page says of a user or group (`page`: `users` or `groups`).
+fn deletable(
+    c: &Shared,
+    page: &str,
+) -> Result<
+    (
+        scim_proto::schema::ResourceTypeDef,
+        &'static str,
+        &'static str,
+    ),
+    axum::response::Response,
+> {
+    match page {
+        "users" => Ok((users_rt(c)?, "user", "userName")),
+        _ => Ok((groups_rt(c)?, "group", "displayName")),
+    }
+}
+
+/// The confirmation page of a user's or group's deletion.
+async fn confirm_delete(c: &Shared, v: &Visit, page: &str, id: String) -> Page {
     let admin = v.admin()?;
-    let (doc, _) = get_doc(&c, users_rt(&c)?, id.clone()).await?;
+    let (rt, label, name) = deletable(c, page)?;
+    let (doc, _) = get_doc(c, rt, id.clone()).await?;
     ok(confirm_page(
         admin,
-        &format!("user {}", str_of(&doc, &["userName"])),
-        &format!("/ui/users/{id}/delete"),
-        &format!("/ui/users/{id}"),
+        &format!("{label} {}", str_of(&doc, &[name])),
+        &format!("/ui/{page}/{id}/delete"),
+        &format!("/ui/{page}/{id}"),
     ))
+}
+
+/// Delete a user or group (confirmed), then back to the list.
+async fn delete(c: &Shared, v: &Visit, f: &Fields, page: &str, id: String) -> Page {
+    v.poster(f)?;
+    let (rt, _, _) = deletable(c, page)?;
+    let (ctx, rid) = (v.ctx(c), id.clone());
+    c.call(move |s| s.delete(&rt, &rid, None, &ctx))
+        .await
+        .map_err(|e| failed(&e))?;
+    // A deleted admin's sessions end with it.
+    c.sessions.end_all_of(&id);
+    Ok(see(&format!("/ui/{page}")))
+}
+
+async fn confirm_user_delete(State(c): State<Shared>, v: Visit, Path(id): Path<String>) -> Page {
+    confirm_delete(&c, &v, "users", id).await
 }
 
 async fn delete_user(
@@ -770,13 +807,20 @@ async fn delete_user(
     Path(id): Path<String>,
     Form(f): Form<Fields>,
 ) -> Page {
-    v.poster(&f)?;
-    let (rt, ctx, rid) = (users_rt(&c)?, v.ctx(&c), id.clone());
-    c.call(move |s| s.delete(&rt, &rid, None, &ctx))
-        .await
-        .map_err(|e| failed(&e))?;
-    c.sessions.end_all_of(&id);
-    Ok(see("/ui/users"))
+    delete(&c, &v, &f, "users", id).await
+}
+
+async fn confirm_group_delete(State(c): State<Shared>, v: Visit, Path(id): Path<String>) -> Page {
+    confirm_delete(&c, &v, "groups", id).await
+}
+
+async fn delete_group(
+    State(c): State<Shared>,
+    v: Visit,
+    Path(id): Path<String>,
+    Form(f): Form<Fields>,
+) -> Page {
+    delete(&c, &v, &f, "groups", id).await
 }
 
 /// Remove one of a user's FIDO devices (`kind`: the device type's name).
@@ -1007,31 +1051,6 @@ async fn remove_member(
     )
     .await?;
     Ok(see(&format!("/ui/groups/{id}")))
-}
-
-async fn confirm_group_delete(State(c): State<Shared>, v: Visit, Path(id): Path<String>) -> Page {
-    let admin = v.admin()?;
-    let (doc, _) = get_doc(&c, groups_rt(&c)?, id.clone()).await?;
-    ok(confirm_page(
-        admin,
-        &format!("group {}", str_of(&doc, &["displayName"])),
-        &format!("/ui/groups/{id}/delete"),
-        &format!("/ui/groups/{id}"),
-    ))
-}
-
-async fn delete_group(
-    State(c): State<Shared>,
-    v: Visit,
-    Path(id): Path<String>,
-    Form(f): Form<Fields>,
-) -> Page {
-    v.poster(&f)?;
-    let (rt, ctx) = (groups_rt(&c)?, v.ctx(&c));
-    c.call(move |s| s.delete(&rt, &id, None, &ctx))
-        .await
-        .map_err(|e| failed(&e))?;
-    Ok(see("/ui/groups"))
 }
 
 #[cfg(test)]

@@ -504,4 +504,18 @@ fn custom_attributes_are_edited_with_the_schemas_checks_and_devices_removed() {
     );
     assert_eq!(removed.status, 303, "{}", removed.body);
     assert!(!v.get(&user_page).body.contains(device_id));
+
+    // Deleting asks first; the user is gone after the confirmed post.
+    let confirm = v.get(&format!("{user_page}/delete"));
+    assert!(
+        confirm.body.contains("Delete <strong>user grace</strong>"),
+        "{}",
+        confirm.body
+    );
+    let deleted = v.post(&format!("{user_page}/delete"), &[("csrf", &csrf)]);
+    assert_eq!(
+        (deleted.status, deleted.location.as_str()),
+        (303, "/ui/users")
+    );
+    assert_eq!(v.get(&user_page).status, 404);
 }
