@@ -30,6 +30,6 @@ pub mod view;
 
 pub use connectors::{ConnectorDir, ConnectorError};
 pub use engine::{Engine, EngineError, EngineParts};
-pub use objects::{Changed, Mark, ObjectError, ObjectSet};
+pub use objects::{Changed, Listed, Mark, ObjectError, ObjectSet};
 pub use run::DRY_RUN;
 pub use view::{RunKind, RunState};

@@ -41,6 +41,13 @@ pub enum Mark {
     Time { at: DateTime<Utc> },
 }
 
+/// An object as a recon lists it first: its id and `meta.version` (if shown).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub id: String,
+    pub version: Option<String>,
+}
+
 /// The objects of one kind that changed since a mark.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Changed {
@@ -80,8 +87,17 @@ pub trait ObjectSet: Send + Sync {
 
     /// Every object of `kind` as its id and `meta.version` only: what a recon
     /// compares with the links' stamps before it reads anything whole.
-    async fn versions(&self, kind: ObjectKind) -> Result<Vec<Value>, ObjectError> {
-        self.list(kind, None, &["meta.version".to_string()]).await
+    async fn versions(&self, kind: ObjectKind) -> Result<Vec<Listed>, ObjectError> {
+        let docs = self.list(kind, None, &["meta.version".to_string()]).await?;
+        Ok(docs
+            .iter()
+            .filter_map(|d| {
+                Some(Listed {
+                    id: id_of(d)?.to_string(),
+                    version: scim_sync::links::version_of(d).map(str::to_string),
+                })
+            })
+            .collect())
     }
 
     /// Objects of `kind` with these ids (those that exist), with only

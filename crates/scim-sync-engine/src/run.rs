@@ -6,10 +6,11 @@
 //! or found by correlation, never created twice.
 
 use crate::engine::{blocking, update, Control, Inner, LEASE};
-use crate::objects::{id_of, quote, Mark, ObjectError, ObjectSet};
+use crate::objects::{id_of, quote, Listed, Mark, ObjectError, ObjectSet};
 use crate::view::{Count, Progress, RunKind, RunState, Summaries};
 use chrono::Utc;
 use futures_util::stream::{self, StreamExt};
+use rustc_hash::{FxHashMap, FxHashSet};
 use scim_store::sync::{AuditEntry, LinkRow, LinkSide, RunRecord};
 use scim_store::StoreError;
 use scim_sync::config::{Mapping, MaxDeletes, ObjectKind};
@@ -1028,7 +1029,7 @@ impl LinkTable {
     }
 
     /// Source id → (target id, stamp), seen from a mapping that is `reverse` or not.
-    fn by_source(&self, reverse: bool) -> HashMap<&str, (&str, Option<&str>)> {
+    fn by_source(&self, reverse: bool) -> ByIds<'_> {
         self.rows
             .iter()
             .map(|l| {
@@ -1038,6 +1039,11 @@ impl LinkTable {
             .collect()
     }
 }
+
+/// Linked source id → (target id, stamp). Fx hashing: a recon looks up every
+/// pair of a large directory here, and the ids are not chosen by an attacker
+/// (they are the two systems' own).
+type ByIds<'a> = FxHashMap<&'a str, (&'a str, Option<&'a str>)>;
 
 /// A stored link as (source id, target id) of a mapping that is `reverse` or not.
 fn oriented(l: &LinkRow, reverse: bool) -> (&str, &str) {
@@ -1049,9 +1055,9 @@ fn oriented(l: &LinkRow, reverse: bool) -> (&str, &str) {
 }
 
 /// A listing, and how long it took in milliseconds.
-async fn timed(
-    f: impl std::future::Future<Output = Result<Vec<Value>, ObjectError>>,
-) -> Result<(Vec<Value>, u128), Outcome> {
+async fn timed<T>(
+    f: impl std::future::Future<Output = Result<Vec<T>, ObjectError>>,
+) -> Result<(Vec<T>, u128), Outcome> {
     let t = Instant::now();
     let v = f.await?;
     Ok((v, t.elapsed().as_millis()))
@@ -1073,27 +1079,23 @@ struct OutOfStep {
 
 impl OutOfStep {
     /// `linked` maps each linked source id to its target id and stamp.
-    fn find(
-        m: &Mapping,
-        linked: &HashMap<&str, (&str, Option<&str>)>,
-        sources: &[Value],
-        targets: &[Value],
-    ) -> OutOfStep {
-        let versions: HashMap<&str, Option<&str>> = targets
+    fn find(m: &Mapping, linked: &ByIds<'_>, sources: &[Listed], targets: &[Listed]) -> OutOfStep {
+        let versions: FxHashMap<&str, Option<&str>> = targets
             .iter()
-            .filter_map(|t| Some((id_of(t)?, version_of(t))))
+            .map(|t| (t.id.as_str(), t.version.as_deref()))
             .collect();
         let mut out = OutOfStep::default();
         // Targets whose sources are listed: the others are read.
-        let mut reached: HashSet<&str> = HashSet::with_capacity(linked.len());
+        let mut reached: FxHashSet<&str> = FxHashSet::default();
+        reached.reserve(linked.len());
         for s in sources {
-            let Some(id) = id_of(s) else { continue };
+            let id = s.id.as_str();
             let Some(&(t, stamp)) = linked.get(id) else {
                 out.sources.push(id.to_string());
                 continue;
             };
             reached.insert(t);
-            let holds = match (stamp, version_of(s), versions.get(t)) {
+            let holds = match (stamp, s.version.as_deref(), versions.get(t)) {
                 (Some(stamp), Some(sv), Some(Some(tv))) => stamp_holds(stamp, m, sv, tv),
                 _ => false,
             };
@@ -1194,8 +1196,11 @@ mod out_of_step_tests {
         config.mappings[0].clone()
     }
 
-    fn doc(id: &str, version: &str) -> Value {
-        json!({"id": id, "meta": {"version": version}})
+    fn doc(id: &str, version: &str) -> Listed {
+        Listed {
+            id: id.into(),
+            version: Some(version.into()),
+        }
     }
 
     fn row(first: &str, second: &str, stamp: Option<String>) -> LinkRow {
@@ -1253,7 +1258,12 @@ mod out_of_step_tests {
         );
 
         // A plan of the out-of-step objects gets their links only.
-        let (links, stamps) = table.touching(false, &sources[1..2], &targets[4..5], &[]);
+        let (links, stamps) = table.touching(
+            false,
+            &[json!({"id": "s-changed"})],
+            &[json!({"id": "t-orphan"})],
+            &[],
+        );
         assert_eq!(
             links,
             [

@@ -12,8 +12,8 @@ use scim_store::ChangeOp;
 use scim_sync::config::{ObjectKind, Quirks};
 use scim_sync::links::version_of;
 use scim_sync::ops::{patch_request, PatchOp};
-use scim_sync_engine::{Changed, Mark, ObjectError, ObjectSet};
-use serde_json::{json, Value};
+use scim_sync_engine::{Changed, Listed, Mark, ObjectError, ObjectSet};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -118,7 +118,7 @@ impl ObjectSet for LocalSet {
     }
 
     /// Straight from the store's columns: no document is read or rendered.
-    async fn versions(&self, kind: ObjectKind) -> Result<Vec<Value>, ObjectError> {
+    async fn versions(&self, kind: ObjectKind) -> Result<Vec<Listed>, ObjectError> {
         let store = self.service.store.clone();
         let rtype = kind.resource_type().to_string();
         tokio::task::spawn_blocking(move || {
@@ -128,10 +128,10 @@ impl ObjectSet for LocalSet {
                 let page = store.versions(&rtype, after.as_deref(), PAGE * 10)?;
                 let full = page.len() == PAGE * 10;
                 after = page.last().map(|(id, _)| id.clone());
-                out.extend(
-                    page.into_iter()
-                        .map(|(id, v)| json!({"id": id, "meta": {"version": etag(v)}})),
-                );
+                out.extend(page.into_iter().map(|(id, v)| Listed {
+                    id,
+                    version: Some(etag(v)),
+                }));
                 if !full {
                     return Ok(out);
                 }
