@@ -241,6 +241,9 @@ pub struct Query {
     /// 1-based, as in SCIM.
     pub start_index: u64,
     pub count: u64,
+    /// The caller shows nothing of the documents but their `schemas` (a
+    /// listing of ids and versions): the page parses only that of each.
+    pub schemas_only: bool,
 }
 
 impl Query {
@@ -452,6 +455,21 @@ pub(crate) fn page_total(q: &Query, rows: &[PageRow]) -> Option<i64> {
     total_from_page(q, rows.len()).or_else(|| rows.first().and_then(|r| r.4))
 }
 
+/// A stored document reduced to its `schemas`: the rest is skipped, not built.
+fn schemas_of(doc: &str) -> Result<serde_json::Value, serde_json::Error> {
+    #[derive(serde::Deserialize)]
+    struct Schemas {
+        #[serde(default)]
+        schemas: Option<serde_json::Value>,
+    }
+    let s: Schemas = serde_json::from_str(doc)?;
+    let mut out = serde_json::Map::new();
+    if let Some(v) = s.schemas {
+        out.insert("schemas".into(), v);
+    }
+    Ok(serde_json::Value::Object(out))
+}
+
 /// A page from the rows of `sql::search_sql`'s page query (reversed back into
 /// order when the query walked backwards).
 pub(crate) fn assemble_page(
@@ -459,6 +477,7 @@ pub(crate) fn assemble_page(
     total: i64,
     mut rows: Vec<PageRow>,
     reversed: bool,
+    schemas_only: bool,
 ) -> StoreResult<Page> {
     if reversed {
         rows.reverse();
@@ -470,8 +489,13 @@ pub(crate) fn assemble_page(
             value: key,
             id: id.clone(),
         });
+        let doc = if schemas_only {
+            schemas_of(&doc)
+        } else {
+            serde_json::from_str(&doc)
+        };
         resources.push(StoredResource {
-            doc: serde_json::from_str(&doc).map_err(|e| {
+            doc: doc.map_err(|e| {
                 StoreError::Backend(format!("stored document is not valid JSON: {e}"))
             })?,
             id,

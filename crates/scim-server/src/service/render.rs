@@ -61,7 +61,7 @@ fn row_only(p: &Projection) -> Option<RowMeta> {
     Some(meta)
 }
 
-#[cfg(test)]
+/// Whether `p` shows nothing of a document but what its row has (and `schemas`).
 pub(super) fn is_row_only(p: &Projection) -> bool {
     row_only(p).is_some()
 }

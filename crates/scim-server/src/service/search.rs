@@ -83,6 +83,8 @@ impl Service {
             None => req,
         };
         let mut query = self.query(&ctx.registry, rt, req)?;
+        // A listing of ids and versions parses nothing else of the documents.
+        query.schemas_only = super::render::is_row_only(&ctx.projection);
         let paging = match req.cursor.as_deref().map(str::trim) {
             None => Paging::Index,
             Some(c) => {

@@ -334,7 +334,7 @@ impl ResourceStore for PostgresStore {
                 other => other,
             })
         })?;
-        crate::model::assemble_page(&rt.name, total, rows, sql.reversed)
+        crate::model::assemble_page(&rt.name, total, rows, sql.reversed, q.schemas_only)
     }
 
     fn ready(&self) -> StoreResult<()> {

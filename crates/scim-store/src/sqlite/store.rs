@@ -121,7 +121,7 @@ pub(super) fn run_search(
             .query_row(bind(s.count_params), |r| r.get(0))
             .map_err(backend)?,
     };
-    crate::model::assemble_page(rtype, total, rows, s.reversed)
+    crate::model::assemble_page(rtype, total, rows, s.reversed, q.schemas_only)
 }
 
 pub(super) fn members_of(
