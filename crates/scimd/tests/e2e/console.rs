@@ -267,17 +267,18 @@ fn forms_without_the_session_token_change_nothing_and_changes_are_audited() {
 
 #[test]
 fn sessions_end_when_idle_at_their_limit_and_at_logout() {
-    let s = console_server(&["--console-idle-seconds", "1", "--console-max-seconds", "3"]);
+    let s = console_server(&["--console-idle-seconds", "3", "--console-max-seconds", "6"]);
     let mut v = Visitor::new(&s);
     assert_eq!(v.login("boss", PASSWORD).status, 303);
     assert_eq!(v.get("/ui/").status, 200);
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(3500));
     let idle = v.get("/ui/");
     assert_eq!((idle.status, idle.location.as_str()), (303, "/ui/login"));
 
     // Busy, but past the absolute limit.
     assert_eq!(v.login("boss", PASSWORD).status, 303);
-    for _ in 0..5 {
+    // A request every 0.7 s keeps it from going idle, not past its 6 s.
+    for _ in 0..9 {
         std::thread::sleep(Duration::from_millis(700));
         let _ = v.get("/ui/");
     }

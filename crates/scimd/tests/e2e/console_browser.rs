@@ -184,12 +184,42 @@ impl Driver {
         self.call("POST", &format!("/element/{el}/click"), None);
     }
 
+    /// The text of the element, found again when the page was replaced
+    /// between the lookup and the read (a form's answer loading).
     fn text(&self, css: &str) -> String {
-        let el = self.find(css);
-        self.call("GET", &format!("/element/{el}/text"), None)
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let el = self.find(css);
+            let url = format!("{}/session/{}/element/{el}/text", self.base, self.session);
+            let v: Value = self
+                .http
+                .get(url)
+                .send()
+                .and_then(|r| r.json())
+                .expect("text");
+            if let Some(t) = v["value"].as_str() {
+                return t.to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no text of {css}: {}",
+                v["value"]
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Wait until the element's text contains `needle` (the new page is in).
+    fn wait_text(&self, css: &str, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.text(css).contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "{css} never showed '{needle}': {}",
+                self.source()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn source(&self) -> String {
@@ -251,7 +281,7 @@ fn an_operator_works_through_the_console_in_a_real_browser() {
     d.type_in("input[name=user_name]", "boss");
     d.type_in("input[name=password]", &format!("not the password{ENTER}"));
     d.wait_title("Log in");
-    assert!(d.text(".error").contains("Wrong user name or password"));
+    d.wait_text("main", "Wrong user name or password");
     d.screenshot("02-login-refused");
 
     // Keyboard only: the password and Enter.
@@ -321,7 +351,7 @@ fn an_operator_works_through_the_console_in_a_real_browser() {
     assert!(d.source().contains(">engineers</a>"));
     d.press("Deactivate");
     d.wait_title("User ada.lovelace");
-    assert!(d.text("main").contains("The user is inactive."));
+    d.wait_text("main", "The user is inactive.");
     d.screenshot("08-user-deactivated");
 
     // A client: its secret is shown once, then never again.
