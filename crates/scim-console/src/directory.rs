@@ -10,7 +10,7 @@ use axum::extract::{Form, Path, Query, State};
 use axum::routing::{get, post};
 use axum::Router;
 use maud::{html, Markup};
-use scim_proto::messages::SearchRequest;
+use scim_proto::messages::{SearchRequest, PATCH_OP};
 use scim_proto::schema::custom::{CustomAttribute, CustomType};
 use scim_proto::schema::{ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA};
 use scim_proto::ScimError;
@@ -21,7 +21,6 @@ use std::collections::HashMap;
 const PAGE: u64 = 25;
 /// Members per page of a group.
 const MEMBERS_PAGE: usize = 50;
-const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 type Fields = HashMap<String, String>;
 
@@ -80,9 +79,9 @@ fn group_filter(q: &str) -> Option<String> {
 }
 
 /// One page of a search, as the service answers it, with only `attributes`.
-async fn search(
+pub(crate) async fn search(
     c: &Shared,
-    endpoint: &'static str,
+    endpoint: &str,
     req: SearchRequest,
     attributes: &'static str,
 ) -> Result<Value, ScimError> {

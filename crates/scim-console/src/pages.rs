@@ -125,19 +125,14 @@ pub(crate) fn error_box(e: Option<&str>) -> Markup {
 
 /// How many resources of a type there are (an unfiltered count: the type's counter).
 pub(crate) async fn count(c: &Shared, endpoint: &str) -> Option<u64> {
-    let rt = c.service.resource_type(endpoint)?;
     let req = SearchRequest {
         count: Some(0),
         ..SearchRequest::default()
     };
-    c.call(move |s| {
-        let ctx = s.local_ctx();
-        let q = s.prepare_search(&rt, &req, &ctx)?;
-        s.search(&q, &ctx)
-    })
-    .await
-    .ok()
-    .and_then(|v| v["totalResults"].as_u64())
+    let list = crate::directory::search(c, endpoint, req, "id")
+        .await
+        .ok()?;
+    list["totalResults"].as_u64()
 }
 
 pub(crate) async fn dashboard(State(c): State<Shared>, v: Visit) -> Page {

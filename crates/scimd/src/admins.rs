@@ -5,14 +5,13 @@
 
 use crate::config::DatabaseArgs;
 use clap::{Args, Subcommand};
-use scim_proto::messages::SearchRequest;
+use scim_proto::messages::{SearchRequest, PATCH_OP};
 use scim_proto::schema::{GROUP_SCHEMA, USER_SCHEMA};
 use scim_proto::ScimError;
 use scim_server::service::{RequestCtx, Service};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
-const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 /// Shortest console password accepted.
 const MIN_PASSWORD: usize = 8;
 
